@@ -1,0 +1,46 @@
+#pragma once
+// In-memory image datasets. Images stay uint8 (N x C x H x W) until the loader turns a batch into floats.
+#include "recipe/Recipe.h"
+
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+enum class Split { Train, Test };
+
+struct Dataset {
+    std::string name;             // "fashion_mnist", "synthetic", ...
+    torch::Tensor images;         // uint8, N x C x H x W, already at the recipe's image size
+    torch::Tensor labels;         // int64, N
+    int numClasses = 0;
+    std::vector<std::string> classNames;
+    std::vector<float> mean, std; // per channel, of images / 255 — used to normalise and to un-normalise for display
+    std::string note;             // e.g. why a fallback was taken; empty otherwise
+
+    int64_t size() const { return images.defined() ? images.size(0) : 0; }
+    int channels() const { return images.defined() ? static_cast<int>(images.size(1)) : 0; }
+};
+
+// Fashion-MNIST from the four IDX files (".gz" or plain) in `root` (default /usr/share/datasets/fashion-mnist).
+// Checks magic numbers, dimensions and counts; throws FileError naming the file at fault.
+Dataset loadFashionMnist(const std::string& root, Split split, int imageSize);
+
+// Built-in procedural images with 10 classes (disk, square, triangle, ring, h-stripes, v-stripes, plus, X,
+// checkerboard, two blobs), deterministic from `seed`: the fallback and the test data.
+Dataset makeSynthetic(int64_t count, int imageSize, uint64_t seed, Split split);
+
+// The dataset a recipe asks for, with the fallback to the synthetic set when allowed (reason in `note`).
+Dataset loadDataset(const DataConfig& cfg, Split split, uint64_t seed);
+
+std::string defaultFashionMnistRoot();
+
+// Resizes uint8 images to `size` x `size` (bilinear, antialiased when shrinking).
+torch::Tensor resizeImagesU8(const torch::Tensor& images, int size);
+
+// Fills mean/std per channel from the images.
+void computeChannelStats(Dataset& d);
+
+}  // namespace graftlab

@@ -1,0 +1,44 @@
+#pragma once
+#include "methods/Objective.h"
+#include "model/MaeDecoder.h"
+
+namespace graftlab {
+
+struct MaeForward {
+    torch::Tensor pred;   // (N, L, p*p*C)
+    MaskSample mask;
+};
+
+// Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
+class MaeImpl : public Objective {
+public:
+    MaeImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+
+    std::string methodName() const override { return "mae"; }
+    std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
+    LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
+    VisionTransformer encoder() override { return encoder_; }
+
+    MaeForward forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask);
+    MaeForward forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen);
+    // Target patches (norm-pix when configured) and the loss: mean squared error on masked patches only.
+    torch::Tensor targets(const torch::Tensor& imgs) const;
+    torch::Tensor loss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask) const;
+
+    const MaeConfig& config() const { return mae_; }
+    int patchSize() const { return patchSize_; }
+    const std::vector<float>& mean() const { return mean_; }
+    const std::vector<float>& std() const { return std_; }
+    MaeDecoder decoder() { return decoder_; }
+
+private:
+    MaeConfig mae_;
+    AugmentConfig aug_;
+    int patchSize_;
+    int channels_;
+    std::vector<float> mean_, std_;
+    VisionTransformer encoder_{nullptr};
+    MaeDecoder decoder_{nullptr};
+};
+
+}  // namespace graftlab

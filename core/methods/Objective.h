@@ -1,0 +1,46 @@
+#pragma once
+// One pretraining method = one Objective: it owns the encoder and its heads, makes the views it needs from a
+// batch, and returns named losses. The trainer knows nothing method-specific.
+#include "data/Loader.h"
+#include "model/Vit.h"
+#include "recipe/Recipe.h"
+
+#include <ATen/core/Generator.h>
+#include <torch/nn/module.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace graftlab {
+
+struct LossOutput {
+    torch::Tensor total;                                        // what backward() runs on
+    std::vector<std::pair<std::string, torch::Tensor>> parts;   // named components, e.g. {"mae", ...}
+};
+
+struct StepContext {
+    int64_t step = 0;          // global step being trained
+    int64_t totalSteps = 1;
+    uint64_t seed = 0;         // recipe seed
+    at::Generator generator;   // seeded for this step (masking noise and other per-step randomness)
+};
+
+class Objective : public torch::nn::Module {
+public:
+    virtual std::string methodName() const = 0;
+    // Views of a [0,1] batch (called on the loader's thread; must not touch module state).
+    virtual std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const = 0;
+    virtual LossOutput computeLoss(const Batch& batch, StepContext& ctx) = 0;
+    // After the optimizer step: momentum/EMA updates. Values to log (e.g. momentum) go into `metrics`.
+    virtual void afterOptimizerStep(const StepContext&, std::vector<std::pair<std::string, double>>& metrics) {}
+    virtual VisionTransformer encoder() = 0;
+};
+
+// Builds the objective a recipe names, for `channels`-channel images normalised with `mean`/`std`.
+std::shared_ptr<Objective> makeObjective(const Recipe& recipe, int channels, std::vector<float> mean,
+                                         std::vector<float> std);
+
+VitConfig vitConfigFrom(const Recipe& r, int channels);
+
+}  // namespace graftlab

@@ -1,0 +1,27 @@
+#pragma once
+// MAE's demo panels: original, masked, reconstruction, reconstruction with the visible patches pasted back.
+#include "methods/Mae.h"
+
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+struct ReconstructionPanels {
+    // Each (N, C, H, W) float in [0, 1], display space (dataset normalisation undone).
+    torch::Tensor original, masked, reconstruction, pasted;
+    torch::Tensor mask;  // (N, L), 1 = masked
+    float loss = 0;      // MAE loss on these images with this mask
+    // How a norm-pix prediction was turned back into pixels: said in every display of it, since using the
+    // target patch's own statistics (as the MAE demo does) would leak what the model never saw.
+    std::string pixelNote;
+};
+
+// Runs the model on `images01` ([0,1], N x C x H x W) with a mask drawn from `maskSeed`.
+ReconstructionPanels reconstruct(MaeImpl& mae, const torch::Tensor& images01, uint64_t maskSeed);
+
+// Lays the panels out as an 8-bit image: one row per image, four columns, `scale`x nearest upscaling,
+// 1-px separators. Returns (H, W, 3) uint8.
+torch::Tensor panelsToGrid(const ReconstructionPanels& p, int scale);
+
+}  // namespace graftlab

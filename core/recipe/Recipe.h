@@ -1,0 +1,111 @@
+#pragma once
+// A recipe is every hyperparameter of a run. JSON in/out; unknown keys are errors (a typo must not be
+// silently ignored); validate() reports every problem with the dotted field name at fault.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+struct RecipeIssue {
+    std::string field;    // dotted JSON path, e.g. "model.patch_size"; "" for the document itself
+    std::string message;  // what is wrong and what is expected
+};
+
+struct DataConfig {
+    std::string dataset = "fashion_mnist";
+    std::string root;                 // empty = the dataset's standard location
+    int imageSize = 28;
+    int64_t syntheticSize = 8192;     // images in the synthetic training split (test split: a quarter)
+    bool fallbackToSynthetic = true;  // when the dataset's files are missing
+};
+
+struct ModelConfig {
+    int patchSize = 4;
+    int embedDim = 192;
+    int depth = 6;
+    int numHeads = 3;
+    double mlpRatio = 4.0;
+    int decoderEmbedDim = 128;
+    int decoderDepth = 2;
+    int decoderNumHeads = 4;
+};
+
+struct MaeConfig {
+    double maskRatio = 0.75;
+    bool normPixLoss = true;
+};
+
+struct AugmentConfig {
+    double cropScaleMin = 0.2;
+    double cropScaleMax = 1.0;
+    bool hflip = true;
+};
+
+struct OptimConfig {
+    double baseLr = 1.5e-3;  // lr = baseLr * batchSize / 256
+    int batchSize = 128;
+    double weightDecay = 0.05;
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    int64_t warmupSteps = 40;
+    double minLr = 0.0;
+    double clipGrad = 0.0;  // max global gradient norm; 0 = off
+};
+
+struct TrainConfig {
+    int64_t steps = 600;
+    int logEvery = 10;
+    int checkpointEvery = 100;
+    int keepEvery = 0;  // also keep every checkpoint whose step is a multiple of this; 0 = keep only the last
+};
+
+struct Recipe {
+    std::string name = "mae";
+    std::string method = "mae";
+    int64_t seed = 0;
+    std::string device = "auto";
+    int threads = 0;  // 0 = all cores
+    DataConfig data;
+    ModelConfig model;
+    MaeConfig mae;
+    AugmentConfig augment;
+    OptimConfig optim;
+    TrainConfig train;
+
+    nlohmann::json toJson() const;
+    // Reads a recipe: missing keys keep their defaults; wrong types and unknown keys go into `issues`.
+    static Recipe fromJson(const nlohmann::json& j, std::vector<RecipeIssue>& issues);
+    // Semantic checks (ranges, divisibility, known names). Empty = valid.
+    std::vector<RecipeIssue> validate() const;
+
+    int gridSize() const { return data.imageSize / model.patchSize; }
+    int numPatches() const { return gridSize() * gridSize(); }
+    double peakLr() const { return optim.baseLr * optim.batchSize / 256.0; }
+};
+
+// One field of the recipe: its dotted path, a one-line help text (tooltips, --help), and its kind.
+struct RecipeFieldInfo {
+    std::string path;
+    std::string kind;  // "int", "number", "bool", "string"
+    std::string help;
+    std::vector<std::string> choices;  // for strings with a fixed set of values
+};
+const std::vector<RecipeFieldInfo>& recipeFields();
+
+// Reads a recipe file, applies `--set dotted.key=value` overrides, and parses it. Malformed JSON is reported
+// with line and column as an issue on field "". Throws FileError when the file cannot be read.
+Recipe loadRecipeFile(const std::string& path, const std::vector<std::string>& overrides,
+                      std::vector<RecipeIssue>& issues);
+// Parses recipe text (same rules as loadRecipeFile; `origin` names the source in messages).
+Recipe parseRecipeText(const std::string& text, const std::string& origin,
+                       const std::vector<std::string>& overrides, std::vector<RecipeIssue>& issues);
+
+// Applies one "dotted.key=value" override to a JSON document (value parsed as JSON, else taken as a string).
+void applyOverride(nlohmann::json& j, const std::string& assignment, std::vector<RecipeIssue>& issues);
+
+std::string formatIssues(const std::vector<RecipeIssue>& issues);
+
+}  // namespace graftlab

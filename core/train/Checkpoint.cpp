@@ -1,0 +1,209 @@
+#include "train/Checkpoint.h"
+#include "util/AtomicFile.h"
+#include "util/Errors.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+namespace graftlab {
+namespace fs = std::filesystem;
+
+static const char* kFormat = "graftlab-checkpoint-1";
+
+namespace {
+
+std::string firstLine(const std::string& s) {
+    auto nl = s.find('\n');
+    return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+struct OpenArchive {
+    std::string bytes;
+    torch::serialize::InputArchive archive;
+};
+
+void openArchive(const std::string& path, OpenArchive& a) {
+    if (!fs::exists(path)) throw FileError(path, "checkpoint not found");
+    a.bytes = readFile(path);
+    if (a.bytes.size() < 22) throw FileError(path, "not a GraftLab checkpoint (file of " + std::to_string(a.bytes.size()) + " bytes, truncated or empty)");
+    try {
+        a.archive.load_from(a.bytes.data(), a.bytes.size());
+    } catch (const c10::Error& e) {
+        throw FileError(path, "not a GraftLab checkpoint, or truncated/corrupt (" + firstLine(e.what_without_backtrace()) + ")");
+    }
+    c10::IValue format;
+    if (!a.archive.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
+        throw FileError(path, std::string("not a GraftLab checkpoint (missing format tag \"") + kFormat + "\")");
+}
+
+std::vector<float> toVector(const torch::Tensor& t) {
+    auto c = t.to(torch::kFloat32).contiguous();
+    return {c.data_ptr<float>(), c.data_ptr<float>() + c.numel()};
+}
+
+}  // namespace
+
+void saveCheckpoint(const std::string& path, const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
+                    const CheckpointMeta& meta) {
+    torch::serialize::OutputArchive root;
+    root.write("format", c10::IValue(std::string(kFormat)));
+    root.write("recipe", c10::IValue(meta.recipe.dump()));
+    root.write("step", c10::IValue(meta.step));
+    root.write("channels", c10::IValue(int64_t(meta.channels)));
+    root.write("dataset", c10::IValue(meta.dataset));
+    root.write("data_mean", torch::tensor(meta.mean, torch::kFloat32));
+    root.write("data_std", torch::tensor(meta.std, torch::kFloat32));
+
+    torch::serialize::OutputArchive modelArchive;
+    for (const auto& p : model.named_parameters(true)) modelArchive.write(p.key(), p.value().detach().cpu());
+    for (const auto& b : model.named_buffers(true)) modelArchive.write(b.key(), b.value().detach().cpu(), true);
+    root.write("model", modelArchive);
+
+    if (optimizer) {
+        torch::serialize::OutputArchive optArchive;
+        optimizer->save(optArchive);
+        root.write("optimizer", optArchive);
+    }
+    {
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        root.write("rng", gen.get_state());
+    }
+    std::ostringstream out;
+    root.save_to(out);
+    writeFileAtomically(path, out.str());
+}
+
+CheckpointMeta readCheckpointMeta(const std::string& path) {
+    OpenArchive a;
+    openArchive(path, a);
+    CheckpointMeta m;
+    m.path = path;
+    c10::IValue v;
+    try {
+        a.archive.read("recipe", v);
+        m.recipe = nlohmann::json::parse(v.toStringRef());
+        a.archive.read("step", v);
+        m.step = v.toInt();
+        a.archive.read("channels", v);
+        m.channels = int(v.toInt());
+        a.archive.read("dataset", v);
+        m.dataset = v.toStringRef();
+        torch::Tensor t;
+        a.archive.read("data_mean", t);
+        m.mean = toVector(t);
+        torch::Tensor s;
+        a.archive.read("data_std", s);
+        m.std = toVector(s);
+    } catch (const std::exception& e) {
+        throw FileError(path, std::string("damaged GraftLab checkpoint header (") + firstLine(e.what()) + ")");
+    }
+    return m;
+}
+
+int loadModelState(const std::string& path, torch::nn::Module& model, bool strict) {
+    OpenArchive a;
+    openArchive(path, a);
+    torch::serialize::InputArchive m;
+    if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
+    std::vector<std::string> stored = m.keys();
+    std::set<std::string> storedSet(stored.begin(), stored.end());
+    torch::NoGradGuard ng;
+    int loaded = 0;
+    std::vector<std::string> missing;
+    auto loadOne = [&](const std::string& name, torch::Tensor& dst, bool isBuffer) {
+        if (!storedSet.count(name)) {
+            missing.push_back(name);
+            return;
+        }
+        torch::Tensor src;
+        m.read(name, src, isBuffer);
+        if (src.sizes() != dst.sizes()) {
+            std::ostringstream os;
+            os << "tensor \"" << name << "\" has shape " << src.sizes() << " in the checkpoint but " << dst.sizes()
+               << " in the model (another architecture?)";
+            throw FileError(path, os.str());
+        }
+        dst.copy_(src);
+        storedSet.erase(name);
+        ++loaded;
+    };
+    for (auto& p : model.named_parameters(true)) loadOne(p.key(), p.value(), false);
+    for (auto& b : model.named_buffers(true)) loadOne(b.key(), b.value(), true);
+    if (strict && !missing.empty())
+        throw FileError(path, "checkpoint lacks " + std::to_string(missing.size()) + " tensor(s) of the model, e.g. \"" +
+                                  missing.front() + "\" (another architecture or method?)");
+    if (strict && !storedSet.empty())
+        throw FileError(path, "checkpoint has " + std::to_string(storedSet.size()) + " tensor(s) the model lacks, e.g. \"" +
+                                  *storedSet.begin() + "\" (another architecture or method?)");
+    return loaded;
+}
+
+void loadOptimizerState(const std::string& path, torch::optim::Optimizer& optimizer) {
+    OpenArchive a;
+    openArchive(path, a);
+    torch::serialize::InputArchive o;
+    if (!a.archive.try_read("optimizer", o)) throw FileError(path, "checkpoint holds no optimizer state");
+    try {
+        optimizer.load(o);
+    } catch (const c10::Error& e) {
+        throw FileError(path, "optimizer state does not match this recipe (" + firstLine(e.what_without_backtrace()) + ")");
+    }
+}
+
+void restoreRngState(const std::string& path) {
+    OpenArchive a;
+    openArchive(path, a);
+    torch::Tensor state;
+    if (!a.archive.try_read("rng", state)) return;
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+}
+
+std::string checkpointFileName(int64_t step) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "step-%08lld.ckpt", static_cast<long long>(step));
+    return buf;
+}
+
+std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& dir) {
+    std::vector<std::pair<int64_t, std::string>> out;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return out;
+    static const std::regex re(R"(step-(\d+)\.ckpt)");
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::smatch m;
+        std::string name = e.path().filename().string();
+        if (std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1].str()), e.path().string());
+    }
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    return out;
+}
+
+void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery) {
+    for (const auto& [step, path] : listCheckpoints(dir)) {
+        if (step >= newestStep) continue;
+        if (keepEvery > 0 && step % keepEvery == 0) continue;
+        std::error_code ec;
+        fs::remove(path, ec);
+    }
+}
+
+std::string latestGoodCheckpoint(const std::string& dir) {
+    for (const auto& [step, path] : listCheckpoints(dir)) {
+        try {
+            (void)readCheckpointMeta(path);
+            return path;
+        } catch (const FileError& e) {
+            spdlog::warn("skipping unreadable checkpoint {}", e.what());
+        }
+    }
+    return {};
+}
+
+}  // namespace graftlab

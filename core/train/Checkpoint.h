@@ -1,0 +1,43 @@
+#pragma once
+// One checkpoint = one file: format tag, recipe, step, data statistics, model tensors by name, optimizer
+// state, torch's global RNG state. Written to a temp name, fsynced, renamed.
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+struct CheckpointMeta {
+    std::string path;
+    nlohmann::json recipe;
+    int64_t step = 0;
+    int channels = 1;
+    std::string dataset;
+    std::vector<float> mean, std;
+};
+
+void saveCheckpoint(const std::string& path, const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
+                    const CheckpointMeta& meta);
+
+// Reads everything but the tensors. Throws FileError naming the file when it is missing, truncated or not a
+// GraftLab checkpoint.
+CheckpointMeta readCheckpointMeta(const std::string& path);
+
+// Copies the checkpoint's tensors into `model` by name, checking every shape. With `strict`, a tensor the model
+// has and the checkpoint lacks (or the reverse) is an error naming it. Returns the number of tensors loaded.
+int loadModelState(const std::string& path, torch::nn::Module& model, bool strict = true);
+void loadOptimizerState(const std::string& path, torch::optim::Optimizer& optimizer);
+void restoreRngState(const std::string& path);
+
+std::string checkpointFileName(int64_t step);
+// Checkpoint files of a directory, newest step first.
+std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& dir);
+// Deletes older checkpoints except those whose step is a multiple of keepEvery (when > 0).
+void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery);
+// The newest checkpoint in `dir` whose header reads back; empty when none.
+std::string latestGoodCheckpoint(const std::string& dir);
+
+}  // namespace graftlab

@@ -1,0 +1,47 @@
+#pragma once
+// The one channel through which a Trainer reports. Calls come from the training thread; implementations that
+// feed a GUI must copy the plain values they receive and hand them over (queued signals).
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace graftlab {
+
+enum class TrainerState { Idle, Running, Paused, Stopping, Finished, Stopped, Failed };
+const char* toString(TrainerState s);
+
+struct RunInfo {
+    nlohmann::json recipe;
+    std::string dataset;      // dataset actually used
+    std::string datasetNote;  // e.g. why the synthetic fallback was taken
+    int64_t trainImages = 0;
+    int64_t parameters = 0;   // trainable parameters
+    int64_t startStep = 0;
+    int64_t totalSteps = 0;
+    std::string device;
+};
+
+struct MetricsRow {
+    int64_t step = 0;   // steps completed
+    int64_t epoch = 0;
+    int stage = 0;
+    std::vector<std::pair<std::string, double>> values;  // "loss", "loss/mae", "lr", "images_per_s", ...
+
+    double value(const std::string& key, double fallback = 0.0) const;
+    nlohmann::json toJson() const;
+    static MetricsRow fromJson(const nlohmann::json& j);
+};
+
+class TrainerObserver {
+public:
+    virtual ~TrainerObserver() = default;
+    virtual void onRunStarted(const RunInfo&) {}
+    virtual void onMetrics(const MetricsRow&) {}
+    virtual void onCheckpoint(const std::string& /*path*/, int64_t /*step*/) {}
+    virtual void onStateChanged(TrainerState, const std::string& /*detail*/) {}
+};
+
+}  // namespace graftlab

@@ -1,0 +1,86 @@
+#include "train/RunDir.h"
+#include "util/AtomicFile.h"
+#include "util/Errors.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace graftlab {
+namespace fs = std::filesystem;
+
+RunDir::RunDir(std::string path, RunDirMode mode) : path_(std::move(path)) {
+    std::error_code ec;
+    if (mode == RunDirMode::Resume) {
+        if (!holdsRun(path_)) throw FileError(path_, "not a GraftLab run directory (no recipe.json)");
+    } else {
+        if (holdsRun(path_)) {
+            if (mode == RunDirMode::Create)
+                throw FileError(path_, "already holds a run (recipe.json exists); use `graftlab-cli resume " + path_ +
+                                           "` to continue it, or --force to replace it");
+            fs::remove(metricsPath(), ec);
+            fs::remove_all(checkpointDir(), ec);
+        }
+        fs::create_directories(path_, ec);
+        if (ec) throw FileError(path_, "cannot create run directory: " + ec.message());
+    }
+    fs::create_directories(checkpointDir(), ec);
+    if (ec) throw FileError(checkpointDir(), "cannot create directory: " + ec.message());
+    metricsFd_ = ::open(metricsPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (metricsFd_ < 0) throw FileError(metricsPath(), std::string("cannot open for writing: ") + std::strerror(errno));
+}
+
+RunDir::~RunDir() {
+    if (metricsFd_ >= 0) ::close(metricsFd_);
+}
+
+std::string RunDir::checkpointDir() const { return (fs::path(path_) / "checkpoints").string(); }
+std::string RunDir::recipePath() const { return (fs::path(path_) / "recipe.json").string(); }
+std::string RunDir::metricsPath() const { return (fs::path(path_) / "metrics.jsonl").string(); }
+
+bool RunDir::holdsRun(const std::string& path) { return fs::exists(fs::path(path) / "recipe.json"); }
+
+void RunDir::writeRecipe(const Recipe& r) { writeFileAtomically(recipePath(), r.toJson().dump(2) + "\n"); }
+
+void RunDir::onMetrics(const MetricsRow& row) {
+    // One write() per complete line: a reader tailing the file, or a crash, never sees half a row.
+    std::string line = row.toJson().dump() + "\n";
+    ssize_t n = ::write(metricsFd_, line.data(), line.size());
+    if (n != static_cast<ssize_t>(line.size()))
+        throw FileError(metricsPath(), std::string("cannot append metrics: ") + (n < 0 ? std::strerror(errno) : "short write"));
+}
+
+std::vector<MetricsRow> RunDir::readMetrics(const std::string& path) {
+    std::vector<MetricsRow> rows;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) continue;  // a torn last line of a killed run
+        try {
+            rows.push_back(MetricsRow::fromJson(j));
+        } catch (const std::exception&) {
+        }
+    }
+    return rows;
+}
+
+void RunDir::truncateMetricsAfter(int64_t step) {
+    auto rows = readMetrics(metricsPath());
+    std::string text;
+    for (const auto& r : rows)
+        if (r.step <= step) text += r.toJson().dump() + "\n";
+    writeFileAtomically(metricsPath(), text);
+    // Reopen: the old descriptor points at the replaced file.
+    ::close(metricsFd_);
+    metricsFd_ = ::open(metricsPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (metricsFd_ < 0) throw FileError(metricsPath(), std::string("cannot open for writing: ") + std::strerror(errno));
+}
+
+}  // namespace graftlab

@@ -1,0 +1,43 @@
+#pragma once
+// The files of one run: recipe.json, metrics.jsonl (one JSON object a line, appended whole), checkpoints/.
+// The CLI writes it; the GUI can open any run directory, live or finished, through the same reader.
+#include "recipe/Recipe.h"
+#include "train/Observer.h"
+
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+enum class RunDirMode {
+    Create,  // refuse a directory that already holds a run
+    Force,   // replace the run a directory holds
+    Resume,  // continue the run a directory holds
+};
+
+class RunDir : public TrainerObserver {
+public:
+    // Throws FileError naming the directory when it is unwritable, or (Create) already holds another run.
+    RunDir(std::string path, RunDirMode mode);
+    ~RunDir() override;
+
+    const std::string& path() const { return path_; }
+    std::string checkpointDir() const;
+    std::string recipePath() const;
+    std::string metricsPath() const;
+
+    void writeRecipe(const Recipe& r);
+    // Drops metrics rows after `step` (used when resuming from an earlier checkpoint).
+    void truncateMetricsAfter(int64_t step);
+
+    void onMetrics(const MetricsRow& row) override;
+
+    static bool holdsRun(const std::string& path);
+    static std::vector<MetricsRow> readMetrics(const std::string& path);  // tolerant of a torn last line
+
+private:
+    std::string path_;
+    int metricsFd_ = -1;
+};
+
+}  // namespace graftlab

@@ -1,0 +1,79 @@
+#pragma once
+// The training loop: AdamW with decay/no-decay parameter groups, lr = base_lr * batch / 256 with warm-up +
+// cosine per iteration, optional gradient clipping, seeded everything, stop/pause between steps, checkpoints.
+#include "data/Dataset.h"
+#include "data/Loader.h"
+#include "methods/Objective.h"
+#include "recipe/Recipe.h"
+#include "train/Observer.h"
+
+#include <torch/optim/adamw.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
+namespace graftlab {
+
+struct TrainerOptions {
+    std::string checkpointDir;     // empty = no checkpoints
+    int64_t stopAtStep = -1;       // stop (with a checkpoint) once this many steps are done; -1 = run to the end
+};
+
+class Trainer {
+public:
+    Trainer(Recipe recipe, TrainerOptions options = {});
+    ~Trainer();
+
+    void addObserver(TrainerObserver* o) { observers_.push_back(o); }
+
+    // Loads data and builds the model and optimizer. Throws RecipeError / FileError with the field or file.
+    void prepare();
+    // Continues from a checkpoint written by this recipe (model, optimizer, step, RNG).
+    void resumeFrom(const std::string& checkpointPath);
+    // Trains until train.steps, stopAtStep or a stop request. Returns the final state.
+    TrainerState run();
+
+    void requestStop();
+    void setPaused(bool paused);
+
+    int64_t step() const { return step_; }
+    const Recipe& recipe() const { return recipe_; }
+    Objective& objective() { return *objective_; }
+    std::shared_ptr<Objective> objectivePtr() { return objective_; }
+    const Dataset& trainData() const { return *train_; }
+    torch::Device device() const { return device_; }
+    torch::optim::Optimizer& optimizer() { return *optimizer_; }
+    // Writes a checkpoint now (into options.checkpointDir); returns its path.
+    std::string saveCheckpointNow();
+    const std::string& failure() const { return failure_; }
+
+private:
+    void setState(TrainerState s, const std::string& detail = {});
+    void applyLr(int64_t step);
+
+    Recipe recipe_;
+    TrainerOptions options_;
+    std::vector<TrainerObserver*> observers_;
+    torch::Device device_{torch::kCPU};
+    std::shared_ptr<Dataset> train_;
+    std::shared_ptr<Objective> objective_;
+    std::unique_ptr<torch::optim::AdamW> optimizer_;
+    std::vector<double> groupMultiplier_;
+    std::unique_ptr<Loader> loader_;
+    int64_t step_ = 0;
+    int64_t lastCheckpointStep_ = -1;
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> paused_{false};
+    std::mutex pauseMutex_;
+    std::condition_variable pauseCv_;
+    std::string failure_;
+};
+
+// The device a recipe asks for ("auto" = CUDA when available). Throws RecipeError for "cuda" without CUDA.
+torch::Device resolveDevice(const std::string& device);
+// Applies recipe.threads (0 = all cores) to LibTorch's intra-op pool.
+void applyThreadSetting(int threads);
+
+}  // namespace graftlab

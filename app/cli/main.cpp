@@ -210,7 +210,14 @@ const char* kRecipeHelp =
 Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>& sets, bool& ok) {
     std::vector<RecipeIssue> issues;
     Recipe r = loadRecipeFile(file, sets, issues);
-    if (issues.empty()) issues = r.validate();
+    bool malformed = !issues.empty() && issues.front().field.empty();
+    if (!malformed) {
+        // Fields that failed to parse kept their defaults; report the remaining problems too, once per field.
+        for (auto& v : r.validate()) {
+            bool seen = std::any_of(issues.begin(), issues.end(), [&](const RecipeIssue& i) { return i.field == v.field; });
+            if (!seen) issues.push_back(v);
+        }
+    }
     ok = issues.empty();
     if (!ok) std::cerr << "error: recipe " << file << " has " << issues.size() << " problem(s):\n" << formatIssues(issues);
     return r;

@@ -1,0 +1,132 @@
+#include "methods/Mae.h"
+#include "model/Patchify.h"
+#include "model/PosEmbed.h"
+#include "model/Vit.h"
+#include "probes/Reconstruction.h"
+#include "TestRegistry.h"
+#include "TestUtil.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <QtTest>
+
+using namespace graftlab;
+
+class ModelTest : public QObject {
+    Q_OBJECT
+private slots:
+    void patchifyRoundTrip() {
+        auto x = torch::randn({3, 2, 12, 12});
+        auto p = patchify(x, 4);
+        QCOMPARE(p.size(1), int64_t(9));
+        QCOMPARE(p.size(2), int64_t(4 * 4 * 2));
+        QVERIFY(torch::equal(unpatchify(p, 4, 2), x));
+        // patch (0,1) holds rows 0..3, cols 4..7, pixels in (row, col, channel) order
+        QCOMPARE(p[0][1][0].item<float>(), x[0][0][0][4].item<float>());
+        QCOMPARE(p[0][1][1].item<float>(), x[0][1][0][4].item<float>());
+        QCOMPARE(p[0][1][2].item<float>(), x[0][0][0][5].item<float>());
+    }
+
+    void maskingKeepsExactCountAndRestores() {
+        for (double ratio : {0.75, 0.5, 0.9, 0.3}) {
+            auto gen = at::detail::createCPUGenerator(7);
+            const int64_t L = 49;
+            MaskSample m = randomMasking(5, L, ratio, gen, torch::kCPU);
+            int64_t keep = static_cast<int64_t>(L * (1.0 - ratio));
+            QCOMPARE(m.idsKeep.size(1), keep);
+            QVERIFY(torch::equal(m.mask.sum(1), torch::full({5}, double(L - keep))));
+            // visible positions are exactly those kept
+            auto visible = torch::zeros({5, L}).scatter_(1, m.idsKeep, 1.0);
+            QVERIFY(torch::equal(visible, 1 - m.mask));
+            // ids_restore inverts the shuffle: gathering [kept..., masked...] by ids_restore gives 0..L-1
+            auto noiseOrder = torch::argsort(m.idsRestore, 1, false);
+            auto restored = torch::gather(noiseOrder, 1, m.idsRestore);
+            QVERIFY(torch::equal(restored, torch::arange(L).expand({5, L})));
+        }
+    }
+
+    void lossIgnoresVisiblePredictions() {
+        Recipe r = test::tinyRecipe();
+        torch::manual_seed(0);
+        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        auto imgs = torch::randn({4, 1, 16, 16});
+        auto gen = at::detail::createCPUGenerator(3);
+        MaeForward f = mae.forward(imgs, 0.75, gen);
+        auto loss1 = mae.loss(imgs, f.pred, f.mask.mask);
+        auto changed = f.pred + (1 - f.mask.mask).unsqueeze(-1) * 100.0;  // only visible patches change
+        auto loss2 = mae.loss(imgs, changed, f.mask.mask);
+        QCOMPARE(loss1.item<float>(), loss2.item<float>());
+        auto changedMasked = f.pred + f.mask.mask.unsqueeze(-1) * 1.0;
+        QVERIFY(mae.loss(imgs, changedMasked, f.mask.mask).item<float>() != loss1.item<float>());
+    }
+
+    void normPixTargets() {
+        Recipe r = test::tinyRecipe();
+        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        auto imgs = torch::rand({2, 1, 16, 16});
+        auto t = mae.targets(imgs);
+        QVERIFY(torch::allclose(t.mean(-1), torch::zeros({2, 16}), 1e-4, 1e-4));
+        QVERIFY(torch::allclose(t.var(-1), torch::ones({2, 16}), 1e-2, 1e-2));
+    }
+
+    void sincosMatchesHandComputed() {
+        // 1-D, D = 4: omega = [1, 1/100]; row p = [sin p, sin(p/100), cos p, cos(p/100)]
+        auto e1 = sincos1d(4, torch::tensor({0.0, 1.0, 2.0}));
+        auto expect1 = torch::tensor({0.f, 0.f, 1.f, 1.f,
+                                      std::sin(1.f), std::sin(0.01f), std::cos(1.f), std::cos(0.01f),
+                                      std::sin(2.f), std::sin(0.02f), std::cos(2.f), std::cos(0.02f)}).view({3, 4});
+        QVERIFY(torch::allclose(e1, expect1, 1e-6, 1e-6));
+        // 2-D, D = 4, grid 2, with class token: each half is a D=2 1-D embedding (omega = [1]);
+        // first half encodes the column (MAE's meshgrid(w, h)), second the row.
+        auto e2 = sincos2d(4, 2, true);
+        QCOMPARE(e2.size(0), int64_t(5));
+        QVERIFY(torch::equal(e2[0], torch::zeros({4})));
+        auto row = [](float col, float rowi) {
+            return torch::tensor({std::sin(col), std::cos(col), std::sin(rowi), std::cos(rowi)});
+        };
+        QVERIFY(torch::allclose(e2[1], row(0, 0), 1e-6, 1e-6));
+        QVERIFY(torch::allclose(e2[2], row(1, 0), 1e-6, 1e-6));  // patch (row 0, col 1)
+        QVERIFY(torch::allclose(e2[3], row(0, 1), 1e-6, 1e-6));  // patch (row 1, col 0)
+        QVERIFY(torch::allclose(e2[4], row(1, 1), 1e-6, 1e-6));
+    }
+
+    void patchEmbedEqualsConvolution() {
+        PatchEmbed pe(4, 3, 8);
+        auto x = torch::randn({2, 3, 12, 12});
+        auto viaConv = pe->proj->forward(x).flatten(2).transpose(1, 2);
+        QVERIFY(torch::allclose(pe->forward(x), viaConv, 1e-5, 1e-5));
+    }
+
+    void encoderShapesAndNames() {
+        VitConfig c;
+        c.imageSize = 16;
+        c.embedDim = 32;
+        c.depth = 2;
+        c.numHeads = 2;
+        VisionTransformer vit(c);
+        auto out = vit->forward(torch::randn({3, 1, 16, 16}));
+        QCOMPARE(out.sizes().vec(), (std::vector<int64_t>{3, 17, 32}));
+        auto params = vit->named_parameters();
+        for (const char* name : {"patch_embed.proj.weight", "cls_token", "blocks.0.attn.qkv.weight",
+                                 "blocks.1.mlp.fc1.weight", "blocks.0.norm1.weight", "norm.bias"})
+            QVERIFY2(params.contains(name), name);
+        QVERIFY(!params.contains("pos_embed"));  // fixed, a buffer
+    }
+
+    void reconstructionPastesVisiblePatches() {
+        Recipe r = test::tinyRecipe();
+        MaeImpl mae(r, 1, {0.4f}, {0.3f});
+        auto imgs = torch::rand({3, 1, 16, 16});
+        auto p = reconstruct(mae, imgs, 11);
+        auto visible = (1 - p.mask).unsqueeze(-1).expand({-1, -1, 16});
+        auto diff = (patchify(p.pasted, 4) - patchify(p.original, 4)).abs() * visible;
+        QVERIFY(diff.max().item<float>() < 1e-5);
+        QVERIFY(!p.pixelNote.empty());
+        auto grid = panelsToGrid(p, 2);
+        QCOMPARE(grid.dim(), int64_t(3));
+        QCOMPARE(grid.size(2), int64_t(3));
+    }
+};
+GRAFTLAB_REGISTER_TEST(ModelTest);
+#include "test_model.moc"

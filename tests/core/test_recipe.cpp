@@ -1,0 +1,114 @@
+#include "recipe/Recipe.h"
+#include "TestRegistry.h"
+#include "TestUtil.h"
+
+#include <QtTest>
+
+using namespace graftlab;
+
+namespace {
+bool hasIssue(const std::vector<RecipeIssue>& issues, const std::string& field, const std::string& fragment = {}) {
+    for (const auto& i : issues)
+        if (i.field == field && i.message.find(fragment) != std::string::npos) return true;
+    return false;
+}
+std::vector<RecipeIssue> issuesOf(const std::string& text, std::vector<std::string> sets = {}) {
+    std::vector<RecipeIssue> issues;
+    Recipe r = parseRecipeText(text, "test.json", sets, issues);
+    if (issues.empty()) issues = r.validate();
+    return issues;
+}
+}  // namespace
+
+class RecipeTest : public QObject {
+    Q_OBJECT
+private slots:
+    void defaultsAreValid() { QVERIFY(Recipe{}.validate().empty()); }
+
+    void defaultPresetParsesAndMatchesDefaults() {
+        std::vector<RecipeIssue> issues;
+        Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/mae.json", {}, issues);
+        QVERIFY2(issues.empty(), formatIssues(issues).c_str());
+        QVERIFY(r.validate().empty());
+        QCOMPARE(r.toJson().dump(), Recipe{}.toJson().dump());
+    }
+
+    void jsonRoundTrip() {
+        Recipe r = test::tinyRecipe();
+        r.mae.normPixLoss = false;
+        r.optim.clipGrad = 1.5;
+        std::vector<RecipeIssue> issues;
+        Recipe back = Recipe::fromJson(r.toJson(), issues);
+        QVERIFY(issues.empty());
+        QCOMPARE(back.toJson().dump(), r.toJson().dump());
+    }
+
+    void patchMustDivideImage() {
+        auto issues = issuesOf(R"({"data":{"image_size":28},"model":{"patch_size":5}})");
+        QVERIFY(hasIssue(issues, "model.patch_size", "does not divide"));
+    }
+
+    void maskRatioOutsideOpenInterval() {
+        QVERIFY(hasIssue(issuesOf(R"({"mae":{"mask_ratio":1.0}})"), "mae.mask_ratio"));
+        QVERIFY(hasIssue(issuesOf(R"({"mae":{"mask_ratio":0}})"), "mae.mask_ratio"));
+        QVERIFY(hasIssue(issuesOf(R"({"mae":{"mask_ratio":-0.5}})"), "mae.mask_ratio"));
+        QVERIFY(issuesOf(R"({"mae":{"mask_ratio":0.5}})").empty());
+    }
+
+    void nonPositiveLrBatchSteps() {
+        auto issues = issuesOf(R"({"optim":{"base_lr":0,"batch_size":-4},"train":{"steps":0}})");
+        QVERIFY(hasIssue(issues, "optim.base_lr"));
+        QVERIFY(hasIssue(issues, "optim.batch_size"));
+        QVERIFY(hasIssue(issues, "train.steps"));
+        QCOMPARE(int(issues.size()), 3);  // every problem, not just the first
+    }
+
+    void unknownMethodAndDataset() {
+        auto issues = issuesOf(R"({"method":"simclr","data":{"dataset":"imagenet"}})");
+        QVERIFY(hasIssue(issues, "method", "simclr"));
+        QVERIFY(hasIssue(issues, "data.dataset", "imagenet"));
+    }
+
+    void unknownKeysAreErrors() {
+        auto issues = issuesOf(R"({"optim":{"base_lrr":0.1},"tarin":{}})");
+        QVERIFY(hasIssue(issues, "optim.base_lrr", "unknown key"));
+        QVERIFY(hasIssue(issues, "optim.base_lrr", "optim.base_lr"));  // suggestion
+        QVERIFY(hasIssue(issues, "tarin", "unknown key"));
+    }
+
+    void wrongTypes() {
+        auto issues = issuesOf(R"({"optim":{"batch_size":"64"},"mae":{"norm_pix_loss":1},"model":"big"})");
+        QVERIFY(hasIssue(issues, "optim.batch_size", "integer"));
+        QVERIFY(hasIssue(issues, "mae.norm_pix_loss", "true or false"));
+        QVERIFY(hasIssue(issues, "model", "object"));
+    }
+
+    void headsMustDivideWidth() {
+        QVERIFY(hasIssue(issuesOf(R"({"model":{"embed_dim":192,"num_heads":5}})"), "model.num_heads"));
+        QVERIFY(hasIssue(issuesOf(R"({"model":{"embed_dim":190,"num_heads":5}})"), "model.embed_dim", "multiple of 4"));
+    }
+
+    void malformedJsonHasLineAndColumn() {
+        std::vector<RecipeIssue> issues;
+        parseRecipeText("{\n  \"seed\": 1,\n  \"name\": oops\n}", "bad.json", {}, issues);
+        QCOMPARE(int(issues.size()), 1);
+        QVERIFY2(issues[0].message.find("bad.json:3:") != std::string::npos, issues[0].message.c_str());
+    }
+
+    void overridesApply() {
+        std::vector<RecipeIssue> issues;
+        Recipe r = parseRecipeText("{}", "x", {"optim.batch_size=32", "data.dataset=synthetic", "mae.norm_pix_loss=false"}, issues);
+        QVERIFY(issues.empty());
+        QCOMPARE(r.optim.batchSize, 32);
+        QCOMPARE(r.data.dataset, std::string("synthetic"));
+        QCOMPARE(r.mae.normPixLoss, false);
+        parseRecipeText("{}", "x", {"optim.batch_sise=32"}, issues);
+        QVERIFY(hasIssue(issues, "optim.batch_sise", "unknown key"));
+    }
+
+    void everyFieldHasHelp() {
+        for (const auto& f : recipeFields()) QVERIFY2(f.help.size() > 10, f.path.c_str());
+    }
+};
+GRAFTLAB_REGISTER_TEST(RecipeTest);
+#include "test_recipe.moc"

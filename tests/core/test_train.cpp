@@ -1,0 +1,265 @@
+#include "data/Augment.h"
+#include "methods/Mae.h"
+#include "train/Checkpoint.h"
+#include "train/RunDir.h"
+#include "train/Schedule.h"
+#include "train/Trainer.h"
+#include "util/Errors.h"
+#include "TestRegistry.h"
+#include "TestUtil.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace graftlab;
+namespace fs = std::filesystem;
+
+namespace {
+struct Recorder : TrainerObserver {
+    std::vector<MetricsRow> rows;
+    std::vector<TrainerState> states;
+    std::vector<std::string> checkpoints;
+    void onMetrics(const MetricsRow& r) override { rows.push_back(r); }
+    void onStateChanged(TrainerState s, const std::string&) override { states.push_back(s); }
+    void onCheckpoint(const std::string& p, int64_t) override { checkpoints.push_back(p); }
+};
+
+bool sameParameters(torch::nn::Module& a, torch::nn::Module& b) {
+    auto pa = a.named_parameters(), pb = b.named_parameters();
+    if (pa.size() != pb.size()) return false;
+    for (const auto& p : pa)
+        if (!torch::equal(p.value(), pb[p.key()])) return false;
+    return true;
+}
+}  // namespace
+
+class TrainTest : public QObject {
+    Q_OBJECT
+private slots:
+    void scheduleWarmupThenCosine() {
+        QCOMPARE(warmupCosineLr(0, 100, 10, 1.0, 0.0), 0.0);
+        QCOMPARE(warmupCosineLr(5, 100, 10, 1.0, 0.0), 0.5);
+        QCOMPARE(warmupCosineLr(10, 100, 10, 1.0, 0.0), 1.0);
+        QVERIFY(std::abs(warmupCosineLr(55, 100, 10, 1.0, 0.0) - 0.5) < 1e-12);
+        QVERIFY(std::abs(warmupCosineLr(100, 100, 10, 1.0, 0.1) - 0.1) < 1e-12);
+        QVERIFY(std::abs(cosineRamp(0, 10, 0.99, 1.0) - 0.99) < 1e-12);
+        QVERIFY(std::abs(cosineRamp(10, 10, 0.99, 1.0) - 1.0) < 1e-12);
+    }
+
+    void smallModelOverfitsOneBatch() {
+        Recipe r = test::tinyRecipe();
+        torch::manual_seed(0);
+        torch::set_num_threads(2);
+        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        Dataset d = makeSynthetic(16, 16, 0, Split::Train);
+        auto imgs = normalizeImages(d.images.to(torch::kFloat32) / 255, d.mean, d.std);
+        torch::optim::AdamW opt(mae.parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0));
+        float first = 0, last = 0;
+        for (int i = 0; i < 150; ++i) {
+            auto gen = at::detail::createCPUGenerator(1);  // the same mask every step: one fixed batch
+            opt.zero_grad();
+            auto f = mae.forward(imgs, 0.75, gen);
+            auto loss = mae.loss(imgs, f.pred, f.mask.mask);
+            loss.backward();
+            opt.step();
+            if (i == 0) first = loss.item<float>();
+            last = loss.item<float>();
+        }
+        QVERIFY2(last < 0.5f * first, (std::to_string(first) + " -> " + std::to_string(last)).c_str());
+    }
+
+    void trainerRunsAndReportsMetrics() {
+        Recipe r = test::tinyRecipe();
+        auto dir = test::tempDir("trainer");
+        TrainerOptions o;
+        o.checkpointDir = dir + "/checkpoints";
+        Trainer t(r, o);
+        Recorder rec;
+        t.addObserver(&rec);
+        QCOMPARE(int(t.run()), int(TrainerState::Finished));
+        QCOMPARE(int(rec.rows.size()), 6);
+        QCOMPARE(rec.rows.back().step, int64_t(12));
+        for (const char* key : {"loss", "loss/mae", "lr", "images_per_s"})
+            QVERIFY2(rec.rows.back().value(key, -1) >= 0, key);
+        QVERIFY(std::isfinite(rec.rows.back().value("loss")));
+        // lr follows the schedule: step 2 row reports the lr used at step 1 (warm-up 2 steps, peak base*16/256)
+        QVERIFY(std::abs(rec.rows[0].value("lr") - r.peakLr() * 0.5) < 1e-12);
+        // checkpoints at 4, 8, 12; keep_every = 0 keeps only the newest
+        QCOMPARE(int(rec.checkpoints.size()), 3);
+        auto left = listCheckpoints(o.checkpointDir);
+        QCOMPARE(int(left.size()), 1);
+        QCOMPARE(left[0].first, int64_t(12));
+        fs::remove_all(dir);
+    }
+
+    void weightDecayGroups() {
+        Recipe r = test::tinyRecipe();
+        Trainer t(r);
+        t.prepare();
+        auto& groups = t.optimizer().param_groups();
+        QCOMPARE(int(groups.size()), 2);
+        auto& decayOpts = static_cast<torch::optim::AdamWOptions&>(groups[0].options());
+        auto& noDecayOpts = static_cast<torch::optim::AdamWOptions&>(groups[1].options());
+        QCOMPARE(decayOpts.weight_decay(), r.optim.weightDecay);
+        QCOMPARE(noDecayOpts.weight_decay(), 0.0);
+        for (const auto& p : groups[0].params()) QVERIFY(p.dim() >= 2);
+        for (const auto& p : groups[1].params()) QVERIFY(p.dim() <= 1);
+        QCOMPARE(std::get<0>(decayOpts.betas()), r.optim.beta1);
+        QCOMPARE(std::get<1>(decayOpts.betas()), r.optim.beta2);
+    }
+
+    void checkpointRoundTripGivesIdenticalOutputs() {
+        Recipe r = test::tinyRecipe();
+        auto dir = test::tempDir("ckpt");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        Trainer t(r, o);
+        t.run();
+        std::string path = latestGoodCheckpoint(dir);
+        QVERIFY(!path.empty());
+        CheckpointMeta meta = readCheckpointMeta(path);
+        QCOMPARE(meta.step, int64_t(12));
+        QCOMPARE(meta.recipe.dump(), r.toJson().dump());
+        torch::manual_seed(123);  // different init, overwritten by the load
+        MaeImpl fresh(r, meta.channels, meta.mean, meta.std);
+        loadModelState(path, fresh);
+        auto x = torch::randn({3, 1, 16, 16});
+        auto gen1 = at::detail::createCPUGenerator(9), gen2 = at::detail::createCPUGenerator(9);
+        auto& trained = static_cast<MaeImpl&>(t.objective());
+        trained.eval();
+        fresh.eval();
+        torch::NoGradGuard ng;
+        QVERIFY(torch::equal(trained.forward(x, 0.75, gen1).pred, fresh.forward(x, 0.75, gen2).pred));
+        fs::remove_all(dir);
+    }
+
+    void stopAndResumeEqualsUninterrupted() {
+        Recipe r = test::tinyRecipe();
+        auto dirA = test::tempDir("uninterrupted"), dirB = test::tempDir("interrupted");
+        TrainerOptions oa;
+        oa.checkpointDir = dirA;
+        Trainer a(r, oa);
+        a.run();
+
+        TrainerOptions ob;
+        ob.checkpointDir = dirB;
+        ob.stopAtStep = 6;  // not a checkpoint multiple: the stop itself must write one
+        {
+            Trainer b(r, ob);
+            QCOMPARE(int(b.run()), int(TrainerState::Stopped));
+            QCOMPARE(b.step(), int64_t(6));
+        }
+        TrainerOptions oc;
+        oc.checkpointDir = dirB;
+        Trainer c(r, oc);
+        c.prepare();
+        c.resumeFrom(latestGoodCheckpoint(dirB));
+        QCOMPARE(c.step(), int64_t(6));
+        QCOMPARE(int(c.run()), int(TrainerState::Finished));
+        QVERIFY(sameParameters(a.objective(), c.objective()));  // bit for bit
+        fs::remove_all(dirA);
+        fs::remove_all(dirB);
+    }
+
+    void stopRequestEndsBetweenSteps() {
+        Recipe r = test::tinyRecipe();
+        r.train.steps = 1000;
+        auto dir = test::tempDir("stop");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        Trainer t(r, o);
+        struct StopAt : TrainerObserver {
+            Trainer* t;
+            void onMetrics(const MetricsRow& row) override {
+                if (row.step >= 4) t->requestStop();
+            }
+        } stopper;
+        stopper.t = &t;
+        t.addObserver(&stopper);
+        QCOMPARE(int(t.run()), int(TrainerState::Stopped));
+        QCOMPARE(t.step(), int64_t(4));
+        QCOMPARE(listCheckpoints(dir).front().first, int64_t(4));
+        fs::remove_all(dir);
+    }
+
+    void badCheckpointsAreNamed() {
+        auto dir = test::tempDir("badckpt");
+        std::string junk = dir + "/junk.ckpt";
+        std::ofstream(junk) << "this is not a checkpoint at all, just some text of a reasonable length";
+        try {
+            readCheckpointMeta(junk);
+            QFAIL("no error");
+        } catch (const FileError& e) {
+            QVERIFY2(std::string(e.what()).find(junk) != std::string::npos, e.what());
+        }
+        // a real checkpoint cut short
+        Recipe r = test::tinyRecipe();
+        TrainerOptions o;
+        o.checkpointDir = dir + "/ck";
+        r.train.steps = 2;
+        Trainer t(r, o);
+        t.run();
+        std::string good = latestGoodCheckpoint(o.checkpointDir);
+        std::string cut = dir + "/cut.ckpt";
+        fs::copy_file(good, cut);
+        fs::resize_file(cut, fs::file_size(cut) / 3);
+        bool threw = false;
+        try {
+            MaeImpl m(r, 1, {0.5f}, {0.25f});
+            loadModelState(cut, m);
+        } catch (const FileError& e) {
+            threw = std::string(e.what()).find(cut) != std::string::npos;
+        }
+        QVERIFY(threw);
+        // another architecture
+        Recipe wide = r;
+        wide.model.embedDim = 64;
+        threw = false;
+        try {
+            MaeImpl m(wide, 1, {0.5f}, {0.25f});
+            loadModelState(good, m);
+        } catch (const FileError& e) {
+            threw = std::string(e.what()).find("shape") != std::string::npos;
+        }
+        QVERIFY(threw);
+        // the newest checkpoint damaged: the previous good one is chosen
+        fs::copy_file(cut, o.checkpointDir + "/" + checkpointFileName(99));
+        QCOMPARE(latestGoodCheckpoint(o.checkpointDir), good);
+        fs::remove_all(dir);
+    }
+
+    void runDirRefusesExistingRunAndKeepsWholeLines() {
+        auto dir = test::tempDir("rundir");
+        {
+            RunDir d(dir, RunDirMode::Create);
+            d.writeRecipe(test::tinyRecipe());
+            MetricsRow row;
+            row.step = 2;
+            row.values = {{"loss", 1.5}};
+            d.onMetrics(row);
+            row.step = 4;
+            d.onMetrics(row);
+        }
+        bool refused = false;
+        try {
+            RunDir again(dir, RunDirMode::Create);
+        } catch (const FileError& e) {
+            refused = std::string(e.what()).find("already holds a run") != std::string::npos;
+        }
+        QVERIFY(refused);
+        std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 6, \"lo";  // torn line of a killed run
+        auto rows = RunDir::readMetrics(dir + "/metrics.jsonl");
+        QCOMPARE(int(rows.size()), 2);
+        RunDir resumed(dir, RunDirMode::Resume);
+        resumed.truncateMetricsAfter(2);
+        QCOMPARE(int(RunDir::readMetrics(dir + "/metrics.jsonl").size()), 1);
+        fs::remove_all(dir);
+    }
+};
+GRAFTLAB_REGISTER_TEST(TrainTest);
+#include "test_train.moc"

@@ -1,0 +1,36 @@
+# GraftLab — the two commands of the README:
+#   make run    install what is missing, build (Release), open the GUI on the default recipe
+#               (or train it headless with graftlab-cli when there is no display)
+#   make test   install what is missing, build, run every test with ctest
+BUILD ?= build
+JOBS ?= $(shell nproc)
+RECIPE ?= resources/recipes/mae.json
+GUI ?= ON
+
+.PHONY: all deps configure build run test clean
+
+all: build
+
+deps:
+	@bash packaging/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRAFTLAB_GUI=$(GUI) > $(BUILD).configure.log 2>&1 \
+	  || { cat $(BUILD).configure.log; exit 1; }
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -x $(BUILD)/app/graftlab ]; then \
+	  exec $(BUILD)/app/graftlab --recipe $(RECIPE); \
+	else \
+	  echo "No display: training the default recipe headless. Watch it later with: graftlab (File > Open run...)"; \
+	  exec $(BUILD)/app/graftlab-cli train --recipe $(RECIPE); \
+	fi
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure --timeout 1200
+
+clean:
+	rm -rf $(BUILD) $(BUILD).configure.log

@@ -1,0 +1,70 @@
+#pragma once
+#include "TrainingSession.h"
+
+#include <QElapsedTimer>
+#include <QMainWindow>
+
+class QAction;
+class QLabel;
+class QProgressBar;
+class QTabWidget;
+
+namespace graftlab {
+
+class LogView;
+class LossPlotView;
+class ReconstructionView;
+class RecipeForm;
+
+struct LaunchOptions {
+    QString recipePath;
+    QString outDir;          // run directory for the next Start; empty = <runs root>/<name>-<time>
+    bool autostart = false;
+    qint64 steps = -1;       // with --screenshot: stop after this many steps
+    QString screenshot;      // render the window to this PNG after the run (or `steps`) and quit
+};
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(const LaunchOptions& options, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    bool loadRecipeFile(const QString& path);
+    void openRun(const QString& dir);
+    void startRun();
+    RecipeForm* recipeForm() const { return form_; }
+    TrainingSession* session() const { return session_; }
+    LossPlotView* lossView() const { return lossView_; }
+    ReconstructionView* reconstructionView() const { return reconView_; }
+
+protected:
+    void closeEvent(QCloseEvent* e) override;
+
+private:
+    void buildActions();
+    void buildMenus();
+    void updateActions();
+    void saveRecipeAs();
+    void onMetrics(qint64 step, qint64 epoch, const MetricValues& values);
+    void onFinished(const QString& state, const QString& detail);
+    QString newRunDir() const;
+    void takeScreenshotAndQuit();
+
+    LaunchOptions options_;
+    TrainingSession* session_;
+    RecipeForm* form_;
+    LossPlotView* lossView_;
+    ReconstructionView* reconView_;
+    LogView* log_;
+    QTabWidget* tabs_;
+    QProgressBar* progress_;
+    QLabel* statusLabel_;
+    QAction *startAct_, *pauseAct_, *stopAct_, *openRecipeAct_, *saveRecipeAct_, *openRunAct_, *quitAct_;
+    qint64 totalSteps_ = 0, startStep_ = 0;
+    QElapsedTimer runClock_;
+    QString currentRecipePath_;
+    bool closing_ = false;
+};
+
+}  // namespace graftlab

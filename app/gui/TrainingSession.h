@@ -1,0 +1,50 @@
+#pragma once
+// Bridge between the GUI thread and a Trainer on a worker QThread. The header stays free of torch: the GUI
+// sees plain Qt values (metrics rows, QImages made on the worker with copy()), delivered by queued signals.
+#include "recipe/Recipe.h"
+
+#include <QImage>
+#include <QObject>
+#include <QPair>
+#include <QString>
+#include <QVector>
+
+#include <memory>
+
+namespace graftlab {
+
+using MetricValues = QVector<QPair<QString, double>>;
+
+class TrainingSession : public QObject {
+    Q_OBJECT
+public:
+    explicit TrainingSession(QObject* parent = nullptr);
+    ~TrainingSession() override;
+
+    // Starts `recipe` in a new run directory `runDir` (or continues it from `resumeCheckpoint`).
+    // Returns false with `error` set when a run is already going or the directory cannot be used.
+    bool start(const Recipe& recipe, const QString& runDir, const QString& resumeCheckpoint, QString* error);
+    void setPaused(bool paused);
+    void stop();  // asks the trainer to stop after the current step (it writes a checkpoint); returns at once
+    bool isRunning() const;
+    bool wait(int milliseconds);  // for shutdown: true when the worker has ended
+    QString runDir() const;
+    // A reconstruction snapshot every this many steps (0 = the recipe's log_every x 5).
+    void setReconstructionEvery(int steps);
+
+signals:
+    void runStarted(const QString& runDir, const QString& dataset, const QString& datasetNote, qint64 startStep,
+                    qint64 totalSteps, qint64 parameters, const QString& device);
+    void metricsRow(qint64 step, qint64 epoch, const graftlab::MetricValues& values);
+    void reconstruction(qint64 step, const QImage& grid, double loss, const QString& note);
+    void checkpointWritten(const QString& path, qint64 step);
+    void stateChanged(const QString& state, const QString& detail);
+    // The worker ended: state is finished, stopped or failed; detail says why for a failure.
+    void finished(const QString& state, const QString& detail);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> d;
+};
+
+}  // namespace graftlab

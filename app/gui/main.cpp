@@ -1,0 +1,39 @@
+// graftlab: the GUI. Configure a recipe, train it on a worker thread, watch losses and reconstructions live.
+#include "MainWindow.h"
+#include "util/Log.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+
+int main(int argc, char** argv) {
+    QApplication app(argc, argv);
+    QApplication::setApplicationName("GraftLab");
+    QApplication::setOrganizationName("GraftLab");
+    QApplication::setApplicationVersion(graftlab::versionString());
+    graftlab::setupLogging(false);
+
+    QCommandLineParser parser;
+    parser.setApplicationDescription("GraftLab: self-supervised ViT pretraining with live views");
+    parser.addHelpOption();
+    parser.addVersionOption();
+    QCommandLineOption recipe("recipe", "Recipe JSON file to load.", "FILE");
+    QCommandLineOption out("out", "Run directory for the next run (default ~/GraftLab/runs/<name>-<time>).", "DIR");
+    QCommandLineOption autostart("autostart", "Start training at once.");
+    QCommandLineOption steps("steps", "With --screenshot: stop after N steps.", "N");
+    QCommandLineOption screenshot("screenshot", "Render the window to FILE.png when the run ends, then quit.", "FILE");
+    QCommandLineOption run("open-run", "Open a run directory at start-up.", "DIR");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run});
+    parser.process(app);
+
+    graftlab::LaunchOptions o;
+    o.recipePath = parser.value(recipe);
+    o.outDir = parser.value(out);
+    o.autostart = parser.isSet(autostart);
+    o.steps = parser.isSet(steps) ? parser.value(steps).toLongLong() : -1;
+    o.screenshot = parser.value(screenshot);
+    graftlab::logBlasAtStartup();
+    graftlab::MainWindow w(o);
+    if (parser.isSet(run)) w.openRun(parser.value(run));
+    w.show();
+    return app.exec();
+}

@@ -1,0 +1,37 @@
+#pragma once
+#include <QMap>
+#include <QPair>
+#include <QTimer>
+#include <QVector>
+#include <QWidget>
+
+class QCustomPlot;
+class QCPGraph;
+class QLabel;
+
+namespace graftlab {
+
+// Losses per component (left axis) and learning rate (right axis) against the step. Rows may arrive in
+// bursts; they collapse into one redraw every ~40 ms.
+class LossPlotView : public QWidget {
+    Q_OBJECT
+public:
+    explicit LossPlotView(QWidget* parent = nullptr);
+
+    void addRow(qint64 step, const QVector<QPair<QString, double>>& values);
+    void clear();
+    int pointCount() const { return points_; }
+    QCustomPlot* plot() const { return plot_; }
+
+private:
+    QCPGraph* graphFor(const QString& key);
+    void scheduleReplot();
+
+    QCustomPlot* plot_;
+    QLabel* empty_;
+    QMap<QString, QCPGraph*> graphs_;
+    QTimer replotTimer_;
+    int points_ = 0;
+};
+
+}  // namespace graftlab

@@ -85,6 +85,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     recipeDock->setObjectName("recipeDock");
     recipeDock->setWidget(form_);
     addDockWidget(Qt::LeftDockWidgetArea, recipeDock);
+    form_->setMinimumWidth(340);
 
     log_ = new LogView;
     auto* logDock = new QDockWidget(tr("Log"), this);
@@ -93,8 +94,8 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     addDockWidget(Qt::BottomDockWidgetArea, logDock);
 
     progress_ = new QProgressBar;
-    progress_->setMaximumWidth(260);
-    progress_->setFormat("%v / %m steps");
+    progress_->setMinimumWidth(200);
+    progress_->setFormat("step %v of %m");
     progress_->setVisible(false);
     statusLabel_ = new QLabel(tr("Ready. Edit the recipe, then Start (Ctrl+R)."));
     statusBar()->addWidget(statusLabel_, 1);
@@ -131,7 +132,13 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
-    if (!settings.contains("window/geometry")) resize(1280, 800);
+    if (!settings.contains("window/geometry")) {
+        resize(1280, 800);
+        resizeDocks({logDock}, {140}, Qt::Vertical);
+    }
+    if (!options_.tab.isEmpty())
+        for (int i = 0; i < tabs_->count(); ++i)
+            if (tabs_->tabText(i).toLower().startsWith(options_.tab.toLower())) tabs_->setCurrentIndex(i);
 
     QString recipe = options_.recipePath;
     if (recipe.isEmpty()) recipe = settings.value("recipe/last").toString();

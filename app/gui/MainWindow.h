@@ -22,6 +22,7 @@ struct LaunchOptions {
     bool autostart = false;
     qint64 steps = -1;       // with --screenshot: stop after this many steps
     QString screenshot;      // render the window to this PNG after the run (or `steps`) and quit
+    QString tab;             // tab to show first ("losses", "reconstructions")
 };
 
 class MainWindow : public QMainWindow {

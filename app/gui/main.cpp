@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
     QCommandLineOption steps("steps", "With --screenshot: stop after N steps.", "N");
     QCommandLineOption screenshot("screenshot", "Render the window to FILE.png when the run ends, then quit.", "FILE");
     QCommandLineOption run("open-run", "Open a run directory at start-up.", "DIR");
-    parser.addOptions({recipe, out, autostart, steps, screenshot, run});
+    QCommandLineOption tab("tab", "Tab to show first: losses or reconstructions.", "NAME");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab});
     parser.process(app);
 
     graftlab::LaunchOptions o;
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     o.autostart = parser.isSet(autostart);
     o.steps = parser.isSet(steps) ? parser.value(steps).toLongLong() : -1;
     o.screenshot = parser.value(screenshot);
+    o.tab = parser.value(tab);
     graftlab::logBlasAtStartup();
     graftlab::MainWindow w(o);
     if (parser.isSet(run)) w.openRun(parser.value(run));

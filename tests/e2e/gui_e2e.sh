@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GUI end to end, offscreen: load a recipe, start, stop after a few steps (Stop writes a checkpoint),
+# and render the window. Checks the run directory and the screenshot.
+set -euo pipefail
+gui=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+export HOME="$work/home" XDG_RUNTIME_DIR="$work/xdg"
+mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+python3 - "$src/resources/recipes/mae.json" "$work/recipe.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["data"].update(dataset="synthetic", image_size=16, synthetic_size=256)
+r["model"].update(embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+r["optim"].update(batch_size=16, warmup_steps=2)
+r["train"].update(steps=200, log_every=2)
+json.dump(r, open(sys.argv[2], "w"))
+PY
+timeout 300 "$gui" --recipe "$work/recipe.json" --autostart --steps 10 --out "$work/run" --tab reconstructions \
+  --screenshot "$work/shot.png" > "$work/gui.log" 2>&1 || { cat "$work/gui.log"; fail "gui exited non-zero"; }
+[ -s "$work/shot.png" ] || fail "no screenshot"
+head -c 8 "$work/shot.png" | od -An -c | grep -q "P   N   G" || fail "screenshot is not a PNG"
+[ -f "$work/run/recipe.json" ] || fail "no recipe.json in the run directory"
+ls "$work/run/checkpoints/"step-*.ckpt > /dev/null 2>&1 || fail "Stop wrote no checkpoint"
+rows=$(wc -l < "$work/run/metrics.jsonl")
+[ "$rows" -ge 5 ] || fail "expected at least 5 metrics rows, got $rows"
+echo "e2e.gui: all checks passed"

@@ -305,8 +305,8 @@ int cmdResume(int argc, char** argv) {
     trainer.prepare();
     trainer.resumeFrom(ckpt);
     dir.truncateMetricsAfter(trainer.step());
-    if (trainer.step() >= recipe.train.steps) {
-        spdlog::info("{} is already complete ({} of {} steps)", dir.path(), trainer.step(), recipe.train.steps);
+    if (trainer.step() >= recipe.totalSteps()) {
+        spdlog::info("{} is already complete ({} of {} steps)", dir.path(), trainer.step(), recipe.totalSteps());
         return kExitOk;
     }
     return runTraining(trainer, dir, isatty(STDERR_FILENO));
@@ -329,8 +329,9 @@ int cmdReconstruct(int argc, char** argv) {
     std::vector<RecipeIssue> issues;
     Recipe recipe = Recipe::fromJson(meta.recipe, issues);
     if (!issues.empty()) throw FileError(ckpt, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
-    if (recipe.method != "mae")
-        throw FileError(ckpt, "was trained with method \"" + recipe.method + "\"; reconstruct needs a MAE checkpoint");
+    std::string method = recipe.effectiveStages()[size_t(std::max(0, std::min(meta.stage, int(recipe.effectiveStages().size()) - 1)))].method;
+    if (method != "mae")
+        throw FileError(ckpt, "was trained with method \"" + method + "\"; reconstruct needs a MAE checkpoint (a MAE decoder)");
     torch::manual_seed(0);
     MaeImpl mae(recipe, meta.channels, meta.mean, meta.std);
     loadModelState(ckpt, mae, true);

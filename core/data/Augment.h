@@ -30,3 +30,27 @@ torch::Tensor denormalizeImages(const torch::Tensor& images, const std::vector<f
 uint64_t streamSeed(uint64_t seed, uint64_t step, uint64_t purpose);
 
 }  // namespace graftlab
+
+namespace graftlab {
+
+// Photometric perturbations of BYOL / MoCo v3 (and ConMIM's strong view), batched, per-image random draws.
+// On 1-channel images saturation and hue have no meaning: they are skipped there (brightness and contrast
+// still apply), and grayscale is the identity.
+struct PhotometricConfig {
+    double jitterProbability = 0.8;
+    double brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
+    double grayscaleProbability = 0.2;
+    double blurProbability = 0.0;
+    double blurSigmaMin = 0.1, blurSigmaMax = 2.0;
+    double solarizeProbability = 0.0;
+};
+
+// Applies, per image: colour jitter (brightness, contrast, saturation, hue in that order; hue as a rotation of
+// the chroma plane in YIQ space), grayscale, Gaussian blur (separable, sigma uniform in range), solarize
+// (x >= 0.5 -> 1 - x). Images in [0, 1], N x C x H x W; output clamped to [0, 1].
+torch::Tensor applyPhotometric(const torch::Tensor& images01, const PhotometricConfig& cfg, std::mt19937_64& rng);
+
+// Gaussian blur with a per-image sigma (0 = untouched), kernel size odd and < image size.
+torch::Tensor gaussianBlur(const torch::Tensor& images, const std::vector<double>& sigmas);
+
+}  // namespace graftlab

@@ -23,6 +23,10 @@ MaeImpl::MaeImpl(const Recipe& r, int channels, std::vector<float> mean, std::ve
     : mae_(r.mae), aug_(r.augment), patchSize_(r.model.patchSize), channels_(channels), mean_(std::move(mean)),
       std_(std::move(std)) {
     encoder_ = register_module("encoder", VisionTransformer(vitConfigFrom(r, channels)));
+    decoder_ = register_module("decoder", MaeDecoder(maeDecoderConfigFrom(r, channels)));
+}
+
+MaeDecoderConfig maeDecoderConfigFrom(const Recipe& r, int channels) {
     MaeDecoderConfig d;
     d.numPatches = r.numPatches();
     d.encoderDim = r.model.embedDim;
@@ -32,14 +36,35 @@ MaeImpl::MaeImpl(const Recipe& r, int channels, std::vector<float> mean, std::ve
     d.mlpRatio = r.model.mlpRatio;
     d.patchSize = r.model.patchSize;
     d.inChans = channels;
-    decoder_ = register_module("decoder", MaeDecoder(d));
+    return d;
+}
+
+torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, const std::vector<float>& mean,
+                      const std::vector<float>& std, std::mt19937_64& rng) {
+    auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug.cropScaleMin,
+                             aug.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug.hflip ? 0.5 : 0.0, rng);
+    return normalizeImages(applyCrops(images01, boxes), mean, std);
+}
+
+torch::Tensor maeTargets(const torch::Tensor& imgs, int patchSize, bool normPix) {
+    auto target = patchify(imgs, patchSize);
+    if (normPix) {
+        auto mean = target.mean(-1, true);
+        auto var = target.var(-1, /*unbiased=*/true, /*keepdim=*/true);
+        target = (target - mean) / (var + 1e-6).sqrt();
+    }
+    return target;
+}
+
+torch::Tensor maeLoss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
+                      bool normPix) {
+    auto perPatch = (pred - maeTargets(imgs, patchSize, normPix)).pow(2).mean(-1);
+    return (perPatch * mask).sum() / mask.sum();
 }
 
 std::vector<torch::Tensor> MaeImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
-    auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
-                             aug_.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug_.hflip ? 0.5 : 0.0, rng);
-    return {normalizeImages(applyCrops(images01, boxes), mean_, std_)};
+    return {maeView(images01, aug_, mean_, std_, rng)};
 }
 
 MaeForward MaeImpl::forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask) {
@@ -52,19 +77,10 @@ MaeForward MaeImpl::forward(const torch::Tensor& imgs, double maskRatio, at::Gen
     return forwardWithMask(imgs, mask);
 }
 
-torch::Tensor MaeImpl::targets(const torch::Tensor& imgs) const {
-    auto target = patchify(imgs, patchSize_);
-    if (mae_.normPixLoss) {
-        auto mean = target.mean(-1, true);
-        auto var = target.var(-1, /*unbiased=*/true, /*keepdim=*/true);
-        target = (target - mean) / (var + 1e-6).sqrt();
-    }
-    return target;
-}
+torch::Tensor MaeImpl::targets(const torch::Tensor& imgs) const { return maeTargets(imgs, patchSize_, mae_.normPixLoss); }
 
 torch::Tensor MaeImpl::loss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask) const {
-    auto perPatch = (pred - targets(imgs)).pow(2).mean(-1);
-    return (perPatch * mask).sum() / mask.sum();
+    return maeLoss(imgs, pred, mask, patchSize_, mae_.normPixLoss);
 }
 
 LossOutput MaeImpl::computeLoss(const Batch& batch, StepContext& ctx) {
@@ -74,10 +90,6 @@ LossOutput MaeImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     return {l, {{"mae", l}}};
 }
 
-std::shared_ptr<Objective> makeObjective(const Recipe& recipe, int channels, std::vector<float> mean,
-                                         std::vector<float> std) {
-    if (recipe.method == "mae") return std::make_shared<MaeImpl>(recipe, channels, std::move(mean), std::move(std));
-    throw RecipeError("method", "unknown method \"" + recipe.method + "\"");
-}
+
 
 }  // namespace graftlab

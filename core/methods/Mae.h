@@ -2,12 +2,24 @@
 #include "methods/Objective.h"
 #include "model/MaeDecoder.h"
 
+#include <random>
+
 namespace graftlab {
 
 struct MaeForward {
     torch::Tensor pred;   // (N, L, p*p*C)
     MaskSample mask;
 };
+
+// MAE's target patches (norm-pix when asked) and loss: mean squared error on masked patches only.
+torch::Tensor maeTargets(const torch::Tensor& imgs, int patchSize, bool normPix);
+torch::Tensor maeLoss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
+                      bool normPix);
+// The MIM view: random resized crop (augment.crop_scale_min..max) + flip, normalised.
+torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, const std::vector<float>& mean,
+                      const std::vector<float>& std, std::mt19937_64& rng);
+
+MaeDecoderConfig maeDecoderConfigFrom(const Recipe& r, int channels);
 
 // Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
 class MaeImpl : public Objective {

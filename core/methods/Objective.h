@@ -22,6 +22,9 @@ struct LossOutput {
 struct StepContext {
     int64_t step = 0;          // global step being trained
     int64_t totalSteps = 1;
+    int stage = 0;             // index of the stage being trained
+    int64_t stageStep = 0;     // step within the stage
+    int64_t stageSteps = 1;    // length of the stage
     uint64_t seed = 0;         // recipe seed
     at::Generator generator;   // seeded for this step (masking noise and other per-step randomness)
 };
@@ -37,9 +40,9 @@ public:
     virtual VisionTransformer encoder() = 0;
 };
 
-// Builds the objective a recipe names, for `channels`-channel images normalised with `mean`/`std`.
-std::shared_ptr<Objective> makeObjective(const Recipe& recipe, int channels, std::vector<float> mean,
-                                         std::vector<float> std);
+// Builds the objective `method` (mae, mocov3, mtl) for `channels`-channel images normalised with `mean`/`std`.
+std::shared_ptr<Objective> makeObjective(const Recipe& recipe, const std::string& method, int channels,
+                                         std::vector<float> mean, std::vector<float> std);
 
 VitConfig vitConfigFrom(const Recipe& r, int channels);
 

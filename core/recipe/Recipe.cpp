@@ -36,7 +36,7 @@ const char* kindOf() {
 const std::vector<Binding>& bindings() {
     static const std::vector<Binding> b = {
         GL_FIELD("name", name, "Name of the recipe, shown in run lists and plots."),
-        GL_FIELD("method", method, "Pretraining objective: mae = masked autoencoder with pixel targets.", "mae"),
+        GL_FIELD("method", method, "Objective of a single-stage recipe: mae (masked autoencoder), mocov3 (contrastive), mtl (both losses on one encoder). Recipes with `stages` name one per stage.", "mae", "mocov3", "mtl"),
         GL_FIELD("seed", seed, "Seed of every random choice (data order, augmentation, masking, init): same seed, same run."),
         GL_FIELD("device", device, "Where to train: auto (CUDA when LibTorch has it, else CPU), cpu or cuda.", "auto", "cpu", "cuda"),
         GL_FIELD("threads", threads, "CPU threads for LibTorch; 0 = all cores."),
@@ -58,6 +58,26 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("augment.crop_scale_min", augment.cropScaleMin, "Smallest area fraction kept by the random resized crop (MAE: 0.2)."),
         GL_FIELD("augment.crop_scale_max", augment.cropScaleMax, "Largest area fraction kept by the random resized crop (MAE: 1.0)."),
         GL_FIELD("augment.hflip", augment.hflip, "Flip images horizontally with probability 0.5."),
+        GL_FIELD("augment.cl_crop_scale_min", augment.clCropScaleMin, "Smallest area fraction of the random resized crop of contrastive views (MoCo v3: 0.08)."),
+        GL_FIELD("augment.jitter_prob", augment.jitterProb, "Probability of colour jitter on a contrastive view (BYOL: 0.8)."),
+        GL_FIELD("augment.brightness", augment.brightness, "Colour jitter: brightness factor drawn from [1-b, 1+b]."),
+        GL_FIELD("augment.contrast", augment.contrast, "Colour jitter: contrast factor drawn from [1-c, 1+c]."),
+        GL_FIELD("augment.saturation", augment.saturation, "Colour jitter: saturation factor from [1-s, 1+s]; no effect on 1-channel images."),
+        GL_FIELD("augment.hue", augment.hue, "Colour jitter: hue shift in [-h, h] turns; no effect on 1-channel images."),
+        GL_FIELD("augment.grayscale_prob", augment.grayscaleProb, "Probability of converting a contrastive view to grayscale (identity on 1-channel images)."),
+        GL_FIELD("augment.view1_blur_prob", augment.view1BlurProb, "Gaussian-blur probability of the first contrastive view (BYOL: 1.0)."),
+        GL_FIELD("augment.view2_blur_prob", augment.view2BlurProb, "Gaussian-blur probability of the second contrastive view (BYOL: 0.1)."),
+        GL_FIELD("augment.view1_solarize_prob", augment.view1SolarizeProb, "Solarize probability of the first contrastive view (BYOL: 0)."),
+        GL_FIELD("augment.view2_solarize_prob", augment.view2SolarizeProb, "Solarize probability of the second contrastive view (BYOL: 0.2)."),
+        GL_FIELD("augment.blur_sigma_min", augment.blurSigmaMin, "Smallest Gaussian-blur sigma in pixels."),
+        GL_FIELD("augment.blur_sigma_max", augment.blurSigmaMax, "Largest Gaussian-blur sigma in pixels."),
+        GL_FIELD("moco.temperature", moco.temperature, "InfoNCE temperature T of MoCo v3 (0.2); the loss is scaled by 2T."),
+        GL_FIELD("moco.momentum", moco.momentum, "Starting momentum of the key encoder; rises to 1 on a cosine over the stage (MoCo v3: 0.99)."),
+        GL_FIELD("moco.hidden_dim", moco.hiddenDim, "Hidden width of the projector and predictor MLPs."),
+        GL_FIELD("moco.out_dim", moco.outDim, "Output width of the projector and predictor (the contrastive embedding)."),
+        GL_FIELD("moco.frozen_patch_embed", moco.frozenPatchEmbed, "Keep the patch projection at its random initialisation (MoCo v3's stability trick)."),
+        GL_FIELD("mtl.mim_weight", mtl.mimWeight, "MTL combination: weight of the MAE loss on the minimally augmented view."),
+        GL_FIELD("mtl.cl_weight", mtl.clWeight, "MTL combination: weight of the MoCo v3 loss on the two strong views."),
         GL_FIELD("optim.base_lr", optim.baseLr, "Base learning rate; the peak lr is base_lr x batch_size / 256."),
         GL_FIELD("optim.batch_size", optim.batchSize, "Images per optimisation step."),
         GL_FIELD("optim.weight_decay", optim.weightDecay, "AdamW weight decay (not applied to biases, norms and other 1-D parameters)."),
@@ -138,7 +158,127 @@ json Recipe::toJson() const {
         auto ptr = pointerOf(b.info.path);
         std::visit([&](auto* p) { j[ptr] = *p; }, b.ref(copy));
     }
+    if (!stages.empty()) {
+        json arr = json::array();
+        for (const auto& st : stages) {
+            json o;
+            o["name"] = st.name;
+            o["method"] = st.method;
+            o["steps"] = st.steps;
+            o["init"] = st.init;
+            o["checkpoint"] = st.checkpoint;
+            o["init_modules"] = st.initModules;
+            o["base_lr"] = st.baseLr;
+            o["warmup_steps"] = st.warmupSteps;
+            o["lr_mult"] = {{"embed", st.embedLr}, {"blocks", st.blockLr}, {"head", st.headLr}};
+            arr.push_back(o);
+        }
+        j["stages"] = arr;
+    }
     return j;
+}
+
+namespace {
+
+void parseStages(const json& v, std::vector<StageConfig>& out, std::vector<RecipeIssue>& issues) {
+    if (!v.is_array()) {
+        issues.push_back({"stages", "expected an array of stage objects, got " + typeName(v)});
+        return;
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+        std::string base = "stages[" + std::to_string(i) + "]";
+        const json& o = v[i];
+        StageConfig st;
+        st.name = "stage " + std::to_string(i + 1);
+        if (!o.is_object()) {
+            issues.push_back({base, "expected an object, got " + typeName(o)});
+            continue;
+        }
+        auto str = [&](const char* key, std::string& dst) {
+            if (!o.contains(key)) return;
+            if (o[key].is_string()) dst = o[key].get<std::string>();
+            else issues.push_back({base + "." + key, "expected a string, got " + typeName(o[key])});
+        };
+        auto num = [&](const json& obj, const std::string& field, const char* key, double& dst) {
+            if (!obj.contains(key)) return;
+            if (obj[key].is_number()) dst = obj[key].get<double>();
+            else issues.push_back({field, "expected a number, got " + typeName(obj[key])});
+        };
+        auto integer = [&](const char* key, int64_t& dst) {
+            if (!o.contains(key)) return;
+            if (o[key].is_number_integer()) dst = o[key].get<int64_t>();
+            else issues.push_back({base + "." + key, "expected an integer, got " + typeName(o[key])});
+        };
+        str("name", st.name);
+        str("method", st.method);
+        integer("steps", st.steps);
+        str("init", st.init);
+        str("checkpoint", st.checkpoint);
+        str("init_modules", st.initModules);
+        num(o, base + ".base_lr", "base_lr", st.baseLr);
+        integer("warmup_steps", st.warmupSteps);
+        if (o.contains("lr_mult")) {
+            const json& m = o["lr_mult"];
+            std::string mb = base + ".lr_mult";
+            if (!m.is_object()) {
+                issues.push_back({mb, "expected an object {embed, blocks, head}, got " + typeName(m)});
+            } else {
+                num(m, mb + ".embed", "embed", st.embedLr);
+                num(m, mb + ".head", "head", st.headLr);
+                if (m.contains("blocks")) {
+                    if (!m["blocks"].is_array()) issues.push_back({mb + ".blocks", "expected an array of numbers, one per block"});
+                    else
+                        for (const auto& x : m["blocks"]) {
+                            if (x.is_number()) st.blockLr.push_back(x.get<double>());
+                            else issues.push_back({mb + ".blocks", "expected numbers, got " + typeName(x)});
+                        }
+                }
+                for (auto it = m.begin(); it != m.end(); ++it)
+                    if (it.key() != "embed" && it.key() != "blocks" && it.key() != "head")
+                        issues.push_back({mb + "." + it.key(), "unknown key (expected embed, blocks or head)"});
+            }
+        }
+        static const std::set<std::string> known = {"name", "method", "steps", "init", "checkpoint", "init_modules",
+                                                    "base_lr", "warmup_steps", "lr_mult"};
+        for (auto it = o.begin(); it != o.end(); ++it)
+            if (!known.count(it.key())) issues.push_back({base + "." + it.key(), "unknown key"});
+        out.push_back(st);
+    }
+}
+
+}  // namespace
+
+std::vector<StageConfig> Recipe::effectiveStages() const {
+    if (!stages.empty()) return stages;
+    StageConfig st;
+    st.name = method;
+    st.method = method;
+    st.steps = train.steps;
+    st.init = "random";
+    return {st};
+}
+
+int64_t Recipe::totalSteps() const {
+    int64_t t = 0;
+    for (const auto& s : effectiveStages()) t += s.steps;
+    return t;
+}
+
+int Recipe::stageAt(int64_t step) const {
+    auto st = effectiveStages();
+    int64_t end = 0;
+    for (size_t i = 0; i < st.size(); ++i) {
+        end += st[i].steps;
+        if (step < end) return int(i);
+    }
+    return int(st.size()) - 1;
+}
+
+int64_t Recipe::stageStart(int stage) const {
+    auto st = effectiveStages();
+    int64_t start = 0;
+    for (int i = 0; i < stage && i < int(st.size()); ++i) start += st[size_t(i)].steps;
+    return start;
 }
 
 Recipe Recipe::fromJson(const json& j, std::vector<RecipeIssue>& issues) {
@@ -180,6 +320,8 @@ Recipe Recipe::fromJson(const json& j, std::vector<RecipeIssue>& issues) {
             },
             b.ref(r));
     }
+    if (j.contains("stages")) parseStages(j["stages"], r.stages, issues);
+    leaves.insert("stages");
     collectUnknown(j, "", leaves, sections, issues);
     return r;
 }
@@ -250,6 +392,48 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (train.logEvery <= 0) e.push_back({"train.log_every", "must be positive"});
     if (train.checkpointEvery <= 0) e.push_back({"train.checkpoint_every", "must be positive"});
     if (train.keepEvery < 0) e.push_back({"train.keep_every", "must be >= 0"});
+    if (!(moco.temperature > 0)) e.push_back({"moco.temperature", "must be positive"});
+    if (!(moco.momentum >= 0 && moco.momentum <= 1)) e.push_back({"moco.momentum", "must be inside [0, 1]"});
+    if (moco.hiddenDim <= 0) e.push_back({"moco.hidden_dim", "must be positive"});
+    if (moco.outDim <= 0) e.push_back({"moco.out_dim", "must be positive"});
+    if (mtl.mimWeight < 0) e.push_back({"mtl.mim_weight", "must be >= 0"});
+    if (mtl.clWeight < 0) e.push_back({"mtl.cl_weight", "must be >= 0"});
+    if (!(augment.clCropScaleMin > 0 && augment.clCropScaleMin <= augment.cropScaleMax))
+        e.push_back({"augment.cl_crop_scale_min", "must be inside (0, augment.crop_scale_max]"});
+    for (auto [field, v] : {std::pair<const char*, double>{"augment.jitter_prob", augment.jitterProb},
+                            {"augment.grayscale_prob", augment.grayscaleProb},
+                            {"augment.view1_blur_prob", augment.view1BlurProb},
+                            {"augment.view2_blur_prob", augment.view2BlurProb},
+                            {"augment.view1_solarize_prob", augment.view1SolarizeProb},
+                            {"augment.view2_solarize_prob", augment.view2SolarizeProb}})
+        if (!(v >= 0 && v <= 1)) e.push_back({field, "is a probability: must be inside [0, 1]"});
+    for (auto [field, v] : {std::pair<const char*, double>{"augment.brightness", augment.brightness},
+                            {"augment.contrast", augment.contrast}, {"augment.saturation", augment.saturation}})
+        if (!(v >= 0 && v <= 1)) e.push_back({field, "must be inside [0, 1]"});
+    if (!(augment.hue >= 0 && augment.hue <= 0.5)) e.push_back({"augment.hue", "must be inside [0, 0.5]"});
+    if (!(augment.blurSigmaMin > 0)) e.push_back({"augment.blur_sigma_min", "must be positive"});
+    if (augment.blurSigmaMax < augment.blurSigmaMin) e.push_back({"augment.blur_sigma_max", "must be >= augment.blur_sigma_min"});
+    static const std::set<std::string> methods = {"mae", "mocov3", "mtl"};
+    for (size_t i = 0; i < stages.size(); ++i) {
+        const auto& st = stages[i];
+        std::string b = "stages[" + std::to_string(i) + "]";
+        if (!methods.count(st.method)) e.push_back({b + ".method", "unknown method \"" + st.method + "\"; expected mae, mocov3 or mtl"});
+        if (st.steps <= 0) e.push_back({b + ".steps", "must be positive"});
+        if (st.init != "random" && st.init != "previous" && st.init != "checkpoint")
+            e.push_back({b + ".init", "expected random, previous or checkpoint, got \"" + st.init + "\""});
+        if (i == 0 && st.init == "previous") e.push_back({b + ".init", "the first stage has no previous stage (use random or checkpoint)"});
+        if (st.init == "checkpoint" && st.checkpoint.empty()) e.push_back({b + ".checkpoint", "init = checkpoint needs a checkpoint file"});
+        if (st.initModules != "encoder" && st.initModules != "all")
+            e.push_back({b + ".init_modules", "expected encoder or all, got \"" + st.initModules + "\""});
+        if (st.baseLr < 0) e.push_back({b + ".base_lr", "must be >= 0 (0 = optim.base_lr)"});
+        if (st.embedLr < 0) e.push_back({b + ".lr_mult.embed", "must be >= 0 (0 = frozen)"});
+        if (st.headLr < 0) e.push_back({b + ".lr_mult.head", "must be >= 0 (0 = frozen)"});
+        if (!st.blockLr.empty() && int(st.blockLr.size()) != model.depth)
+            e.push_back({b + ".lr_mult.blocks", "has " + std::to_string(st.blockLr.size()) + " multipliers for " +
+                                                    std::to_string(model.depth) + " blocks (model.depth)"});
+        for (double m : st.blockLr)
+            if (m < 0) e.push_back({b + ".lr_mult.blocks", "multipliers must be >= 0 (0 = frozen)"});
+    }
     return e;
 }
 

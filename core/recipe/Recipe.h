@@ -39,9 +39,46 @@ struct MaeConfig {
 };
 
 struct AugmentConfig {
-    double cropScaleMin = 0.2;
+    double cropScaleMin = 0.2;   // MIM views (MAE: 0.2 - 1)
     double cropScaleMax = 1.0;
     bool hflip = true;
+    // Contrastive views (BYOL / MoCo v3 recipe)
+    double clCropScaleMin = 0.08;
+    double jitterProb = 0.8;
+    double brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1;
+    double grayscaleProb = 0.2;
+    double view1BlurProb = 1.0, view2BlurProb = 0.1;
+    double view1SolarizeProb = 0.0, view2SolarizeProb = 0.2;
+    double blurSigmaMin = 0.1, blurSigmaMax = 2.0;
+};
+
+struct MocoConfig {
+    double temperature = 0.2;
+    double momentum = 0.99;      // rises to 1 on a cosine over the stage
+    int hiddenDim = 512;         // MLP hidden width (MoCo v3: 4096 for ViT-B)
+    int outDim = 128;            // projection width (MoCo v3: 256)
+    bool frozenPatchEmbed = true;  // MoCo v3's random, frozen patch projection
+};
+
+struct MtlConfig {
+    double mimWeight = 1.0;
+    double clWeight = 1.0;
+};
+
+// One stage of a (possibly grafted) run: its objective, its length, what initialises it, and a learning-rate
+// multiplier per part of the encoder (0 = frozen).
+struct StageConfig {
+    std::string name;
+    std::string method = "mae";
+    int64_t steps = 100;
+    std::string init = "previous";      // random | previous | checkpoint
+    std::string checkpoint;             // with init = checkpoint
+    std::string initModules = "encoder";  // encoder (into base and momentum encoders) | all (heads too)
+    double baseLr = 0;                  // 0 = optim.base_lr
+    int64_t warmupSteps = -1;           // -1 = optim.warmup_steps
+    double embedLr = 1.0;               // patch + position embedding, class token
+    std::vector<double> blockLr;        // one per block; empty = all 1
+    double headLr = 1.0;                // final norm and every head
 };
 
 struct OptimConfig {
@@ -74,12 +111,22 @@ struct Recipe {
     AugmentConfig augment;
     OptimConfig optim;
     TrainConfig train;
+    MocoConfig moco;
+    MtlConfig mtl;
+    std::vector<StageConfig> stages;  // empty = one stage: `method` for train.steps
 
     nlohmann::json toJson() const;
     // Reads a recipe: missing keys keep their defaults; wrong types and unknown keys go into `issues`.
     static Recipe fromJson(const nlohmann::json& j, std::vector<RecipeIssue>& issues);
     // Semantic checks (ranges, divisibility, known names). Empty = valid.
     std::vector<RecipeIssue> validate() const;
+
+    // The stages the run goes through (one built from `method` and train.steps when `stages` is empty).
+    std::vector<StageConfig> effectiveStages() const;
+    int64_t totalSteps() const;
+    // Index of the stage that trains global step `step` (the last stage for step >= totalSteps()).
+    int stageAt(int64_t step) const;
+    int64_t stageStart(int stage) const;
 
     int gridSize() const { return data.imageSize / model.patchSize; }
     int numPatches() const { return gridSize() * gridSize(); }

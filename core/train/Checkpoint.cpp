@@ -53,6 +53,7 @@ void saveCheckpoint(const std::string& path, const torch::nn::Module& model, con
     root.write("format", c10::IValue(std::string(kFormat)));
     root.write("recipe", c10::IValue(meta.recipe.dump()));
     root.write("step", c10::IValue(meta.step));
+    root.write("stage", c10::IValue(int64_t(meta.stage)));
     root.write("channels", c10::IValue(int64_t(meta.channels)));
     root.write("dataset", c10::IValue(meta.dataset));
     root.write("data_mean", torch::tensor(meta.mean, torch::kFloat32));
@@ -89,6 +90,7 @@ CheckpointMeta readCheckpointMeta(const std::string& path) {
         m.recipe = nlohmann::json::parse(v.toStringRef());
         a.archive.read("step", v);
         m.step = v.toInt();
+        if (a.archive.try_read("stage", v)) m.stage = int(v.toInt());
         a.archive.read("channels", v);
         m.channels = int(v.toInt());
         a.archive.read("dataset", v);
@@ -141,6 +143,19 @@ int loadModelState(const std::string& path, torch::nn::Module& model, bool stric
         throw FileError(path, "checkpoint has " + std::to_string(storedSet.size()) + " tensor(s) the model lacks, e.g. \"" +
                                   *storedSet.begin() + "\" (another architecture or method?)");
     return loaded;
+}
+
+std::map<std::string, torch::Tensor> readModelTensors(const std::string& path) {
+    OpenArchive a;
+    openArchive(path, a);
+    torch::serialize::InputArchive m;
+    if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& key : m.keys()) {
+        torch::Tensor t;
+        if (m.try_read(key, t) || m.try_read(key, t, true)) out[key] = t;
+    }
+    return out;
 }
 
 void loadOptimizerState(const std::string& path, torch::optim::Optimizer& optimizer) {

@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ struct CheckpointMeta {
     std::string path;
     nlohmann::json recipe;
     int64_t step = 0;
+    int stage = 0;
     int channels = 1;
     std::string dataset;
     std::vector<float> mean, std;
@@ -29,6 +31,8 @@ CheckpointMeta readCheckpointMeta(const std::string& path);
 // Copies the checkpoint's tensors into `model` by name, checking every shape. With `strict`, a tensor the model
 // has and the checkpoint lacks (or the reverse) is an error naming it. Returns the number of tensors loaded.
 int loadModelState(const std::string& path, torch::nn::Module& model, bool strict = true);
+// The model tensors of a checkpoint by name (for grafting a stage from another run).
+std::map<std::string, torch::Tensor> readModelTensors(const std::string& path);
 void loadOptimizerState(const std::string& path, torch::optim::Optimizer& optimizer);
 void restoreRngState(const std::string& path);
 

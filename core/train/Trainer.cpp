@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 namespace graftlab {
@@ -83,54 +84,153 @@ void Trainer::prepare() {
 
     train_ = std::make_shared<Dataset>(loadDataset(recipe_.data, Split::Train, uint64_t(recipe_.seed)));
     if (!train_->note.empty()) spdlog::warn("{}", train_->note);
+    step_ = 0;
+    enterStage(0, true);
+}
 
-    torch::manual_seed(uint64_t(recipe_.seed));
-    objective_ = makeObjective(recipe_, train_->channels(), train_->mean, train_->std);
-    objective_->to(device_);
+namespace {
 
-    // AdamW groups: weights with decay, and biases / norms / other 1-D parameters without.
-    std::vector<torch::Tensor> decay, noDecay;
+// Which lr multiplier of the stage a parameter of the objective gets (by its name).
+double multiplierFor(const std::string& name, const StageConfig& st) {
+    const std::string enc = "encoder.";
+    if (name.rfind(enc, 0) != 0) return st.headLr;  // decoder, projector, predictor, momentum branch
+    std::string rest = name.substr(enc.size());
+    if (rest.rfind("patch_embed.", 0) == 0 || rest == "cls_token") return st.embedLr;
+    if (rest.rfind("blocks.", 0) == 0) {
+        size_t dot = rest.find('.', 7);
+        int block = std::stoi(rest.substr(7, dot - 7));
+        return st.blockLr.empty() ? 1.0 : st.blockLr[size_t(block)];
+    }
+    return st.headLr;  // final norm
+}
+
+std::string multiplierName(double m) {
+    std::ostringstream os;
+    os << "x" << m;
+    return os.str();
+}
+
+// Copies tensors of `from` into `to` by name: encoder.* (also into moco.momentum_encoder.* when `to` has a
+// momentum branch), and with `all` every other tensor whose name and shape match. Returns how many.
+int graftTensors(const std::map<std::string, torch::Tensor>& from, torch::nn::Module& to, bool all) {
+    torch::NoGradGuard ng;
+    int copied = 0;
+    auto copyInto = [&](const std::string& name, torch::Tensor& dst) {
+        std::string src = name;
+        const std::string mom = "moco.momentum_encoder.";
+        if (name.rfind(mom, 0) == 0) src = "encoder." + name.substr(mom.size());
+        bool isEncoder = src.rfind("encoder.", 0) == 0;
+        if (!isEncoder && !all) return;
+        auto it = from.find(src);
+        if (it == from.end() && name.rfind(mom, 0) == 0 && all) it = from.find(name);
+        if (it == from.end() || it->second.sizes() != dst.sizes()) return;
+        dst.copy_(it->second);
+        ++copied;
+    };
+    for (auto& p : to.named_parameters(true)) copyInto(p.key(), p.value());
+    for (auto& b : to.named_buffers(true)) copyInto(b.key(), b.value());
+    return copied;
+}
+
+std::map<std::string, torch::Tensor> tensorsOf(torch::nn::Module& m) {
+    std::map<std::string, torch::Tensor> out;
+    for (auto& p : m.named_parameters(true)) out[p.key()] = p.value().detach().clone();
+    for (auto& b : m.named_buffers(true)) out[b.key()] = b.value().detach().clone();
+    return out;
+}
+
+}  // namespace
+
+void Trainer::enterStage(int stage, bool initialise) {
+    auto stages = recipe_.effectiveStages();
+    const StageConfig& st = stages[size_t(stage)];
+    std::map<std::string, torch::Tensor> previous;
+    if (initialise && st.init == "previous" && objective_) previous = tensorsOf(*objective_);
+
+    // A fixed seed per stage: the same stage always starts from the same random heads.
+    torch::manual_seed(uint64_t(recipe_.seed) + uint64_t(stage) * 1000003ull);
+    auto objective = makeObjective(recipe_, st.method, train_->channels(), train_->mean, train_->std);
+    if (initialise && st.init != "random") {
+        std::map<std::string, torch::Tensor> source = previous;
+        std::string origin = "the previous stage";
+        if (st.init == "checkpoint") {
+            source = readModelTensors(st.checkpoint);
+            origin = st.checkpoint;
+        }
+        int n = graftTensors(source, *objective, st.initModules == "all");
+        if (n == 0)
+            throw RecipeError("stages[" + std::to_string(stage) + "].init",
+                              "nothing to take from " + origin + " (no tensor matches the model by name and shape)");
+        spdlog::info("stage {} ({}): {} tensors from {}", stage + 1, st.method, n, origin);
+    }
+    objective->to(device_);
+    objective_ = objective;
+    stage_ = stage;
+    buildOptimizer(st);
+
+    auto obj = objective_;
+    loader_ = std::make_unique<Loader>(train_, recipe_.optim.batchSize, uint64_t(recipe_.seed),
+                                       [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); });
+    loader_->seek(step_);
+}
+
+void Trainer::buildOptimizer(const StageConfig& st) {
+    // One AdamW group per (multiplier, decay): weights with decay; biases, norms and other 1-D parameters without.
+    // A multiplier of 0 freezes the parameter: no gradient is computed for it at all.
+    std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
     for (const auto& p : objective_->named_parameters(true)) {
         if (!p.value().requires_grad()) continue;
+        double m = multiplierFor(p.key(), st);
+        if (m == 0.0) {
+            p.value().set_requires_grad(false);
+            continue;
+        }
         const std::string& name = p.key();
         bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-        (p.value().dim() <= 1 || isBias ? noDecay : decay).push_back(p.value());
+        bool decay = !(p.value().dim() <= 1 || isBias);
+        buckets[{-m, !decay}].push_back(p.value());  // largest multiplier first, decay before no-decay
     }
-    auto opts = [&](double wd) {
-        return std::make_unique<torch::optim::AdamWOptions>(
-            torch::optim::AdamWOptions(recipe_.peakLr())
-                .betas({recipe_.optim.beta1, recipe_.optim.beta2})
-                .weight_decay(wd)
-                .eps(1e-8));
-    };
     std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, opts(recipe_.optim.weightDecay));
-    groups.emplace_back(noDecay, opts(0.0));
-    groupMultiplier_ = {1.0, 1.0};
-    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, *opts(recipe_.optim.weightDecay));
-
-    auto objective = objective_;
-    loader_ = std::make_unique<Loader>(
-        train_, recipe_.optim.batchSize, uint64_t(recipe_.seed),
-        [objective](const torch::Tensor& x, uint64_t seed) { return objective->makeViews(x, seed); });
-    step_ = 0;
+    groupMultiplier_.clear();
+    groupNames_.clear();
+    for (auto& [key, params] : buckets) {
+        double m = -key.first;
+        bool decay = !key.second;
+        groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                        torch::optim::AdamWOptions(recipe_.peakLr())
+                                            .betas({recipe_.optim.beta1, recipe_.optim.beta2})
+                                            .weight_decay(decay ? recipe_.optim.weightDecay : 0.0)
+                                            .eps(1e-8)));
+        groupMultiplier_.push_back(m);
+        groupNames_.push_back(multiplierName(m));
+    }
+    if (groups.empty()) throw RecipeError("stages[" + std::to_string(stage_) + "].lr_mult", "every parameter is frozen");
+    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(recipe_.peakLr()));
 }
 
 void Trainer::resumeFrom(const std::string& path) {
     auto meta = readCheckpointMeta(path);
+    step_ = meta.step;
+    if (meta.stage != stage_) enterStage(meta.stage, false);
     loadModelState(path, *objective_, true);
     loadOptimizerState(path, *optimizer_);
     restoreRngState(path);
-    step_ = meta.step;
+    loader_->seek(step_);
     lastCheckpointStep_ = meta.step;
-    spdlog::info("resumed from {} at step {}", path, step_);
+    spdlog::info("resumed from {} at step {} (stage {})", path, step_, stage_ + 1);
 }
 
-void Trainer::applyLr(int64_t step) {
-    double lr = warmupCosineLr(step, recipe_.train.steps, recipe_.optim.warmupSteps, recipe_.peakLr(), recipe_.optim.minLr);
+double Trainer::applyLr(int64_t step) {
+    auto stages = recipe_.effectiveStages();
+    const StageConfig& st = stages[size_t(stage_)];
+    double base = st.baseLr > 0 ? st.baseLr : recipe_.optim.baseLr;
+    double peak = base * recipe_.optim.batchSize / 256.0;
+    int64_t warmup = st.warmupSteps >= 0 ? st.warmupSteps : recipe_.optim.warmupSteps;
+    double lr = warmupCosineLr(step - recipe_.stageStart(stage_), st.steps, warmup, peak, recipe_.optim.minLr);
     auto& groups = optimizer_->param_groups();
     for (size_t i = 0; i < groups.size(); ++i)
         static_cast<torch::optim::AdamWOptions&>(groups[i].options()).lr(lr * groupMultiplier_[i]);
+    return lr;
 }
 
 std::string Trainer::saveCheckpointNow() {
@@ -139,6 +239,7 @@ std::string Trainer::saveCheckpointNow() {
     CheckpointMeta meta;
     meta.recipe = recipe_.toJson();
     meta.step = step_;
+    meta.stage = stage_;
     meta.channels = train_->channels();
     meta.dataset = train_->name;
     meta.mean = train_->mean;
@@ -163,7 +264,7 @@ void Trainer::setPaused(bool paused) {
 
 TrainerState Trainer::run() {
     if (!objective_) prepare();
-    const int64_t total = recipe_.train.steps;
+    const int64_t total = recipe_.totalSteps();
     const int64_t endStep = options_.stopAtStep >= 0 ? std::min(total, options_.stopAtStep) : total;
 
     RunInfo info;
@@ -195,13 +296,24 @@ TrainerState Trainer::run() {
                 setState(TrainerState::Running);
                 windowStart = std::chrono::steady_clock::now();
             }
+            // Stage boundary: the next stage takes over (grafting), initialised as its recipe says.
+            if (recipe_.stageAt(step_) != stage_) {
+                if (step_ != lastCheckpointStep_) saveCheckpointNow();  // the finished stage's weights stay on disk
+                enterStage(recipe_.stageAt(step_), true);
+                objective_->train();
+                spdlog::info("stage {} of {}: {} from step {}", stage_ + 1, recipe_.effectiveStages().size(),
+                             recipe_.effectiveStages()[size_t(stage_)].method, step_);
+            }
             Batch batch = loader_->next();
             for (auto& v : batch.views) v = v.to(device_, /*non_blocking=*/true);
 
-            applyLr(step_);
+            double baseLr = applyLr(step_);
             StepContext ctx;
             ctx.step = step_;
             ctx.totalSteps = total;
+            ctx.stage = stage_;
+            ctx.stageStep = step_ - recipe_.stageStart(stage_);
+            ctx.stageSteps = recipe_.effectiveStages()[size_t(stage_)].steps;
             ctx.seed = uint64_t(recipe_.seed);
             ctx.generator = at::detail::createCPUGenerator(streamSeed(uint64_t(recipe_.seed), uint64_t(step_), 0x4d41534bull /*MASK*/));
 
@@ -232,11 +344,14 @@ TrainerState Trainer::run() {
                 MetricsRow row;
                 row.step = step_;
                 row.epoch = batch.epoch;
-                row.stage = 0;
+                row.stage = stage_;
                 row.values.emplace_back("loss", windowSums["loss"] / windowSteps);
                 for (auto& [k, v] : windowSums)
                     if (k != "loss") row.values.emplace_back(k, v / windowSteps);
-                row.values.emplace_back("lr", static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[0].options()).lr());
+                row.values.emplace_back("lr", baseLr);
+                for (size_t g = 0; g < groupNames_.size(); ++g)
+                    if (g == 0 || groupNames_[g] != groupNames_[g - 1])
+                        row.values.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
                 row.values.emplace_back("images_per_s", seconds > 0 ? windowSteps * double(recipe_.optim.batchSize) / seconds : 0.0);
                 for (auto& e : extra) row.values.push_back(e);
                 for (auto* o : observers_) o->onMetrics(row);

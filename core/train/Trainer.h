@@ -49,9 +49,18 @@ public:
     std::string saveCheckpointNow();
     const std::string& failure() const { return failure_; }
 
+    int stage() const { return stage_; }
+    // Builds stage `stage`'s objective, initialises it (`initialise`: by its init rule; else left for a
+    // checkpoint load), its optimizer groups and its loader. run() calls it at stage boundaries.
+    void enterStage(int stage, bool initialise);
+    // Names of the parameter groups' lr multipliers, e.g. {"x1", "x0.1"}, parallel to the optimizer's groups.
+    const std::vector<std::string>& groupNames() const { return groupNames_; }
+    const std::vector<double>& groupMultipliers() const { return groupMultiplier_; }
+
 private:
     void setState(TrainerState s, const std::string& detail = {});
-    void applyLr(int64_t step);
+    double applyLr(int64_t step);  // returns the base (x1) lr of the step
+    void buildOptimizer(const StageConfig& st);
 
     Recipe recipe_;
     TrainerOptions options_;
@@ -61,6 +70,8 @@ private:
     std::shared_ptr<Objective> objective_;
     std::unique_ptr<torch::optim::AdamW> optimizer_;
     std::vector<double> groupMultiplier_;
+    std::vector<std::string> groupNames_;
+    int stage_ = 0;
     std::unique_ptr<Loader> loader_;
     int64_t step_ = 0;
     int64_t lastCheckpointStep_ = -1;

@@ -63,6 +63,7 @@ private slots:
 
     void normPixTargets() {
         Recipe r = test::tinyRecipe();
+        r.mae.normPixLoss = true;
         MaeImpl mae(r, 1, {0.5f}, {0.25f});
         auto imgs = torch::rand({2, 1, 16, 16});
         auto t = mae.targets(imgs);

@@ -1,0 +1,172 @@
+#include "methods/MocoV3.h"
+#include "data/Augment.h"
+#include "train/Schedule.h"
+#include "util/Errors.h"
+
+#include <torch/torch.h>
+
+namespace graftlab {
+
+torch::nn::Sequential buildMocoMlp(int numLayers, int inDim, int hiddenDim, int outDim, bool lastBatchNorm) {
+    torch::nn::Sequential mlp;
+    for (int l = 0; l < numLayers; ++l) {
+        int d1 = l == 0 ? inDim : hiddenDim;
+        int d2 = l == numLayers - 1 ? outDim : hiddenDim;
+        mlp->push_back(torch::nn::Linear(torch::nn::LinearOptions(d1, d2).bias(false)));
+        if (l < numLayers - 1) {
+            mlp->push_back(torch::nn::BatchNorm1d(d2));
+            mlp->push_back(torch::nn::ReLU(true));
+        } else if (lastBatchNorm) {
+            // MoCo v3 follows SimCLR: the last BN has no affine parameters
+            mlp->push_back(torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(d2).affine(false)));
+        }
+    }
+    return mlp;
+}
+
+torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
+    auto qn = torch::nn::functional::normalize(q, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    auto kn = torch::nn::functional::normalize(k, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    auto logits = torch::mm(qn, kn.t()) / temperature;
+    auto labels = torch::arange(logits.size(0), torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
+    return torch::nn::functional::cross_entropy(logits, labels) * (2.0 * temperature);
+}
+
+double mocoMomentum(double m0, int64_t stepInStage, int64_t stageSteps) { return cosineRamp(stepInStage, stageSteps, m0, 1.0); }
+
+std::vector<torch::Tensor> contrastiveViews(const torch::Tensor& images01, const AugmentConfig& aug,
+                                            const std::vector<float>& mean, const std::vector<float>& std,
+                                            std::mt19937_64& rng) {
+    const int64_t n = images01.size(0);
+    const int H = int(images01.size(2)), W = int(images01.size(3));
+    std::vector<torch::Tensor> views;
+    for (int v = 0; v < 2; ++v) {
+        auto boxes = sampleCrops(n, H, W, aug.clCropScaleMin, aug.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug.hflip ? 0.5 : 0.0, rng);
+        PhotometricConfig pc;
+        pc.jitterProbability = aug.jitterProb;
+        pc.brightness = aug.brightness;
+        pc.contrast = aug.contrast;
+        pc.saturation = aug.saturation;
+        pc.hue = aug.hue;
+        pc.grayscaleProbability = aug.grayscaleProb;
+        pc.blurProbability = v == 0 ? aug.view1BlurProb : aug.view2BlurProb;
+        pc.solarizeProbability = v == 0 ? aug.view1SolarizeProb : aug.view2SolarizeProb;
+        pc.blurSigmaMin = aug.blurSigmaMin;
+        pc.blurSigmaMax = aug.blurSigmaMax;
+        views.push_back(normalizeImages(applyPhotometric(applyCrops(images01, boxes), pc, rng), mean, std));
+    }
+    return views;
+}
+
+MocoHeadsImpl::MocoHeadsImpl(const VitConfig& vit, const MocoConfig& c) : cfg(c) {
+    projector = register_module("projector", buildMocoMlp(3, vit.embedDim, cfg.hiddenDim, cfg.outDim));
+    predictor = register_module("predictor", buildMocoMlp(2, cfg.outDim, cfg.hiddenDim, cfg.outDim));
+    momentum_encoder = register_module("momentum_encoder", VisionTransformer(vit));
+    momentum_projector = register_module("momentum_projector", buildMocoMlp(3, vit.embedDim, cfg.hiddenDim, cfg.outDim));
+    for (auto& p : momentum_encoder->parameters()) p.set_requires_grad(false);
+    for (auto& p : momentum_projector->parameters()) p.set_requires_grad(false);
+}
+
+void MocoHeadsImpl::syncMomentum(VisionTransformer& encoder) {
+    torch::NoGradGuard ng;
+    auto src = encoder->parameters(), dst = momentum_encoder->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+    auto ps = projector->parameters(), pd = momentum_projector->parameters();
+    for (size_t i = 0; i < ps.size(); ++i) pd[i].copy_(ps[i]);
+}
+
+void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m) {
+    torch::NoGradGuard ng;
+    auto src = encoder->parameters(), dst = momentum_encoder->parameters();
+    for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(m).add_(src[i].detach(), 1.0 - m);
+    auto ps = projector->parameters(), pd = momentum_projector->parameters();
+    for (size_t i = 0; i < ps.size(); ++i) pd[i].mul_(m).add_(ps[i].detach(), 1.0 - m);
+}
+
+torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
+    // Both views in one pass through each branch (BN statistics over 2N, as two separate passes would not be
+    // different enough to matter, and one pass is faster).
+    const int64_t n = v1.size(0);
+    auto both = torch::cat({v1, v2}, 0);
+    auto q = predictor->forward(projector->forward(encoder->forward(both).select(1, 0)));
+    torch::Tensor k;
+    {
+        torch::NoGradGuard ng;
+        k = momentum_projector->forward(momentum_encoder->forward(both).select(1, 0));
+    }
+    auto q1 = q.slice(0, 0, n), q2 = q.slice(0, n);
+    auto k1 = k.slice(0, 0, n), k2 = k.slice(0, n);
+    return mocoContrastiveLoss(q1, k2, cfg.temperature) + mocoContrastiveLoss(q2, k1, cfg.temperature);
+}
+
+MocoV3Impl::MocoV3Impl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+    : aug_(r.augment), cfg_(r.moco), mean_(std::move(mean)), std_(std::move(std)) {
+    VitConfig vit = vitConfigFrom(r, channels);
+    encoder_ = register_module("encoder", VisionTransformer(vit));
+    moco_ = register_module("moco", MocoHeads(vit, cfg_));
+    initMaeWeights(*moco_);  // xavier Linear weights as the encoder; BN starts at 1/0
+    moco_->syncMomentum(encoder_);
+    if (cfg_.frozenPatchEmbed)
+        for (auto& p : encoder_->patch_embed->parameters()) p.set_requires_grad(false);
+}
+
+std::vector<torch::Tensor> MocoV3Impl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+    std::mt19937_64 rng(seed);
+    return contrastiveViews(images01, aug_, mean_, std_, rng);
+}
+
+LossOutput MocoV3Impl::computeLoss(const Batch& batch, StepContext&) {
+    auto l = moco_->loss(encoder_, batch.views.at(0), batch.views.at(1));
+    return {l, {{"moco", l}}};
+}
+
+void MocoV3Impl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+    double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
+    moco_->momentumUpdate(encoder_, m);
+    metrics.emplace_back("momentum", m);
+}
+
+MtlImpl::MtlImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+    : aug_(r.augment), mae_(r.mae), cfg_(r.moco), mtl_(r.mtl), patchSize_(r.model.patchSize), mean_(std::move(mean)),
+      std_(std::move(std)) {
+    VitConfig vit = vitConfigFrom(r, channels);
+    encoder_ = register_module("encoder", VisionTransformer(vit));
+    decoder_ = register_module("decoder", MaeDecoder(maeDecoderConfigFrom(r, channels)));
+    moco_ = register_module("moco", MocoHeads(vit, cfg_));
+    initMaeWeights(*moco_);
+    moco_->syncMomentum(encoder_);
+    // MAE needs a trainable patch projection: the MTL encoder keeps it trainable.
+}
+
+std::vector<torch::Tensor> MtlImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+    std::mt19937_64 rng(seed);
+    std::vector<torch::Tensor> v = {maeView(images01, aug_, mean_, std_, rng)};  // minimally augmented MIM view
+    for (auto& t : contrastiveViews(images01, aug_, mean_, std_, rng)) v.push_back(t);
+    return v;
+}
+
+LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
+    const auto& mimView = batch.views.at(0);
+    auto mask = randomMasking(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device());
+    auto pred = decoder_->forward(encoder_->forwardVisible(mimView, mask), mask.idsRestore);
+    auto lMae = maeLoss(mimView, pred, mask.mask, patchSize_, mae_.normPixLoss);
+    auto lMoco = moco_->loss(encoder_, batch.views.at(1), batch.views.at(2));
+    auto total = mtl_.mimWeight * lMae + mtl_.clWeight * lMoco;
+    return {total, {{"mae", lMae}, {"moco", lMoco}}};
+}
+
+void MtlImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+    double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
+    moco_->momentumUpdate(encoder_, m);
+    metrics.emplace_back("momentum", m);
+}
+
+std::shared_ptr<Objective> makeObjective(const Recipe& recipe, const std::string& method, int channels,
+                                         std::vector<float> mean, std::vector<float> std) {
+    if (method == "mae") return std::make_shared<MaeImpl>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "mocov3") return std::make_shared<MocoV3Impl>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "mtl") return std::make_shared<MtlImpl>(recipe, channels, std::move(mean), std::move(std));
+    throw RecipeError("method", "unknown method \"" + method + "\"");
+}
+
+}  // namespace graftlab

@@ -1,0 +1,83 @@
+#pragma once
+// MoCo v3 for ViT (Chen, Xie, He 2021), as facebookresearch/moco-v3: projector (3 layers) + predictor (2 layers)
+// on the base encoder, projector on a momentum encoder; symmetric InfoNCE scaled by 2T. And the naive MTL
+// combination of the Layer Grafted paper: MAE + MoCo v3 losses on one shared encoder.
+#include "methods/Mae.h"
+
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+
+namespace graftlab {
+
+// Linear(no bias)-BN-ReLU ... Linear-BN(affine-free) as MoCo v3's _build_mlp.
+torch::nn::Sequential buildMocoMlp(int numLayers, int inDim, int hiddenDim, int outDim, bool lastBatchNorm = true);
+
+// InfoNCE of q against k over the batch (positives on the diagonal), times 2T as in MoCo v3.
+torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature);
+
+// The contrastive views: two random resized crops (cl_crop_scale_min..1) with flips and BYOL's asymmetric
+// photometric perturbations, normalised.
+std::vector<torch::Tensor> contrastiveViews(const torch::Tensor& images01, const AugmentConfig& aug,
+                                            const std::vector<float>& mean, const std::vector<float>& std,
+                                            std::mt19937_64& rng);
+
+// The MoCo v3 heads around a base encoder: projector and predictor, the momentum encoder and its projector.
+class MocoHeadsImpl : public torch::nn::Module {
+public:
+    MocoHeadsImpl(const VitConfig& vit, const MocoConfig& cfg);
+    // Loss for views (v1, v2) through `encoder`; keys come from the momentum branch without gradient.
+    torch::Tensor loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2);
+    // momentum update: p_m = m p_m + (1 - m) p_b for encoder and projector parameters.
+    void momentumUpdate(VisionTransformer& encoder, double m);
+    // Copies the base encoder (and projector) into the momentum branch.
+    void syncMomentum(VisionTransformer& encoder);
+
+    MocoConfig cfg;
+    torch::nn::Sequential projector{nullptr}, predictor{nullptr}, momentum_projector{nullptr};
+    VisionTransformer momentum_encoder{nullptr};
+};
+TORCH_MODULE(MocoHeads);
+
+class MocoV3Impl : public Objective {
+public:
+    MocoV3Impl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    std::string methodName() const override { return "mocov3"; }
+    std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
+    LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
+    void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;
+    VisionTransformer encoder() override { return encoder_; }
+    MocoHeads heads() { return moco_; }
+
+private:
+    AugmentConfig aug_;
+    MocoConfig cfg_;
+    std::vector<float> mean_, std_;
+    VisionTransformer encoder_{nullptr};
+    MocoHeads moco_{nullptr};
+};
+
+class MtlImpl : public Objective {
+public:
+    MtlImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    std::string methodName() const override { return "mtl"; }
+    std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
+    LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
+    void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;
+    VisionTransformer encoder() override { return encoder_; }
+
+private:
+    AugmentConfig aug_;
+    MaeConfig mae_;
+    MocoConfig cfg_;
+    MtlConfig mtl_;
+    int patchSize_;
+    std::vector<float> mean_, std_;
+    VisionTransformer encoder_{nullptr};
+    MaeDecoder decoder_{nullptr};
+    MocoHeads moco_{nullptr};
+};
+
+// Momentum of the key encoder at `stepInStage` of a stage of `stageSteps` (cosine from m0 to 1).
+double mocoMomentum(double m0, int64_t stepInStage, int64_t stageSteps);
+
+}  // namespace graftlab

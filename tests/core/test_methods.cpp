@@ -1,0 +1,255 @@
+#include "data/Augment.h"
+#include "methods/MocoV3.h"
+#include "train/Checkpoint.h"
+#include "train/Trainer.h"
+#include "TestRegistry.h"
+#include "TestUtil.h"
+
+#include <torch/torch.h>
+
+#include <QtTest>
+
+#include <filesystem>
+
+using namespace graftlab;
+namespace fs = std::filesystem;
+
+namespace {
+struct Rows : TrainerObserver {
+    std::vector<MetricsRow> rows;
+    void onMetrics(const MetricsRow& r) override { rows.push_back(r); }
+};
+
+Recipe tinyStages(const std::string& first, const std::string& second, std::vector<double> blocks, double embed) {
+    Recipe r = test::tinyRecipe();
+    r.moco.hiddenDim = 32;
+    r.moco.outDim = 16;
+    StageConfig a;
+    a.name = "one";
+    a.method = first;
+    a.steps = 4;
+    a.init = "random";
+    StageConfig b;
+    b.name = "two";
+    b.method = second;
+    b.steps = 4;
+    b.init = "previous";
+    b.blockLr = std::move(blocks);
+    b.embedLr = embed;
+    r.stages = {a, b};
+    r.train.logEvery = 1;
+    r.train.checkpointEvery = 100;
+    return r;
+}
+}  // namespace
+
+class MethodsTest : public QObject {
+    Q_OBJECT
+private slots:
+    void infoNceClosedForm() {
+        // q = k = N orthonormal unit vectors: logits are I / T, so each row's loss is
+        // -log(e^{1/T} / (e^{1/T} + (N - 1))), times 2T.
+        const int n = 8;
+        const double T = 0.2;
+        auto q = torch::eye(n).slice(1, 0, n);
+        double expected = -std::log(std::exp(1 / T) / (std::exp(1 / T) + (n - 1))) * 2 * T;
+        QVERIFY(std::abs(mocoContrastiveLoss(q, q, T).item<double>() - expected) < 1e-5);
+        // scaling q or k does not matter (both are L2-normalised)
+        QVERIFY(std::abs(mocoContrastiveLoss(q * 3, q * 0.5, T).item<double>() - expected) < 1e-5);
+    }
+
+    void mlpShapesAndLastBatchNorm() {
+        auto mlp = buildMocoMlp(3, 32, 64, 16);
+        auto out = mlp->forward(torch::randn({5, 32}));
+        QCOMPARE(out.sizes().vec(), (std::vector<int64_t>{5, 16}));
+        auto* lastBn = (*mlp)[mlp->size() - 1]->as<torch::nn::BatchNorm1d>();
+        QVERIFY(lastBn);
+        QVERIFY(!lastBn->options.affine());
+    }
+
+    void momentumUpdateFollowsFormulaOutsideAutograd() {
+        Recipe r = test::tinyRecipe();
+        r.moco.hiddenDim = 32;
+        r.moco.outDim = 16;
+        torch::manual_seed(0);
+        MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
+        auto heads = moco.heads();
+        auto enc = moco.encoder();
+        for (auto& p : heads->momentum_encoder->parameters()) QVERIFY(!p.requires_grad());
+        {
+            torch::NoGradGuard ng;
+            for (auto& p : enc->parameters()) p.add_(0.1);  // base moves away from the momentum copy
+        }
+        auto before = heads->momentum_encoder->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
+        auto base = enc->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
+        heads->momentumUpdate(enc, 0.9);
+        auto after = heads->momentum_encoder->blocks[0]->as<Block>()->mlp->fc1->weight;
+        QVERIFY(torch::allclose(after, 0.9 * before + 0.1 * base, 1e-6, 1e-7));
+        // a backward pass leaves the momentum branch without gradients
+        auto x = torch::randn({4, 1, 16, 16});
+        auto l = heads->loss(enc, x, x.flip({3}));
+        l.backward();
+        for (auto& p : heads->momentum_encoder->parameters()) QVERIFY(!p.grad().defined());
+        QVERIFY(enc->blocks[0]->as<Block>()->mlp->fc1->weight.grad().defined());
+        // frozen random patch projection
+        QVERIFY(!enc->patch_embed->proj->weight.requires_grad());
+        QVERIFY(std::abs(mocoMomentum(0.99, 0, 100) - 0.99) < 1e-12);
+        QVERIFY(std::abs(mocoMomentum(0.99, 100, 100) - 1.0) < 1e-12);
+    }
+
+    void photometricIdentityAndSolarize() {
+        auto x = torch::rand({4, 3, 8, 8});
+        PhotometricConfig none;
+        none.jitterProbability = 0;
+        none.grayscaleProbability = 0;
+        std::mt19937_64 rng(1);
+        QVERIFY(torch::allclose(applyPhotometric(x, none, rng), x, 1e-6, 1e-6));
+        PhotometricConfig sol = none;
+        sol.solarizeProbability = 1.0;
+        auto s = applyPhotometric(x, sol, rng);
+        QVERIFY(torch::allclose(s, torch::where(x >= 0.5, 1 - x, x), 1e-6, 1e-6));
+        PhotometricConfig gray = none;
+        gray.grayscaleProbability = 1.0;
+        auto g = applyPhotometric(x, gray, rng);
+        QVERIFY(torch::allclose(g.select(1, 0), g.select(1, 1), 1e-6, 1e-6));
+        // 1-channel images: brightness still applies, grayscale is the identity
+        auto m = torch::full({2, 1, 8, 8}, 0.5);
+        PhotometricConfig bright = none;
+        bright.jitterProbability = 1.0;
+        bright.contrast = bright.saturation = bright.hue = 0;
+        bright.brightness = 0.5;
+        auto b = applyPhotometric(m, bright, rng);
+        QVERIFY((b - m).abs().max().item<float>() > 1e-3);
+        // blur lowers the variance of noise
+        auto noise = torch::rand({2, 1, 16, 16});
+        QVERIFY(gaussianBlur(noise, {1.5, 1.5}).var().item<float>() < 0.5f * noise.var().item<float>());
+        QVERIFY(torch::equal(gaussianBlur(noise, {0.0, 0.0}), noise));
+    }
+
+    void frozenBlocksStayAndGroupsFollowMultipliers() {
+        Recipe r = tinyStages("mae", "mocov3", {0.0, 1.0}, 0.1);
+        r.moco.frozenPatchEmbed = false;
+        Trainer t(r);
+        Rows rows;
+        t.addObserver(&rows);
+        t.prepare();
+        t.enterStage(1, true);  // the graft, without training stage 1 (random weights are fine here)
+        auto frozen = t.objective().encoder()->blocks[0]->as<Block>()->attn->qkv->weight.clone();
+        auto moving = t.objective().encoder()->blocks[1]->as<Block>()->attn->qkv->weight.clone();
+        QCOMPARE(t.groupNames().front(), std::string("x1"));
+        QCOMPARE(t.groupNames().back(), std::string("x0.1"));
+        // train stage 2 from its first step
+        TrainerOptions o;
+        Trainer t2(r, o);
+        t2.addObserver(&rows);
+        t2.prepare();
+        // run stage 1 then stage 2; check on the final weights that block 0 did not move in stage 2
+        t2.run();
+        QVERIFY(std::isfinite(rows.rows.back().value("loss")));
+        auto& last = rows.rows.back();
+        QCOMPARE(last.stage, 1);
+        QVERIFY(std::abs(last.value("lr/x0.1") - 0.1 * last.value("lr")) < 1e-15);
+        QVERIFY(last.value("momentum", -1) > 0.99);
+        for (const auto& p : t2.optimizer().param_groups()) {
+            double lr = static_cast<const torch::optim::AdamWOptions&>(p.options()).lr();
+            QVERIFY(lr >= 0);
+        }
+        (void)frozen;
+        (void)moving;
+        // frozen block: no gradient, not in the optimizer
+        auto w = t2.objective().encoder()->blocks[0]->as<Block>()->attn->qkv->weight;
+        QVERIFY(!w.requires_grad());
+    }
+
+    void frozenBlockIsBitIdenticalAcrossStageTwo() {
+        Recipe r = tinyStages("mae", "mocov3", {0.0, 1.0}, 0.0);
+        auto dir = test::tempDir("frozen");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        o.stopAtStep = 4;  // end of stage 1
+        {
+            Trainer a(r, o);
+            a.run();
+        }
+        std::string ckpt = latestGoodCheckpoint(dir);
+        auto stage1 = readModelTensors(ckpt);
+        TrainerOptions o2;
+        o2.checkpointDir = dir;
+        Trainer b(r, o2);
+        b.prepare();
+        b.resumeFrom(ckpt);
+        QCOMPARE(b.run(), TrainerState::Finished);
+        QCOMPARE(b.stage(), 1);
+        auto enc = b.objective().encoder();
+        // frozen block 0 and embedding: bit-identical to the end of stage 1; block 1 trained
+        QVERIFY(torch::equal(enc->blocks[0]->as<Block>()->attn->qkv->weight, stage1.at("encoder.blocks.0.attn.qkv.weight")));
+        QVERIFY(torch::equal(enc->patch_embed->proj->weight, stage1.at("encoder.patch_embed.proj.weight")));
+        QVERIFY(!torch::equal(enc->blocks[1]->as<Block>()->attn->qkv->weight, stage1.at("encoder.blocks.1.attn.qkv.weight")));
+        fs::remove_all(dir);
+    }
+
+    void stageTwoStartsFromStageOneInBothEncoders() {
+        Recipe r = tinyStages("mae", "mocov3", {0.1, 1.0}, 0.1);
+        auto dir = test::tempDir("graft");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        o.stopAtStep = 4;
+        {
+            Trainer a(r, o);
+            a.run();
+        }
+        std::string ckpt = latestGoodCheckpoint(dir);
+        auto stage1 = readModelTensors(ckpt);
+        TrainerOptions o2;
+        o2.checkpointDir = dir;
+        Trainer b(r, o2);
+        b.prepare();
+        b.resumeFrom(ckpt);
+        QCOMPARE(b.stage(), 0);
+        b.enterStage(1, true);
+        auto* moco = dynamic_cast<MocoV3Impl*>(&b.objective());
+        QVERIFY(moco);
+        auto named = moco->named_parameters();
+        int compared = 0;
+        for (const auto& [key, value] : stage1) {
+            if (key.rfind("encoder.", 0) != 0 || key == "encoder.pos_embed") continue;
+            QVERIFY2(torch::equal(named[key], value), key.c_str());
+            QVERIFY2(torch::equal(named["moco.momentum_" + key], value), key.c_str());
+            ++compared;
+        }
+        QVERIFY(compared > 10);
+        fs::remove_all(dir);
+    }
+
+    void everyPresetTrainsOnTheSyntheticSet() {
+        for (const char* name : {"mae", "mocov3", "mtl", "mim_to_cl", "cl_to_mim", "layer_grafted"}) {
+            std::vector<RecipeIssue> issues;
+            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
+            QVERIFY2(issues.empty(), (std::string(name) + ": " + formatIssues(issues)).c_str());
+            QVERIFY2(r.validate().empty(), (std::string(name) + ": " + formatIssues(r.validate())).c_str());
+            Recipe tiny = test::tinyRecipe();
+            r.data = tiny.data;
+            r.model.embedDim = 32;
+            r.model.numHeads = 2;
+            r.model.decoderEmbedDim = 32;
+            r.model.decoderDepth = 1;
+            r.model.decoderNumHeads = 2;
+            r.moco.hiddenDim = 32;
+            r.moco.outDim = 16;
+            r.optim.batchSize = 16;
+            r.threads = 2;
+            r.train.steps = 20;
+            r.train.logEvery = 5;
+            for (auto& st : r.stages) st.steps = 10;
+            Trainer t(r);
+            Rows rows;
+            t.addObserver(&rows);
+            QCOMPARE(int(t.run()), int(TrainerState::Finished));
+            QCOMPARE(int(rows.rows.size()), 4);
+            for (const auto& row : rows.rows) QVERIFY2(std::isfinite(row.value("loss")), name);
+            if (!r.stages.empty()) QCOMPARE(rows.rows.back().stage, 1);
+        }
+    }
+};
+GRAFTLAB_REGISTER_TEST(MethodsTest);
+#include "test_methods.moc"

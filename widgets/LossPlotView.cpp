@@ -23,7 +23,7 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     plot_->yAxis2->setLabel(tr("learning rate"));
     plot_->legend->setVisible(true);
     plot_->legend->setFont(QFont(font().family(), 8));
-    plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignHCenter);
     plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
     installPlotExportMenu(plot_, "losses");
 
@@ -41,6 +41,7 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     replotTimer_.setInterval(40);
     connect(&replotTimer_, &QTimer::timeout, this, [this] {
         plot_->rescaleAxes();
+        plot_->xAxis->setRangeLower(0);  // stage markers and the first rows stay in view
         if (plot_->yAxis2->range().lower > 0) plot_->yAxis2->setRangeLower(0);
         plot_->replot(QCustomPlot::rpQueuedReplot);
     });
@@ -61,15 +62,13 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
 }
 
 void LossPlotView::addRow(qint64 step, const QVector<QPair<QString, double>>& values) {
+    // Each named loss gets its own line (so the stages of a grafted run stay apart); the total only when
+    // a row has more than one component (MTL), where it differs from each of them.
+    int parts = 0;
+    for (const auto& kv : values) parts += kv.first.startsWith("loss/");
     for (const auto& [key, v] : values) {
-        bool plotted = key == "loss" || key.startsWith("loss/") || key == "lr";
+        bool plotted = key.startsWith("loss/") || key == "lr" || (key == "loss" && parts != 1);
         if (!plotted || !std::isfinite(v)) continue;
-        // "loss" equals "loss/x" when there is one component: skip the duplicate line.
-        if (key.startsWith("loss/") && graphs_.contains("loss") && values.size() > 0) {
-            int parts = 0;
-            for (const auto& kv : values) parts += kv.first.startsWith("loss/");
-            if (parts == 1) continue;
-        }
         graphFor(key)->addData(double(step), v);
     }
     ++points_;
@@ -77,8 +76,25 @@ void LossPlotView::addRow(qint64 step, const QVector<QPair<QString, double>>& va
     scheduleReplot();
 }
 
+void LossPlotView::markStage(qint64 step, const QString& name) {
+    auto* line = new QCPItemStraightLine(plot_);
+    line->point1->setCoords(double(step), 0);
+    line->point2->setCoords(double(step), 1);
+    line->setPen(QPen(QColor(150, 150, 150), 1, Qt::DotLine));
+    auto* label = new QCPItemText(plot_);
+    label->position->setTypeX(QCPItemPosition::ptPlotCoords);
+    label->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    label->position->setCoords(double(step), 0.02);
+    label->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+    label->setText(" " + name);
+    label->setColor(QColor(90, 90, 90));
+    label->setFont(QFont(font().family(), 8));
+    scheduleReplot();
+}
+
 void LossPlotView::clear() {
     plot_->clearGraphs();
+    plot_->clearItems();
     graphs_.clear();
     points_ = 0;
     static_cast<QStackedLayout*>(layout())->setCurrentWidget(empty_);

@@ -19,6 +19,8 @@ public:
     explicit LossPlotView(QWidget* parent = nullptr);
 
     void addRow(qint64 step, const QVector<QPair<QString, double>>& values);
+    // A dotted vertical line where a stage of a grafted run begins, labelled with its name.
+    void markStage(qint64 step, const QString& name);
     void clear();
     int pointCount() const { return points_; }
     QCustomPlot* plot() const { return plot_; }

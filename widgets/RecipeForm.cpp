@@ -8,7 +8,9 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QScrollArea>
+#include <QHeaderView>
 #include <QSpinBox>
+#include <QTableWidget>
 #include <QVBoxLayout>
 
 namespace graftlab {
@@ -84,6 +86,19 @@ RecipeForm::RecipeForm(QWidget* parent) : QWidget(parent) {
         sections[section]->addRow(label, editor);
         editors_.insert(path, editor);
     }
+    stageBox_ = new QGroupBox(tr("Stages (grafting plan)"));
+    stageBox_->setToolTip(tr("The stages of a multi-stage recipe: objective, length, initialisation and learning-rate "
+                             "multipliers (embedding / each block / head; 0 = frozen). Edit them in the recipe file."));
+    auto* stageLayout = new QVBoxLayout(stageBox_);
+    stageTable_ = new QTableWidget(0, 5);
+    stageTable_->setHorizontalHeaderLabels({tr("name"), tr("method"), tr("steps"), tr("init"), tr("lr × (embed | blocks | head)")});
+    stageTable_->horizontalHeader()->setStretchLastSection(true);
+    stageTable_->verticalHeader()->setVisible(false);
+    stageTable_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    stageTable_->setMinimumHeight(100);
+    stageTable_->setMaximumHeight(130);
+    stageLayout->addWidget(stageTable_);
+    innerLayout->insertWidget(1, stageBox_);
     innerLayout->addStretch();
     auto* scroll = new QScrollArea;
     scroll->setWidget(inner);
@@ -116,8 +131,28 @@ void RecipeForm::setRecipe(const Recipe& r) {
     loading_ = true;
     nlohmann::json j = r.toJson();
     for (const auto& f : recipeFields()) setEditorValue(f, j.at(pointer(f.path)));
+    stages_ = r.stages;
+    showStages();
     loading_ = false;
     revalidate();
+}
+
+void RecipeForm::showStages() {
+    stageBox_->setVisible(!stages_.empty());
+    stageTable_->setRowCount(int(stages_.size()));
+    for (int i = 0; i < int(stages_.size()); ++i) {
+        const auto& st = stages_[size_t(i)];
+        QStringList blocks;
+        for (double m : st.blockLr) blocks << QString::number(m);
+        QString init = QString::fromStdString(st.init == "checkpoint" ? "checkpoint " + st.checkpoint : st.init);
+        QStringList cells = {QString::fromStdString(st.name), QString::fromStdString(st.method), QString::number(st.steps), init,
+                             QStringLiteral("%1 | %2 | %3").arg(st.embedLr).arg(blocks.isEmpty() ? "1 each" : blocks.join(' ')).arg(st.headLr)};
+        for (int c = 0; c < cells.size(); ++c) stageTable_->setItem(i, c, new QTableWidgetItem(cells[c]));
+    }
+    stageTable_->resizeColumnsToContents();
+    // The single-stage fields do not apply to a staged recipe.
+    if (auto* m = editors_.value("method")) m->setEnabled(stages_.empty());
+    if (auto* s = editors_.value("train.steps")) s->setEnabled(stages_.empty());
 }
 
 nlohmann::json RecipeForm::json() const {
@@ -144,6 +179,7 @@ nlohmann::json RecipeForm::json() const {
 Recipe RecipeForm::recipe(std::vector<RecipeIssue>* issues) const {
     std::vector<RecipeIssue> local;
     Recipe r = Recipe::fromJson(json(), local);
+    r.stages = stages_;
     for (auto& v : r.validate()) local.push_back(v);
     if (issues) *issues = local;
     return r;

@@ -7,6 +7,8 @@
 #include <QWidget>
 
 class QLabel;
+class QGroupBox;
+class QTableWidget;
 
 namespace graftlab {
 
@@ -32,7 +34,12 @@ private:
     void revalidate();
     void setEditorValue(const RecipeFieldInfo& f, const nlohmann::json& v);
 
+    void showStages();
+
     QMap<QString, QWidget*> editors_;
+    std::vector<StageConfig> stages_;  // kept as loaded; shown read-only
+    QTableWidget* stageTable_ = nullptr;
+    QGroupBox* stageBox_ = nullptr;
     QLabel* issues_;
     bool valid_ = true;
     bool loading_ = false;

@@ -114,6 +114,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
                    const QString& device) {
                 startStep_ = start;
                 totalSteps_ = total;
+                stageCount_ = int(form_->recipe().effectiveStages().size());
                 progress_->setRange(0, int(total));
                 progress_->setValue(int(start));
                 progress_->setVisible(true);
@@ -122,6 +123,8 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
                 if (!note.isEmpty()) statusBar()->showMessage(note, 15000);
             });
     connect(session_, &TrainingSession::metricsRow, this, &MainWindow::onMetrics);
+    connect(session_, &TrainingSession::stageStarted, lossView_,
+            [this](int, const QString& name, qint64 step) { lossView_->markStage(step, name); });
     connect(session_, &TrainingSession::reconstruction, reconView_, &ReconstructionView::addSnapshot);
     connect(session_, &TrainingSession::stateChanged, this, [this](const QString& state, const QString&) {
         pauseAct_->setChecked(state == "paused");
@@ -151,6 +154,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     if (!recipe.isEmpty()) loadRecipeFile(recipe);
     updateActions();
     if (options_.autostart) QTimer::singleShot(0, this, &MainWindow::startRun);
+    else if (!options_.screenshot.isEmpty()) QTimer::singleShot(800, this, &MainWindow::takeScreenshotAndQuit);
 }
 
 MainWindow::~MainWindow() {
@@ -330,7 +334,7 @@ void MainWindow::startRun() {
     updateActions();
 }
 
-void MainWindow::onMetrics(qint64 step, qint64 epoch, const MetricValues& values) {
+void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values) {
     lossView_->addRow(step, values);
     progress_->setValue(int(step));
     double loss = 0, ips = 0;
@@ -340,14 +344,15 @@ void MainWindow::onMetrics(qint64 step, qint64 epoch, const MetricValues& values
     }
     double done = double(step - startStep_);
     double eta = done > 0 ? runClock_.elapsed() / 1000.0 / done * double(totalSteps_ - step) : 0;
-    statusLabel_->setText(tr("step %1/%2 · epoch %3 · loss %4 · %5 img/s · ETA %6:%7")
+    statusLabel_->setText(tr("%8step %1/%2 · epoch %3 · loss %4 · %5 img/s · ETA %6:%7")
                               .arg(step)
                               .arg(totalSteps_)
                               .arg(epoch)
                               .arg(loss, 0, 'f', 4)
                               .arg(ips, 0, 'f', 0)
                               .arg(int(eta) / 60, 2, 10, QChar('0'))
-                              .arg(int(eta) % 60, 2, 10, QChar('0')));
+                              .arg(int(eta) % 60, 2, 10, QChar('0'))
+                              .arg(stage > 0 || stageCount_ > 1 ? tr("stage %1 · ").arg(stage + 1) : QString()));
     if (options_.steps > 0 && step >= options_.steps) session_->stop();
 }
 
@@ -379,12 +384,20 @@ void MainWindow::openRun(const QString& dir) {
     lossView_->clear();
     reconView_->clear();
     auto rows = RunDir::readMetrics((QDir(dir).filePath("metrics.jsonl")).toStdString());
+    loadRecipeFile(QDir(dir).filePath("recipe.json"));
+    auto stages = form_->recipe().effectiveStages();
+    if (stages.size() > 1) {
+        qint64 start = 0;
+        for (const auto& st : stages) {
+            lossView_->markStage(start, QString::fromStdString(st.name));
+            start += st.steps;
+        }
+    }
     for (const auto& r : rows) {
         MetricValues v;
         for (const auto& [k, x] : r.values) v.append({QString::fromStdString(k), x});
         lossView_->addRow(r.step, v);
     }
-    loadRecipeFile(QDir(dir).filePath("recipe.json"));
     statusLabel_->setText(tr("Opened %1: %2 metrics rows").arg(dir).arg(rows.size()));
 }
 

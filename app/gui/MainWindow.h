@@ -47,7 +47,7 @@ private:
     void buildMenus();
     void updateActions();
     void saveRecipeAs();
-    void onMetrics(qint64 step, qint64 epoch, const MetricValues& values);
+    void onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values);
     void onFinished(const QString& state, const QString& detail);
     QString newRunDir() const;
     void takeScreenshotAndQuit();
@@ -63,6 +63,7 @@ private:
     QLabel* statusLabel_;
     QAction *startAct_, *pauseAct_, *stopAct_, *openRecipeAct_, *saveRecipeAct_, *openRunAct_, *quitAct_;
     qint64 totalSteps_ = 0, startStep_ = 0;
+    int stageCount_ = 1;
     QElapsedTimer runClock_;
     QString currentRecipePath_;
     bool closing_ = false;

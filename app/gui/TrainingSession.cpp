@@ -38,8 +38,6 @@ public:
     Bridge(TrainingSession* s, Trainer& t, int every) : s_(s), trainer_(t), every_(every) {}
 
     void prepareProbes() {
-        mae_ = dynamic_cast<MaeImpl*>(&trainer_.objective());
-        if (!mae_) return;
         Dataset test = loadDataset(trainer_.recipe().data, Split::Test, uint64_t(trainer_.recipe().seed));
         auto gen = at::detail::createCPUGenerator(0);
         auto idx = torch::randperm(test.size(), gen, torch::TensorOptions().dtype(torch::kInt64)).slice(0, 0, 6);
@@ -50,6 +48,14 @@ public:
         emit s_->runStarted(QString(), QString::fromStdString(i.dataset), QString::fromStdString(i.datasetNote),
                             i.startStep, i.totalSteps, i.parameters, QString::fromStdString(i.device));
         total_ = i.totalSteps;
+        stages_ = trainer_.recipe().effectiveStages();
+        if (stages_.size() > 1) {
+            int64_t start = 0;
+            for (size_t k = 0; k < stages_.size(); ++k) {
+                emit s_->stageStarted(int(k), QString::fromStdString(stages_[k].name), start);
+                start += stages_[k].steps;
+            }
+        }
         emitReconstruction(i.startStep);
     }
 
@@ -57,7 +63,7 @@ public:
         MetricValues v;
         v.reserve(int(row.values.size()));
         for (const auto& [k, x] : row.values) v.append({QString::fromStdString(k), x});
-        emit s_->metricsRow(row.step, row.epoch, v);
+        emit s_->metricsRow(row.step, row.epoch, row.stage, v);
         if (row.step % every_ == 0 || row.step == total_) emitReconstruction(row.step);
     }
 
@@ -71,9 +77,11 @@ public:
 
 private:
     void emitReconstruction(int64_t step) {
-        if (!mae_ || !probeImages_.defined() || step == lastRecon_) return;
+        // Asked anew each time: a multi-stage run replaces the objective at every stage boundary.
+        auto* mae = dynamic_cast<MaeImpl*>(&trainer_.objective());
+        if (!mae || !probeImages_.defined() || step == lastRecon_) return;
         lastRecon_ = step;
-        ReconstructionPanels p = reconstruct(*mae_, probeImages_, 12345);
+        ReconstructionPanels p = reconstruct(*mae, probeImages_, 12345);
         int scale = std::max(1, 84 / int(probeImages_.size(-1)));
         torch::Tensor grid = panelsToGrid(p, scale).contiguous();
         QImage img(grid.data_ptr<uint8_t>(), int(grid.size(1)), int(grid.size(0)), int(grid.size(1)) * 3,
@@ -86,7 +94,7 @@ private:
     int every_;
     int64_t total_ = 0;
     int64_t lastRecon_ = -1;
-    MaeImpl* mae_ = nullptr;
+    std::vector<StageConfig> stages_;
     torch::Tensor probeImages_;
 };
 

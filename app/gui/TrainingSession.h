@@ -35,7 +35,9 @@ public:
 signals:
     void runStarted(const QString& runDir, const QString& dataset, const QString& datasetNote, qint64 startStep,
                     qint64 totalSteps, qint64 parameters, const QString& device);
-    void metricsRow(qint64 step, qint64 epoch, const graftlab::MetricValues& values);
+    void metricsRow(qint64 step, qint64 epoch, int stage, const graftlab::MetricValues& values);
+    // A new stage of a grafted run begins at `step`.
+    void stageStarted(int stage, const QString& name, qint64 step);
     void reconstruction(qint64 step, const QImage& grid, double loss, const QString& note);
     void checkpointWritten(const QString& path, qint64 step);
     void stateChanged(const QString& state, const QString& detail);

@@ -7,6 +7,7 @@
 #include <qcustomplot.h>
 
 #include <QCheckBox>
+#include <QDir>
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -29,6 +30,29 @@ private slots:
         form.setRecipe(preset);
         QVERIFY(form.isValid());
         QCOMPARE(form.recipe().toJson().dump(), preset.toJson().dump());
+    }
+
+    void stagedRecipeKeepsItsStages() {
+        std::vector<RecipeIssue> issues;
+        Recipe preset = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/layer_grafted.json", {}, issues);
+        QVERIFY(issues.empty());
+        QCOMPARE(int(preset.stages.size()), 2);
+        RecipeForm form;
+        form.setRecipe(preset);
+        QCOMPARE(form.recipe().toJson().dump(), preset.toJson().dump());
+        QVERIFY(!form.editorFor("method")->isEnabled());
+    }
+
+    void everyPresetRoundTrips() {
+        for (const auto& fi : QDir(GRAFTLAB_SOURCE_DIR "/resources/recipes").entryInfoList({"*.json"})) {
+            std::vector<RecipeIssue> issues;
+            Recipe r = loadRecipeFile(fi.absoluteFilePath().toStdString(), {}, issues);
+            QVERIFY2(issues.empty(), qPrintable(fi.fileName()));
+            RecipeForm form;
+            form.setRecipe(r);
+            QVERIFY2(form.isValid(), qPrintable(fi.fileName() + ": " + form.issuesText()));
+            QCOMPARE(form.recipe().toJson().dump(), r.toJson().dump());
+        }
     }
 
     void everyFieldHasAnEditorWithTooltip() {
@@ -66,7 +90,12 @@ private slots:
         for (int s = 1; s <= 5; ++s)
             view.addRow(s * 10, {{"loss", 1.0 / s}, {"loss/mae", 1.0 / s}, {"lr", 1e-3}, {"images_per_s", 100}});
         QCOMPARE(view.pointCount(), 5);
-        QCOMPARE(view.plot()->graphCount(), 2);  // loss and lr; loss/mae duplicates loss
+        QVERIFY(view.plot()->graph(0)->name() == "loss/mae");
+        QCOMPARE(view.plot()->graphCount(), 2);  // loss/mae and lr; the total duplicates the one component
+        view.addRow(60, {{"loss", 1.0}, {"loss/mae", 0.4}, {"loss/moco", 0.6}, {"lr", 1e-3}});
+        QCOMPARE(view.plot()->graphCount(), 4);  // MTL: total and both components
+        view.markStage(30, "step 2");
+        QCOMPARE(view.plot()->itemCount(), 2);
         QTemporaryDir dir;
         for (const char* name : {"plot.png", "plot.pdf"}) {
             QString path = dir.filePath(name);

@@ -1,4 +1,5 @@
 #include "methods/MocoV3.h"
+#include "methods/ConMim.h"
 #include "data/Augment.h"
 #include "train/Schedule.h"
 #include "util/Errors.h"
@@ -166,6 +167,7 @@ std::shared_ptr<Objective> makeObjective(const Recipe& recipe, const std::string
     if (method == "mae") return std::make_shared<MaeImpl>(recipe, channels, std::move(mean), std::move(std));
     if (method == "mocov3") return std::make_shared<MocoV3Impl>(recipe, channels, std::move(mean), std::move(std));
     if (method == "mtl") return std::make_shared<MtlImpl>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "conmim") return std::make_shared<ConMimImpl>(recipe, channels, std::move(mean), std::move(std));
     throw RecipeError("method", "unknown method \"" + method + "\"");
 }
 

@@ -36,7 +36,7 @@ const char* kindOf() {
 const std::vector<Binding>& bindings() {
     static const std::vector<Binding> b = {
         GL_FIELD("name", name, "Name of the recipe, shown in run lists and plots."),
-        GL_FIELD("method", method, "Objective of a single-stage recipe: mae (masked autoencoder), mocov3 (contrastive), mtl (both losses on one encoder). Recipes with `stages` name one per stage.", "mae", "mocov3", "mtl"),
+        GL_FIELD("method", method, "Objective of a single-stage recipe: mae (masked autoencoder), mocov3 (contrastive), mtl (both losses on one encoder). Recipes with `stages` name one per stage.", "mae", "mocov3", "mtl", "conmim"),
         GL_FIELD("seed", seed, "Seed of every random choice (data order, augmentation, masking, init): same seed, same run."),
         GL_FIELD("device", device, "Where to train: auto (CUDA when LibTorch has it, else CPU), cpu or cuda.", "auto", "cpu", "cuda"),
         GL_FIELD("threads", threads, "CPU threads for LibTorch; 0 = all cores."),
@@ -76,6 +76,16 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("moco.hidden_dim", moco.hiddenDim, "Hidden width of the projector and predictor MLPs."),
         GL_FIELD("moco.out_dim", moco.outDim, "Output width of the projector and predictor (the contrastive embedding)."),
         GL_FIELD("moco.frozen_patch_embed", moco.frozenPatchEmbed, "Keep the patch projection at its random initialisation (MoCo v3's stability trick)."),
+        GL_FIELD("conmim.temperature", conmim.temperature, "Temperature of ConMIM's patch-level InfoNCE (0.1)."),
+        GL_FIELD("conmim.momentum", conmim.momentum, "Starting EMA momentum of the slow model; rises to 1 on a cosine over the stage (0.996)."),
+        GL_FIELD("conmim.mask_ratio", conmim.maskRatio, "Fraction of patches replaced by the learned mask token in the online input, in (0, 1)."),
+        GL_FIELD("conmim.proj_dim", conmim.projDim, "Output width of the projector applied after the final LayerNorm (online and slow model)."),
+        GL_FIELD("conmim.slow_model", conmim.slowModel, "Keys from a slow (EMA) model; false = keys from the online model with stop-gradient (ablation)."),
+        GL_FIELD("conmim.perturbation", conmim.perturbation, "Image perturbations: asymmetric (basic for the masked online input, strong for the slow input), strong_both, basic_both, or switched (ablations).", "asymmetric", "strong_both", "basic_both", "switched"),
+        GL_FIELD("conmim.contrast", conmim.contrast, "patch: denoising patch-level contrast within each image; instance: mean of the patch tokens contrasted over the batch (ablation).", "patch", "instance"),
+        GL_FIELD("conmim.masking", conmim.masking, "Mask the online input; false = patch-level contrast without masking, which the paper reports fails through trivial leakage (ablation)."),
+        GL_FIELD("conmim.strong_blur_prob", conmim.strongBlurProb, "Gaussian-blur probability of the strong perturbation."),
+        GL_FIELD("conmim.strong_solarize_prob", conmim.strongSolarizeProb, "Solarize probability of the strong perturbation."),
         GL_FIELD("mtl.mim_weight", mtl.mimWeight, "MTL combination: weight of the MAE loss on the minimally augmented view."),
         GL_FIELD("mtl.cl_weight", mtl.clWeight, "MTL combination: weight of the MoCo v3 loss on the two strong views."),
         GL_FIELD("optim.base_lr", optim.baseLr, "Base learning rate; the peak lr is base_lr x batch_size / 256."),
@@ -413,11 +423,24 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (!(augment.hue >= 0 && augment.hue <= 0.5)) e.push_back({"augment.hue", "must be inside [0, 0.5]"});
     if (!(augment.blurSigmaMin > 0)) e.push_back({"augment.blur_sigma_min", "must be positive"});
     if (augment.blurSigmaMax < augment.blurSigmaMin) e.push_back({"augment.blur_sigma_max", "must be >= augment.blur_sigma_min"});
-    static const std::set<std::string> methods = {"mae", "mocov3", "mtl"};
+    if (!(conmim.temperature > 0)) e.push_back({"conmim.temperature", "must be positive"});
+    if (!(conmim.momentum >= 0 && conmim.momentum <= 1)) e.push_back({"conmim.momentum", "must be inside [0, 1]"});
+    if (conmim.projDim <= 0) e.push_back({"conmim.proj_dim", "must be positive"});
+    if (!(conmim.strongBlurProb >= 0 && conmim.strongBlurProb <= 1)) e.push_back({"conmim.strong_blur_prob", "is a probability: must be inside [0, 1]"});
+    if (!(conmim.strongSolarizeProb >= 0 && conmim.strongSolarizeProb <= 1)) e.push_back({"conmim.strong_solarize_prob", "is a probability: must be inside [0, 1]"});
+    static const std::set<std::string> methods = {"mae", "mocov3", "mtl", "conmim"};
+    bool usesConMim = method == "conmim";
+    for (const auto& st : stages) usesConMim = usesConMim || st.method == "conmim";
+    if (usesConMim && conmim.masking && !(conmim.maskRatio > 0 && conmim.maskRatio < 1))
+        e.push_back({"conmim.mask_ratio", "ConMIM with masking needs a mask ratio inside (0, 1), got " + std::to_string(conmim.maskRatio) +
+                                              " (set conmim.masking to false for the unmasked ablation)"});
+    else if (usesConMim && conmim.masking && data.imageSize > 0 && model.patchSize > 0 && data.imageSize % model.patchSize == 0 &&
+             int(numPatches() * conmim.maskRatio) < 1)
+        e.push_back({"conmim.mask_ratio", "masks no patch out of " + std::to_string(numPatches())});
     for (size_t i = 0; i < stages.size(); ++i) {
         const auto& st = stages[i];
         std::string b = "stages[" + std::to_string(i) + "]";
-        if (!methods.count(st.method)) e.push_back({b + ".method", "unknown method \"" + st.method + "\"; expected mae, mocov3 or mtl"});
+        if (!methods.count(st.method)) e.push_back({b + ".method", "unknown method \"" + st.method + "\"; expected mae, mocov3, mtl or conmim"});
         if (st.steps <= 0) e.push_back({b + ".steps", "must be positive"});
         if (st.init != "random" && st.init != "previous" && st.init != "checkpoint")
             e.push_back({b + ".init", "expected random, previous or checkpoint, got \"" + st.init + "\""});

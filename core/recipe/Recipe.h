@@ -60,6 +60,20 @@ struct MocoConfig {
     bool frozenPatchEmbed = true;  // MoCo v3's random, frozen patch projection
 };
 
+// ConMIM (Yi et al. 2023) and the ablations of its Tables 6 and 8 as flags.
+struct ConMimConfig {
+    double temperature = 0.1;
+    double momentum = 0.996;            // slow model EMA, rising to 1 on a cosine over the stage
+    double maskRatio = 0.4;             // random patch masking (the paper masks ~40% with BEiT's block-wise masks)
+    int projDim = 128;                  // output width of the projector (after the final LayerNorm)
+    bool slowModel = true;              // false: keys from the online model with stop-gradient
+    std::string perturbation = "asymmetric";  // asymmetric | strong_both | basic_both | switched
+    std::string contrast = "patch";     // patch (denoising, intra-image) | instance (mean token, over the batch)
+    bool masking = true;                // false: patch-level contrast without masking (reported to fail)
+    double strongBlurProb = 0.5;
+    double strongSolarizeProb = 0.2;
+};
+
 struct MtlConfig {
     double mimWeight = 1.0;
     double clWeight = 1.0;
@@ -113,6 +127,7 @@ struct Recipe {
     TrainConfig train;
     MocoConfig moco;
     MtlConfig mtl;
+    ConMimConfig conmim;
     std::vector<StageConfig> stages;  // empty = one stage: `method` for train.steps
 
     nlohmann::json toJson() const;

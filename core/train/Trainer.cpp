@@ -110,15 +110,16 @@ std::string multiplierName(double m) {
     return os.str();
 }
 
-// Copies tensors of `from` into `to` by name: encoder.* (also into moco.momentum_encoder.* when `to` has a
-// momentum branch), and with `all` every other tensor whose name and shape match. Returns how many.
+// Copies tensors of `from` into `to` by name: encoder.* (also into moco.momentum_encoder.* / slow_encoder.* when
+// `to` has a momentum branch or slow model), and with `all` every other tensor whose name and shape match. Returns how many.
 int graftTensors(const std::map<std::string, torch::Tensor>& from, torch::nn::Module& to, bool all) {
     torch::NoGradGuard ng;
     int copied = 0;
     auto copyInto = [&](const std::string& name, torch::Tensor& dst) {
         std::string src = name;
-        const std::string mom = "moco.momentum_encoder.";
+        const std::string mom = "moco.momentum_encoder.", slow = "slow_encoder.";
         if (name.rfind(mom, 0) == 0) src = "encoder." + name.substr(mom.size());
+        if (name.rfind(slow, 0) == 0) src = "encoder." + name.substr(slow.size());
         bool isEncoder = src.rfind("encoder.", 0) == 0;
         if (!isEncoder && !all) return;
         auto it = from.find(src);

@@ -1,10 +1,12 @@
 #include "data/Augment.h"
+#include "methods/ConMim.h"
 #include "methods/MocoV3.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <QtTest>
@@ -222,9 +224,14 @@ private slots:
     }
 
     void everyPresetTrainsOnTheSyntheticSet() {
-        for (const char* name : {"mae", "mocov3", "mtl", "mim_to_cl", "cl_to_mim", "layer_grafted"}) {
+        int presets = 0;
+        for (const auto& entry : fs::directory_iterator(test::sourceDir() + "/resources/recipes")) {
+            if (entry.path().extension() != ".json" || entry.path().stem().string().rfind("bench", 0) == 0) continue;
+            ++presets;
+            std::string nameS = entry.path().stem().string();
+            const char* name = nameS.c_str();
             std::vector<RecipeIssue> issues;
-            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
+            Recipe r = loadRecipeFile(entry.path().string(), {}, issues);
             QVERIFY2(issues.empty(), (std::string(name) + ": " + formatIssues(issues)).c_str());
             QVERIFY2(r.validate().empty(), (std::string(name) + ": " + formatIssues(r.validate())).c_str());
             Recipe tiny = test::tinyRecipe();
@@ -249,6 +256,60 @@ private slots:
             for (const auto& row : rows.rows) QVERIFY2(std::isfinite(row.value("loss")), name);
             if (!r.stages.empty()) QCOMPARE(rows.rows.back().stage, 1);
         }
+        QVERIFY(presets >= 13);
+    }
+
+    void conmimLossOnlyAtMaskedPositionsAndKeysWithoutGradient() {
+        // closed form: feats == keys == orthonormal rows -> each counted patch has loss -log(e^{1/T}/(e^{1/T}+L-1))
+        const int L = 6;
+        const double T = 0.1;
+        auto k = torch::eye(L).unsqueeze(0).repeat({2, 1, 1});
+        auto mask = torch::zeros({2, L});
+        mask.index_put_({0, 1}, 1.0);
+        mask.index_put_({1, 4}, 1.0);
+        double expected = -std::log(std::exp(1 / T) / (std::exp(1 / T) + (L - 1)));
+        QVERIFY(std::abs(patchContrastLoss(k, k, mask, T).item<double>() - expected) < 1e-4);
+        // changing features at unmasked positions changes nothing
+        auto f2 = k.clone();
+        f2.index_put_({0, 0}, torch::ones({L}) / std::sqrt(double(L)));
+        QVERIFY(std::abs(patchContrastLoss(f2, k, mask, T).item<double>() - expected) < 1e-4);
+        f2.index_put_({0, 1}, torch::ones({L}) / std::sqrt(double(L)));
+        QVERIFY(std::abs(patchContrastLoss(f2, k, mask, T).item<double>() - expected) > 1e-2);
+
+        Recipe r = test::tinyRecipe();
+        r.method = "conmim";
+        torch::manual_seed(0);
+        ConMimImpl model(r, 1, {0.5f}, {0.25f});
+        auto x = torch::randn({3, 1, 16, 16});
+        QVERIFY(!model.keys(x).requires_grad());
+        Batch b;
+        b.views = {x, x};
+        StepContext ctx;
+        ctx.generator = at::detail::createCPUGenerator(1);
+        auto out = model.computeLoss(b, ctx);
+        out.total.backward();
+        for (const auto& p : model.named_parameters()) {
+            bool slow = p.key().rfind("slow_", 0) == 0;
+            if (slow) QVERIFY2(!p.value().grad().defined(), p.key().c_str());
+        }
+        QVERIFY(model.mask_token.grad().defined());  // masked patches use the learned token
+        // with mask ratio 0.4 of 16 patches, 6 positions count per image: the unmasked ablation counts all 16
+        QVERIFY(std::isfinite(out.total.item<double>()));
+    }
+
+    void conmimViewsShareGeometry() {
+        Recipe r = test::tinyRecipe();
+        r.method = "conmim";
+        r.conmim.perturbation = "basic_both";
+        ConMimImpl model(r, 1, {0.5f}, {0.25f});
+        auto imgs = torch::rand({4, 1, 16, 16});
+        auto v = model.makeViews(imgs, 7);
+        QVERIFY(torch::equal(v[0], v[1]));  // same crop and flip, no photometric difference
+        r.conmim.perturbation = "asymmetric";
+        ConMimImpl asym(r, 1, {0.5f}, {0.25f});
+        auto w = asym.makeViews(imgs, 7);
+        QVERIFY(torch::equal(w[0], v[0]));   // the online input is the basic one
+        QVERIFY(!torch::equal(w[1], v[1]));  // the slow input is strongly perturbed
     }
 };
 GRAFTLAB_REGISTER_TEST(MethodsTest);

@@ -106,6 +106,37 @@ private slots:
         QVERIFY(hasIssue(issues, "optim.batch_sise", "unknown key"));
     }
 
+    void conmimNeedsAMaskRatio() {
+        auto issues = issuesOf(R"({"method":"conmim","conmim":{"mask_ratio":0}})");
+        QVERIFY(hasIssue(issues, "conmim.mask_ratio", "inside (0, 1)"));
+        QVERIFY(issuesOf(R"({"method":"conmim","conmim":{"mask_ratio":0,"masking":false}})").empty());
+        QVERIFY(hasIssue(issuesOf(R"({"conmim":{"perturbation":"weird"}})"), "conmim.perturbation"));
+    }
+
+    void stagesAreCheckedField_by_field() {
+        auto issues = issuesOf(R"({"stages":[{"method":"mae","steps":5,"init":"previous","colour":1},
+                                             {"method":"byol","steps":0,"init":"checkpoint",
+                                              "lr_mult":{"blocks":[1,1],"tail":2}}]})");
+        QVERIFY(hasIssue(issues, "stages[0].init", "no previous stage"));
+        QVERIFY(hasIssue(issues, "stages[0].colour", "unknown key"));
+        QVERIFY(hasIssue(issues, "stages[1].method", "byol"));
+        QVERIFY(hasIssue(issues, "stages[1].steps"));
+        QVERIFY(hasIssue(issues, "stages[1].checkpoint"));
+        QVERIFY(hasIssue(issues, "stages[1].lr_mult.blocks", "6 blocks"));
+        QVERIFY(hasIssue(issues, "stages[1].lr_mult.tail", "unknown key"));
+        Recipe r;
+        std::vector<RecipeIssue> none;
+        r = Recipe::fromJson(nlohmann::json::parse(R"({"stages":[{"method":"mae","steps":5,"init":"random"},
+                                                                   {"method":"mocov3","steps":7}]})"), none);
+        QVERIFY(none.empty());
+        QCOMPARE(r.totalSteps(), int64_t(12));
+        QCOMPARE(r.stageAt(4), 0);
+        QCOMPARE(r.stageAt(5), 1);
+        QCOMPARE(r.stageStart(1), int64_t(5));
+        std::vector<RecipeIssue> again;
+        QCOMPARE(Recipe::fromJson(r.toJson(), again).toJson().dump(), r.toJson().dump());
+    }
+
     void everyFieldHasHelp() {
         for (const auto& f : recipeFields()) QVERIFY2(f.help.size() > 10, f.path.c_str());
     }

@@ -1,0 +1,142 @@
+#include "methods/ConMim.h"
+#include "data/Augment.h"
+#include "methods/MocoV3.h"
+#include "train/Schedule.h"
+
+#include <torch/torch.h>
+
+namespace graftlab {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor patchContrastLoss(const torch::Tensor& feats, const torch::Tensor& keys, const torch::Tensor& mask,
+                                double temperature) {
+    const int64_t n = feats.size(0), L = feats.size(1);
+    auto sim = torch::bmm(feats, keys.transpose(1, 2)) / temperature;  // (N, L, L): patch j against every key i
+    auto labels = torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(feats.device())).repeat({n});
+    auto perPatch = F::cross_entropy(sim.reshape({n * L, L}), labels, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    auto m = mask.reshape({n * L});
+    return (perPatch * m).sum() / m.sum().clamp_min(1);
+}
+
+namespace {
+torch::nn::Sequential buildProjector(int dim, int out) {
+    torch::nn::Sequential p;
+    p->push_back(torch::nn::Linear(dim, dim));
+    p->push_back(torch::nn::GELU());
+    p->push_back(torch::nn::Linear(dim, out));
+    return p;
+}
+}  // namespace
+
+ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+    : aug_(r.augment), cfg_(r.conmim), mean_(std::move(mean)), std_(std::move(std)) {
+    VitConfig vit = vitConfigFrom(r, channels);
+    encoder_ = register_module("encoder", VisionTransformer(vit));
+    mask_token = register_parameter("mask_token", torch::zeros({1, 1, vit.embedDim}));
+    projector_ = register_module("projector", buildProjector(vit.embedDim, cfg_.projDim));
+    initMaeWeights(*projector_);
+    torch::nn::init::normal_(mask_token, 0.0, 0.02);
+    if (cfg_.slowModel) {
+        slow_encoder_ = register_module("slow_encoder", VisionTransformer(vit));
+        slow_projector_ = register_module("slow_projector", buildProjector(vit.embedDim, cfg_.projDim));
+        torch::NoGradGuard ng;
+        auto a = encoder_->parameters(), b = slow_encoder_->parameters();
+        for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+        auto pa = projector_->parameters(), pb = slow_projector_->parameters();
+        for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+        for (auto& p : slow_encoder_->parameters()) p.set_requires_grad(false);
+        for (auto& p : slow_projector_->parameters()) p.set_requires_grad(false);
+    }
+}
+
+std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+    std::mt19937_64 rng(seed);
+    // One geometric transform for both inputs, so patch j of one is patch j of the other.
+    auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
+                             aug_.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug_.hflip ? 0.5 : 0.0, rng);
+    auto base = applyCrops(images01, boxes);
+    PhotometricConfig strong;
+    strong.jitterProbability = aug_.jitterProb;
+    strong.brightness = aug_.brightness;
+    strong.contrast = aug_.contrast;
+    strong.saturation = aug_.saturation;
+    strong.hue = aug_.hue;
+    strong.grayscaleProbability = aug_.grayscaleProb;
+    strong.blurProbability = cfg_.strongBlurProb;
+    strong.blurSigmaMin = aug_.blurSigmaMin;
+    strong.blurSigmaMax = aug_.blurSigmaMax;
+    strong.solarizeProbability = cfg_.strongSolarizeProb;
+    auto strongOf = [&](const torch::Tensor& x) { return applyPhotometric(x, strong, rng); };
+    torch::Tensor online = base, slow = base;  // "basic" = the shared crop + flip alone
+    const std::string& p = cfg_.perturbation;
+    if (p == "asymmetric") slow = strongOf(base);
+    else if (p == "strong_both") {
+        online = strongOf(base);
+        slow = strongOf(base);
+    } else if (p == "switched") online = strongOf(base);
+    return {normalizeImages(online, mean_, std_), normalizeImages(slow, mean_, std_)};
+}
+
+torch::Tensor ConMimImpl::project(torch::nn::Sequential& projector, const torch::Tensor& tokens) {
+    return F::normalize(projector->forward(tokens), F::NormalizeFuncOptions().dim(-1));
+}
+
+torch::Tensor ConMimImpl::onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask) {
+    auto x = encoder_->patch_embed(imgs);  // (N, L, D), before the position embedding
+    auto w = mask.unsqueeze(-1).to(x.scalar_type());
+    x = x * (1 - w) + mask_token * w;
+    x = x + encoder_->pos_embed.slice(1, 1);
+    auto tokens = encoder_->runBlocks(encoder_->prependClassToken(x));  // final LayerNorm included
+    return tokens.slice(1, 1);
+}
+
+torch::Tensor ConMimImpl::keys(const torch::Tensor& imgs) {
+    torch::NoGradGuard ng;
+    if (cfg_.slowModel) return project(slow_projector_, slow_encoder_->forward(imgs).slice(1, 1));
+    return project(projector_, encoder_->forward(imgs).slice(1, 1));
+}
+
+LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
+    const auto& online = batch.views.at(0);
+    const auto& full = batch.views.at(1);
+    const int64_t n = online.size(0), L = encoder_->cfg.numPatches();
+    torch::Tensor mask;
+    if (cfg_.masking) {
+        int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
+        auto noise = torch::rand({n, L}, ctx.generator);
+        auto order = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
+        mask = torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0).to(online.device());
+    } else {
+        mask = torch::zeros({n, L}, online.options());
+    }
+    auto tokens = onlinePatchFeatures(online, mask);
+    auto k = keys(full);
+    torch::Tensor loss;
+    if (cfg_.contrast == "instance") {
+        // Ablation: mean of the patch tokens, contrasted over the batch.
+        auto q = F::normalize(projector_->forward(tokens.mean(1)), F::NormalizeFuncOptions().dim(-1));
+        auto kk = F::normalize(k.mean(1), F::NormalizeFuncOptions().dim(-1));
+        auto logits = torch::mm(q, kk.t()) / cfg_.temperature;
+        loss = F::cross_entropy(logits, torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(q.device())));
+    } else {
+        auto feats = project(projector_, tokens);
+        // Masked positions only; without masking (ablation) every position counts.
+        auto counted = cfg_.masking ? mask : torch::ones_like(mask);
+        loss = patchContrastLoss(feats, k, counted, cfg_.temperature);
+    }
+    return {loss, {{"conmim", loss}}};
+}
+
+void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+    if (!cfg_.slowModel) return;
+    double m = cosineRamp(ctx.stageStep, ctx.stageSteps, cfg_.momentum, 1.0);
+    torch::NoGradGuard ng;
+    auto a = encoder_->parameters(), b = slow_encoder_->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].mul_(m).add_(a[i].detach(), 1.0 - m);
+    auto pa = projector_->parameters(), pb = slow_projector_->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) pb[i].mul_(m).add_(pa[i].detach(), 1.0 - m);
+    metrics.emplace_back("momentum", m);
+}
+
+}  // namespace graftlab

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <set>
+#include <utility>
 #include <sstream>
 #include <variant>
 
@@ -347,9 +348,14 @@ std::vector<RecipeIssue> Recipe::validate() const {
             e.push_back({field, "unknown value \"" + value + "\"; expected one of: " + list});
         }
     };
-    oneOf("method", method);
-    oneOf("device", device);
-    oneOf("data.dataset", data.dataset);
+    {
+        // every string field with a fixed set of values
+        Recipe copy = *this;
+        for (const auto& b : bindings())
+            if (!b.info.choices.empty())
+                if (FieldRef ref = b.ref(copy); std::holds_alternative<std::string*>(ref))
+                    oneOf(b.info.path, *std::get<std::string*>(ref));
+    }
     if (threads < 0) e.push_back({"threads", "must be >= 0 (0 = all cores), got " + std::to_string(threads)});
     if (data.imageSize <= 0) e.push_back({"data.image_size", "must be positive, got " + std::to_string(data.imageSize)});
     if (data.syntheticSize < 8) e.push_back({"data.synthetic_size", "must be at least 8, got " + std::to_string(data.syntheticSize)});

@@ -15,7 +15,7 @@ bool hasIssue(const std::vector<RecipeIssue>& issues, const std::string& field, 
 std::vector<RecipeIssue> issuesOf(const std::string& text, std::vector<std::string> sets = {}) {
     std::vector<RecipeIssue> issues;
     Recipe r = parseRecipeText(text, "test.json", sets, issues);
-    if (issues.empty()) issues = r.validate();
+    for (auto& v : r.validate()) issues.push_back(v);  // as the CLI does: parse problems and the rest
     return issues;
 }
 }  // namespace

@@ -32,6 +32,14 @@ Dataset loadFashionMnist(const std::string& root, Split split, int imageSize);
 // checkerboard, two blobs), deterministic from `seed`: the fallback and the test data.
 Dataset makeSynthetic(int64_t count, int imageSize, uint64_t seed, Split split);
 
+// CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin) in `root` or root/cifar-10-batches-bin.
+Dataset loadCifar10(const std::string& root, Split split, int imageSize);
+
+// One sub-folder of images per class (root/train + root/test|val when present, else every 10th image of each
+// class is the test split). RGB, shorter side resized to imageSize then centre-cropped. Unreadable files are
+// skipped with a warning naming them; a class without a readable image is an error naming its folder.
+Dataset loadImageFolder(const std::string& root, Split split, int imageSize);
+
 // The dataset a recipe asks for, with the fallback to the synthetic set when allowed (reason in `note`).
 Dataset loadDataset(const DataConfig& cfg, Split split, uint64_t seed);
 

@@ -86,6 +86,8 @@ Dataset loadDataset(const DataConfig& cfg, Split split, uint64_t seed) {
             return d;
         }
     }
+    if (cfg.dataset == "cifar10") return loadCifar10(cfg.root, split, cfg.imageSize);
+    if (cfg.dataset == "image_folder") return loadImageFolder(cfg.root, split, cfg.imageSize);
     throw RecipeError("data.dataset", "unknown dataset \"" + cfg.dataset + "\"");
 }
 

@@ -41,8 +41,8 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("seed", seed, "Seed of every random choice (data order, augmentation, masking, init): same seed, same run."),
         GL_FIELD("device", device, "Where to train: auto (CUDA when LibTorch has it, else CPU), cpu or cuda.", "auto", "cpu", "cuda"),
         GL_FIELD("threads", threads, "CPU threads for LibTorch; 0 = all cores."),
-        GL_FIELD("data.dataset", data.dataset, "Training images: fashion_mnist (Debian package dataset-fashion-mnist) or synthetic (built-in, 10 procedural classes).", "fashion_mnist", "synthetic"),
-        GL_FIELD("data.root", data.root, "Folder holding the dataset's files; empty = its standard place (/usr/share/datasets/fashion-mnist)."),
+        GL_FIELD("data.dataset", data.dataset, "Training images: fashion_mnist (Debian package dataset-fashion-mnist), synthetic (built-in, 10 procedural classes), cifar10 (binary batches in data.root) or image_folder (one sub-folder per class in data.root).", "fashion_mnist", "synthetic", "cifar10", "image_folder"),
+        GL_FIELD("data.root", data.root, "Folder holding the dataset's files; empty = its standard place (Fashion-MNIST: /usr/share/datasets/fashion-mnist). Required for cifar10 and image_folder."),
         GL_FIELD("data.image_size", data.imageSize, "Side of the square training images in pixels; the data is resized to it."),
         GL_FIELD("data.synthetic_size", data.syntheticSize, "Number of training images of the synthetic set (its test split has a quarter as many)."),
         GL_FIELD("data.fallback_to_synthetic", data.fallbackToSynthetic, "When the dataset's files are missing, train on the synthetic set (with a warning) instead of failing."),
@@ -356,6 +356,8 @@ std::vector<RecipeIssue> Recipe::validate() const {
                 if (FieldRef ref = b.ref(copy); std::holds_alternative<std::string*>(ref))
                     oneOf(b.info.path, *std::get<std::string*>(ref));
     }
+    if ((data.dataset == "cifar10" || data.dataset == "image_folder") && data.root.empty())
+        e.push_back({"data.root", data.dataset + " needs data.root (the folder of your data)"});
     if (threads < 0) e.push_back({"threads", "must be >= 0 (0 = all cores), got " + std::to_string(threads)});
     if (data.imageSize <= 0) e.push_back({"data.image_size", "must be positive, got " + std::to_string(data.imageSize)});
     if (data.syntheticSize < 8) e.push_back({"data.synthetic_size", "must be at least 8, got " + std::to_string(data.syntheticSize)});

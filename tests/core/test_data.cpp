@@ -1,7 +1,9 @@
 #include "data/Augment.h"
 #include "data/Dataset.h"
 #include "data/Loader.h"
+#include "train/Trainer.h"
 #include "util/Errors.h"
+#include "util/ImageIO.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
@@ -164,6 +166,73 @@ private slots:
         auto z = applyCrops(torch::arange(64, torch::kFloat32).view({1, 1, 8, 8}), {boxes[0]});
         QVERIFY(z[0][0][0][0].item<float>() < 1.0f);
         QVERIFY(std::abs(z[0][0][7][7].item<float>() - 29.25f) < 1e-3f);  // source (3.25, 3.25)
+    }
+
+    void cifar10BinaryBatches() {
+        auto dir = test::tempDir("cifar");
+        auto write = [&](const std::string& name, int records, uint8_t label, size_t cut = 0) {
+            std::vector<uint8_t> b;
+            for (int r = 0; r < records; ++r) {
+                b.push_back(uint8_t((label + r) % 10));
+                for (int i = 0; i < 3072; ++i) b.push_back(uint8_t(i < 1024 ? 200 : 10));  // red images
+            }
+            b.resize(b.size() - cut);
+            std::ofstream(dir + "/" + name, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+        };
+        for (int i = 1; i <= 5; ++i) write("data_batch_" + std::to_string(i) + ".bin", 4, uint8_t(i));
+        write("test_batch.bin", 3, 0);
+        Dataset train = loadCifar10(dir, Split::Train, 32);
+        QCOMPARE(train.size(), int64_t(20));
+        QCOMPARE(train.channels(), 3);
+        QCOMPARE(train.images[0][0][5][5].item<uint8_t>(), uint8_t(200));
+        QCOMPARE(train.images[0][2][5][5].item<uint8_t>(), uint8_t(10));
+        QCOMPARE(loadCifar10(dir, Split::Test, 16).images.size(2), int64_t(16));
+        write("test_batch.bin", 3, 0, 100);  // truncated
+        std::string msg = expectFileError([&] { loadCifar10(dir, Split::Test, 32); });
+        QVERIFY2(msg.find("test_batch.bin") != std::string::npos && msg.find("truncated") != std::string::npos, msg.c_str());
+        fs::remove(dir + "/data_batch_3.bin");
+        msg = expectFileError([&] { loadCifar10(dir, Split::Train, 32); });
+        QVERIFY2(msg.find("data_batch_3.bin") != std::string::npos, msg.c_str());
+        fs::remove_all(dir);
+    }
+
+    void imageFolderDecodesSkipsAndNamesEmptyClasses() {
+        auto dir = test::tempDir("folder");
+        for (const char* cls : {"cats", "dogs"}) {
+            fs::create_directories(dir + "/" + cls);
+            for (int i = 0; i < 10; ++i) {
+                auto img = torch::full({20, 30, 3}, std::string(cls) == "cats" ? 50 : 220, torch::kUInt8);
+                writeImage(dir + "/" + cls + "/img" + std::to_string(i) + ".png", img);
+            }
+        }
+        std::ofstream(dir + "/dogs/broken.png") << "not a png";
+        Dataset train = loadImageFolder(dir, Split::Train, 16);
+        Dataset test = loadImageFolder(dir, Split::Test, 16);
+        QCOMPARE(train.numClasses, 2);
+        QCOMPARE(train.classNames[0], std::string("cats"));
+        QCOMPARE(train.size() + test.size(), int64_t(20));  // the broken file is skipped
+        QCOMPARE(test.size(), int64_t(2));                   // every 10th image per class
+        QVERIFY(train.note.find("skipped") != std::string::npos);
+        QCOMPARE(train.images.sizes().vec(), (std::vector<int64_t>{18, 3, 16, 16}));
+        QCOMPARE(train.images[0][1][8][8].item<uint8_t>(), uint8_t(50));
+        // a 3-channel dataset trains end to end (colour augmentations, patch embedding of 3 channels)
+        for (const char* method : {"mocov3", "conmim"}) {
+            Recipe r = test::tinyRecipe();
+            r.method = method;
+            r.data.dataset = "image_folder";
+            r.data.root = dir;
+            r.optim.batchSize = 8;
+            r.train.steps = 2;
+            r.moco.hiddenDim = 16;
+            r.moco.outDim = 8;
+            Trainer t(r);
+            QCOMPARE(int(t.run()), int(TrainerState::Finished));
+            QCOMPARE(t.trainData().channels(), 3);
+        }
+        fs::create_directories(dir + "/empty");
+        std::string msg = expectFileError([&] { loadImageFolder(dir, Split::Train, 16); });
+        QVERIFY2(msg.find(dir + "/empty") != std::string::npos, msg.c_str());
+        fs::remove_all(dir);
     }
 
     void cropSamplingRespectsScale() {

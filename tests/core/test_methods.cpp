@@ -2,6 +2,7 @@
 #include "methods/ConMim.h"
 #include "methods/MocoV3.h"
 #include "train/Checkpoint.h"
+#include "train/Schedule.h"
 #include "train/Trainer.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
@@ -136,8 +137,6 @@ private slots:
         t.addObserver(&rows);
         t.prepare();
         t.enterStage(1, true);  // the graft, without training stage 1 (random weights are fine here)
-        auto frozen = t.objective().encoder()->blocks[0]->as<Block>()->attn->qkv->weight.clone();
-        auto moving = t.objective().encoder()->blocks[1]->as<Block>()->attn->qkv->weight.clone();
         QCOMPARE(t.groupNames().front(), std::string("x1"));
         QCOMPARE(t.groupNames().back(), std::string("x0.1"));
         // train stage 2 from its first step
@@ -151,13 +150,15 @@ private slots:
         auto& last = rows.rows.back();
         QCOMPARE(last.stage, 1);
         QVERIFY(std::abs(last.value("lr/x0.1") - 0.1 * last.value("lr")) < 1e-15);
+        // the row of step 8 reports the lr of step 7 = step 3 of stage 2's own warm-up + cosine
+        double expectLr = warmupCosineLr(3, 4, r.optim.warmupSteps, r.peakLr(), r.optim.minLr);
+        QVERIFY(std::abs(last.value("lr") - expectLr) < 1e-15);
+        QVERIFY(std::abs(last.value("lr/x1") - expectLr) < 1e-15);
         QVERIFY(last.value("momentum", -1) > 0.99);
         for (const auto& p : t2.optimizer().param_groups()) {
             double lr = static_cast<const torch::optim::AdamWOptions&>(p.options()).lr();
             QVERIFY(lr >= 0);
         }
-        (void)frozen;
-        (void)moving;
         // frozen block: no gradient, not in the optimizer
         auto w = t2.objective().encoder()->blocks[0]->as<Block>()->attn->qkv->weight;
         QVERIFY(!w.requires_grad());

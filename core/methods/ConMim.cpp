@@ -56,17 +56,7 @@ std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, 
     auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
                              aug_.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug_.hflip ? 0.5 : 0.0, rng);
     auto base = applyCrops(images01, boxes);
-    PhotometricConfig strong;
-    strong.jitterProbability = aug_.jitterProb;
-    strong.brightness = aug_.brightness;
-    strong.contrast = aug_.contrast;
-    strong.saturation = aug_.saturation;
-    strong.hue = aug_.hue;
-    strong.grayscaleProbability = aug_.grayscaleProb;
-    strong.blurProbability = cfg_.strongBlurProb;
-    strong.blurSigmaMin = aug_.blurSigmaMin;
-    strong.blurSigmaMax = aug_.blurSigmaMax;
-    strong.solarizeProbability = cfg_.strongSolarizeProb;
+    PhotometricConfig strong = photometricFrom(aug_, cfg_.strongBlurProb, cfg_.strongSolarizeProb);
     auto strongOf = [&](const torch::Tensor& x) { return applyPhotometric(x, strong, rng); };
     torch::Tensor online = base, slow = base;  // "basic" = the shared crop + flip alone
     const std::string& p = cfg_.perturbation;

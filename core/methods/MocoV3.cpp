@@ -35,6 +35,21 @@ torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k
 
 double mocoMomentum(double m0, int64_t stepInStage, int64_t stageSteps) { return cosineRamp(stepInStage, stageSteps, m0, 1.0); }
 
+PhotometricConfig photometricFrom(const AugmentConfig& aug, double blurProbability, double solarizeProbability) {
+    PhotometricConfig pc;
+    pc.jitterProbability = aug.jitterProb;
+    pc.brightness = aug.brightness;
+    pc.contrast = aug.contrast;
+    pc.saturation = aug.saturation;
+    pc.hue = aug.hue;
+    pc.grayscaleProbability = aug.grayscaleProb;
+    pc.blurProbability = blurProbability;
+    pc.solarizeProbability = solarizeProbability;
+    pc.blurSigmaMin = aug.blurSigmaMin;
+    pc.blurSigmaMax = aug.blurSigmaMax;
+    return pc;
+}
+
 std::vector<torch::Tensor> contrastiveViews(const torch::Tensor& images01, const AugmentConfig& aug,
                                             const std::vector<float>& mean, const std::vector<float>& std,
                                             std::mt19937_64& rng) {
@@ -43,17 +58,8 @@ std::vector<torch::Tensor> contrastiveViews(const torch::Tensor& images01, const
     std::vector<torch::Tensor> views;
     for (int v = 0; v < 2; ++v) {
         auto boxes = sampleCrops(n, H, W, aug.clCropScaleMin, aug.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug.hflip ? 0.5 : 0.0, rng);
-        PhotometricConfig pc;
-        pc.jitterProbability = aug.jitterProb;
-        pc.brightness = aug.brightness;
-        pc.contrast = aug.contrast;
-        pc.saturation = aug.saturation;
-        pc.hue = aug.hue;
-        pc.grayscaleProbability = aug.grayscaleProb;
-        pc.blurProbability = v == 0 ? aug.view1BlurProb : aug.view2BlurProb;
-        pc.solarizeProbability = v == 0 ? aug.view1SolarizeProb : aug.view2SolarizeProb;
-        pc.blurSigmaMin = aug.blurSigmaMin;
-        pc.blurSigmaMax = aug.blurSigmaMax;
+        PhotometricConfig pc = photometricFrom(aug, v == 0 ? aug.view1BlurProb : aug.view2BlurProb,
+                                               v == 0 ? aug.view1SolarizeProb : aug.view2SolarizeProb);
         views.push_back(normalizeImages(applyPhotometric(applyCrops(images01, boxes), pc, rng), mean, std));
     }
     return views;

@@ -2,6 +2,7 @@
 // MoCo v3 for ViT (Chen, Xie, He 2021), as facebookresearch/moco-v3: projector (3 layers) + predictor (2 layers)
 // on the base encoder, projector on a momentum encoder; symmetric InfoNCE scaled by 2T. And the naive MTL
 // combination of the Layer Grafted paper: MAE + MoCo v3 losses on one shared encoder.
+#include "data/Augment.h"
 #include "methods/Mae.h"
 
 #include <torch/nn/modules/batchnorm.h>
@@ -14,6 +15,9 @@ torch::nn::Sequential buildMocoMlp(int numLayers, int inDim, int hiddenDim, int 
 
 // InfoNCE of q against k over the batch (positives on the diagonal), times 2T as in MoCo v3.
 torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature);
+
+// BYOL's photometric perturbation from the recipe's augment section, with the given blur/solarize probabilities.
+PhotometricConfig photometricFrom(const AugmentConfig& aug, double blurProbability, double solarizeProbability);
 
 // The contrastive views: two random resized crops (cl_crop_scale_min..1) with flips and BYOL's asymmetric
 // photometric perturbations, normalised.

@@ -91,18 +91,20 @@ void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m) {
 }
 
 torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
-    // Both views in one pass through each branch (BN statistics over 2N, as two separate passes would not be
-    // different enough to matter, and one pass is faster).
+    // The ViT has no batch statistics, so both views share one encoder pass; the BN heads see each view on its
+    // own, as in the official code (q1 = predictor(base_encoder(x1)), ...).
     const int64_t n = v1.size(0);
     auto both = torch::cat({v1, v2}, 0);
-    auto q = predictor->forward(projector->forward(encoder->forward(both).select(1, 0)));
-    torch::Tensor k;
+    auto cls = encoder->forward(both).select(1, 0);
+    auto q1 = predictor->forward(projector->forward(cls.slice(0, 0, n)));
+    auto q2 = predictor->forward(projector->forward(cls.slice(0, n)));
+    torch::Tensor k1, k2;
     {
         torch::NoGradGuard ng;
-        k = momentum_projector->forward(momentum_encoder->forward(both).select(1, 0));
+        auto mcls = momentum_encoder->forward(both).select(1, 0);
+        k1 = momentum_projector->forward(mcls.slice(0, 0, n));
+        k2 = momentum_projector->forward(mcls.slice(0, n));
     }
-    auto q1 = q.slice(0, 0, n), q2 = q.slice(0, n);
-    auto k1 = k.slice(0, 0, n), k2 = k.slice(0, n);
     return mocoContrastiveLoss(q1, k2, cfg.temperature) + mocoContrastiveLoss(q2, k1, cfg.temperature);
 }
 

@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test clean package
 
 all: build
 
@@ -34,3 +34,8 @@ test: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log
+
+.PHONY: package
+package: build
+	@cd $(BUILD) && cpack -G DEB
+	@ls -1 $(BUILD)/graftlab_*.deb

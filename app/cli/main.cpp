@@ -94,8 +94,11 @@ int64_t parseInt(const std::string& opt, const std::string& v) {
 std::vector<std::string> recipeDirs() {
     std::vector<std::string> dirs;
     if (const char* env = std::getenv("GRAFTLAB_RECIPE_DIR")) dirs.push_back(env);
+    // installed layout first (<prefix>/bin/../share/graftlab/recipes), then the source tree of a build
+    std::error_code ec;
+    auto exe = fs::canonical("/proc/self/exe", ec);
+    if (!ec) dirs.push_back((exe.parent_path() / GRAFTLAB_INSTALL_RECIPE_DIR).lexically_normal().string());
     dirs.push_back(GRAFTLAB_SOURCE_RECIPE_DIR);
-    dirs.push_back(GRAFTLAB_INSTALL_RECIPE_DIR);
     return dirs;
 }
 

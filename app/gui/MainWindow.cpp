@@ -63,7 +63,8 @@ std::shared_ptr<QtLogSink> g_sink;
 QStringList recipeDirs() {
     QStringList dirs;
     if (qEnvironmentVariableIsSet("GRAFTLAB_RECIPE_DIR")) dirs << qEnvironmentVariable("GRAFTLAB_RECIPE_DIR");
-    dirs << GRAFTLAB_SOURCE_RECIPE_DIR << GRAFTLAB_INSTALL_RECIPE_DIR;
+    dirs << QDir::cleanPath(QCoreApplication::applicationDirPath() + "/" + GRAFTLAB_INSTALL_RECIPE_DIR)
+         << GRAFTLAB_SOURCE_RECIPE_DIR;
     return dirs;
 }
 

@@ -4,12 +4,15 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 
 int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setApplicationName("GraftLab");
     QApplication::setOrganizationName("GraftLab");
     QApplication::setApplicationVersion(graftlab::versionString());
+    QApplication::setWindowIcon(QIcon::fromTheme("graftlab", QIcon(QCoreApplication::applicationDirPath() +
+                                                                       "/../share/icons/hicolor/scalable/apps/graftlab.svg")));
     graftlab::setupLogging(false);
 
     QCommandLineParser parser;

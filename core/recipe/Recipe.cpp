@@ -100,6 +100,7 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("train.steps", train.steps, "Total optimisation steps of the run."),
         GL_FIELD("train.log_every", train.logEvery, "Write a metrics row every this many steps."),
         GL_FIELD("train.checkpoint_every", train.checkpointEvery, "Write a checkpoint every this many steps (and always at the end or on stop)."),
+        GL_FIELD("train.on_nonfinite", train.onNonFinite, "When a loss is NaN or infinite: stop (no optimizer step; the last checkpoint stays the newest) or skip that batch (the run fails after 10 skips in a row).", "stop", "skip"),
         GL_FIELD("train.keep_every", train.keepEvery, "Besides the newest checkpoint, keep those whose step is a multiple of this; 0 = only the newest."),
     };
     return b;

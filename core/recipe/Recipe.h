@@ -111,6 +111,7 @@ struct TrainConfig {
     int logEvery = 10;
     int checkpointEvery = 100;
     int keepEvery = 0;  // also keep every checkpoint whose step is a multiple of this; 0 = keep only the last
+    std::string onNonFinite = "stop";  // a NaN/Inf loss: stop (last checkpoint kept) | skip the batch
 };
 
 struct Recipe {

@@ -201,6 +201,11 @@ std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& 
 }
 
 void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery) {
+    // Temp files of writes that a kill interrupted: never renamed, never complete.
+    static const std::regex tmp(R"(\..*\.ckpt\.tmp-\d+)");
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (std::regex_match(e.path().filename().string(), tmp)) fs::remove(e.path(), ec);
     for (const auto& [step, path] : listCheckpoints(dir)) {
         if (step >= newestStep) continue;
         if (keepEvery > 0 && step % keepEvery == 0) continue;

@@ -286,6 +286,8 @@ TrainerState Trainer::run() {
     int windowSteps = 0;
     auto windowStart = std::chrono::steady_clock::now();
     const int log = recipe_.train.logEvery;
+    constexpr int kMaxSkippedInARow = 10;
+    int skippedInARow = 0;
 
     try {
         while (step_ < endStep && !stop_) {
@@ -322,13 +324,21 @@ TrainerState Trainer::run() {
             LossOutput out = objective_->computeLoss(batch, ctx);
             double lossValue = out.total.item<double>();
             if (!std::isfinite(lossValue)) {
-                failure_ = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
-                           std::to_string(step_) + "; the optimizer step was not taken and the last checkpoint is kept " +
+                std::string what = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
+                                   std::to_string(step_);
+                if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
+                    spdlog::warn("{}: batch skipped, no optimizer step (train.on_nonfinite = skip)", what);
+                    ++step_;
+                    continue;
+                }
+                failure_ = what + (skippedInARow >= kMaxSkippedInARow ? " (" + std::to_string(kMaxSkippedInARow) + " batches in a row)" : "") +
+                           "; the optimizer step was not taken and the last checkpoint is kept " +
                            "(lower optim.base_lr or set optim.clip_grad)";
                 spdlog::error("{}", failure_);
                 setState(TrainerState::Failed, failure_);
                 return TrainerState::Failed;
             }
+            skippedInARow = 0;
             out.total.backward();
             if (recipe_.optim.clipGrad > 0)
                 torch::nn::utils::clip_grad_norm_(objective_->parameters(), recipe_.optim.clipGrad);

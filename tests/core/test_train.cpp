@@ -187,6 +187,39 @@ private slots:
         fs::remove_all(dir);
     }
 
+    void nonFiniteLossStopsOrSkips() {
+        Recipe r = test::tinyRecipe();
+        r.train.steps = 30;
+        auto dir = test::tempDir("nan");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        o.stopAtStep = 4;
+        {
+            Trainer good(r, o);
+            good.run();  // a good checkpoint at step 4
+        }
+        std::string ckpt = latestGoodCheckpoint(dir);
+        for (const std::string policy : {"stop", "skip"}) {
+            r.train.onNonFinite = policy;
+            TrainerOptions o2;
+            o2.checkpointDir = dir;
+            Trainer t(r, o2);
+            t.prepare();
+            t.resumeFrom(ckpt);
+            {
+                torch::NoGradGuard ng;
+                t.objective().encoder()->norm->weight.fill_(std::nan(""));  // every loss is NaN from here on
+            }
+            auto before = t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
+            QCOMPARE(int(t.run()), int(TrainerState::Failed));
+            QVERIFY(t.failure().find("NaN") != std::string::npos);
+            QCOMPARE(t.step(), policy == "stop" ? int64_t(4) : int64_t(4 + 9));  // skip: gives up at the 10th in a row
+            QVERIFY(torch::equal(before, t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight));  // no step taken
+            QCOMPARE(latestGoodCheckpoint(dir), ckpt);  // the good checkpoint stays the newest
+        }
+        fs::remove_all(dir);
+    }
+
     void badCheckpointsAreNamed() {
         auto dir = test::tempDir("badckpt");
         std::string junk = dir + "/junk.ckpt";

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# kill -9 at random moments (during steps and during checkpoint writes, which come every 2 steps here), then
+# resume: the newest complete checkpoint must always load and the run must always reach its end. Bounded: 4 kills.
+set -euo pipefail
+cli=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+sets=(--set data.dataset=synthetic --set data.synthetic_size=512 --set optim.batch_size=32 --set model.depth=2
+      --set train.log_every=1 --set train.checkpoint_every=2)
+"$cli" train --recipe mae --out "$work/run" --steps 60 "${sets[@]}" 2> "$work/log" &
+pid=$!
+RANDOM=42
+kills=0
+for round in 1 2 3 4; do
+  sleep "$(( (RANDOM % 20) + 5 ))e-1" 2> /dev/null || sleep 1
+  sleep 0.$(( RANDOM % 9 + 1 ))
+  if kill -0 $pid 2> /dev/null; then kill -9 $pid; wait $pid 2> /dev/null || true; kills=$((kills + 1)); fi
+  # metrics never hold a torn line; every line is a whole JSON object
+  python3 - "$work/run/metrics.jsonl" <<'PY' || fail "metrics.jsonl has a torn line"
+import json, os, sys
+p = sys.argv[1]
+if os.path.exists(p):
+    for line in open(p):
+        json.loads(line)
+PY
+  if ls "$work/run/checkpoints/"step-*.ckpt > /dev/null 2>&1; then
+    "$cli" resume "$work/run" 2>> "$work/log" &
+  else  # killed before the first checkpoint: nothing to resume, start again
+    "$cli" train --recipe mae --out "$work/run" --force --steps 60 "${sets[@]}" 2>> "$work/log" &
+  fi
+  pid=$!
+done
+wait $pid || { tail -20 "$work/log"; fail "the last resume failed"; }
+[ -f "$work/run/checkpoints/step-00000060.ckpt" ] || { tail -20 "$work/log"; fail "run did not reach step 60"; }
+ls -A "$work/run/checkpoints/" | grep -q tmp && fail "a temporary checkpoint file was left behind" || true
+steps=$(python3 -c "import json,sys; print([json.loads(l)['step'] for l in open(sys.argv[1])][-1])" "$work/run/metrics.jsonl")
+[ "$steps" -eq 60 ] || fail "last metrics row is step $steps"
+echo "e2e.kill_resume: $kills kill(s) survived"

@@ -8,6 +8,8 @@
 #include <opencv2/imgproc.hpp>
 #endif
 
+#include <sstream>
+
 namespace graftlab {
 
 #ifdef GRAFTLAB_HAVE_OPENCV
@@ -21,12 +23,31 @@ void writeImage(const std::string& path, const torch::Tensor& rgbIn, const std::
     cv::Mat bgr;
     cv::cvtColor(img, bgr, cv::COLOR_RGB2BGR);
     const int lineH = 18;
-    int band = int(header.size() + (columnTitles.empty() ? 0 : 1)) * lineH + (header.empty() && columnTitles.empty() ? 0 : 6);
+    const double fontScale = 0.42;
+    // Wrap header lines by words to the image width, so nothing is cut off on narrow grids.
+    std::vector<std::string> lines;
+    for (const auto& text : header) {
+        std::string current;
+        std::istringstream words(text);
+        std::string word;
+        while (words >> word) {
+            std::string candidate = current.empty() ? word : current + " " + word;
+            int baseline = 0;
+            if (!current.empty() && cv::getTextSize(candidate, cv::FONT_HERSHEY_SIMPLEX, fontScale, 1, &baseline).width > w - 8) {
+                lines.push_back(current);
+                current = word;
+            } else {
+                current = candidate;
+            }
+        }
+        if (!current.empty()) lines.push_back(current);
+    }
+    int band = int(lines.size() + (columnTitles.empty() ? 0 : 1)) * lineH + (lines.empty() && columnTitles.empty() ? 0 : 6);
     cv::Mat out(h + band, std::max(w, 10), CV_8UC3, cv::Scalar(255, 255, 255));
     bgr.copyTo(out(cv::Rect(0, band, w, h)));
     int y = lineH - 4;
-    for (const auto& line : header) {
-        cv::putText(out, line, {4, y}, cv::FONT_HERSHEY_SIMPLEX, 0.42, cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
+    for (const auto& line : lines) {
+        cv::putText(out, line, {4, y}, cv::FONT_HERSHEY_SIMPLEX, fontScale, cv::Scalar(20, 20, 20), 1, cv::LINE_AA);
         y += lineH;
     }
     if (!columnTitles.empty()) {

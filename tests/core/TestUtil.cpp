@@ -30,6 +30,20 @@ Recipe tinyRecipe() {
     return r;
 }
 
+void shrinkToTiny(Recipe& r) {
+    Recipe t = tinyRecipe();
+    r.data = t.data;
+    r.threads = t.threads;
+    r.model.embedDim = t.model.embedDim;
+    r.model.numHeads = t.model.numHeads;
+    r.model.decoderEmbedDim = t.model.decoderEmbedDim;
+    r.model.decoderDepth = t.model.decoderDepth;
+    r.model.decoderNumHeads = t.model.decoderNumHeads;
+    r.moco.hiddenDim = 32;
+    r.moco.outDim = 16;
+    r.optim.batchSize = t.optim.batchSize;
+}
+
 std::string tempDir(const std::string& tag) {
     static std::mt19937_64 rng(std::random_device{}());
     auto p = std::filesystem::temp_directory_path() /

@@ -7,6 +7,8 @@ namespace graftlab::test {
 
 // A model and dataset small enough to train in well under a second a step on 2 cores.
 Recipe tinyRecipe();
+// Shrinks a preset's data, widths and batch to tinyRecipe()'s, keeping its depth, method and stages.
+void shrinkToTiny(Recipe& r);
 // A fresh empty directory under the system temp dir.
 std::string tempDir(const std::string& tag);
 std::string sourceDir();

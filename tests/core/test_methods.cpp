@@ -44,6 +44,15 @@ Recipe tinyStages(const std::string& first, const std::string& second, std::vect
     r.train.checkpointEvery = 100;
     return r;
 }
+// Trains stage 1 (4 steps) of `r` into `dir`; returns the checkpoint at its end.
+std::string trainFirstStage(const Recipe& r, const std::string& dir) {
+    TrainerOptions o;
+    o.checkpointDir = dir;
+    o.stopAtStep = 4;
+    Trainer a(r, o);
+    a.run();
+    return latestGoodCheckpoint(dir);
+}
 }  // namespace
 
 class MethodsTest : public QObject {
@@ -167,14 +176,7 @@ private slots:
     void frozenBlockIsBitIdenticalAcrossStageTwo() {
         Recipe r = tinyStages("mae", "mocov3", {0.0, 1.0}, 0.0);
         auto dir = test::tempDir("frozen");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        o.stopAtStep = 4;  // end of stage 1
-        {
-            Trainer a(r, o);
-            a.run();
-        }
-        std::string ckpt = latestGoodCheckpoint(dir);
+        std::string ckpt = trainFirstStage(r, dir);
         auto stage1 = readModelTensors(ckpt);
         TrainerOptions o2;
         o2.checkpointDir = dir;
@@ -194,14 +196,7 @@ private slots:
     void stageTwoStartsFromStageOneInBothEncoders() {
         Recipe r = tinyStages("mae", "mocov3", {0.1, 1.0}, 0.1);
         auto dir = test::tempDir("graft");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        o.stopAtStep = 4;
-        {
-            Trainer a(r, o);
-            a.run();
-        }
-        std::string ckpt = latestGoodCheckpoint(dir);
+        std::string ckpt = trainFirstStage(r, dir);
         auto stage1 = readModelTensors(ckpt);
         TrainerOptions o2;
         o2.checkpointDir = dir;
@@ -235,17 +230,7 @@ private slots:
             Recipe r = loadRecipeFile(entry.path().string(), {}, issues);
             QVERIFY2(issues.empty(), (std::string(name) + ": " + formatIssues(issues)).c_str());
             QVERIFY2(r.validate().empty(), (std::string(name) + ": " + formatIssues(r.validate())).c_str());
-            Recipe tiny = test::tinyRecipe();
-            r.data = tiny.data;
-            r.model.embedDim = 32;
-            r.model.numHeads = 2;
-            r.model.decoderEmbedDim = 32;
-            r.model.decoderDepth = 1;
-            r.model.decoderNumHeads = 2;
-            r.moco.hiddenDim = 32;
-            r.moco.outDim = 16;
-            r.optim.batchSize = 16;
-            r.threads = 2;
+            test::shrinkToTiny(r);
             r.train.steps = 20;
             r.train.logEvery = 5;
             for (auto& st : r.stages) st.steps = 10;

@@ -8,8 +8,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$cli" --version | grep -q "graftlab-cli" || fail "--version"
-for c in train resume reconstruct recipe; do "$cli" $c --help | grep -q "Usage: graftlab-cli $c" || fail "$c --help"; done
+# (outputs captured first: `cmd | grep -q` can end cmd with SIGPIPE, which pipefail turns into a failure)
+grep -q "graftlab-cli" <<< "$("$cli" --version)" || fail "--version"
+for c in train resume reconstruct recipe; do grep -q "Usage: graftlab-cli $c" <<< "$("$cli" $c --help)" || fail "$c --help"; done
 
 # default recipe (mae preset), synthetic data, small and short; interrupted at step 4, then resumed to 6
 "$cli" train --recipe mae --out "$work/run" --steps 6 --stop-at 4 \

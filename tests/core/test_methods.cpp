@@ -4,6 +4,7 @@
 #include "train/Checkpoint.h"
 #include "train/Schedule.h"
 #include "train/Trainer.h"
+#include "util/Errors.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
@@ -216,6 +217,40 @@ private slots:
             ++compared;
         }
         QVERIFY(compared > 10);
+        fs::remove_all(dir);
+    }
+
+    void stageStartsFromAnotherRunsCheckpoint() {
+        Recipe mae = test::tinyRecipe();
+        mae.train.steps = 3;
+        auto dir = test::tempDir("fromckpt");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        {
+            Trainer a(mae, o);
+            a.run();
+        }
+        std::string ckpt = latestGoodCheckpoint(dir);
+        Recipe cl = tinyStages("mocov3", "mocov3", {}, 1.0);
+        cl.stages.resize(1);
+        cl.stages[0].init = "checkpoint";
+        cl.stages[0].checkpoint = ckpt;
+        Trainer b(cl);
+        b.prepare();  // stage 1 is initialised from the other run's encoder, base and momentum
+        auto stored = readModelTensors(ckpt);
+        auto named = b.objective().named_parameters();
+        QVERIFY(torch::equal(named["encoder.blocks.1.mlp.fc2.weight"], stored.at("encoder.blocks.1.mlp.fc2.weight")));
+        QVERIFY(torch::equal(named["moco.momentum_encoder.blocks.1.mlp.fc2.weight"], stored.at("encoder.blocks.1.mlp.fc2.weight")));
+        // a checkpoint that is not there is named
+        cl.stages[0].checkpoint = dir + "/missing.ckpt";
+        Trainer c(cl);
+        bool named_ok = false;
+        try {
+            c.prepare();
+        } catch (const FileError& e) {
+            named_ok = std::string(e.what()).find("missing.ckpt") != std::string::npos;
+        }
+        QVERIFY(named_ok);
         fs::remove_all(dir);
     }
 

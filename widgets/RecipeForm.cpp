@@ -24,6 +24,10 @@ QString sectionTitle(const QString& s) {
     if (s == "augment") return QObject::tr("Augmentation");
     if (s == "optim") return QObject::tr("Optimiser (AdamW, warm-up + cosine)");
     if (s == "train") return QObject::tr("Training loop");
+    if (s == "moco") return QObject::tr("MoCo v3 objective");
+    if (s == "mtl") return QObject::tr("MTL combination");
+    if (s == "conmim") return QObject::tr("ConMIM objective");
+    if (s == "probes") return QObject::tr("Probes (what the model learns)");
     return s;
 }
 nlohmann::json::json_pointer pointer(const std::string& dotted) {

@@ -2,6 +2,8 @@
 // field or file named, runtime failures exit 1.
 #include "data/Dataset.h"
 #include "methods/Mae.h"
+#include "probes/ProbeExport.h"
+#include "probes/Probes.h"
 #include "probes/Reconstruction.h"
 #include "recipe/Recipe.h"
 #include "train/Checkpoint.h"
@@ -15,7 +17,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <set>
 #include <cstdio>
 #include <filesystem>
@@ -175,6 +179,7 @@ const char* kMainHelp =
     "  train        train a recipe into a run directory\n"
     "  resume       continue a run directory from its newest checkpoint\n"
     "  reconstruct  MAE demo grid (original / masked / reconstruction / + visible) from a checkpoint\n"
+    "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
     "\n"
     "Options: --version, --help.  `graftlab-cli <command> --help` describes each command.\n";
@@ -203,6 +208,21 @@ const char* kReconstructHelp =
     "\n"
     "Writes MAE's four panels per image (original, masked, reconstruction, reconstruction + visible)\n"
     "for N test images (default 8) chosen, with the mask, from seed S (default 0).\n";
+
+const char* kProbeHelp =
+    "Usage: graftlab-cli probe --ckpt FILE --kind gradcos|attention|similarity|reconstruction|all --out DIR\n"
+    "                          [--heads CKPT] [--samples N] [--block B] [--temperature T] [--query P] [--head H]\n"
+    "\n"
+    "Runs a probe on the checkpoint's model for N fixed probe images of its training set (evenly spaced, the\n"
+    "same the training-time probes use) and writes DIR/<kind>.png, DIR/<kind>.csv and DIR/<kind>.snap.\n"
+    "  gradcos         per-block cosine between the MIM (MAE) and CL (MoCo v3) loss gradients, per image.\n"
+    "                  Needs both heads: an MTL checkpoint has them; otherwise --heads CKPT attaches the\n"
+    "                  missing one from another checkpoint of the same architecture, and without it a freshly\n"
+    "                  initialised head is attached (said in the output).\n"
+    "  attention       class-token attention per block (mean of heads, or --head H) and rollout\n"
+    "  similarity      cosine similarity of query patch P (default: centre) to every patch after block B\n"
+    "                  (default -1 = last, after the final norm); ConMIM checkpoints add the look-up at T\n"
+    "  reconstruction  MAE's four panels (needs an MAE decoder: MAE, MTL, or --heads)\n";
 
 const char* kRecipeHelp =
     "Usage: graftlab-cli recipe [--recipe FILE|PRESET] [--set key=value ...] | --fields\n"
@@ -279,6 +299,7 @@ int cmdTrain(int argc, char** argv) {
     RunDir dir(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
     TrainerOptions opts;
     opts.checkpointDir = dir.checkpointDir();
+    opts.snapshotDir = dir.snapshotDir();
     if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
     Trainer trainer(recipe, opts);
     trainer.prepare();
@@ -304,6 +325,7 @@ int cmdResume(int argc, char** argv) {
     logBlasAtStartup();
     TrainerOptions opts;
     opts.checkpointDir = dir.checkpointDir();
+    opts.snapshotDir = dir.snapshotDir();
     Trainer trainer(recipe, opts);
     trainer.prepare();
     trainer.resumeFrom(ckpt);
@@ -354,6 +376,134 @@ int cmdReconstruct(int argc, char** argv) {
     return kExitOk;
 }
 
+// Checks that a checkpoint attached for its heads has the probed model's architecture.
+void requireSameArchitecture(const LoadedModel& a, const LoadedModel& b) {
+    auto ja = a.recipe.toJson(), jb = b.recipe.toJson();
+    for (const char* key : {"patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"})
+        if (ja["model"][key] != jb["model"][key])
+            throw FileError(b.meta.path, std::string("has another architecture than ") + a.meta.path + ": model." + key + " " +
+                                             jb["model"][key].dump() + " vs " + ja["model"][key].dump());
+    if (ja["data"]["image_size"] != jb["data"]["image_size"] || a.meta.channels != b.meta.channels)
+        throw FileError(b.meta.path, "was trained on other images (data.image_size or channels differ) than " + a.meta.path);
+}
+
+int cmdProbe(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "kind", "out", "heads", "samples", "block", "temperature", "query", "head"}, {"verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kProbeHelp;
+        return kExitOk;
+    }
+    if (!a.has("ckpt")) throw UsageError("probe needs --ckpt FILE");
+    if (!a.has("out")) throw UsageError("probe needs --out DIR");
+    std::string kind = a.get("kind", "all");
+    static const std::set<std::string> kinds = {"gradcos", "attention", "similarity", "reconstruction", "all"};
+    if (!kinds.count(kind)) throw UsageError("--kind must be gradcos, attention, similarity, reconstruction or all, got \"" + kind + "\"");
+    setupLogging(a.has("verbose"));
+    LoadedModel model = loadCheckpointModel(a.get("ckpt"));
+    Recipe& recipe = model.recipe;
+    if (a.has("samples")) {
+        int64_t n = parseInt("samples", a.get("samples"));
+        if (n < 1 || n > 256) throw UsageError("--samples must be in 1..256");
+        recipe.probes.samples = int(n);
+    }
+    int block = int(parseInt("block", a.get("block", "-1")));
+    if (block < -1 || block >= recipe.model.depth)
+        throw UsageError("--block must be -1 (last) or below the model's depth " + std::to_string(recipe.model.depth));
+    double temperature = recipe.probes.similarityTemperature;
+    if (a.has("temperature")) {
+        try {
+            temperature = std::stod(a.get("temperature"));
+        } catch (...) {
+            temperature = -1;
+        }
+        if (!(temperature > 0)) throw UsageError("--temperature must be a positive number");
+    }
+    ProbeExportOptions exportOptions;
+    exportOptions.query = int(parseInt("query", a.get("query", "-1")));
+    exportOptions.head = int(parseInt("head", a.get("head", "-1")));
+    if (exportOptions.query >= recipe.numPatches())
+        throw UsageError("--query must be a patch index below " + std::to_string(recipe.numPatches()));
+    if (exportOptions.head >= recipe.model.numHeads)
+        throw UsageError("--head must be below the model's " + std::to_string(recipe.model.numHeads) + " heads");
+
+    // The other head: from --heads, else (for the two-loss probes) freshly initialised.
+    std::shared_ptr<Objective> other;
+    std::string otherName;
+    std::optional<LoadedModel> attached;
+    if (a.has("heads")) {
+        attached = loadCheckpointModel(a.get("heads"));
+        requireSameArchitecture(model, *attached);
+        other = attached->objective;
+        otherName = a.get("heads") + " (" + attached->method + ", step " + std::to_string(attached->meta.step) + ")";
+    } else {
+        ProbeHeads h = findProbeHeads(*model.objective, nullptr, "");
+        bool wantsBoth = kind == "gradcos" || kind == "all";
+        bool wantsMim = wantsBoth || kind == "reconstruction";
+        std::string missing = (!h.cl && wantsBoth) ? "mocov3" : (!h.mim && wantsMim) ? "mae" : "";
+        if (!missing.empty()) {
+            torch::manual_seed(uint64_t(recipe.seed) + 77);
+            other = makeObjective(recipe, missing, model.meta.channels, model.meta.mean, model.meta.std);
+            if (auto* moco = dynamic_cast<MocoV3Impl*>(other.get())) {
+                auto enc = model.objective->encoder();
+                moco->heads()->syncMomentum(enc);  // keys from the probed encoder itself
+            }
+            otherName = "freshly initialised " + missing + " (seed " + std::to_string(recipe.seed + 77) +
+                        "; attach a trained one with --heads)";
+            spdlog::warn("{} has no {} head: attaching a {}", a.get("ckpt"), missing == "mae" ? "MIM" : "CL", otherName);
+        }
+    }
+
+    Dataset data = loadDataset(recipe.data, Split::Train, uint64_t(recipe.seed));
+    if (data.channels() != model.meta.channels)
+        throw FileError(a.get("ckpt"), "was trained on " + std::to_string(model.meta.channels) + "-channel images, but its dataset now has " +
+                                           std::to_string(data.channels()));
+    data.mean = model.meta.mean;  // the checkpoint's normalisation, as in training
+    data.std = model.meta.std;
+    ProbeRunner runner(recipe, data, torch::kCPU);
+    std::error_code ec;
+    fs::create_directories(a.get("out"), ec);
+    if (ec) throw FileError(a.get("out"), "cannot create directory: " + ec.message());
+    std::vector<std::string> todo = kind == "all" ? std::vector<std::string>{"reconstruction", "attention", "similarity", "gradcos"}
+                                                  : std::vector<std::string>{kind};
+    int produced = 0;
+    for (const auto& k : todo) {
+        auto t0 = std::chrono::steady_clock::now();
+        Snapshot s;
+        int64_t step = model.meta.step;
+        int stage = model.meta.stage;
+        if (k == "gradcos") s = runner.gradcos(step, stage, *model.objective, other.get(), otherName);
+        else if (k == "attention") s = runner.attention(step, stage, *model.objective);
+        else if (k == "similarity") s = runner.similarity(step, stage, *model.objective, block, temperature);
+        else s = runner.reconstruction(step, stage, *model.objective, other.get(), otherName);
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!s.unavailable().empty()) {
+            std::cerr << "note: " << k << " unavailable for " << a.get("ckpt") << ": " << s.unavailable() << "\n";
+            continue;
+        }
+        std::string stem = (fs::path(a.get("out")) / k).string();
+        writeSnapshotFile(stem + ".snap", s);
+        auto csvs = exportSnapshotCsv(s, stem + ".csv");
+        std::string png = stem + ".png";
+        if (imageIoAvailable()) exportSnapshotPng(s, png, exportOptions);
+        else png = "(no PNG: built without OpenCV)";
+        ++produced;
+        spdlog::info("{}: {} and {} ({:.1f} s)", k, png, csvs.front(), secs);
+        if (k == "gradcos") {
+            const auto& sum = *s.find("summary");
+            auto groups = s.meta["groups"].get<std::vector<std::string>>();
+            std::printf("gradient cosine MIM vs CL, step %lld, %lld images\n  MIM head: %s\n  CL head:  %s\n",
+                        (long long)step, (long long)s.find("cos")->shape[1], s.meta.value("mim_head", "").c_str(),
+                        s.meta.value("cl_head", "").c_str());
+            std::printf("  %-10s %8s %8s %8s %8s\n", "group", "mean", "q10", "q90", "neg");
+            for (size_t g = 0; g < groups.size(); ++g)
+                std::printf("  %-10s %8.3f %8.3f %8.3f %7.0f%%\n", groups[g].c_str(), sum.at({int64_t(g), 0}), sum.at({int64_t(g), 1}),
+                            sum.at({int64_t(g), 5}), 100.0 * sum.at({int64_t(g), 6}));
+        }
+    }
+    if (produced == 0) return kExitUsage;
+    return kExitOk;
+}
+
 int cmdRecipe(int argc, char** argv) {
     Args a = parseArgs(argc, argv, 2, {"recipe", "set"}, {"fields", "help"});
     if (a.has("help")) {
@@ -401,6 +551,7 @@ int main(int argc, char** argv) {
         if (cmd == "resume") return cmdResume(argc, argv);
         if (cmd == "reconstruct") return cmdReconstruct(argc, argv);
         if (cmd == "recipe") return cmdRecipe(argc, argv);
+        if (cmd == "probe") return cmdProbe(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
         return kExitUsage;
     } catch (const UsageError& e) {

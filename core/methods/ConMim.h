@@ -27,6 +27,10 @@ public:
 
     // Online patch features (N, L, D'), masked patches replaced by the mask token where mask == 1.
     torch::Tensor onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask);
+    // The same through the projector, L2-normalised: what is contrasted against the keys.
+    torch::Tensor onlineQueries(const torch::Tensor& imgs, const torch::Tensor& mask) {
+        return project(projector_, onlinePatchFeatures(imgs, mask));
+    }
     // Keys of the full image from the slow model (or the online model without gradient).
     torch::Tensor keys(const torch::Tensor& imgs);
     const ConMimConfig& config() const { return cfg_; }

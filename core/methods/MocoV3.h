@@ -64,6 +64,10 @@ class MtlImpl : public Objective {
 public:
     MtlImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "mtl"; }
+    MaeDecoder decoder() { return decoder_; }
+    MocoHeads heads() { return moco_; }
+    const MaeConfig& maeConfig() const { return mae_; }
+    int patchSize() const { return patchSize_; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
     void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;

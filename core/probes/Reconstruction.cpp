@@ -8,24 +8,32 @@
 namespace graftlab {
 
 ReconstructionPanels reconstruct(MaeImpl& mae, const torch::Tensor& images01, uint64_t maskSeed) {
+    return reconstruct(mae.encoder(), mae.decoder(), mae.config(), mae.patchSize(), mae.mean(), mae.std(), images01, maskSeed);
+}
+
+ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, const MaeConfig& cfg, int patchSize,
+                                 const std::vector<float>& mean, const std::vector<float>& std,
+                                 const torch::Tensor& images01, uint64_t maskSeed) {
     torch::NoGradGuard ng;
-    bool wasTraining = mae.is_training();
-    mae.eval();
-    auto device = mae.encoder()->cls_token.device();
-    auto x = normalizeImages(images01.to(device), mae.mean(), mae.std());
+    bool encTraining = encoder->is_training(), decTraining = decoder->is_training();
+    encoder->eval();
+    decoder->eval();
+    auto device = encoder->cls_token.device();
+    auto x = normalizeImages(images01.to(device), mean, std);
     at::Generator gen = at::detail::createCPUGenerator(maskSeed);
-    MaeForward f = mae.forward(x, mae.config().maskRatio, gen);
-    const int p = mae.patchSize();
+    auto maskSample = randomMasking(x.size(0), encoder->cfg.numPatches(), cfg.maskRatio, gen, x.device());
+    auto predicted = decoder->forward(encoder->forwardVisible(x, maskSample), maskSample.idsRestore);
+    const int p = patchSize;
     const int C = int(x.size(1));
-    auto maskPix = f.mask.mask.unsqueeze(-1).expand({-1, -1, p * p * C});
+    auto maskPix = maskSample.mask.unsqueeze(-1).expand({-1, -1, p * p * C});
 
     ReconstructionPanels out;
-    out.loss = mae.loss(x, f.pred, f.mask.mask).item<float>();
-    auto pred = f.pred;
-    if (mae.config().normPixLoss) {
+    out.loss = maeLoss(x, predicted, maskSample.mask, p, cfg.normPixLoss).item<float>();
+    auto pred = predicted;
+    if (cfg.normPixLoss) {
         // Per image: average mean and variance of the *visible* patches only.
         auto patches = patchify(x, p);
-        auto visible = (1 - f.mask.mask).unsqueeze(-1);
+        auto visible = (1 - maskSample.mask).unsqueeze(-1);
         auto count = visible.sum(1, true).clamp_min(1);
         auto pm = patches.mean(-1, true), pv = patches.var(-1, true, true);
         auto meanVis = (pm * visible).sum(1, true) / count;
@@ -38,15 +46,16 @@ ReconstructionPanels reconstruct(MaeImpl& mae, const torch::Tensor& images01, ui
     auto recon = unpatchify(pred, p, C);
     auto pasted = unpatchify(patchify(x, p) * (1 - maskPix) + pred * maskPix, p, C);
 
-    auto toDisplay = [&](const torch::Tensor& t) { return denormalizeImages(t, mae.mean(), mae.std()).clamp(0, 1).cpu(); };
+    auto toDisplay = [&](const torch::Tensor& t) { return denormalizeImages(t, mean, std).clamp(0, 1).cpu(); };
     out.original = images01.cpu().clamp(0, 1);
     out.reconstruction = toDisplay(recon);
     out.pasted = toDisplay(pasted);
     // Masked patches shown as mid-grey so they stand apart from black image content.
     auto maskImg = unpatchify(maskPix.to(torch::kFloat32), p, C).cpu();
     out.masked = out.original * (1 - maskImg) + 0.5 * maskImg;
-    out.mask = f.mask.mask.cpu();
-    if (wasTraining) mae.train();
+    out.mask = maskSample.mask.cpu();
+    if (encTraining) encoder->train();
+    if (decTraining) decoder->train();
     return out;
 }
 

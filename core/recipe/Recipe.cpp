@@ -101,6 +101,15 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("train.log_every", train.logEvery, "Write a metrics row every this many steps."),
         GL_FIELD("train.checkpoint_every", train.checkpointEvery, "Write a checkpoint every this many steps (and always at the end or on stop)."),
         GL_FIELD("train.on_nonfinite", train.onNonFinite, "When a loss is NaN or infinite: stop (no optimizer step; the last checkpoint stays the newest) or skip that batch (the run fails after 10 skips in a row).", "stop", "skip"),
+        GL_FIELD("probes.every", probes.every, "Run the probes every this many steps (and at the start and end of the run); 0 = no probes. They run on the training thread and their share of the time is logged as probe_share."),
+        GL_FIELD("probes.samples", probes.samples, "Number of fixed probe images (evenly spaced over the training set); the gradient-cosine probe costs two backward passes per image."),
+        GL_FIELD("probes.keep", probes.keep, "Snapshots kept per probe kind in the run's snapshots/ folder; beyond it older ones are thinned (the first, the last and an even spread stay). 0 = keep all."),
+        GL_FIELD("probes.gradcos", probes.gradcos, "Per-block cosine between the gradients of the MIM and the CL loss, per probe image (Layer Grafted Pretraining); needs both heads: MTL, or a grafting stage after a stage of the other kind."),
+        GL_FIELD("probes.attention", probes.attention, "Class-token attention to every patch per block and head, and attention rollout."),
+        GL_FIELD("probes.similarity", probes.similarity, "Cosine similarity between patch tokens after probes.similarity_block, and for ConMIM its dictionary look-up (softmax of masked-view features against full-view keys)."),
+        GL_FIELD("probes.reconstruction", probes.reconstruction, "MAE's four panels (original, masked, reconstruction, visible patches pasted) for the probe images with a fixed mask; needs an MAE decoder."),
+        GL_FIELD("probes.similarity_block", probes.similarityBlock, "Block whose output patch tokens the similarity probe compares (0-based); -1 = the last block (after the final norm)."),
+        GL_FIELD("probes.similarity_temperature", probes.similarityTemperature, "Temperature of the softmax in the ConMIM dictionary look-up view."),
         GL_FIELD("train.keep_every", train.keepEvery, "Besides the newest checkpoint, keep those whose step is a multiple of this; 0 = only the newest."),
     };
     return b;
@@ -415,6 +424,13 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (!(moco.momentum >= 0 && moco.momentum <= 1)) e.push_back({"moco.momentum", "must be inside [0, 1]"});
     if (moco.hiddenDim <= 0) e.push_back({"moco.hidden_dim", "must be positive"});
     if (moco.outDim <= 0) e.push_back({"moco.out_dim", "must be positive"});
+    if (probes.every < 0) e.push_back({"probes.every", "must be >= 0 (0 = no probes)"});
+    if (probes.samples < 1 || probes.samples > 256) e.push_back({"probes.samples", "must be between 1 and 256"});
+    if (probes.keep < 0) e.push_back({"probes.keep", "must be >= 0 (0 = keep all)"});
+    if (probes.keep == 1) e.push_back({"probes.keep", "must be at least 2 (the first and the last snapshot) or 0"});
+    if (probes.similarityBlock < -1 || probes.similarityBlock >= model.depth)
+        e.push_back({"probes.similarity_block", "must be -1 (last) or a block index below model.depth (" + std::to_string(model.depth) + ")"});
+    if (!(probes.similarityTemperature > 0)) e.push_back({"probes.similarity_temperature", "must be positive"});
     if (mtl.mimWeight < 0) e.push_back({"mtl.mim_weight", "must be >= 0"});
     if (mtl.clWeight < 0) e.push_back({"mtl.cl_weight", "must be >= 0"});
     if (!(augment.clCropScaleMin > 0 && augment.clCropScaleMin <= augment.cropScaleMax))

@@ -114,6 +114,19 @@ struct TrainConfig {
     std::string onNonFinite = "stop";  // a NaN/Inf loss: stop (last checkpoint kept) | skip the batch
 };
 
+// Probes of what the model learns, run on the training thread every `every` steps on fixed probe images.
+struct ProbeConfig {
+    int every = 0;                  // steps between probes; 0 = off
+    int samples = 8;                // probe images (fixed: evenly spaced over the training set)
+    int keep = 100;                 // snapshots kept per kind; older ones are thinned (first, last, even spread)
+    bool gradcos = true;            // per-block cosine of the MIM and CL gradients (needs both heads)
+    bool attention = true;          // class-token attention per block and head, and rollout
+    bool similarity = true;         // patch-token cosine similarity (and ConMIM's dictionary look-up)
+    bool reconstruction = true;     // MAE's four panels (needs an MAE decoder)
+    int similarityBlock = -1;       // block whose output tokens are compared; -1 = the last
+    double similarityTemperature = 0.1;  // temperature of the ConMIM look-up softmax
+};
+
 struct Recipe {
     std::string name = "mae";
     std::string method = "mae";
@@ -129,6 +142,7 @@ struct Recipe {
     MocoConfig moco;
     MtlConfig mtl;
     ConMimConfig conmim;
+    ProbeConfig probes;
     std::vector<StageConfig> stages;  // empty = one stage: `method` for train.steps
 
     nlohmann::json toJson() const;

@@ -1,4 +1,6 @@
 #include "train/Checkpoint.h"
+
+#include <algorithm>
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
 
@@ -200,7 +202,7 @@ std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& 
     return out;
 }
 
-void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery) {
+void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery, const std::vector<int64_t>& alsoKeep) {
     // Temp files of writes that a kill interrupted: never renamed, never complete.
     static const std::regex tmp(R"(\..*\.ckpt\.tmp-\d+)");
     std::error_code ec;
@@ -209,6 +211,7 @@ void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery)
     for (const auto& [step, path] : listCheckpoints(dir)) {
         if (step >= newestStep) continue;
         if (keepEvery > 0 && step % keepEvery == 0) continue;
+        if (std::find(alsoKeep.begin(), alsoKeep.end(), step) != alsoKeep.end()) continue;
         std::error_code ec;
         fs::remove(path, ec);
     }

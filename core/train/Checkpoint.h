@@ -40,7 +40,7 @@ std::string checkpointFileName(int64_t step);
 // Checkpoint files of a directory, newest step first.
 std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& dir);
 // Deletes older checkpoints except those whose step is a multiple of keepEvery (when > 0).
-void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery);
+void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery, const std::vector<int64_t>& alsoKeep = {});
 // The newest checkpoint in `dir` whose header reads back; empty when none.
 std::string latestGoodCheckpoint(const std::string& dir);
 

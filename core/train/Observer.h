@@ -1,6 +1,8 @@
 #pragma once
 // The one channel through which a Trainer reports. Calls come from the training thread; implementations that
 // feed a GUI must copy the plain values they receive and hand them over (queued signals).
+#include "probes/Snapshot.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -41,6 +43,8 @@ public:
     virtual void onRunStarted(const RunInfo&) {}
     virtual void onMetrics(const MetricsRow&) {}
     virtual void onCheckpoint(const std::string& /*path*/, int64_t /*step*/) {}
+    // A probe's result (also one saying why a probe is unavailable, once per stage).
+    virtual void onSnapshot(const Snapshot&) {}
     virtual void onStateChanged(TrainerState, const std::string& /*detail*/) {}
 };
 

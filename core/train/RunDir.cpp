@@ -25,6 +25,7 @@ RunDir::RunDir(std::string path, RunDirMode mode) : path_(std::move(path)) {
                                            "` to continue it, or --force to replace it");
             fs::remove(metricsPath(), ec);
             fs::remove_all(checkpointDir(), ec);
+            fs::remove_all(snapshotDir(), ec);
         }
         fs::create_directories(path_, ec);
         if (ec) throw FileError(path_, "cannot create run directory: " + ec.message());
@@ -40,6 +41,7 @@ RunDir::~RunDir() {
 }
 
 std::string RunDir::checkpointDir() const { return (fs::path(path_) / "checkpoints").string(); }
+std::string RunDir::snapshotDir() const { return (fs::path(path_) / "snapshots").string(); }
 std::string RunDir::recipePath() const { return (fs::path(path_) / "recipe.json").string(); }
 std::string RunDir::metricsPath() const { return (fs::path(path_) / "metrics.jsonl").string(); }
 

@@ -1,5 +1,6 @@
 #pragma once
-// The files of one run: recipe.json, metrics.jsonl (one JSON object a line, appended whole), checkpoints/.
+// The files of one run: recipe.json, metrics.jsonl (one JSON object a line, appended whole), checkpoints/,
+// snapshots/ (probe results, see probes/Snapshot.h).
 // The CLI writes it; the GUI can open any run directory, live or finished, through the same reader.
 #include "recipe/Recipe.h"
 #include "train/Observer.h"
@@ -23,6 +24,7 @@ public:
 
     const std::string& path() const { return path_; }
     std::string checkpointDir() const;
+    std::string snapshotDir() const;  // probe snapshots (see probes/Snapshot.h)
     std::string recipePath() const;
     std::string metricsPath() const;
 

@@ -1,5 +1,7 @@
 #include "train/Trainer.h"
 #include "data/Augment.h"
+#include "probes/Probes.h"
+#include "probes/Snapshot.h"
 #include "train/Checkpoint.h"
 #include "train/Schedule.h"
 #include "util/Errors.h"
@@ -63,6 +65,22 @@ torch::Device resolveDevice(const std::string& device) {
     return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
+LoadedModel loadCheckpointModel(const std::string& path, torch::Device device) {
+    LoadedModel m;
+    m.meta = readCheckpointMeta(path);
+    std::vector<RecipeIssue> issues;
+    m.recipe = Recipe::fromJson(m.meta.recipe, issues);
+    if (issues.empty()) issues = m.recipe.validate();
+    if (!issues.empty()) throw FileError(path, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
+    auto stages = m.recipe.effectiveStages();
+    m.method = stages[size_t(std::clamp(m.meta.stage, 0, int(stages.size()) - 1))].method;
+    torch::manual_seed(uint64_t(m.recipe.seed));
+    m.objective = makeObjective(m.recipe, m.method, m.meta.channels, m.meta.mean, m.meta.std);
+    loadModelState(path, *m.objective, true);
+    m.objective->to(device);
+    return m;
+}
+
 void applyThreadSetting(int threads) {
     int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(n);
@@ -86,6 +104,10 @@ void Trainer::prepare() {
     if (!train_->note.empty()) spdlog::warn("{}", train_->note);
     step_ = 0;
     enterStage(0, true);
+    if (recipe_.probes.every > 0) {
+        probes_ = std::make_unique<ProbeRunner>(recipe_, *train_, device_);
+        if (!options_.snapshotDir.empty()) snapshots_ = std::make_unique<SnapshotStore>(options_.snapshotDir, recipe_.probes.keep);
+    }
 }
 
 namespace {
@@ -165,6 +187,10 @@ void Trainer::enterStage(int stage, bool initialise) {
         spdlog::info("stage {} ({}): {} tensors from {}", stage + 1, st.method, n, origin);
     }
     objective->to(device_);
+    if (objective_ && stage > 0) {
+        previousObjective_ = objective_;  // kept for the probes only: out of the optimizer, no gradients
+        for (auto& p : previousObjective_->parameters()) p.set_requires_grad(false);
+    }
     objective_ = objective;
     stage_ = stage;
     buildOptimizer(st);
@@ -218,6 +244,23 @@ void Trainer::resumeFrom(const std::string& path) {
     restoreRngState(path);
     loader_->seek(step_);
     lastCheckpointStep_ = meta.step;
+    if (snapshots_) snapshots_->truncateAfter(step_);
+    if (stage_ > 0 && probes_ && !options_.checkpointDir.empty()) {
+        // The probes borrow the previous stage's head: its final checkpoint is kept for that (see saveCheckpointNow).
+        std::string boundary = (std::filesystem::path(options_.checkpointDir) / checkpointFileName(recipe_.stageStart(stage_))).string();
+        if (std::filesystem::exists(boundary)) {
+            auto prevMeta = readCheckpointMeta(boundary);
+            auto stages = recipe_.effectiveStages();
+            if (prevMeta.stage == stage_ - 1) {
+                previousObjective_ = makeObjective(recipe_, stages[size_t(prevMeta.stage)].method, train_->channels(), train_->mean, train_->std);
+                loadModelState(boundary, *previousObjective_, true);
+                previousObjective_->to(device_);
+                for (auto& p : previousObjective_->parameters()) p.set_requires_grad(false);
+            }
+        } else {
+            spdlog::warn("probes: {} is gone, so probes that need stage {}'s head are unavailable after this resume", boundary, stage_);
+        }
+    }
     spdlog::info("resumed from {} at step {} (stage {})", path, step_, stage_ + 1);
 }
 
@@ -247,10 +290,27 @@ std::string Trainer::saveCheckpointNow() {
     meta.std = train_->std;
     std::string path = (std::filesystem::path(options_.checkpointDir) / checkpointFileName(step_)).string();
     saveCheckpoint(path, *objective_, optimizer_.get(), meta);
-    pruneCheckpoints(options_.checkpointDir, step_, recipe_.train.keepEvery);
+    std::vector<int64_t> stageEnds;  // each finished stage's final weights stay (evaluation, probes after resume)
+    for (int s = 1; s < int(recipe_.effectiveStages().size()); ++s) stageEnds.push_back(recipe_.stageStart(s));
+    pruneCheckpoints(options_.checkpointDir, step_, recipe_.train.keepEvery, stageEnds);
     lastCheckpointStep_ = step_;
     for (auto* o : observers_) o->onCheckpoint(path, step_);
     return path;
+}
+
+double Trainer::runProbes() {
+    if (!probes_) return 0.0;
+    auto t0 = std::chrono::steady_clock::now();
+    std::string previousName;
+    if (previousObjective_ && stage_ > 0)
+        previousName = "stage " + std::to_string(stage_) + " (" + recipe_.effectiveStages()[size_t(stage_ - 1)].method + ")";
+    auto snaps = probes_->run(step_, stage_, *objective_, previousObjective_.get(), previousName);
+    objective_->train();
+    for (const auto& s : snaps) {
+        if (snapshots_) snapshots_->append(s);
+        for (auto* o : observers_) o->onSnapshot(s);
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Trainer::requestStop() {
@@ -284,6 +344,9 @@ TrainerState Trainer::run() {
     objective_->train();
     std::map<std::string, double> windowSums;
     int windowSteps = 0;
+    double windowProbeSeconds = 0;
+    const int probeEvery = recipe_.probes.every;
+    if (probes_ && step_ == 0) runProbes();  // the untrained model: every probe series starts from it
     auto windowStart = std::chrono::steady_clock::now();
     const int log = recipe_.train.logEvery;
     constexpr int kMaxSkippedInARow = 10;
@@ -350,6 +413,8 @@ TrainerState Trainer::run() {
             windowSums["loss"] += lossValue;
             for (auto& [name, t] : out.parts) windowSums["loss/" + name] += t.item<double>();
             ++windowSteps;
+            if (probes_ && (step_ % probeEvery == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_))
+                windowProbeSeconds += runProbes();
             if (step_ % log == 0 || step_ == endStep) {
                 double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - windowStart).count();
                 MetricsRow row;
@@ -364,10 +429,12 @@ TrainerState Trainer::run() {
                     if (g == 0 || groupNames_[g] != groupNames_[g - 1])
                         row.values.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
                 row.values.emplace_back("images_per_s", seconds > 0 ? windowSteps * double(recipe_.optim.batchSize) / seconds : 0.0);
+                if (probes_) row.values.emplace_back("probe_share", seconds > 0 ? windowProbeSeconds / seconds : 0.0);
                 for (auto& e : extra) row.values.push_back(e);
                 for (auto* o : observers_) o->onMetrics(row);
                 windowSums.clear();
                 windowSteps = 0;
+                windowProbeSeconds = 0;
                 windowStart = std::chrono::steady_clock::now();
             }
             if (step_ % recipe_.train.checkpointEvery == 0 && step_ != lastCheckpointStep_) saveCheckpointNow();

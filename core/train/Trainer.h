@@ -5,6 +5,7 @@
 #include "data/Loader.h"
 #include "methods/Objective.h"
 #include "recipe/Recipe.h"
+#include "train/Checkpoint.h"
 #include "train/Observer.h"
 
 #include <torch/optim/adamw.h>
@@ -19,7 +20,11 @@ namespace graftlab {
 struct TrainerOptions {
     std::string checkpointDir;     // empty = no checkpoints
     int64_t stopAtStep = -1;       // stop (with a checkpoint) once this many steps are done; -1 = run to the end
+    std::string snapshotDir;       // where probe snapshots are stored (the run's snapshots/); empty = not stored
 };
+
+class ProbeRunner;
+class SnapshotStore;
 
 class Trainer {
 public:
@@ -61,6 +66,8 @@ private:
     void setState(TrainerState s, const std::string& detail = {});
     double applyLr(int64_t step);  // returns the base (x1) lr of the step
     void buildOptimizer(const StageConfig& st);
+    // Runs the recipe's probes now (step_), hands the snapshots to the observers and the store; returns seconds.
+    double runProbes();
 
     Recipe recipe_;
     TrainerOptions options_;
@@ -68,6 +75,10 @@ private:
     torch::Device device_{torch::kCPU};
     std::shared_ptr<Dataset> train_;
     std::shared_ptr<Objective> objective_;
+    // The previous stage's objective (grafting): the probes borrow its head for the loss this stage lacks.
+    std::shared_ptr<Objective> previousObjective_;
+    std::unique_ptr<ProbeRunner> probes_;
+    std::unique_ptr<SnapshotStore> snapshots_;
     std::unique_ptr<torch::optim::AdamW> optimizer_;
     std::vector<double> groupMultiplier_;
     std::vector<std::string> groupNames_;
@@ -81,6 +92,17 @@ private:
     std::condition_variable pauseCv_;
     std::string failure_;
 };
+
+// A checkpoint's model, rebuilt: its recipe, the objective of the stage it was written in, with the weights.
+struct LoadedModel {
+    Recipe recipe;
+    CheckpointMeta meta;
+    std::string method;
+    std::shared_ptr<Objective> objective;
+};
+// Throws FileError naming the file (not a checkpoint, truncated, recipe that no longer parses, tensors that do
+// not match the architecture).
+LoadedModel loadCheckpointModel(const std::string& path, torch::Device device = torch::kCPU);
 
 // The device a recipe asks for ("auto" = CUDA when available). Throws RecipeError for "cuda" without CUDA.
 torch::Device resolveDevice(const std::string& device);

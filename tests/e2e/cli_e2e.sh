@@ -10,7 +10,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # (outputs captured first: `cmd | grep -q` can end cmd with SIGPIPE, which pipefail turns into a failure)
 grep -q "graftlab-cli" <<< "$("$cli" --version)" || fail "--version"
-for c in train resume reconstruct recipe; do grep -q "Usage: graftlab-cli $c" <<< "$("$cli" $c --help)" || fail "$c --help"; done
+for c in train resume reconstruct recipe probe; do grep -q "Usage: graftlab-cli $c" <<< "$("$cli" $c --help)" || fail "$c --help"; done
 
 # default recipe (mae preset), synthetic data, small and short; interrupted at step 4, then resumed to 6
 "$cli" train --recipe mae --out "$work/run" --steps 6 --stop-at 4 \
@@ -61,4 +61,36 @@ set +e
 "$cli" reconstruct --ckpt "$work/x.ckpt" --out "$work/x.png" 2> "$work/x.log"; code=$?
 set -e
 [ $code -ne 0 ] && grep -q "x.ckpt" "$work/x.log" || fail "bad checkpoint not named"
+
+# probes: an MTL run with probes every 2 steps stores snapshots; `probe` writes PNG + CSV per kind
+tiny=(--set data.dataset=synthetic --set data.synthetic_size=128 --set data.image_size=16 --set model.embed_dim=32
+      --set model.depth=2 --set model.num_heads=2 --set model.decoder_embed_dim=16 --set model.decoder_depth=1
+      --set model.decoder_num_heads=2 --set moco.hidden_dim=32 --set moco.out_dim=16 --set optim.batch_size=16
+      --set train.log_every=2)
+"$cli" train --recipe mtl --out "$work/mtl" --steps 4 "${tiny[@]}" --set probes.every=2 --set probes.samples=4 2> "$work/mtl.log" \
+  || { cat "$work/mtl.log"; fail "train mtl with probes"; }
+for k in gradcos attention similarity reconstruction; do
+  [ -f "$work/mtl/snapshots/$k/000000004.snap" ] || fail "snapshot $k at step 4 missing"
+done
+grep -q '"probe_share"' "$work/mtl/metrics.jsonl" || fail "probe_share not in metrics"
+"$cli" probe --ckpt "$work/mtl/checkpoints/step-00000004.ckpt" --kind all --out "$work/probe" --samples 3 > "$work/probe.out" 2> "$work/probe.log" \
+  || { cat "$work/probe.log"; fail "probe"; }
+for k in gradcos attention similarity reconstruction; do
+  [ -s "$work/probe/$k.csv" ] || fail "$k.csv missing"
+  head -c 8 "$work/probe/$k.png" | od -An -c | grep -q "P   N   G" || fail "$k.png is not a PNG"
+done
+grep -q "blocks.1" "$work/probe.out" || { cat "$work/probe.out"; fail "gradcos table"; }
+# a MAE checkpoint has no CL head: attached fresh and said so; a checkpoint of another architecture is refused
+"$cli" probe --ckpt "$work/run/checkpoints/step-00000006.ckpt" --kind gradcos --out "$work/probe2" --samples 2 2> "$work/probe2.log" \
+  || { cat "$work/probe2.log"; fail "probe gradcos on MAE"; }
+grep -q "freshly initialised mocov3" "$work/probe2.log" || fail "fresh head not said"
+set +e
+"$cli" probe --ckpt "$work/mtl/checkpoints/step-00000004.ckpt" --heads "$work/run/checkpoints/step-00000006.ckpt" --kind gradcos --out "$work/probe3" 2> "$work/probe3.log"
+code=$?
+"$cli" probe --ckpt "$work/x.ckpt" --kind attention --out "$work/probe4" 2> "$work/probe4.log"
+code4=$?
+set -e
+[ $code -eq 2 ] || fail "other architecture: exit $code"
+grep -q "another architecture" "$work/probe3.log" || { cat "$work/probe3.log"; fail "architecture message"; }
+[ $code4 -eq 2 ] && grep -q "x.ckpt" "$work/probe4.log" || { cat "$work/probe4.log"; fail "not a checkpoint: probe"; }
 echo "e2e.cli: all checks passed"

@@ -1,0 +1,25 @@
+#pragma once
+// PNG and CSV exports of probe snapshots (the CLI's `probe` command, and any tool that wants files).
+#include "probes/Snapshot.h"
+
+#include <string>
+
+namespace graftlab {
+
+struct ProbeExportOptions {
+    int scale = 4;       // upscaling of the probe images in PNGs
+    int query = -1;      // similarity: query patch (row-major index); -1 = the centre patch
+    int head = -1;       // attention: one head; -1 = the mean over heads
+    int maxImages = 8;   // rows of a PNG
+};
+
+// Writes a CSV in long format for the snapshot's kind (gradcos, attention, similarity, reconstruction); for
+// gradcos also <stem>_summary.csv. Returns the files written. Throws FileError naming the file.
+std::vector<std::string> exportSnapshotCsv(const Snapshot& s, const std::string& path);
+
+// Writes a PNG: gradcos as a group x image heatmap on a diverging scale (-1 blue, 0 white, +1 red); attention
+// as class-token attention (per block, and rollout) over each image; similarity as the chosen query patch's
+// similarity (and ConMIM look-up) over each image; reconstruction as MAE's four panels. Throws FileError.
+void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeExportOptions& options = {});
+
+}  // namespace graftlab

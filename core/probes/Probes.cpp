@@ -1,0 +1,417 @@
+#include "probes/Probes.h"
+#include "data/Augment.h"
+#include "model/Patchify.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace graftlab {
+namespace F = torch::nn::functional;
+
+namespace {
+constexpr uint64_t kProbeMaskSeed = 12345;   // the fixed mask of the reconstruction and two-loss probes
+constexpr uint64_t kProbeViewSeed = 0x50524f42;  // the fixed contrastive views of the gradient-cosine probe
+
+// Restores requires_grad flags and BatchNorm statistics the probes must not disturb.
+struct GradFlagGuard {
+    std::vector<std::pair<torch::Tensor, bool>> saved;
+    explicit GradFlagGuard(const std::vector<torch::Tensor>& params) {
+        for (const auto& p : params) {
+            saved.emplace_back(p, p.requires_grad());
+            p.set_requires_grad(true);
+        }
+    }
+    ~GradFlagGuard() {
+        for (auto& [p, flag] : saved) p.set_requires_grad(flag);
+    }
+};
+struct BufferGuard {
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> saved;
+    explicit BufferGuard(torch::nn::Module& m) {
+        for (auto& b : m.named_buffers(true)) saved.emplace_back(b.value(), b.value().detach().clone());
+    }
+    ~BufferGuard() {
+        torch::NoGradGuard ng;
+        for (auto& [b, copy] : saved) b.copy_(copy);
+    }
+};
+struct EvalGuard {
+    torch::nn::Module& m;
+    bool was;
+    explicit EvalGuard(torch::nn::Module& mod) : m(mod), was(mod.is_training()) { m.eval(); }
+    ~EvalGuard() { m.train(was); }
+};
+
+torch::Tensor perSampleInfoNce(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
+    auto qn = F::normalize(q, F::NormalizeFuncOptions().dim(1));
+    auto kn = F::normalize(k, F::NormalizeFuncOptions().dim(1));
+    auto logp = torch::log_softmax(torch::mm(qn, kn.t()) / temperature, 1);
+    return -logp.diagonal() * (2.0 * temperature);
+}
+}  // namespace
+
+const std::vector<std::string> kCosineSummaryColumns = {"mean", "q10", "q25", "median", "q75", "q90", "frac_negative"};
+
+SnapshotArray toArray(const std::string& name, const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    SnapshotArray a;
+    a.name = name;
+    a.shape.assign(c.sizes().begin(), c.sizes().end());
+    a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    return a;
+}
+
+torch::Tensor fromArray(const SnapshotArray& a) {
+    return torch::from_blob(const_cast<float*>(a.values.data()), a.shape, torch::kFloat32).clone();
+}
+
+ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::string& previousName) {
+    ProbeHeads h;
+    auto take = [&](Objective& o, const std::string& originPrefix, bool frozen) {
+        std::string suffix = frozen ? " (as it was at the end of that stage)" : "";
+        if (!h.mim) {
+            if (auto* m = dynamic_cast<MaeImpl*>(&o)) h.mim = MimHead{m->decoder(), m->config(), m->patchSize(), originPrefix + " MAE decoder" + suffix};
+            else if (auto* t = dynamic_cast<MtlImpl*>(&o)) h.mim = MimHead{t->decoder(), t->maeConfig(), t->patchSize(), originPrefix + " MAE decoder" + suffix};
+        }
+        if (!h.cl) {
+            if (auto* c = dynamic_cast<MocoV3Impl*>(&o)) h.cl = ClHead{c->heads(), originPrefix + " MoCo v3 heads" + suffix};
+            else if (auto* t = dynamic_cast<MtlImpl*>(&o)) h.cl = ClHead{t->heads(), originPrefix + " MoCo v3 heads" + suffix};
+        }
+    };
+    take(current, "this stage's", false);
+    if (previous) take(*previous, previousName + "'s", true);
+    std::string where = current.methodName() + (previous ? " (and " + previousName + ", " + previous->methodName() + ")" : "");
+    if (!h.mim) h.mimMissing = "no MIM head: " + where + " has no MAE decoder";
+    if (!h.cl) h.clMissing = "no CL head: " + where + " has no MoCo v3 heads";
+    return h;
+}
+
+torch::Tensor mimLossPerSample(VisionTransformer& encoder, MimHead head, const torch::Tensor& x, const MaskSample& mask) {
+    auto pred = head.decoder->forward(encoder->forwardVisible(x, mask), mask.idsRestore);
+    auto perPatch = (pred - maeTargets(x, head.patchSize, head.cfg.normPixLoss)).pow(2).mean(-1);
+    return (perPatch * mask.mask).sum(1) / mask.mask.sum(1);
+}
+
+torch::Tensor clLossPerSample(VisionTransformer& encoder, ClHead head, const torch::Tensor& v1, const torch::Tensor& v2) {
+    auto& moco = *head.heads;
+    const int64_t n = v1.size(0);
+    auto both = torch::cat({v1, v2}, 0);
+    auto cls = encoder->forward(both).select(1, 0);
+    auto q1 = moco.predictor->forward(moco.projector->forward(cls.slice(0, 0, n)));
+    auto q2 = moco.predictor->forward(moco.projector->forward(cls.slice(0, n)));
+    torch::Tensor k1, k2;
+    {
+        torch::NoGradGuard ng;
+        auto mcls = moco.momentum_encoder->forward(both).select(1, 0);
+        k1 = moco.momentum_projector->forward(mcls.slice(0, 0, n));
+        k2 = moco.momentum_projector->forward(mcls.slice(0, n));
+    }
+    return perSampleInfoNce(q1, k2, moco.cfg.temperature) + perSampleInfoNce(q2, k1, moco.cfg.temperature);
+}
+
+std::vector<std::pair<std::string, std::vector<torch::Tensor>>> encoderParameterGroups(VisionTransformer& encoder) {
+    std::vector<std::pair<std::string, std::vector<torch::Tensor>>> groups;
+    groups.emplace_back("embed", std::vector<torch::Tensor>{});
+    for (int64_t b = 0; b < int64_t(encoder->blocks->size()); ++b)
+        groups.emplace_back("blocks." + std::to_string(b), std::vector<torch::Tensor>{});
+    groups.emplace_back("norm", std::vector<torch::Tensor>{});
+    std::vector<torch::Tensor> all;
+    for (auto& p : encoder->named_parameters(true)) {
+        const std::string& name = p.key();
+        all.push_back(p.value());
+        if (name.rfind("blocks.", 0) == 0) {
+            size_t dot = name.find('.', 7);
+            groups[size_t(1 + std::stoi(name.substr(7, dot - 7)))].second.push_back(p.value());
+        } else if (name.rfind("norm.", 0) == 0) {
+            groups[groups.size() - 1].second.push_back(p.value());
+        } else {
+            groups[0].second.push_back(p.value());  // patch_embed.*, cls_token
+        }
+    }
+    groups.emplace_back("encoder", all);
+    return groups;
+}
+
+GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<torch::Tensor()>& lossA,
+                              const std::function<torch::Tensor()>& lossB) {
+    auto groups = encoderParameterGroups(encoder);
+    const auto& all = groups.back().second;
+    GradFlagGuard flags(all);
+    // Which group (other than "encoder") each parameter belongs to.
+    std::vector<size_t> groupOf(all.size(), 0);
+    for (size_t g = 0; g + 1 < groups.size(); ++g)
+        for (const auto& p : groups[g].second)
+            for (size_t j = 0; j < all.size(); ++j)
+                if (all[j].is_same(p)) groupOf[j] = g;
+
+    torch::Tensor la = lossA(), lb = lossB();
+    TORCH_CHECK(la.dim() == 1 && lb.sizes() == la.sizes(), "per-sample losses must be two vectors of one length");
+    const int64_t n = la.size(0);
+    const size_t G = groups.size();
+    auto result = torch::full({int64_t(G), n}, std::nan(""), torch::kFloat64);
+    auto acc = result.accessor<double, 2>();
+    auto perParam = [&](const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
+        std::vector<torch::Tensor> dots, na, nb;
+        for (size_t j = 0; j < all.size(); ++j) {
+            auto zero = torch::zeros({}, all[j].options().dtype(torch::kFloat64));
+            bool a = ga[j].defined(), b = gb[j].defined();
+            dots.push_back(a && b ? (ga[j].to(torch::kFloat64) * gb[j].to(torch::kFloat64)).sum() : zero);
+            na.push_back(a ? ga[j].to(torch::kFloat64).pow(2).sum() : zero);
+            nb.push_back(b ? gb[j].to(torch::kFloat64).pow(2).sum() : zero);
+        }
+        return torch::stack({torch::stack(dots), torch::stack(na), torch::stack(nb)}).cpu();
+    };
+    for (int64_t i = 0; i < n; ++i) {
+        auto ga = torch::autograd::grad({la[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+        auto gb = torch::autograd::grad({lb[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+        auto s = perParam(ga, gb);
+        auto sa = s.accessor<double, 2>();
+        std::vector<double> dot(G, 0), a2(G, 0), b2(G, 0);
+        for (size_t j = 0; j < all.size(); ++j) {
+            for (size_t g : {groupOf[j], G - 1}) {
+                dot[g] += sa[0][int64_t(j)];
+                a2[g] += sa[1][int64_t(j)];
+                b2[g] += sa[2][int64_t(j)];
+            }
+        }
+        for (size_t g = 0; g < G; ++g)
+            if (a2[g] > 0 && b2[g] > 0) acc[int64_t(g)][i] = dot[g] / std::sqrt(a2[g] * b2[g]);
+    }
+    GradCosResult r;
+    for (const auto& g : groups) r.groups.push_back(g.first);
+    r.cos = result.to(torch::kFloat32);
+    return r;
+}
+
+torch::Tensor attentionRollout(const std::vector<torch::Tensor>& attn) {
+    TORCH_CHECK(!attn.empty(), "attention rollout needs at least one block");
+    const int64_t N = attn[0].size(-1);
+    auto eye = torch::eye(N, attn[0].options());
+    torch::Tensor rollout;
+    for (const auto& a : attn) {
+        auto aug = 0.5 * a + 0.5 * eye;
+        aug = aug / aug.sum(-1, true);
+        rollout = rollout.defined() ? torch::bmm(aug, rollout) : aug;
+    }
+    return rollout;
+}
+
+torch::Tensor patchCosineSimilarity(VisionTransformer& encoder, const torch::Tensor& x, int block) {
+    torch::NoGradGuard ng;
+    const int depth = int(encoder->blocks->size());
+    const int last = block < 0 ? depth - 1 : std::min(block, depth - 1);
+    auto t = encoder->prependClassToken(encoder->embedPatches(x));
+    for (int b = 0; b <= last; ++b) t = encoder->blocks[size_t(b)]->as<Block>()->forward(t);
+    if (block < 0) t = encoder->norm(t);
+    auto p = F::normalize(t.slice(1, 1), F::NormalizeFuncOptions().dim(-1));
+    return torch::bmm(p, p.transpose(1, 2));
+}
+
+std::vector<double> cosineSummary(const std::vector<float>& values) {
+    std::vector<double> v;
+    for (float x : values)
+        if (std::isfinite(x)) v.push_back(x);
+    if (v.empty()) return std::vector<double>(kCosineSummaryColumns.size(), std::nan(""));
+    std::sort(v.begin(), v.end());
+    auto q = [&](double f) {
+        double pos = f * double(v.size() - 1);
+        size_t lo = size_t(std::floor(pos)), hi = size_t(std::ceil(pos));
+        return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
+    };
+    double mean = 0, neg = 0;
+    for (double x : v) {
+        mean += x;
+        neg += x < 0;
+    }
+    return {mean / double(v.size()), q(0.1), q(0.25), q(0.5), q(0.75), q(0.9), neg / double(v.size())};
+}
+
+ProbeImages pickProbeImages(const Dataset& data, int n) {
+    ProbeImages p;
+    const int64_t size = data.size();
+    n = int(std::min<int64_t>(n, size));
+    for (int i = 0; i < n; ++i) p.indices.push_back(int64_t(i) * size / n);
+    auto idx = torch::tensor(p.indices, torch::kInt64);
+    p.images01 = data.images.index_select(0, idx).to(torch::kFloat32) / 255.0;
+    if (data.labels.defined()) {
+        auto l = data.labels.index_select(0, idx);
+        for (int64_t i = 0; i < l.size(0); ++i) p.labels.push_back(l[i].item<int64_t>());
+    }
+    return p;
+}
+
+ProbeRunner::ProbeRunner(const Recipe& recipe, const Dataset& data, torch::Device device)
+    : recipe_(recipe), cfg_(recipe.probes), images_(pickProbeImages(data, recipe.probes.samples)), mean_(data.mean),
+      std_(data.std), device_(device) {}
+
+Snapshot ProbeRunner::base(const std::string& kind, int64_t step, int stage) const {
+    Snapshot s;
+    s.kind = kind;
+    s.step = step;
+    s.stage = stage;
+    s.meta["image_indices"] = images_.indices;
+    s.meta["labels"] = images_.labels;
+    s.meta["patch_size"] = recipe_.model.patchSize;
+    s.meta["grid"] = recipe_.gridSize();
+    return s;
+}
+
+Snapshot ProbeRunner::gradcos(int64_t step, int stage, Objective& current, Objective* previous, const std::string& previousName) {
+    Snapshot s = base("gradcos", step, stage);
+    ProbeHeads heads = findProbeHeads(current, previous, previousName);
+    if (!heads.mim || !heads.cl) {
+        s.meta["unavailable"] = "the gradient cosine needs a MIM and a CL loss on one encoder: " +
+                                (!heads.mim ? heads.mimMissing : heads.clMissing) +
+                                " (MTL has both; grafting stages borrow the other head from the stage before)";
+        return s;
+    }
+    if (images_.images01.size(0) < 2) {
+        s.meta["unavailable"] = "the gradient cosine needs at least 2 probe images (probes.samples): the CL loss contrasts them";
+        return s;
+    }
+    auto encoder = current.encoder();
+    auto imgs = images_.images01.to(device_);
+    auto x = normalizeImages(imgs, mean_, std_);
+    at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed);
+    auto mask = randomMasking(x.size(0), encoder->cfg.numPatches(), heads.mim->cfg.maskRatio, gen, x.device());
+    std::mt19937_64 rng(kProbeViewSeed);
+    auto views = contrastiveViews(imgs.cpu(), recipe_.augment, mean_, std_, rng);
+    auto v1 = views[0].to(device_), v2 = views[1].to(device_);
+    torch::Tensor mimLosses, clLosses;
+    // The CL heads run in training mode (batch statistics, as in training); their running statistics are put back
+    // once the backward passes are done (restoring them earlier would invalidate the saved graph).
+    BufferGuard keepStats(*heads.cl->heads);
+    GradCosResult r = gradientCosines(
+        encoder,
+        [&] { return mimLosses = mimLossPerSample(encoder, *heads.mim, x, mask); },
+        [&] { return clLosses = clLossPerSample(encoder, *heads.cl, v1, v2); });
+    s.arrays.push_back(toArray("cos", r.cos));
+    std::vector<float> summary;
+    auto cosCpu = r.cos.contiguous();
+    for (int64_t g = 0; g < cosCpu.size(0); ++g) {
+        auto row = cosCpu[g];
+        std::vector<float> vals(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+        for (double v : cosineSummary(vals)) summary.push_back(float(v));
+    }
+    SnapshotArray sum;
+    sum.name = "summary";
+    sum.shape = {cosCpu.size(0), int64_t(kCosineSummaryColumns.size())};
+    sum.values = summary;
+    s.arrays.push_back(sum);
+    s.arrays.push_back(toArray("mim_loss", mimLosses));
+    s.arrays.push_back(toArray("cl_loss", clLosses));
+    s.meta["groups"] = r.groups;
+    s.meta["summary_columns"] = kCosineSummaryColumns;
+    s.meta["mim_head"] = heads.mim->origin;
+    s.meta["cl_head"] = heads.cl->origin;
+    s.meta["note"] = "MIM: the probe images, no crop, one fixed mask; CL: two fixed augmented views; "
+                     "cos(grad L_MIM(x), grad L_CL(x)) per image and parameter group";
+    return s;
+}
+
+Snapshot ProbeRunner::attention(int64_t step, int stage, Objective& current) {
+    Snapshot s = base("attention", step, stage);
+    torch::NoGradGuard ng;
+    auto encoder = current.encoder();
+    EvalGuard eval(*encoder);
+    auto imgs = images_.images01.to(device_);
+    auto x = normalizeImages(imgs, mean_, std_);
+    std::vector<Attention> attns;
+    for (const auto& b : *encoder->blocks) {
+        auto a = b->as<Block>()->attn;
+        a->recordAttention = true;
+        attns.push_back(a);
+    }
+    encoder->forward(x);
+    std::vector<torch::Tensor> cls, meanHeads;
+    for (auto& a : attns) {
+        cls.push_back(a->lastAttention.select(2, 0).slice(2, 1));  // (n, heads, L): class token to every patch
+        meanHeads.push_back(a->lastAttention.mean(1));
+        a->recordAttention = false;
+        a->lastAttention = torch::Tensor();
+    }
+    auto rollout = attentionRollout(meanHeads).select(1, 0).slice(1, 1);  // (n, L)
+    s.arrays.push_back(toArray("images", imgs));
+    s.arrays.push_back(toArray("cls_attention", torch::stack(cls)));  // (depth, n, heads, L)
+    s.arrays.push_back(toArray("rollout", rollout));
+    s.meta["heads"] = encoder->cfg.numHeads;
+    s.meta["depth"] = encoder->cfg.depth;
+    s.meta["note"] = "class-token attention rows without the class token itself (rows summed to 1 with it); "
+                     "rollout: head mean + identity, renormalised, multiplied over blocks";
+    return s;
+}
+
+Snapshot ProbeRunner::similarity(int64_t step, int stage, Objective& current, int block, double temperature) {
+    if (block < -1) block = cfg_.similarityBlock;
+    if (temperature <= 0) temperature = cfg_.similarityTemperature;
+    Snapshot s = base("similarity", step, stage);
+    torch::NoGradGuard ng;
+    auto encoder = current.encoder();
+    EvalGuard eval(*encoder);
+    auto imgs = images_.images01.to(device_);
+    auto x = normalizeImages(imgs, mean_, std_);
+    s.arrays.push_back(toArray("images", imgs));
+    s.arrays.push_back(toArray("cosine", patchCosineSimilarity(encoder, x, block)));
+    s.meta["block"] = block;
+    s.meta["block_label"] = block < 0 ? "last block + final norm" : "output of block " + std::to_string(block);
+    s.meta["temperature"] = temperature;
+    if (auto* conmim = dynamic_cast<ConMimImpl*>(&current)) {
+        EvalGuard evalAll(*conmim);
+        at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed);
+        auto mask = randomMasking(x.size(0), encoder->cfg.numPatches(), conmim->config().maskRatio, gen, x.device()).mask;
+        auto feats = conmim->onlineQueries(x, mask);
+        auto keys = conmim->keys(x);
+        auto lookup = torch::softmax(torch::bmm(feats, keys.transpose(1, 2)) / temperature, -1);
+        s.arrays.push_back(toArray("lookup", lookup));
+        s.arrays.push_back(toArray("lookup_mask", mask));
+        s.meta["lookup_note"] = "ConMIM dictionary look-up: softmax over the full view's keys (" +
+                                std::string(conmim->config().slowModel ? "slow model" : "online model, no gradient") +
+                                ") of each patch feature of the masked view (mask ratio " +
+                                std::to_string(conmim->config().maskRatio) + "); no perturbation on either view";
+    } else {
+        s.meta["lookup_unavailable"] = "the dictionary look-up needs ConMIM's mask token, projector and keys; " +
+                                       current.methodName() + " has none";
+    }
+    return s;
+}
+
+Snapshot ProbeRunner::reconstruction(int64_t step, int stage, Objective& current, Objective* previous, const std::string& previousName) {
+    Snapshot s = base("reconstruction", step, stage);
+    ProbeHeads heads = findProbeHeads(current, previous, previousName);
+    if (!heads.mim) {
+        s.meta["unavailable"] = "reconstructions need an MAE decoder: " + heads.mimMissing;
+        return s;
+    }
+    ReconstructionPanels p = reconstruct(current.encoder(), heads.mim->decoder, heads.mim->cfg, heads.mim->patchSize, mean_,
+                                         std_, images_.images01.to(device_), kProbeMaskSeed);
+    s.arrays.push_back(toArray("original", p.original));
+    s.arrays.push_back(toArray("masked", p.masked));
+    s.arrays.push_back(toArray("reconstruction", p.reconstruction));
+    s.arrays.push_back(toArray("pasted", p.pasted));
+    s.arrays.push_back(toArray("mask", p.mask));
+    s.meta["loss"] = p.loss;
+    s.meta["pixel_note"] = p.pixelNote;
+    s.meta["decoder"] = heads.mim->origin;
+    return s;
+}
+
+std::vector<Snapshot> ProbeRunner::run(int64_t step, int stage, Objective& current, Objective* previous,
+                                       const std::string& previousName) {
+    std::vector<Snapshot> out;
+    auto add = [&](Snapshot s) {
+        if (!s.unavailable().empty()) {
+            if (!reported_.insert({s.kind, stage}).second) return;  // said once per stage
+        }
+        out.push_back(std::move(s));
+    };
+    if (cfg_.reconstruction) add(reconstruction(step, stage, current, previous, previousName));
+    if (cfg_.attention) add(attention(step, stage, current));
+    if (cfg_.similarity) add(similarity(step, stage, current));
+    if (cfg_.gradcos) add(gradcos(step, stage, current, previous, previousName));
+    return out;
+}
+
+}  // namespace graftlab

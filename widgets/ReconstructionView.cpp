@@ -18,8 +18,8 @@ ReconstructionView::ReconstructionView(QWidget* parent) : QWidget(parent) {
     image_ = new QLabel(this);
     image_->setAlignment(Qt::AlignCenter);
     image_->setMinimumSize(200, 200);
-    image_->setText(tr("Masked reconstructions of fixed test images appear here during training\n"
-                       "(every train.log_every × 5 steps), so you can watch the decoder learn."));
+    image_->setText(tr("Masked reconstructions of fixed probe images appear here during training\n"
+                       "(every probes.every steps), so you can watch the decoder learn."));
     image_->setStyleSheet("color: gray;");
     image_->setContextMenuPolicy(Qt::CustomContextMenu);
     connect(image_, &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
@@ -69,6 +69,13 @@ void ReconstructionView::clear() {
     image_->setPixmap({});
     image_->setStyleSheet("color: gray;");
     image_->setText(tr("Masked reconstructions of fixed test images appear here during training."));
+}
+
+void ReconstructionView::setEmptyText(const QString& text) {
+    if (!snapshots_.isEmpty()) return;
+    image_->setPixmap({});
+    image_->setStyleSheet("color: gray;");
+    image_->setText(text);
 }
 
 void ReconstructionView::show(int index) {

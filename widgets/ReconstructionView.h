@@ -16,6 +16,8 @@ public:
 
     void addSnapshot(qint64 step, const QImage& grid, double loss, const QString& note);
     void clear();
+    // The text shown while there is no reconstruction (e.g. why the probe is unavailable).
+    void setEmptyText(const QString& text);
     int snapshotCount() const { return snapshots_.size(); }
     // Saves the grid shown now; returns an error message, empty on success.
     QString exportCurrent(const QString& path) const;

@@ -4,6 +4,9 @@
 #include "PlotExport.h"
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
+#include "GradCosView.h"
+#include "ProbeImageViews.h"
+#include "SnapshotImages.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
 
@@ -79,6 +82,12 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     reconView_ = new ReconstructionView;
     tabs_->addTab(lossView_, tr("Losses && schedule"));
     tabs_->addTab(reconView_, tr("Reconstructions"));
+    gradView_ = new GradCosView;
+    attnView_ = new AttentionView;
+    simView_ = new SimilarityView;
+    tabs_->addTab(gradView_, tr("Gradient cosines"));
+    tabs_->addTab(attnView_, tr("Attention"));
+    tabs_->addTab(simView_, tr("Patch similarity"));
     setCentralWidget(tabs_);
 
     form_ = new RecipeForm;
@@ -126,7 +135,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     connect(session_, &TrainingSession::metricsRow, this, &MainWindow::onMetrics);
     connect(session_, &TrainingSession::stageStarted, lossView_,
             [this](int, const QString& name, qint64 step) { lossView_->markStage(step, name); });
-    connect(session_, &TrainingSession::reconstruction, reconView_, &ReconstructionView::addSnapshot);
+    connect(session_, &TrainingSession::snapshot, this, &MainWindow::onSnapshot);
     connect(session_, &TrainingSession::stateChanged, this, [this](const QString& state, const QString&) {
         pauseAct_->setChecked(state == "paused");
         if (state == "paused") statusLabel_->setText(tr("Paused at step %1.").arg(progress_->value()));
@@ -323,8 +332,11 @@ void MainWindow::startRun() {
         return;
     }
     lossView_->clear();
-    reconView_->clear();
+    clearProbeViews();
     QString dir = newRunDir();
+    // A short screenshot run (--steps N) probes a few times so that every view has a history to show.
+    if (options_.steps > 0 && !options_.screenshot.isEmpty() && r.probes.every > 0)
+        session_->setProbeEvery(int(std::max<qint64>(1, std::min<qint64>(r.probes.every, options_.steps / 4))));
     QString error;
     if (!session_->start(r, dir, QString(), &error)) {
         QMessageBox::warning(this, tr("Cannot start"), error);
@@ -377,13 +389,39 @@ void MainWindow::takeScreenshotAndQuit() {
     QApplication::exit(ok ? 0 : 1);
 }
 
+void MainWindow::onSnapshot(const Snapshot& s) {
+    if (s.kind == "reconstruction") {
+        if (!s.unavailable().empty()) {
+            reconView_->setEmptyText(tr("Stage %1: %2").arg(s.stage + 1).arg(QString::fromStdString(s.unavailable())));
+            return;
+        }
+        const SnapshotArray* orig = s.find("original");
+        int scale = orig ? std::max(1, 84 / int(orig->shape.at(2))) : 1;
+        reconView_->addSnapshot(s.step, reconstructionGrid(s, scale), s.meta.value("loss", 0.0),
+                                QString::fromStdString(s.meta.value("pixel_note", std::string())));
+    } else if (s.kind == "gradcos") {
+        gradView_->addSnapshot(s);
+    } else if (s.kind == "attention") {
+        attnView_->addSnapshot(s);
+    } else if (s.kind == "similarity") {
+        simView_->addSnapshot(s);
+    }
+}
+
+void MainWindow::clearProbeViews() {
+    reconView_->clear();
+    gradView_->clear();
+    attnView_->clear();
+    simView_->clear();
+}
+
 void MainWindow::openRun(const QString& dir) {
     if (!RunDir::holdsRun(dir.toStdString())) {
         QMessageBox::warning(this, tr("Not a run directory"), tr("%1 holds no recipe.json").arg(dir));
         return;
     }
     lossView_->clear();
-    reconView_->clear();
+    clearProbeViews();
     auto rows = RunDir::readMetrics((QDir(dir).filePath("metrics.jsonl")).toStdString());
     loadRecipeFile(QDir(dir).filePath("recipe.json"));
     auto stages = form_->recipe().effectiveStages();
@@ -399,7 +437,11 @@ void MainWindow::openRun(const QString& dir) {
         for (const auto& [k, x] : r.values) v.append({QString::fromStdString(k), x});
         lossView_->addRow(r.step, v);
     }
-    statusLabel_->setText(tr("Opened %1: %2 metrics rows").arg(dir).arg(rows.size()));
+    std::vector<std::string> warnings;
+    auto snaps = SnapshotStore::load(QDir(dir).filePath("snapshots").toStdString(), "", &warnings);
+    for (const auto& w : warnings) spdlog::warn("{}", w);
+    for (const auto& s : snaps) onSnapshot(s);
+    statusLabel_->setText(tr("Opened %1: %2 metrics rows, %3 probe snapshots").arg(dir).arg(rows.size()).arg(snaps.size()));
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

@@ -15,6 +15,9 @@ class LogView;
 class LossPlotView;
 class ReconstructionView;
 class RecipeForm;
+class GradCosView;
+class AttentionView;
+class SimilarityView;
 
 struct LaunchOptions {
     QString recipePath;
@@ -22,7 +25,7 @@ struct LaunchOptions {
     bool autostart = false;
     qint64 steps = -1;       // with --screenshot: stop after this many steps
     QString screenshot;      // render the window to this PNG after the run (or `steps`) and quit
-    QString tab;             // tab to show first ("losses", "reconstructions")
+    QString tab;             // tab to show first ("losses", "reconstructions", "gradient", "attention", "patch")
 };
 
 class MainWindow : public QMainWindow {
@@ -38,6 +41,9 @@ public:
     TrainingSession* session() const { return session_; }
     LossPlotView* lossView() const { return lossView_; }
     ReconstructionView* reconstructionView() const { return reconView_; }
+    GradCosView* gradCosView() const { return gradView_; }
+    AttentionView* attentionView() const { return attnView_; }
+    SimilarityView* similarityView() const { return simView_; }
 
 protected:
     void closeEvent(QCloseEvent* e) override;
@@ -51,12 +57,17 @@ private:
     void onFinished(const QString& state, const QString& detail);
     QString newRunDir() const;
     void takeScreenshotAndQuit();
+    void onSnapshot(const Snapshot& s);
+    void clearProbeViews();
 
     LaunchOptions options_;
     TrainingSession* session_;
     RecipeForm* form_;
     LossPlotView* lossView_;
     ReconstructionView* reconView_;
+    GradCosView* gradView_;
+    AttentionView* attnView_;
+    SimilarityView* simView_;
     LogView* log_;
     QTabWidget* tabs_;
     QProgressBar* progress_;

@@ -27,7 +27,7 @@ struct TrainingSession::Impl {
     std::atomic<bool> stopRequested{false};
     std::atomic<bool> paused{false};
     QString runDir;
-    int reconstructionEvery = 0;
+    int probeEvery = 0;
 };
 
 namespace {
@@ -35,14 +35,7 @@ namespace {
 // Runs on the worker thread: turns trainer events into queued signals with plain values.
 class Bridge : public TrainerObserver {
 public:
-    Bridge(TrainingSession* s, Trainer& t, int every) : s_(s), trainer_(t), every_(every) {}
-
-    void prepareProbes() {
-        Dataset test = loadDataset(trainer_.recipe().data, Split::Test, uint64_t(trainer_.recipe().seed));
-        auto gen = at::detail::createCPUGenerator(0);
-        auto idx = torch::randperm(test.size(), gen, torch::TensorOptions().dtype(torch::kInt64)).slice(0, 0, 6);
-        probeImages_ = test.images.index_select(0, idx).to(torch::kFloat32).div(255.f);
-    }
+    Bridge(TrainingSession* s, Trainer& t) : s_(s), trainer_(t) {}
 
     void onRunStarted(const RunInfo& i) override {
         emit s_->runStarted(QString(), QString::fromStdString(i.dataset), QString::fromStdString(i.datasetNote),
@@ -56,7 +49,6 @@ public:
                 start += stages_[k].steps;
             }
         }
-        emitReconstruction(i.startStep);
     }
 
     void onMetrics(const MetricsRow& row) override {
@@ -64,7 +56,6 @@ public:
         v.reserve(int(row.values.size()));
         for (const auto& [k, x] : row.values) v.append({QString::fromStdString(k), x});
         emit s_->metricsRow(row.step, row.epoch, row.stage, v);
-        if (row.step % every_ == 0 || row.step == total_) emitReconstruction(row.step);
     }
 
     void onCheckpoint(const std::string& path, int64_t step) override {
@@ -75,27 +66,13 @@ public:
         emit s_->stateChanged(QString::fromLatin1(toString(st)), QString::fromStdString(detail));
     }
 
-private:
-    void emitReconstruction(int64_t step) {
-        // Asked anew each time: a multi-stage run replaces the objective at every stage boundary.
-        auto* mae = dynamic_cast<MaeImpl*>(&trainer_.objective());
-        if (!mae || !probeImages_.defined() || step == lastRecon_) return;
-        lastRecon_ = step;
-        ReconstructionPanels p = reconstruct(*mae, probeImages_, 12345);
-        int scale = std::max(1, 84 / int(probeImages_.size(-1)));
-        torch::Tensor grid = panelsToGrid(p, scale).contiguous();
-        QImage img(grid.data_ptr<uint8_t>(), int(grid.size(1)), int(grid.size(0)), int(grid.size(1)) * 3,
-                   QImage::Format_RGB888);
-        emit s_->reconstruction(step, img.copy(), p.loss, QString::fromStdString(p.pixelNote));
-    }
+    void onSnapshot(const Snapshot& snap) override { emit s_->snapshot(snap); }
 
+private:
     TrainingSession* s_;
     Trainer& trainer_;
-    int every_;
     int64_t total_ = 0;
-    int64_t lastRecon_ = -1;
     std::vector<StageConfig> stages_;
-    torch::Tensor probeImages_;
 };
 
 }  // namespace
@@ -103,6 +80,7 @@ private:
 TrainingSession::TrainingSession(QObject* parent) : QObject(parent), d(new Impl) {
     d->q = this;
     qRegisterMetaType<graftlab::MetricValues>("graftlab::MetricValues");
+    qRegisterMetaType<graftlab::Snapshot>("graftlab::Snapshot");
 }
 
 TrainingSession::~TrainingSession() {
@@ -110,7 +88,7 @@ TrainingSession::~TrainingSession() {
     wait(-1);
 }
 
-void TrainingSession::setReconstructionEvery(int steps) { d->reconstructionEvery = steps; }
+void TrainingSession::setProbeEvery(int steps) { d->probeEvery = steps; }
 
 bool TrainingSession::isRunning() const { return d->thread && d->thread->isRunning(); }
 
@@ -147,16 +125,18 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
     d->runDir = runDir;
     d->stopRequested = false;
     d->paused = false;
-    int every = d->reconstructionEvery > 0 ? d->reconstructionEvery : recipe.train.logEvery * 5;
     std::string dirPath = runDir.toStdString();
     std::string resume = resumeCheckpoint.toStdString();
 
-    d->thread = QThread::create([this, recipe, every, dirPath, resume] {
+    Recipe runRecipe = recipe;
+    if (d->probeEvery > 0) runRecipe.probes.every = d->probeEvery;
+    d->thread = QThread::create([this, recipe = runRecipe, dirPath, resume] {
         QString state = "failed", detail;
         try {
             RunDir dir(dirPath, resume.empty() ? RunDirMode::Create : RunDirMode::Resume);
             TrainerOptions opts;
             opts.checkpointDir = dir.checkpointDir();
+            opts.snapshotDir = dir.snapshotDir();
             Trainer trainer(recipe, opts);
             trainer.prepare();
             if (resume.empty()) dir.writeRecipe(recipe);
@@ -164,8 +144,7 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
                 trainer.resumeFrom(resume);
                 dir.truncateMetricsAfter(trainer.step());
             }
-            Bridge bridge(this, trainer, std::max(1, every));
-            bridge.prepareProbes();
+            Bridge bridge(this, trainer);
             trainer.addObserver(&dir);
             trainer.addObserver(&bridge);
             {

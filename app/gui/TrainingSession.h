@@ -1,6 +1,7 @@
 #pragma once
 // Bridge between the GUI thread and a Trainer on a worker QThread. The header stays free of torch: the GUI
 // sees plain Qt values (metrics rows, QImages made on the worker with copy()), delivered by queued signals.
+#include "probes/Snapshot.h"
 #include "recipe/Recipe.h"
 
 #include <QImage>
@@ -29,8 +30,8 @@ public:
     bool isRunning() const;
     bool wait(int milliseconds);  // for shutdown: true when the worker has ended
     QString runDir() const;
-    // A reconstruction snapshot every this many steps (0 = the recipe's log_every x 5).
-    void setReconstructionEvery(int steps);
+    // Overrides the recipe's probes.every for the next start (0 = keep the recipe's).
+    void setProbeEvery(int steps);
 
 signals:
     void runStarted(const QString& runDir, const QString& dataset, const QString& datasetNote, qint64 startStep,
@@ -38,7 +39,8 @@ signals:
     void metricsRow(qint64 step, qint64 epoch, int stage, const graftlab::MetricValues& values);
     // A new stage of a grafted run begins at `step`.
     void stageStarted(int stage, const QString& name, qint64 step);
-    void reconstruction(qint64 step, const QImage& grid, double loss, const QString& note);
+    // A probe result (reconstruction, attention, similarity, gradcos), or why a probe is unavailable.
+    void snapshot(const graftlab::Snapshot& s);
     void checkpointWritten(const QString& path, qint64 step);
     void stateChanged(const QString& state, const QString& detail);
     // The worker ended: state is finished, stopped or failed; detail says why for a failure.
@@ -50,3 +52,5 @@ private:
 };
 
 }  // namespace graftlab
+
+Q_DECLARE_METATYPE(graftlab::Snapshot)

@@ -116,7 +116,7 @@ struct TrainConfig {
 
 // Probes of what the model learns, run on the training thread every `every` steps on fixed probe images.
 struct ProbeConfig {
-    int every = 0;                  // steps between probes; 0 = off
+    int every = 100;                // steps between probes; 0 = off
     int samples = 8;                // probe images (fixed: evenly spaced over the training set)
     int keep = 100;                 // snapshots kept per kind; older ones are thinned (first, last, even spread)
     bool gradcos = true;            // per-block cosine of the MIM and CL gradients (needs both heads)

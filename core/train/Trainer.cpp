@@ -305,6 +305,7 @@ double Trainer::runProbes() {
     if (previousObjective_ && stage_ > 0)
         previousName = "stage " + std::to_string(stage_) + " (" + recipe_.effectiveStages()[size_t(stage_ - 1)].method + ")";
     auto snaps = probes_->run(step_, stage_, *objective_, previousObjective_.get(), previousName);
+    lastProbeStep_ = step_;
     objective_->train();
     for (const auto& s : snaps) {
         if (snapshots_) snapshots_->append(s);
@@ -440,6 +441,7 @@ TrainerState Trainer::run() {
             if (step_ % recipe_.train.checkpointEvery == 0 && step_ != lastCheckpointStep_) saveCheckpointNow();
         }
         bool stopped = step_ < total;
+        if (probes_ && stopped && step_ != lastProbeStep_) runProbes();  // what the model was when stopped
         if (step_ != lastCheckpointStep_) saveCheckpointNow();
         setState(stopped ? TrainerState::Stopped : TrainerState::Finished);
         return stopped ? TrainerState::Stopped : TrainerState::Finished;

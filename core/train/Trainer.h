@@ -86,6 +86,7 @@ private:
     std::unique_ptr<Loader> loader_;
     int64_t step_ = 0;
     int64_t lastCheckpointStep_ = -1;
+    int64_t lastProbeStep_ = -1;
     std::atomic<bool> stop_{false};
     std::atomic<bool> paused_{false};
     std::mutex pauseMutex_;

@@ -27,4 +27,12 @@ head -c 8 "$work/shot.png" | od -An -c | grep -q "P   N   G" || fail "screenshot
 ls "$work/run/checkpoints/"step-*.ckpt > /dev/null 2>&1 || fail "Stop wrote no checkpoint"
 rows=$(wc -l < "$work/run/metrics.jsonl")
 [ "$rows" -ge 5 ] || fail "expected at least 5 metrics rows, got $rows"
+# probes ran (at the start and, shortened for the screenshot run, every few steps) and were stored
+n=$(ls "$work/run/snapshots/reconstruction/" | wc -l)
+[ "$n" -ge 2 ] || fail "expected reconstruction snapshots, got $n"
+[ -f "$work/run/snapshots/attention/000000000.snap" ] || fail "no attention snapshot at step 0"
+# the run opens again with its probe history (offscreen screenshot of the attention tab)
+timeout 120 "$gui" --open-run "$work/run" --tab attention --screenshot "$work/open.png" > "$work/open.log" 2>&1 \
+  || { cat "$work/open.log"; fail "open-run exited non-zero"; }
+[ -s "$work/open.png" ] || fail "no open-run screenshot"
 echo "e2e.gui: all checks passed"

@@ -3,6 +3,9 @@
 #include "PlotExport.h"
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
+#include "GradCosView.h"
+#include "ProbeImageViews.h"
+#include "SnapshotImages.h"
 
 #include <qcustomplot.h>
 
@@ -120,6 +123,119 @@ private slots:
         QCOMPARE(view.exportCurrent(path), QString());
         QImage back(path);
         QCOMPARE(back.pixelColor(0, 0), QColor(Qt::blue));  // follows the newest
+    }
+
+    void gradCosViewShowsLinesHeatmapAndSamples() {
+        GradCosView view;
+        view.resize(800, 700);
+        graftlab::Snapshot off;
+        off.kind = "gradcos";
+        off.meta["unavailable"] = "no CL head: mae has no MoCo v3 heads";
+        view.addSnapshot(off);
+        QCOMPARE(view.snapshotCount(), 0);
+        QVERIFY(view.findChild<QLabel*>()->text().contains("no CL head"));
+        for (int k = 0; k < 3; ++k) {
+            graftlab::Snapshot s;
+            s.kind = "gradcos";
+            s.step = 10 * (2 - k);  // out of order: the view sorts by step
+            s.meta["groups"] = {"embed", "blocks.0", "norm", "encoder"};
+            std::vector<float> cos, summary;
+            for (int g = 0; g < 4; ++g) {
+                for (int i = 0; i < 3; ++i) cos.push_back(0.1f * float(g) - 0.05f * float(i) - 0.1f * float(k));
+                summary.insert(summary.end(), {0.1f * float(g) - 0.05f - 0.1f * float(k), 0, 0, 0, 0, 0, 0});
+            }
+            s.arrays.push_back({"cos", {4, 3}, cos});
+            s.arrays.push_back({"summary", {4, 7}, summary});
+            view.addSnapshot(s);
+        }
+        QCOMPARE(view.snapshotCount(), 3);
+        QCOMPARE(view.linePlot()->graphCount(), 4);
+        auto* first = view.linePlot()->graph(0)->data().data();
+        QCOMPARE(first->size(), 3);
+        QCOMPARE(first->at(0)->key, 0.0);  // steps ascending
+        QVERIFY(std::abs(first->at(0)->value - (-0.25)) < 1e-6);  // step 0 was added last (k = 2)
+        auto* map = qobject_cast<QCPColorMap*>(view.heatPlot()->plottable(0));
+        QVERIFY(map);
+        QCOMPARE(map->data()->keySize(), 3);
+        QCOMPARE(map->data()->valueSize(), 4);
+        QVERIFY(std::abs(map->data()->cell(2, 3) - 0.25) < 1e-6);  // newest step, "encoder"
+        QVERIFY(view.samplePlot()->graphCount() == 1 && view.samplePlot()->graph(0)->data()->size() == 12);
+        QTemporaryDir dir;
+        QCOMPARE(exportPlot(view.heatPlot(), dir.filePath("h.png"), 500, 300), QString());
+        QVERIFY(QFileInfo(dir.filePath("h.png")).size() > 1000);
+    }
+
+    void attentionViewRendersEveryBlockAndExports() {
+        AttentionView view;
+        view.resize(600, 400);
+        graftlab::Snapshot s;
+        s.kind = "attention";
+        s.step = 5;
+        s.meta["grid"] = 2;
+        s.meta["depth"] = 2;
+        s.meta["heads"] = 2;
+        std::vector<float> img(2 * 8 * 8);
+        for (size_t i = 0; i < img.size(); ++i) img[i] = float(i % 8) / 8.0f;
+        s.arrays.push_back({"images", {2, 1, 8, 8}, img});
+        std::vector<float> att(2 * 2 * 2 * 4, 0.1f);
+        att[3] = 0.6f;
+        s.arrays.push_back({"cls_attention", {2, 2, 2, 4}, att});
+        s.arrays.push_back({"rollout", {2, 4}, {0.1f, 0.2f, 0.3f, 0.4f, 0.4f, 0.3f, 0.2f, 0.1f}});
+        QTemporaryDir dir;
+        QVERIFY(!view.exportCurrent(dir.filePath("none.png")).isEmpty());
+        view.addSnapshot(s);
+        QCOMPARE(view.snapshotCount(), 1);
+        auto* block = view.findChildren<QComboBox*>().at(0);
+        QCOMPARE(block->count(), 3);  // rollout + 2 blocks
+        for (int b = 0; b < block->count(); ++b) {
+            block->setCurrentIndex(b);
+            QString path = dir.filePath(QString("a%1.png").arg(b));
+            QCOMPARE(view.exportCurrent(path), QString());
+            QVERIFY(QImage(path).width() > 32);
+        }
+    }
+
+    void similarityViewFollowsTheQueryPatch() {
+        SimilarityView view;
+        view.resize(700, 400);
+        graftlab::Snapshot s;
+        s.kind = "similarity";
+        s.step = 3;
+        s.meta["grid"] = 2;
+        s.arrays.push_back({"images", {1, 1, 8, 8}, std::vector<float>(64, 0.5f)});
+        std::vector<float> sim = {1, 0.5f, 0.2f, -0.3f, 0.5f, 1, 0.1f, 0.0f, 0.2f, 0.1f, 1, 0.4f, -0.3f, 0.0f, 0.4f, 1};
+        s.arrays.push_back({"cosine", {1, 4, 4}, sim});
+        s.meta["lookup_unavailable"] = "mae has none";
+        view.addSnapshot(s);
+        view.setQuery(3);
+        auto* map = qobject_cast<QCPColorMap*>(view.plot()->plottable(0));
+        QVERIFY(map);
+        QVERIFY(std::abs(map->data()->cell(0, 0) + 0.3) < 1e-6);  // patch 0 as seen from query 3
+        QCOMPARE(map->data()->cell(1, 1), 1.0);
+        view.setQuery(0);
+        QCOMPARE(map->data()->cell(1, 0), 0.5);
+        // A click on the image picks the patch under it.
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        auto* label = view.findChild<FitImageLabel*>();
+        QVERIFY(label);
+        QRect r = label->rect();
+        int side = std::min(r.width(), r.height());
+        QPoint bottomRight(r.center().x() + side / 4, r.center().y() + side / 4);
+        QTest::mouseClick(label, Qt::LeftButton, {}, bottomRight);
+        QCOMPARE(view.query(), 3);
+    }
+
+    void reconstructionGridFromSnapshot() {
+        graftlab::Snapshot s;
+        s.kind = "reconstruction";
+        for (const char* n : {"original", "masked", "reconstruction", "pasted"})
+            s.arrays.push_back({n, {2, 1, 4, 4}, std::vector<float>(32, 1.0f)});
+        QImage g = reconstructionGrid(s, 3);
+        QCOMPARE(g.width(), 4 * 12 + 5 * 2);
+        QCOMPARE(g.height(), 2 * 12 + 3 * 2);
+        s.arrays.pop_back();
+        QVERIFY(reconstructionGrid(s, 3).isNull());
     }
 };
 

@@ -1,0 +1,42 @@
+#pragma once
+// Per-layer gradient cosines between the MIM and CL losses (Layer Grafted Pretraining): the mean per parameter
+// group over steps (a line per block), a group x step heat map on a diverging scale, and the per-image values at
+// a chosen step.
+#include "probes/Snapshot.h"
+
+#include <QVector>
+#include <QWidget>
+
+class QCustomPlot;
+class QCPColorMap;
+class QLabel;
+class QSlider;
+
+namespace graftlab {
+
+class GradCosView : public QWidget {
+    Q_OBJECT
+public:
+    explicit GradCosView(QWidget* parent = nullptr);
+    // Takes "gradcos" snapshots (others are ignored); an unavailable one shows its reason until data arrives.
+    void addSnapshot(const Snapshot& s);
+    void clear();
+    int snapshotCount() const { return snaps_.size(); }
+    QCustomPlot* linePlot() const { return lines_; }
+    QCustomPlot* heatPlot() const { return heat_; }
+    QCustomPlot* samplePlot() const { return samples_; }
+
+private:
+    void rebuild();
+    void showStep(int index);
+    QVector<Snapshot> snaps_;
+    QLabel* status_;
+    QCustomPlot* lines_;
+    QCustomPlot* heat_;
+    QCustomPlot* samples_;
+    QCPColorMap* map_ = nullptr;
+    QSlider* slider_;
+    bool followLatest_ = true;
+};
+
+}  // namespace graftlab

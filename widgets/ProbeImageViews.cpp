@@ -1,0 +1,364 @@
+#include "ProbeImageViews.h"
+#include "PlotExport.h"
+#include "SnapshotImages.h"
+
+#include <qcustomplot.h>
+
+#include <QComboBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QMenu>
+#include <QMessageBox>
+#include <QMouseEvent>
+#include <QPainter>
+#include <QSlider>
+#include <QVBoxLayout>
+
+#include <algorithm>
+
+namespace graftlab {
+
+FitImageLabel::FitImageLabel(QWidget* parent) : QLabel(parent) {
+    setAlignment(Qt::AlignCenter);
+    setMinimumSize(160, 160);
+    setWordWrap(true);
+    setStyleSheet("color: gray;");
+}
+
+void FitImageLabel::setImage(const QImage& image) {
+    image_ = image;
+    setStyleSheet("");
+    refresh();
+}
+
+void FitImageLabel::refresh() {
+    if (image_.isNull()) return;
+    QImage scaled = image_.scaled(size(), Qt::KeepAspectRatio, Qt::FastTransformation);
+    shown_ = QRect(QPoint((width() - scaled.width()) / 2, (height() - scaled.height()) / 2), scaled.size());
+    setPixmap(QPixmap::fromImage(scaled));
+}
+
+void FitImageLabel::resizeEvent(QResizeEvent* e) {
+    QLabel::resizeEvent(e);
+    refresh();
+}
+
+void FitImageLabel::mousePressEvent(QMouseEvent* e) {
+    if (!image_.isNull() && shown_.contains(e->position().toPoint()))
+        emit clicked((e->position().x() - shown_.x()) / shown_.width(), (e->position().y() - shown_.y()) / shown_.height());
+    QLabel::mousePressEvent(e);
+}
+
+SnapshotHistory::SnapshotHistory(const QString& kind, QWidget* parent) : QWidget(parent), kind_(kind) {
+    slider_ = new QSlider(Qt::Horizontal, this);
+    slider_->setEnabled(false);
+    slider_->setToolTip(tr("Walk through the probe steps recorded so far; the right end follows the newest"));
+    caption_ = new QLabel(this);
+    auto* l = new QHBoxLayout(this);
+    l->setContentsMargins(0, 0, 0, 0);
+    l->addWidget(slider_, 1);
+    l->addWidget(caption_);
+    connect(slider_, &QSlider::valueChanged, this, [this](int v) {
+        followLatest_ = v == slider_->maximum();
+        if (const Snapshot* s = current())
+            caption_->setText(tr("step %1 · stage %2 · %3 of %4").arg(s->step).arg(s->stage + 1).arg(v + 1).arg(snaps_.size()));
+        emit currentChanged();
+    });
+}
+
+bool SnapshotHistory::add(const Snapshot& s) {
+    if (QString::fromStdString(s.kind) != kind_) return false;
+    if (!s.unavailable().empty()) {
+        if (snaps_.isEmpty()) emit unavailable(tr("Stage %1, step %2: %3").arg(s.stage + 1).arg(s.step).arg(QString::fromStdString(s.unavailable())));
+        return true;
+    }
+    int at = snaps_.size();
+    while (at > 0 && snaps_[at - 1].step >= s.step) --at;
+    if (at < snaps_.size() && snaps_[at].step == s.step) snaps_[at] = s;
+    else snaps_.insert(at, s);
+    slider_->setEnabled(snaps_.size() > 1);
+    slider_->setMaximum(snaps_.size() - 1);
+    if (followLatest_) {
+        if (slider_->value() == snaps_.size() - 1) emit slider_->valueChanged(slider_->value());
+        else slider_->setValue(snaps_.size() - 1);
+    }
+    return true;
+}
+
+void SnapshotHistory::clear() {
+    snaps_.clear();
+    followLatest_ = true;
+    slider_->setMaximum(0);
+    slider_->setEnabled(false);
+    caption_->clear();
+    emit currentChanged();
+}
+
+const Snapshot* SnapshotHistory::current() const {
+    int i = slider_->value();
+    return i >= 0 && i < snaps_.size() ? &snaps_[i] : nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
+    history_ = new SnapshotHistory("attention", this);
+    block_ = new QComboBox(this);
+    block_->setToolTip(tr("Which block's attention to show; rollout combines all blocks (head mean + identity, multiplied)"));
+    head_ = new QComboBox(this);
+    head_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    block_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    head_->setToolTip(tr("One attention head, or the mean over heads"));
+    image_ = new FitImageLabel(this);
+    image_->setText(tr("Class-token attention over the probe images appears here during training (probes.every)."));
+    image_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(image_, &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
+        if (image_->image().isNull()) return;
+        QMenu menu(this);
+        menu.addAction(tr("Export as PNG…"), [this] {
+            QString path = QFileDialog::getSaveFileName(this, tr("Export attention"), "attention.png", "PNG (*.png)");
+            if (path.isEmpty()) return;
+            QString err = exportCurrent(path);
+            if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+        });
+        menu.exec(image_->mapToGlobal(pos));
+    });
+    note_ = new QLabel(this);
+    note_->setWordWrap(true);
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("Block:"), this));
+    controls->addWidget(block_);
+    controls->addWidget(new QLabel(tr("Head:"), this));
+    controls->addWidget(head_);
+    controls->addStretch();
+    auto* l = new QVBoxLayout(this);
+    l->addLayout(controls);
+    l->addWidget(image_, 1);
+    l->addWidget(history_);
+    l->addWidget(note_);
+    connect(history_, &SnapshotHistory::currentChanged, this, &AttentionView::render);
+    connect(history_, &SnapshotHistory::unavailable, image_, &QLabel::setText);
+    connect(block_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
+    connect(head_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
+}
+
+void AttentionView::addSnapshot(const Snapshot& s) {
+    if (s.kind != "attention") return;
+    if (s.unavailable().empty()) {
+        const int depth = s.meta.value("depth", 0), heads = s.meta.value("heads", 0);
+        if (block_->count() != depth + 1) {
+            QSignalBlocker b(block_);
+            block_->clear();
+            block_->addItem(tr("rollout"));
+            for (int i = 0; i < depth; ++i) block_->addItem(tr("block %1").arg(i));
+            block_->setCurrentIndex(depth);  // the last block
+        }
+        if (head_->count() != heads + 1) {
+            QSignalBlocker b(head_);
+            head_->clear();
+            head_->addItem(tr("mean of heads"));
+            for (int i = 0; i < heads; ++i) head_->addItem(tr("head %1").arg(i));
+        }
+    }
+    history_->add(s);
+}
+
+void AttentionView::clear() {
+    history_->clear();
+    image_->setImage({});
+    image_->setPixmap({});
+    image_->setStyleSheet("color: gray;");
+    image_->setText(tr("No attention snapshots yet."));
+    note_->clear();
+}
+
+void AttentionView::render() {
+    const Snapshot* s = history_->current();
+    if (!s) return;
+    const SnapshotArray* imgs = s->find("images");
+    const SnapshotArray* cls = s->find("cls_attention");  // (depth, n, heads, L)
+    const SnapshotArray* roll = s->find("rollout");       // (n, L)
+    if (!imgs || !cls || !roll) return;
+    const int grid = s->meta.value("grid", 7);
+    const int64_t n = imgs->shape[0], heads = cls->shape[2], L = cls->shape[3];
+    const int block = block_->currentIndex() - 1;  // -1 = rollout
+    const int head = head_->currentIndex() - 1;    // -1 = mean
+    const int scale = std::max(2, 96 / int(imgs->shape[2]));
+    const int W = int(imgs->shape[3]) * scale, H = int(imgs->shape[2]) * scale, gap = 3;
+    const int perRow = int(std::min<int64_t>(n, 4));
+    const int rows = int((n + perRow - 1) / perRow);
+    QImage canvas(perRow * (2 * W + gap) + (perRow + 1) * gap * 2, rows * (H + gap) + gap, QImage::Format_RGB32);
+    canvas.fill(Qt::white);
+    QPainter p(&canvas);
+    for (int64_t i = 0; i < n; ++i) {
+        std::vector<float> v(size_t(L), 0.f);
+        if (block < 0) {
+            v = slice(*roll, i * L, L);
+        } else {
+            for (int64_t h = 0; h < heads; ++h) {
+                if (head >= 0 && h != head) continue;
+                auto hv = slice(*cls, ((int64_t(block) * n + i) * heads + h) * L, L);
+                for (int64_t l = 0; l < L; ++l) v[size_t(l)] += hv[size_t(l)] / float(head >= 0 ? 1 : heads);
+            }
+        }
+        auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+        QImage img = snapshotImage(*imgs, i).scaled(W, H, Qt::IgnoreAspectRatio, Qt::FastTransformation);
+        int x = gap * 2 + int(i % perRow) * (2 * W + gap + gap * 2), y = gap + int(i / perRow) * (H + gap);
+        p.drawImage(x, y, img);
+        p.drawImage(x + W + gap, y, heatOverlay(img, v, grid, *lo, *hi, 0.75));
+    }
+    p.end();
+    image_->setImage(canvas);
+    note_->setText(tr("Each probe image and, beside it, the class token's attention to its patches (%1, %2); viridis, each panel from its "
+                      "own minimum (dark) to maximum (yellow).")
+                       .arg(block < 0 ? tr("rollout") : tr("block %1").arg(block))
+                       .arg(head < 0 ? tr("mean of heads") : tr("head %1").arg(head)));
+}
+
+QString AttentionView::exportCurrent(const QString& path) const {
+    if (image_->image().isNull()) return tr("no attention map to export yet");
+    if (!image_->image().save(path)) return tr("%1: could not be written").arg(path);
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
+    history_ = new SnapshotHistory("similarity", this);
+    mode_ = new QComboBox(this);
+    mode_->addItem(tr("cosine similarity"), "cosine");
+    mode_->addItem(tr("ConMIM look-up (softmax)"), "lookup");
+    mode_->setToolTip(tr("Cosine similarity between patch tokens, or ConMIM's dictionary look-up: the softmax of the masked "
+                         "view's patch feature against the full view's keys (ConMIM runs only)"));
+    imageBox_ = new QComboBox(this);
+    imageBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    mode_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    imageBox_->setToolTip(tr("Which probe image"));
+    image_ = new FitImageLabel(this);
+    image_->setText(tr("Patch similarity appears here during training (probes.every). Click a patch to use it as the query."));
+    image_->setToolTip(tr("Click a patch: it becomes the query (red box)"));
+    plot_ = new QCustomPlot(this);
+    plot_->axisRect()->setupFullAxesBox(true);
+    plot_->xAxis->setLabel(tr("patch column"));
+    plot_->yAxis->setLabel(tr("patch row"));
+    plot_->yAxis->setRangeReversed(true);
+    map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
+    auto* scale = new QCPColorScale(plot_);
+    plot_->plotLayout()->addElement(0, 1, scale);
+    map_->setColorScale(scale);
+    QCPColorGradient gradient;  // viridis (this QCustomPlot has no preset for it)
+    for (int k = 0; k <= 4; ++k) gradient.setColorStopAt(k / 4.0, viridis(k / 4.0));
+    map_->setGradient(gradient);
+    map_->setInterpolate(false);
+    auto* margins = new QCPMarginGroup(plot_);
+    plot_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+    installPlotExportMenu(plot_, "similarity");
+    note_ = new QLabel(this);
+    note_->setWordWrap(true);
+
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("Mode:"), this));
+    controls->addWidget(mode_);
+    controls->addWidget(new QLabel(tr("Image:"), this));
+    controls->addWidget(imageBox_);
+    controls->addStretch();
+    auto* views = new QHBoxLayout;
+    views->addWidget(image_, 1);
+    views->addWidget(plot_, 1);
+    auto* l = new QVBoxLayout(this);
+    l->addLayout(controls);
+    l->addLayout(views, 1);
+    l->addWidget(history_);
+    l->addWidget(note_);
+    connect(history_, &SnapshotHistory::currentChanged, this, &SimilarityView::render);
+    connect(history_, &SnapshotHistory::unavailable, image_, &QLabel::setText);
+    connect(mode_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
+    connect(imageBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
+    connect(image_, &FitImageLabel::clicked, this, [this](double fx, double fy) {
+        const Snapshot* s = history_->current();
+        if (!s) return;
+        const int grid = s->meta.value("grid", 7);
+        setQuery(std::clamp(int(fy * grid), 0, grid - 1) * grid + std::clamp(int(fx * grid), 0, grid - 1));
+    });
+}
+
+void SimilarityView::setQuery(int patch) {
+    query_ = patch;
+    render();
+}
+
+void SimilarityView::addSnapshot(const Snapshot& s) {
+    if (s.kind != "similarity") return;
+    if (s.unavailable().empty()) {
+        if (const SnapshotArray* imgs = s.find("images"); imgs && imageBox_->count() != imgs->shape[0]) {
+            QSignalBlocker b(imageBox_);
+            imageBox_->clear();
+            auto idx = s.meta.value("image_indices", std::vector<int64_t>{});
+            for (int64_t i = 0; i < imgs->shape[0]; ++i)
+                imageBox_->addItem(tr("probe image %1 (#%2)").arg(i + 1).arg(size_t(i) < idx.size() ? idx[size_t(i)] : i));
+        }
+        bool hasLookup = s.find("lookup") != nullptr;
+        auto* model = qobject_cast<QStandardItemModel*>(mode_->model());
+        if (model) model->item(1)->setEnabled(hasLookup);
+        mode_->setItemData(1, hasLookup ? QString() : QString::fromStdString(s.meta.value("lookup_unavailable", std::string())), Qt::ToolTipRole);
+        if (!hasLookup && mode_->currentIndex() == 1) mode_->setCurrentIndex(0);
+    }
+    history_->add(s);
+}
+
+void SimilarityView::clear() {
+    history_->clear();
+    image_->setImage({});
+    image_->setPixmap({});
+    image_->setStyleSheet("color: gray;");
+    image_->setText(tr("No similarity snapshots yet."));
+    map_->data()->clear();
+    plot_->replot(QCustomPlot::rpQueuedReplot);
+    note_->clear();
+}
+
+void SimilarityView::render() {
+    const Snapshot* s = history_->current();
+    if (!s) return;
+    const SnapshotArray* imgs = s->find("images");
+    const bool lookup = mode_->currentData().toString() == "lookup" && s->find("lookup");
+    const SnapshotArray* m = s->find(lookup ? "lookup" : "cosine");
+    if (!imgs || !m) return;
+    const int grid = s->meta.value("grid", 7);
+    const int64_t L = m->shape[1];
+    if (query_ < 0 || query_ >= L) query_ = (grid / 2) * grid + grid / 2;
+    const int64_t i = std::clamp<int64_t>(imageBox_->currentIndex(), 0, imgs->shape[0] - 1);
+    auto v = slice(*m, (i * L + query_) * L, L);
+    const int scale = std::max(2, 160 / int(imgs->shape[2]));
+    QImage img = snapshotImage(*imgs, i).scaled(int(imgs->shape[3]) * scale, int(imgs->shape[2]) * scale, Qt::IgnoreAspectRatio,
+                                                Qt::FastTransformation);
+    double lo = lookup ? 0.0 : -1.0, hi = 1.0;
+    if (lookup) hi = *std::max_element(v.begin(), v.end());
+    QImage shown = heatOverlay(img, v, grid, lo, hi, 0.55);
+    QPainter p(&shown);
+    const double cell = double(shown.width()) / grid;
+    p.setPen(QPen(QColor(230, 30, 30), 2));
+    p.drawRect(QRectF((query_ % grid) * cell, (query_ / grid) * cell, cell, cell));
+    p.end();
+    image_->setImage(shown);
+
+    map_->data()->setSize(grid, grid);
+    map_->data()->setRange(QCPRange(0, grid - 1), QCPRange(0, grid - 1));
+    for (int k = 0; k < grid * grid && k < L; ++k) map_->data()->setCell(k % grid, k / grid, v[size_t(k)]);
+    map_->setDataRange(QCPRange(lo, hi));
+    map_->colorScale()->setLabel(lookup ? tr("look-up probability") : tr("cosine similarity"));
+    plot_->xAxis->setRange(-0.5, grid - 0.5);
+    plot_->yAxis->setRange(-0.5, grid - 0.5);
+    plot_->replot(QCustomPlot::rpQueuedReplot);
+    QString text = tr("Query patch %1 (row %2, column %3) · %4")
+                       .arg(query_)
+                       .arg(query_ / grid)
+                       .arg(query_ % grid)
+                       .arg(QString::fromStdString(s->meta.value("block_label", std::string())));
+    if (lookup) text += " · " + QString::fromStdString(s->meta.value("lookup_note", std::string()));
+    note_->setText(text);
+}
+
+}  // namespace graftlab

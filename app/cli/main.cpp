@@ -1,7 +1,9 @@
 // graftlab-cli: the headless face of GraftLab. Every sub-command has --help; user errors exit 2 with the
 // field or file named, runtime failures exit 1.
+#include "data/Augment.h"
 #include "data/Dataset.h"
 #include "methods/Mae.h"
+#include "eval/Evaluate.h"
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
 #include "probes/Reconstruction.h"
@@ -9,6 +11,7 @@
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "train/Trainer.h"
+#include "util/AtomicFile.h"
 #include "util/Errors.h"
 #include "util/ImageIO.h"
 #include "util/Log.h"
@@ -21,6 +24,7 @@
 #include <csignal>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -179,6 +183,10 @@ const char* kMainHelp =
     "  train        train a recipe into a run directory\n"
     "  resume       continue a run directory from its newest checkpoint\n"
     "  reconstruct  MAE demo grid (original / masked / reconstruction / + visible) from a checkpoint\n"
+    "  eval         linear probe, 1% few-shot, k-NN and fine-tuning of a checkpoint's encoder\n"
+    "  table        train several recipes with equal compute and evaluate them all (the papers' Table 1)\n"
+    "  embed        frozen features of a split, for Python (torch.load)\n"
+    "  export       the encoder as a state dict with timm's names, for Python (torch.load)\n"
     "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
     "\n"
@@ -223,6 +231,40 @@ const char* kProbeHelp =
     "  similarity      cosine similarity of query patch P (default: centre) to every patch after block B\n"
     "                  (default -1 = last, after the final norm); ConMIM checkpoints add the look-up at T\n"
     "  reconstruction  MAE's four panels (needs an MAE decoder: MAE, MTL, or --heads)\n";
+
+const char* kEvalHelp =
+    "Usage: graftlab-cli eval --ckpt FILE [--protocol linear|fewshot|knn|finetune|all] [--pool cls|mean]\n"
+    "                         [--max-train N] [--finetune-steps N] [--seed S] [--no-cache]\n"
+    "\n"
+    "Evaluates the checkpoint's encoder on its recipe's dataset and reports top-1 accuracy on the test split:\n"
+    "  linear    BatchNorm without affine + Linear on frozen features; lr from {0.1, 0.03, 0.01} chosen on a\n"
+    "            held-out tenth of the training split\n"
+    "  fewshot   logistic regression on a class-balanced, seeded 1% of the training labels\n"
+    "  knn       cosine k-NN, k = 20, votes weighted exp(sim / 0.07)\n"
+    "  finetune  whole encoder + linear head, layer-wise lr decay 0.75, N steps (default 300)\n"
+    "Prints a table and merges the results into eval.json beside the checkpoint. Frozen features are\n"
+    "cached beside the checkpoint (--no-cache recomputes them).\n";
+
+const char* kEmbedHelp =
+    "Usage: graftlab-cli embed --ckpt FILE --out FEATS.pt [--split train|test] [--pool cls|mean] [--with-inputs]\n"
+    "\n"
+    "Writes {'features': (N, D), 'labels': (N)} (and with --with-inputs the normalised input images) in\n"
+    "torch's format: feats = torch.load('FEATS.pt').\n";
+
+const char* kExportHelp =
+    "Usage: graftlab-cli export --ckpt FILE --out ENCODER.pt\n"
+    "\n"
+    "Writes the encoder as a state dict with timm's ViT names (patch_embed.proj.weight, cls_token, pos_embed,\n"
+    "blocks.0.attn.qkv.weight, blocks.0.mlp.fc1.weight, ..., norm.weight): sd = torch.load('ENCODER.pt').\n";
+
+const char* kTableHelp =
+    "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
+    "                          [--budget tiny|small|medium] [--set key=value ...] [--seed S]\n"
+    "\n"
+    "Trains each recipe into DIR/<recipe> with the same number of steps (the budget; grafted recipes split\n"
+    "them over their stages in the recipe's proportions), evaluates every protocol, and writes DIR/table.md\n"
+    "and DIR/table.csv in the layout of the papers' Table 1 (Linear, 1%, k-NN, Fine-tuning), plus the MTL\n"
+    "run's per-block mean gradient cosine. Budgets: tiny (synthetic-sized smoke run), small, medium.\n";
 
 const char* kRecipeHelp =
     "Usage: graftlab-cli recipe [--recipe FILE|PRESET] [--set key=value ...] | --fields\n"
@@ -504,6 +546,257 @@ int cmdProbe(int argc, char** argv) {
     return kExitOk;
 }
 
+void printEvalTable(const EvalReport& rep) {
+    std::printf("%s (%s, step %lld) on %s: %lld train / %lld test images, %s pooling\n", rep.checkpoint.c_str(), rep.method.c_str(),
+                (long long)rep.step, rep.dataset.c_str(), (long long)rep.trainImages, (long long)rep.testImages, rep.pooling.c_str());
+    std::printf("  %-10s %8s  %s\n", "protocol", "top-1", "details");
+    for (const auto& r : rep.results) {
+        std::string d;
+        char val[32];
+        std::snprintf(val, sizeof val, "%.1f%%", 100.0 * r.details.value("val_top1", 0.0));
+        if (r.protocol == "linear") d = "lr " + r.details["lr"].dump() + " (chosen on a held-out tenth of train: " + val + ")";
+        else if (r.protocol == "fewshot") d = r.details["labelled"].dump() + " labelled images" + (r.details.contains("note") ? " (" + r.details["note"].get<std::string>() + ")" : "");
+        else if (r.protocol == "knn") d = "k " + r.details["k"].dump() + ", T " + r.details["temperature"].dump();
+        else d = r.details["steps"].dump() + " steps, layer decay " + r.details["layer_decay"].dump();
+        std::printf("  %-10s %7.2f%%  %s\n", r.protocol.c_str(), 100.0 * r.top1, d.c_str());
+    }
+}
+
+std::vector<std::string> protocolsFrom(const std::string& arg) {
+    if (arg == "all") return {"linear", "fewshot", "knn", "finetune"};
+    std::vector<std::string> out;
+    std::stringstream ss(arg);
+    std::string p;
+    while (std::getline(ss, p, ',')) {
+        if (p != "linear" && p != "fewshot" && p != "knn" && p != "finetune")
+            throw UsageError("--protocol: unknown protocol \"" + p + "\" (linear, fewshot, knn, finetune or all)");
+        out.push_back(p);
+    }
+    return out;
+}
+
+int cmdEval(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "protocol", "pool", "max-train", "finetune-steps", "seed"}, {"no-cache", "verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kEvalHelp;
+        return kExitOk;
+    }
+    if (!a.has("ckpt")) throw UsageError("eval needs --ckpt FILE");
+    setupLogging(a.has("verbose"));
+    EvalRequest req;
+    req.checkpoint = a.get("ckpt");
+    req.protocols = protocolsFrom(a.get("protocol", "all"));
+    req.pooling = a.get("pool", "cls");
+    if (req.pooling != "cls" && req.pooling != "mean") throw UsageError("--pool must be cls or mean");
+    req.maxTrain = parseInt("max-train", a.get("max-train", "0"));
+    req.finetuneSteps = int(parseInt("finetune-steps", a.get("finetune-steps", "300")));
+    if (req.maxTrain < 0 || req.finetuneSteps < 1) throw UsageError("--max-train must be >= 0 and --finetune-steps >= 1");
+    req.seed = uint64_t(parseInt("seed", a.get("seed", "0")));
+    req.useCache = !a.has("no-cache");
+    EvalReport rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
+    std::string json = writeEvalJson(rep);
+    printEvalTable(rep);
+    spdlog::info("results merged into {}", json);
+    return kExitOk;
+}
+
+int cmdEmbed(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "out", "split", "pool"}, {"with-inputs", "verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kEmbedHelp;
+        return kExitOk;
+    }
+    if (!a.has("ckpt") || !a.has("out")) throw UsageError("embed needs --ckpt FILE and --out FEATS.pt");
+    std::string split = a.get("split", "test"), pool = a.get("pool", "cls");
+    if (split != "train" && split != "test") throw UsageError("--split must be train or test");
+    if (pool != "cls" && pool != "mean") throw UsageError("--pool must be cls or mean");
+    setupLogging(a.has("verbose"));
+    LoadedModel m = loadCheckpointModel(a.get("ckpt"));
+    Dataset d = loadDataset(m.recipe.data, split == "train" ? Split::Train : Split::Test, uint64_t(m.recipe.seed));
+    auto feats = extractFeatures(m.objective->encoder(), d, m.meta.mean, m.meta.std, pool);
+    std::map<std::string, torch::Tensor> out = {{"features", feats}, {"labels", d.labels}};
+    if (a.has("with-inputs")) out["inputs"] = normalizeImages(d.images.to(torch::kFloat32).div(255.0), m.meta.mean, m.meta.std);
+    saveForPython(a.get("out"), out);
+    spdlog::info("wrote {}: {} {} features of dimension {} ({} pooling)", a.get("out"), feats.size(0), split, feats.size(1), pool);
+    return kExitOk;
+}
+
+int cmdExport(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "out"}, {"verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kExportHelp;
+        return kExitOk;
+    }
+    if (!a.has("ckpt") || !a.has("out")) throw UsageError("export needs --ckpt FILE and --out ENCODER.pt");
+    setupLogging(a.has("verbose"));
+    LoadedModel m = loadCheckpointModel(a.get("ckpt"));
+    auto sd = encoderStateDict(m.objective->encoder());
+    saveForPython(a.get("out"), sd);
+    spdlog::info("wrote {}: {} tensors of the {} encoder (step {}), timm names", a.get("out"), sd.size(), m.method, m.meta.step);
+    return kExitOk;
+}
+
+std::string displayName(const std::string& recipe) {
+    static const std::map<std::string, std::string> names = {
+        {"mae", "MAE"}, {"mocov3", "MoCo v3"}, {"mtl", "MTL (MAE + MoCo v3)"}, {"cl_to_mim", "CL → MIM"},
+        {"mim_to_cl", "MIM → CL"}, {"layer_grafted", "Layer Grafted"}, {"conmim", "ConMIM"}};
+    auto it = names.find(recipe);
+    return it == names.end() ? recipe : it->second;
+}
+
+// Scales a recipe to `steps` optimizer steps in all, keeping its stages' proportions and warm-ups sensible.
+void scaleToBudget(Recipe& r, int64_t steps) {
+    r.optim.warmupSteps = std::min<int64_t>(r.optim.warmupSteps, std::max<int64_t>(1, steps / 10));
+    if (r.stages.empty()) {
+        r.train.steps = steps;
+        return;
+    }
+    int64_t total = r.totalSteps(), used = 0;
+    for (size_t i = 0; i < r.stages.size(); ++i) {
+        auto& st = r.stages[i];
+        int64_t n = i + 1 == r.stages.size() ? steps - used : std::max<int64_t>(1, std::llround(double(st.steps) * steps / double(total)));
+        st.steps = std::max<int64_t>(1, n);
+        used += st.steps;
+        if (st.warmupSteps >= 0) st.warmupSteps = std::min<int64_t>(st.warmupSteps, std::max<int64_t>(1, st.steps / 10));
+    }
+    r.train.steps = r.totalSteps();
+}
+
+int cmdTable(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "set", "seed"}, {"verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kTableHelp;
+        return kExitOk;
+    }
+    if (!a.has("out")) throw UsageError("table needs --out DIR");
+    setupLogging(a.has("verbose"));
+    std::string budget = a.get("budget", "small");
+    int64_t steps = 0, maxTrain = 0;
+    int ftSteps = 0;
+    if (budget == "tiny") steps = 20, maxTrain = 0, ftSteps = 10;
+    else if (budget == "small") steps = 600, maxTrain = 10000, ftSteps = 200;
+    else if (budget == "medium") steps = 3000, maxTrain = 0, ftSteps = 1000;
+    else throw UsageError("--budget must be tiny, small or medium");
+    std::vector<std::string> names;
+    {
+        std::stringstream ss(a.get("recipes", "mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted"));
+        std::string n;
+        while (std::getline(ss, n, ',')) if (!n.empty()) names.push_back(n);
+    }
+    if (names.empty()) throw UsageError("--recipes lists no recipe");
+    std::vector<std::string> sets = a.options["set"];
+    if (a.has("seed")) sets.push_back("seed=" + std::to_string(parseInt("seed", a.get("seed"))));
+    fs::create_directories(a.get("out"));
+    logBlasAtStartup();
+
+    struct Row { std::string name; Recipe recipe; EvalReport report; };
+    std::vector<Row> rows;
+    for (const auto& name : names) {
+        std::string file = resolveRecipe(name);
+        bool ok = false;
+        Recipe recipe = loadRecipeOrExit(file, sets, ok);
+        if (!ok) return kExitUsage;
+        scaleToBudget(recipe, steps);
+        std::string dirPath = (fs::path(a.get("out")) / fs::path(file).stem()).string();
+        std::string key = fs::path(file).stem().string();
+        // An interrupted table continues: finished runs are reused, unfinished ones resumed.
+        std::string ckpt;
+        if (RunDir::holdsRun(dirPath)) {
+            RunDir dir(dirPath, RunDirMode::Resume);
+            std::string last = latestGoodCheckpoint(dir.checkpointDir());
+            if (!last.empty() && readCheckpointMeta(last).step >= recipe.totalSteps()) {
+                spdlog::info("{}: reusing the finished run in {}", key, dirPath);
+                ckpt = last;
+            } else if (!last.empty()) {
+                TrainerOptions opts;
+                opts.checkpointDir = dir.checkpointDir();
+                opts.snapshotDir = dir.snapshotDir();
+                Recipe stored = loadRecipeOrExit(dir.recipePath(), {}, ok);
+                if (!ok) return kExitUsage;
+                Trainer trainer(stored, opts);
+                trainer.prepare();
+                trainer.resumeFrom(last);
+                dir.truncateMetricsAfter(trainer.step());
+                if (int rc = runTraining(trainer, dir, isatty(STDERR_FILENO)); rc != kExitOk) return rc;
+                ckpt = latestGoodCheckpoint(dir.checkpointDir());
+            }
+        }
+        if (ckpt.empty()) {
+            RunDir dir(dirPath, RunDirMode::Force);
+            TrainerOptions opts;
+            opts.checkpointDir = dir.checkpointDir();
+            opts.snapshotDir = dir.snapshotDir();
+            Trainer trainer(recipe, opts);
+            trainer.prepare();
+            dir.writeRecipe(recipe);
+            spdlog::info("{}: training {} steps into {}", key, recipe.totalSteps(), dirPath);
+            if (int rc = runTraining(trainer, dir, isatty(STDERR_FILENO)); rc != kExitOk) return rc;
+            if (trainer.step() < recipe.totalSteps()) {
+                spdlog::info("stopped; run the same command again to continue the table");
+                return kExitFailure;
+            }
+            ckpt = latestGoodCheckpoint(dir.checkpointDir());
+        }
+        EvalRequest req;
+        req.checkpoint = ckpt;
+        req.maxTrain = maxTrain;
+        req.finetuneSteps = ftSteps;
+        req.seed = uint64_t(recipe.seed);
+        EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { spdlog::info("{}: {}", key, m); });
+        writeEvalJson(rep);
+        rows.push_back({key, recipe, rep});
+    }
+
+    // Table 1's layout: one row per method, Linear / 1% / k-NN / Fine-tuning top-1 on the test split.
+    auto cell = [](const EvalReport& r, const char* p) {
+        const ProtocolResult* x = r.find(p);
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "%.1f", x ? 100.0 * x->top1 : NAN);
+        return std::string(buf);
+    };
+    std::ostringstream md, csv;
+    const EvalReport& first = rows.front().report;
+    md << "| Method | Steps | Linear | 1% | k-NN | Fine-tuning |\n|---|---:|---:|---:|---:|---:|\n";
+    csv << "recipe,method,steps,batch,linear,fewshot,knn,finetune\n";
+    for (const auto& r : rows) {
+        md << "| " << displayName(r.name) << " | " << r.recipe.totalSteps() << " | " << cell(r.report, "linear") << " | "
+           << cell(r.report, "fewshot") << " | " << cell(r.report, "knn") << " | " << cell(r.report, "finetune") << " |\n";
+        csv << r.name << ',' << r.report.method << ',' << r.recipe.totalSteps() << ',' << r.recipe.optim.batchSize << ','
+            << cell(r.report, "linear") << ',' << cell(r.report, "fewshot") << ',' << cell(r.report, "knn") << ','
+            << cell(r.report, "finetune") << '\n';
+    }
+    std::string cmd;
+    for (int i = 0; i < argc; ++i) cmd += std::string(i ? " " : "") + argv[i];
+    md << "\nTop-1 accuracy (%) on the " << first.dataset << " test split (" << first.testImages << " images); budget `" << budget
+       << "`: " << steps << " optimizer steps per method at batch " << rows.front().recipe.optim.batchSize
+       << " (grafted recipes split them over their stages), seed " << rows.front().recipe.seed << ". Linear and 1% use "
+       << first.trainImages << " training images; fine-tuning " << ftSteps << " steps. One seed: differences of a point or two are noise.\n\n"
+       << "Command: `" << cmd << "`\n";
+    // The MTL run's per-block mean gradient cosine (its last probe).
+    for (const auto& r : rows) {
+        if (r.report.method != "mtl") continue;
+        auto snaps = SnapshotStore::load((fs::path(a.get("out")) / r.name / "snapshots").string(), "gradcos");
+        const Snapshot* last = nullptr;
+        for (const auto& s : snaps)
+            if (s.unavailable().empty() && s.find("summary")) last = &s;
+        if (!last) continue;
+        auto groups = last->meta["groups"].get<std::vector<std::string>>();
+        const auto& sum = *last->find("summary");
+        md << "\nGradient cosine between the MIM and CL losses in the MTL run (step " << last->step
+           << ", mean over the probe images; Layer Grafted Pretraining's C_MIM,CL):\n\n| Group | mean cos | share negative |\n|---|---:|---:|\n";
+        for (size_t g = 0; g < groups.size(); ++g) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), 0}), 100.0 * sum.at({int64_t(g), 6}));
+            md << "| " << groups[g] << " | " << buf << " |\n";
+        }
+    }
+    writeFileAtomically((fs::path(a.get("out")) / "table.md").string(), md.str());
+    writeFileAtomically((fs::path(a.get("out")) / "table.csv").string(), csv.str());
+    std::cout << md.str();
+    spdlog::info("wrote {}/table.md and table.csv", a.get("out"));
+    return kExitOk;
+}
+
 int cmdRecipe(int argc, char** argv) {
     Args a = parseArgs(argc, argv, 2, {"recipe", "set"}, {"fields", "help"});
     if (a.has("help")) {
@@ -552,6 +845,10 @@ int main(int argc, char** argv) {
         if (cmd == "reconstruct") return cmdReconstruct(argc, argv);
         if (cmd == "recipe") return cmdRecipe(argc, argv);
         if (cmd == "probe") return cmdProbe(argc, argv);
+        if (cmd == "eval") return cmdEval(argc, argv);
+        if (cmd == "embed") return cmdEmbed(argc, argv);
+        if (cmd == "export") return cmdExport(argc, argv);
+        if (cmd == "table") return cmdTable(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
         return kExitUsage;
     } catch (const UsageError& e) {

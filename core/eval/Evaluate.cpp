@@ -1,0 +1,195 @@
+#include "eval/Evaluate.h"
+#include "train/Checkpoint.h"
+#include "train/Trainer.h"
+#include "util/AtomicFile.h"
+#include "util/Errors.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <set>
+#include <fstream>
+
+namespace graftlab {
+namespace fs = std::filesystem;
+
+nlohmann::json EvalReport::toJson() const {
+    nlohmann::json j = {{"checkpoint", checkpoint}, {"method", method}, {"step", step}, {"dataset", dataset},
+                        {"pooling", pooling}, {"train_images", trainImages}, {"test_images", testImages}};
+    for (const auto& r : results) j["protocols"][r.protocol] = {{"top1", r.top1}, {"details", r.details}};
+    return j;
+}
+
+const ProtocolResult* EvalReport::find(const std::string& protocol) const {
+    for (const auto& r : results)
+        if (r.protocol == protocol) return &r;
+    return nullptr;
+}
+
+std::map<std::string, torch::Tensor> encoderStateDict(VisionTransformer encoder) {
+    std::map<std::string, torch::Tensor> out;
+    for (auto& p : encoder->named_parameters(true)) out[p.key()] = p.value().detach().cpu().contiguous();
+    for (auto& b : encoder->named_buffers(true)) out[b.key()] = b.value().detach().cpu().contiguous();
+    return out;
+}
+
+void saveForPython(const std::string& path, const std::map<std::string, torch::Tensor>& tensors) {
+    c10::Dict<std::string, torch::Tensor> dict;
+    for (const auto& [k, v] : tensors) dict.insert(k, v);
+    std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
+    writeFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
+}
+
+namespace {
+// Features cached beside the checkpoint, valid for the checkpoint's size and modification time.
+std::string cachePath(const EvalRequest& r, const std::string& split) {
+    fs::path p(r.checkpoint);
+    return (p.parent_path() / ("." + p.filename().string() + ".features-" + r.pooling + "-" + split + "-n" +
+                               std::to_string(split == "train" ? r.maxTrain : 0) + ".pt"))
+        .string();
+}
+
+std::string cacheKey(const std::string& ckpt) {
+    std::error_code ec;
+    auto size = fs::file_size(ckpt, ec);
+    auto time = fs::last_write_time(ckpt, ec).time_since_epoch().count();
+    return std::to_string(size) + ":" + std::to_string(time);
+}
+
+torch::Tensor cachedFeatures(const EvalRequest& r, const std::string& split, const std::function<torch::Tensor()>& compute,
+                             const std::function<void(const std::string&)>& log) {
+    std::string path = cachePath(r, split), key = cacheKey(r.checkpoint);
+    if (r.useCache && fs::exists(path)) {
+        try {
+            std::ifstream in(path, std::ios::binary);
+            std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            auto dict = torch::pickle_load(bytes).toGenericDict();
+            auto storedKey = dict.at("key").toStringRef();
+            if (storedKey == key) {
+                if (log) log("features of the " + split + " split from the cache " + path);
+                return dict.at("features").toTensor();
+            }
+        } catch (const std::exception&) {
+            // a stale or damaged cache is recomputed
+        }
+    }
+    torch::Tensor f = compute();
+    if (r.useCache) {
+        try {
+            c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+            dict.insert(torch::IValue(std::string("key")), torch::IValue(key));
+            dict.insert(torch::IValue(std::string("features")), torch::IValue(f));
+            auto bytes = torch::pickle_save(torch::IValue(dict));
+            writeFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
+        } catch (const std::exception& e) {
+            if (log) log(std::string("features not cached: ") + e.what());
+        }
+    }
+    return f;
+}
+}  // namespace
+
+EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(const std::string&)>& log) {
+    static const std::set<std::string> known = {"linear", "fewshot", "knn", "finetune"};
+    for (const auto& p : r.protocols)
+        if (!known.count(p)) throw std::invalid_argument("unknown protocol \"" + p + "\"; expected linear, fewshot, knn or finetune");
+    if (r.pooling != "cls" && r.pooling != "mean") throw std::invalid_argument("pooling must be cls or mean, got \"" + r.pooling + "\"");
+    LoadedModel m = loadCheckpointModel(r.checkpoint);
+    EvalReport rep;
+    rep.checkpoint = r.checkpoint;
+    rep.method = m.method;
+    rep.step = m.meta.step;
+    rep.pooling = r.pooling;
+    Dataset train = loadDataset(m.recipe.data, Split::Train, uint64_t(m.recipe.seed));
+    Dataset test = loadDataset(m.recipe.data, Split::Test, uint64_t(m.recipe.seed));
+    if (train.channels() != m.meta.channels)
+        throw FileError(r.checkpoint, "was trained on " + std::to_string(m.meta.channels) + "-channel images; its dataset " + train.name +
+                                          " now has " + std::to_string(train.channels()));
+    if (train.name != m.meta.dataset && log)
+        log("note: the checkpoint was trained on " + m.meta.dataset + ", evaluating on " + train.name);
+    if (r.maxTrain > 0 && r.maxTrain < train.size()) {
+        auto gen = at::detail::createCPUGenerator(r.seed + 99);
+        auto idx = std::get<0>(torch::randperm(train.size(), gen, torch::kInt64).slice(0, 0, r.maxTrain).sort());
+        train.images = train.images.index_select(0, idx);
+        train.labels = train.labels.index_select(0, idx);
+    }
+    rep.dataset = train.name;
+    rep.trainImages = train.size();
+    rep.testImages = test.size();
+    auto encoder = m.objective->encoder();
+    const auto& mean = m.meta.mean;
+    const auto& std = m.meta.std;
+
+    bool frozen = false;
+    for (const auto& p : r.protocols) frozen = frozen || p != "finetune";
+    Features f;
+    if (frozen) {
+        auto extract = [&](const Dataset& d, const std::string& split) {
+            return cachedFeatures(r, split, [&] {
+                if (log) log("extracting " + r.pooling + " features of " + std::to_string(d.size()) + " " + split + " images");
+                return extractFeatures(encoder, d, mean, std, r.pooling);
+            }, log);
+        };
+        f.train = extract(train, "train");
+        f.test = extract(test, "test");
+        f.trainLabels = train.labels;
+        f.testLabels = test.labels;
+        f.numClasses = train.numClasses;
+        f.pooling = r.pooling;
+    }
+    for (const auto& p : r.protocols) {
+        auto t0 = std::chrono::steady_clock::now();
+        ProtocolResult res;
+        if (p == "linear") {
+            LinearProbeOptions o;
+            o.seed = r.seed;
+            res = linearProbe(f, o);
+        } else if (p == "fewshot") {
+            FewShotOptions o;
+            o.seed = r.seed;
+            res = fewShot(f, o);
+        } else if (p == "knn") {
+            res = knn(f);
+        } else {
+            FineTuneOptions o;
+            o.steps = r.finetuneSteps;
+            o.seed = r.seed;
+            o.pooling = r.pooling;
+            res = fineTune(encoder, train, test, mean, std, o);
+        }
+        res.details["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (log) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, ": top-1 %.2f%%", 100.0 * res.top1);
+            log(p + buf);
+        }
+        rep.results.push_back(res);
+    }
+    return rep;
+}
+
+std::string writeEvalJson(const EvalReport& report) {
+    fs::path ckpt(report.checkpoint);
+    std::string path = (ckpt.parent_path() / "eval.json").string();
+    nlohmann::json all = nlohmann::json::object();
+    if (fs::exists(path)) {
+        try {
+            all = nlohmann::json::parse(readFile(path));
+        } catch (const std::exception&) {
+            all = nlohmann::json::object();  // unreadable: replaced
+        }
+    }
+    auto& entry = all[ckpt.filename().string()];
+    nlohmann::json j = report.toJson();
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key() == "protocols") {
+            for (auto p = it->begin(); p != it->end(); ++p) entry["protocols"][p.key()] = *p;
+        } else {
+            entry[it.key()] = *it;
+        }
+    }
+    writeFileAtomically(path, all.dump(2) + "\n");
+    return path;
+}
+
+}  // namespace graftlab

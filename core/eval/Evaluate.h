@@ -1,0 +1,44 @@
+#pragma once
+// Evaluating a checkpoint: its encoder, its recipe's dataset (train + test split), the protocols asked for;
+// frozen features are cached beside the checkpoint. And files for Python: tensors written with torch's pickle
+// format (what torch.save writes, so torch.load reads them).
+#include "eval/Eval.h"
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace graftlab {
+
+struct EvalRequest {
+    std::string checkpoint;
+    std::vector<std::string> protocols = {"linear", "fewshot", "knn", "finetune"};
+    std::string pooling = "cls";   // cls | mean
+    int64_t maxTrain = 0;          // 0 = the whole training split; else a seeded random subset of this size
+    int finetuneSteps = 300;
+    uint64_t seed = 0;
+    bool useCache = true;
+};
+
+struct EvalReport {
+    std::string checkpoint, method, dataset, pooling;
+    int64_t step = 0;
+    int64_t trainImages = 0, testImages = 0;
+    std::vector<ProtocolResult> results;
+    nlohmann::json toJson() const;
+    const ProtocolResult* find(const std::string& protocol) const;
+};
+
+// Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
+EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});
+
+// Merges the report into eval.json in the checkpoint's directory (one entry per checkpoint file); returns its path.
+std::string writeEvalJson(const EvalReport& report);
+
+// The encoder's tensors under timm's names (patch_embed.proj.weight, cls_token, pos_embed, blocks.0.attn.qkv.weight, ...).
+std::map<std::string, torch::Tensor> encoderStateDict(VisionTransformer encoder);
+// Writes a dict of tensors that Python's torch.load reads (torch's pickle format). Throws FileError.
+void saveForPython(const std::string& path, const std::map<std::string, torch::Tensor>& tensors);
+
+}  // namespace graftlab

@@ -1,0 +1,146 @@
+#include "eval/Eval.h"
+#include "eval/Evaluate.h"
+#include "train/Trainer.h"
+#include "util/Errors.h"
+#include "TestRegistry.h"
+#include "TestUtil.h"
+
+#include <torch/torch.h>
+
+#include <QtTest>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace graftlab;
+namespace fs = std::filesystem;
+
+namespace {
+// n samples of `classes` classes; features either encode the label (one-hot scaled + noise) or are pure noise.
+Features makeFeatures(int64_t n, int classes, bool informative, uint64_t seed) {
+    torch::manual_seed(seed);
+    auto make = [&](int64_t m) {
+        auto labels = torch::randint(classes, {m}, torch::kInt64);
+        auto x = torch::randn({m, 16});
+        if (informative) x.slice(1, 0, classes) += 4.0 * torch::one_hot(labels, classes).to(torch::kFloat32);
+        return std::make_pair(x, labels);
+    };
+    Features f;
+    std::tie(f.train, f.trainLabels) = make(n);
+    std::tie(f.test, f.testLabels) = make(n / 4);
+    f.numClasses = classes;
+    f.pooling = "cls";
+    return f;
+}
+}  // namespace
+
+class EvalTest : public QObject {
+    Q_OBJECT
+private slots:
+    void linearProbeReadsLabelsAndNotNoise() {
+        LinearProbeOptions o;
+        o.epochs = 10;
+        auto good = linearProbe(makeFeatures(2000, 10, true, 1), o);
+        QVERIFY2(good.top1 > 0.97, std::to_string(good.top1).c_str());
+        QVERIFY(good.details.contains("lr") && good.details["sweep"].size() == 3);
+        auto noise = linearProbe(makeFeatures(2000, 10, false, 2), o);
+        QVERIFY2(noise.top1 < 0.2, std::to_string(noise.top1).c_str());
+    }
+
+    void onePercentSubsetIsBalancedExactAndSeeded() {
+        torch::manual_seed(0);
+        auto labels = torch::randint(10, {12345}, torch::kInt64);
+        auto a = balancedSubset(labels, 10, 0.01, 7), b = balancedSubset(labels, 10, 0.01, 7), c = balancedSubset(labels, 10, 0.01, 8);
+        QCOMPARE(a.size(), size_t(123));  // round(0.01 * 12345)
+        QCOMPARE(a, b);
+        QVERIFY(a != c);
+        std::vector<int> count(10, 0);
+        for (auto i : a) ++count[size_t(labels[i].item<int64_t>())];
+        QVERIFY(*std::max_element(count.begin(), count.end()) - *std::min_element(count.begin(), count.end()) <= 1);
+        QCOMPARE(std::set<int64_t>(a.begin(), a.end()).size(), a.size());
+        // Fashion-MNIST's shape: 60000 images, 6000 per class -> 600, 60 each.
+        auto fm = torch::arange(60000, torch::kInt64).remainder(10);
+        auto s = balancedSubset(fm, 10, 0.01, 0);
+        QCOMPARE(s.size(), size_t(600));
+        auto few = fewShot(makeFeatures(3000, 10, true, 3));
+        QCOMPARE(few.details["labelled"].get<int64_t>(), int64_t(30));
+        QVERIFY2(few.top1 > 0.5, std::to_string(few.top1).c_str());  // 3 labelled images a class; chance is 0.1
+    }
+
+    void knnOnSeparatedClustersIsExact() {
+        Features f;
+        torch::manual_seed(4);
+        auto centres = torch::eye(8).slice(0, 0, 4) * 10.0;  // 4 well separated directions
+        auto lab = torch::arange(400, torch::kInt64).remainder(4);
+        f.train = centres.index_select(0, lab) + 0.3 * torch::randn({400, 8});
+        f.trainLabels = lab;
+        auto tl = torch::arange(100, torch::kInt64).remainder(4);
+        f.test = centres.index_select(0, tl) + 0.3 * torch::randn({100, 8});
+        f.testLabels = tl;
+        f.numClasses = 4;
+        auto r = knn(f);
+        QCOMPARE(r.top1, 1.0);
+        QCOMPARE(r.details["k"].get<int64_t>(), int64_t(20));
+    }
+
+    void fineTuneLayerDecayGivesLowerBlocksSmallerLr() {
+        VitConfig cfg;
+        cfg.imageSize = 16;
+        cfg.depth = 3;
+        cfg.embedDim = 32;
+        cfg.numHeads = 2;
+        VisionTransformer enc(cfg);
+        FineTuneOptions o;
+        o.layerDecay = 0.5;
+        std::map<std::string, double> lr;
+        for (auto& [k, v] : fineTuneLearningRates(enc, o)) lr[k] = v;
+        const double peak = o.baseLr * o.batch / 256.0;
+        QCOMPARE(lr["head.weight"], peak);
+        QCOMPARE(lr["norm.weight"], peak);
+        QVERIFY(std::abs(lr["blocks.2.mlp.fc1.weight"] - peak * 0.5) < 1e-12);
+        QVERIFY(std::abs(lr["blocks.0.mlp.fc1.weight"] - peak * 0.125) < 1e-12);
+        QVERIFY(std::abs(lr["patch_embed.proj.weight"] - peak * 0.0625) < 1e-12);
+        QVERIFY(lr["blocks.0.attn.qkv.weight"] < lr["blocks.1.attn.qkv.weight"]);
+        o.layerDecay = 1.0;
+        for (auto& [k, v] : fineTuneLearningRates(enc, o)) QCOMPARE(v, peak);
+    }
+
+    // A checkpoint end to end: features, every protocol, eval.json; and what is not a checkpoint is named.
+    void evaluateCheckpointEndToEnd() {
+        Recipe r = test::tinyRecipe();
+        r.train.steps = 4;
+        r.probes.every = 0;
+        std::string dir = test::tempDir("eval");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        Trainer t(r, o);
+        t.prepare();
+        t.run();
+        EvalRequest req;
+        req.checkpoint = latestGoodCheckpoint(dir);
+        req.finetuneSteps = 5;
+        EvalReport rep = evaluateCheckpoint(req);
+        QCOMPARE(rep.results.size(), size_t(4));
+        for (const auto& p : rep.results) QVERIFY(p.top1 >= 0 && p.top1 <= 1);
+        QCOMPARE(rep.testImages, int64_t(64));
+        std::string json = writeEvalJson(rep);
+        auto j = nlohmann::json::parse(std::ifstream(json));
+        QVERIFY(j[fs::path(req.checkpoint).filename().string()]["protocols"].contains("knn"));
+        // The cached features give the same result.
+        req.protocols = {"knn"};
+        EvalReport again = evaluateCheckpoint(req);
+        QCOMPARE(again.results[0].top1, rep.find("knn")->top1);
+
+        std::ofstream(dir + "/junk.ckpt") << "not a checkpoint";
+        req.checkpoint = dir + "/junk.ckpt";
+        try {
+            evaluateCheckpoint(req);
+            QFAIL("junk accepted");
+        } catch (const FileError& e) {
+            QVERIFY(std::string(e.what()).find("junk.ckpt") != std::string::npos);
+        }
+    }
+};
+
+GRAFTLAB_REGISTER_TEST(EvalTest);
+#include "test_eval.moc"

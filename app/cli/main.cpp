@@ -234,14 +234,14 @@ const char* kProbeHelp =
 
 const char* kEvalHelp =
     "Usage: graftlab-cli eval --ckpt FILE [--protocol linear|fewshot|knn|finetune|all] [--pool cls|mean]\n"
-    "                         [--max-train N] [--finetune-steps N] [--seed S] [--no-cache]\n"
+    "                         [--max-train N] [--finetune-steps N] [--finetune-lr LR] [--seed S] [--no-cache]\n"
     "\n"
     "Evaluates the checkpoint's encoder on its recipe's dataset and reports top-1 accuracy on the test split:\n"
     "  linear    BatchNorm without affine + Linear on frozen features; lr from {0.1, 0.03, 0.01} chosen on a\n"
     "            held-out tenth of the training split\n"
     "  fewshot   logistic regression on a class-balanced, seeded 1% of the training labels\n"
     "  knn       cosine k-NN, k = 20, votes weighted exp(sim / 0.07)\n"
-    "  finetune  whole encoder + linear head, layer-wise lr decay 0.75, N steps (default 300)\n"
+    "  finetune  whole encoder + linear head, layer-wise lr decay 0.75, N steps (default 300), base lr 1e-2\n"
     "Prints a table and merges the results into eval.json beside the checkpoint. Frozen features are\n"
     "cached beside the checkpoint (--no-cache recomputes them).\n";
 
@@ -576,7 +576,7 @@ std::vector<std::string> protocolsFrom(const std::string& arg) {
 }
 
 int cmdEval(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "protocol", "pool", "max-train", "finetune-steps", "seed"}, {"no-cache", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "protocol", "pool", "max-train", "finetune-steps", "finetune-lr", "seed"}, {"no-cache", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kEvalHelp;
         return kExitOk;
@@ -593,6 +593,14 @@ int cmdEval(int argc, char** argv) {
     if (req.maxTrain < 0 || req.finetuneSteps < 1) throw UsageError("--max-train must be >= 0 and --finetune-steps >= 1");
     req.seed = uint64_t(parseInt("seed", a.get("seed", "0")));
     req.useCache = !a.has("no-cache");
+    if (a.has("finetune-lr")) {
+        try {
+            req.finetuneLr = std::stod(a.get("finetune-lr"));
+        } catch (...) {
+            req.finetuneLr = -1;
+        }
+        if (!(req.finetuneLr > 0)) throw UsageError("--finetune-lr must be a positive number");
+    }
     EvalReport rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
     std::string json = writeEvalJson(rep);
     printEvalTable(rep);

@@ -66,7 +66,7 @@ double layerDecayScale(const std::string& name, int depth, double decay);
 struct FineTuneOptions {
     int steps = 300;
     int batch = 64;
-    double baseLr = 1e-3;       // lr = baseLr * batch / 256
+    double baseLr = 1e-2;       // lr = baseLr * batch / 256 (high: the schedules here are short and the models small)
     double layerDecay = 0.75;
     double weightDecay = 0.05;
     double labelSmoothing = 0.1;

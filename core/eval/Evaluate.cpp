@@ -153,6 +153,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
         } else {
             FineTuneOptions o;
             o.steps = r.finetuneSteps;
+            if (r.finetuneLr > 0) o.baseLr = r.finetuneLr;
             o.seed = r.seed;
             o.pooling = r.pooling;
             res = fineTune(encoder, train, test, mean, std, o);

@@ -17,6 +17,7 @@ struct EvalRequest {
     std::string pooling = "cls";   // cls | mean
     int64_t maxTrain = 0;          // 0 = the whole training split; else a seeded random subset of this size
     int finetuneSteps = 300;
+    double finetuneLr = 0;         // base lr of fine-tuning (x batch / 256); 0 = FineTuneOptions' default
     uint64_t seed = 0;
     bool useCache = true;
 };

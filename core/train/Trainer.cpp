@@ -347,8 +347,8 @@ TrainerState Trainer::run() {
     int windowSteps = 0;
     double windowProbeSeconds = 0;
     const int probeEvery = recipe_.probes.every;
-    if (probes_ && step_ == 0) runProbes();  // the untrained model: every probe series starts from it
     auto windowStart = std::chrono::steady_clock::now();
+    if (probes_ && step_ == 0) windowProbeSeconds += runProbes();  // the untrained model: every series starts from it
     const int log = recipe_.train.logEvery;
     constexpr int kMaxSkippedInARow = 10;
     int skippedInARow = 0;

@@ -67,11 +67,13 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     auto* margins = new QCPMarginGroup(heat_);
     heat_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
-    heat_->setToolTip(tr("Blocks (rows) by probe step (columns); blue = the two losses pull apart, red = together"));
+    heat_->setToolTip(tr("Blocks (rows) by probe step (columns); blue = the two losses pull apart, red = together; "
+                         "the scale is symmetric around 0 and sized to the data (see the colour bar)"));
     installPlotExportMenu(heat_, "gradcos_heatmap");
 
     samples_ = new QCustomPlot(this);
-    samples_->yAxis->setLabel(tr("cosine per probe image"));
+    samples_->yAxis->setLabel(tr("cosine per image"));
+    samples_->yAxis->ticker()->setTickCount(4);
     samples_->yAxis->setRange(-1, 1);
     samples_->setToolTip(tr("Every probe image's cosine per group at the chosen step (dots), and their mean (bar)"));
     installPlotExportMenu(samples_, "gradcos_samples");
@@ -160,6 +162,16 @@ void GradCosView::rebuild() {
             if (sum && g < sum->shape[0]) graph->addData(double(s.step), sum->at({g, 0}));
         }
     }
+    // Symmetric ranges around 0 sized to the data (cosines of high-dimensional gradients are often small): the
+    // colour bar and the axes say the range.
+    double maxAbs = 0.05;
+    for (const auto& sn : snaps_)
+        if (const SnapshotArray* sum = sn.find("summary"))
+            for (int g = 0; g < sum->shape[0]; ++g)
+                if (std::isfinite(sum->at({g, 0}))) maxAbs = std::max(maxAbs, std::abs(double(sum->at({g, 0}))));
+    const double range = std::min(1.0, maxAbs * 1.15);
+    lines_->yAxis->setRange(-range, range);
+    map_->setDataRange(QCPRange(-range, range));
     double x0 = double(snaps_.front().step), x1 = double(snaps_.back().step);
     lines_->xAxis->setRange(x0, std::max(x1, x0 + 1));
     lines_->replot(QCustomPlot::rpQueuedReplot);
@@ -217,6 +229,10 @@ void GradCosView::showStep(int index) {
         }
         xt->addTick(g, g < groups.size() ? groups[g] : QString::number(g));
     }
+    double spread = 0.05;
+    for (float v : cos->values)
+        if (std::isfinite(v)) spread = std::max(spread, double(std::abs(v)));
+    samples_->yAxis->setRange(-std::min(1.0, spread * 1.15), std::min(1.0, spread * 1.15));
     samples_->xAxis->setTicker(xt);
     samples_->xAxis->setTickLabelRotation(groups.size() > 8 ? 45 : 0);
     samples_->xAxis->setRange(-0.7, G - 0.3);

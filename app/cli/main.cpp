@@ -505,10 +505,10 @@ int cmdProbe(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(a.get("out"), ec);
     if (ec) throw FileError(a.get("out"), "cannot create directory: " + ec.message());
-    std::vector<std::string> todo = kind == "all" ? std::vector<std::string>{"reconstruction", "attention", "similarity", "gradcos"}
+    std::vector<std::string> selected = kind == "all" ? std::vector<std::string>{"reconstruction", "attention", "similarity", "gradcos"}
                                                   : std::vector<std::string>{kind};
     int produced = 0;
-    for (const auto& k : todo) {
+    for (const auto& k : selected) {
         auto t0 = std::chrono::steady_clock::now();
         Snapshot s;
         int64_t step = model.meta.step;

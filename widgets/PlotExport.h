@@ -6,9 +6,11 @@ class QWidget;
 
 namespace graftlab {
 
-// Saves a plot as PNG or PDF by the file's suffix; returns an error message, empty on success.
+// Saves a plot as PNG, PDF or SVG by the file's suffix; returns an error message, empty on success.
 QString exportPlot(QCustomPlot* plot, const QString& path, int width = 0, int height = 0);
-// Adds "Export as PNG / PDF…" to the plot's context menu.
+// Asks for a file name (suffix png, pdf or svg) and exports; a failure is shown in a message box.
+void exportPlotInteractively(QCustomPlot* plot, const QString& defaultName, const QString& suffix);
+// Adds "Export as PNG / PDF / SVG…" and "Reset zoom" to the plot's context menu.
 void installPlotExportMenu(QCustomPlot* plot, const QString& defaultName);
 
 }  // namespace graftlab

@@ -1,4 +1,5 @@
 #include "RecipeForm.h"
+#include "BlockLrChart.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -12,6 +13,12 @@
 #include <QSpinBox>
 #include <QTableWidget>
 #include <QVBoxLayout>
+#include <QHBoxLayout>
+#include <QPushButton>
+#include <QSignalBlocker>
+
+#include <algorithm>
+#include <numeric>
 
 namespace graftlab {
 
@@ -90,18 +97,7 @@ RecipeForm::RecipeForm(QWidget* parent) : QWidget(parent) {
         sections[section]->addRow(label, editor);
         editors_.insert(path, editor);
     }
-    stageBox_ = new QGroupBox(tr("Stages (grafting plan)"));
-    stageBox_->setToolTip(tr("The stages of a multi-stage recipe: objective, length, initialisation and learning-rate "
-                             "multipliers (embedding / each block / head; 0 = frozen). Edit them in the recipe file."));
-    auto* stageLayout = new QVBoxLayout(stageBox_);
-    stageTable_ = new QTableWidget(0, 5);
-    stageTable_->setHorizontalHeaderLabels({tr("name"), tr("method"), tr("steps"), tr("init"), tr("lr × (embed | blocks | head)")});
-    stageTable_->horizontalHeader()->setStretchLastSection(true);
-    stageTable_->verticalHeader()->setVisible(false);
-    stageTable_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    stageTable_->setMinimumHeight(100);
-    stageTable_->setMaximumHeight(130);
-    stageLayout->addWidget(stageTable_);
+    buildStageEditor();
     innerLayout->insertWidget(1, stageBox_);
     innerLayout->addStretch();
     auto* scroll = new QScrollArea;
@@ -136,27 +132,238 @@ void RecipeForm::setRecipe(const Recipe& r) {
     nlohmann::json j = r.toJson();
     for (const auto& f : recipeFields()) setEditorValue(f, j.at(pointer(f.path)));
     stages_ = r.stages;
+    lastDepth_ = r.model.depth;
     showStages();
+    selectStage(0);
     loading_ = false;
     revalidate();
 }
 
-void RecipeForm::showStages() {
-    stageBox_->setVisible(!stages_.empty());
+void RecipeForm::buildStageEditor() {
+    stageBox_ = new QGroupBox(tr("Stages (grafting plan) and per-block learning rates"));
+    stageBox_->setToolTip(tr("The stages of a multi-stage recipe (grafting, Layer Grafted Pretraining): each has its own "
+                             "objective, length, initialisation and learning-rate multipliers per part of the encoder."));
+    auto* layout = new QVBoxLayout(stageBox_);
+    stageHint_ = new QLabel;
+    stageHint_->setWordWrap(true);
+    stageHint_->setStyleSheet("color: gray;");
+    layout->addWidget(stageHint_);
+    stageTable_ = new QTableWidget(0, 4);
+    stageTable_->setHorizontalHeaderLabels({tr("name"), tr("method"), tr("steps"), tr("init")});
+    stageTable_->horizontalHeader()->setStretchLastSection(true);
+    stageTable_->verticalHeader()->setVisible(false);
+    stageTable_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    stageTable_->setSelectionBehavior(QAbstractItemView::SelectRows);
+    stageTable_->setSelectionMode(QAbstractItemView::SingleSelection);
+    stageTable_->setMinimumHeight(80);
+    stageTable_->setMaximumHeight(120);
+    stageTable_->setToolTip(tr("Select a stage to edit it below"));
+    connect(stageTable_, &QTableWidget::currentCellChanged, this, [this](int row) {
+        if (row >= 0 && row != selectedStage_) selectStage(row);
+    });
+    layout->addWidget(stageTable_);
+
+    auto* buttons = new QHBoxLayout;
+    auto addButton = [&](const QString& text, const QString& tip, auto slot) {
+        auto* b = new QPushButton(text);
+        b->setToolTip(tip);
+        connect(b, &QPushButton::clicked, this, slot);
+        buttons->addWidget(b);
+        return b;
+    };
+    addStageButton_ = addButton(tr("Add stage"), tr("Append a stage that continues from the previous one (a single-stage recipe "
+                                                    "becomes a plan whose first stage is its method and steps)"),
+                                [this] { addStage(); });
+    removeStageButton_ = addButton(tr("Remove"), tr("Remove the selected stage (removing the last one makes a single-stage recipe)"),
+                                   [this] { removeStage(); });
+    upButton_ = addButton(tr("Up"), tr("Move the selected stage earlier"), [this] { moveStage(-1); });
+    downButton_ = addButton(tr("Down"), tr("Move the selected stage later"), [this] { moveStage(1); });
+    buttons->addStretch();
+    layout->addLayout(buttons);
+
+    stageForm_ = new QWidget;
+    auto* form = new QFormLayout(stageForm_);
+    form->setContentsMargins(0, 0, 0, 0);
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    auto tipped = [](QWidget* w, const QString& key, const QString& help) {
+        w->setToolTip(QStringLiteral("<b>stages[i].%1</b><br>%2").arg(key, help.toHtmlEscaped()));
+        w->setObjectName("stage." + key);
+        return w;
+    };
+    stageName_ = new QLineEdit;
+    form->addRow(tr("name"), tipped(stageName_, "name", tr("Shown on the loss plot where the stage begins.")));
+    stageMethod_ = new QComboBox;
+    stageMethod_->addItems({"mae", "mocov3", "mtl", "conmim"});
+    form->addRow(tr("method"), tipped(stageMethod_, "method", tr("Objective of this stage: mae, mocov3, mtl or conmim.")));
+    stageSteps_ = new QSpinBox;
+    stageSteps_->setRange(0, 100000000);
+    stageSteps_->setAccelerated(true);
+    form->addRow(tr("steps"), tipped(stageSteps_, "steps", tr("Optimiser steps of this stage.")));
+    stageInit_ = new QComboBox;
+    stageInit_->addItems({"random", "previous", "checkpoint"});
+    form->addRow(tr("init"), tipped(stageInit_, "init", tr("Where the encoder starts: random, the previous stage's weights, or a checkpoint file.")));
+    stageCheckpoint_ = new QLineEdit;
+    form->addRow(tr("checkpoint"), tipped(stageCheckpoint_, "checkpoint", tr("Checkpoint file to start from (init = checkpoint).")));
+    stageModules_ = new QComboBox;
+    stageModules_->addItems({"encoder", "all"});
+    form->addRow(tr("init modules"), tipped(stageModules_, "init_modules", tr("What is carried over: the encoder only (into the base and momentum encoders), or heads too (all).")));
+    stageLr_ = new QLineEdit;
+    stageLr_->setValidator(new QDoubleValidator(0, 100, 12, stageLr_));
+    form->addRow(tr("base lr"), tipped(stageLr_, "base_lr", tr("Base learning rate of this stage (× batch / 256); 0 = optim.base_lr.")));
+    stageWarmup_ = new QSpinBox;
+    stageWarmup_->setRange(-1, 100000000);
+    form->addRow(tr("warm-up steps"), tipped(stageWarmup_, "warmup_steps", tr("Linear warm-up of this stage; -1 = optim.warmup_steps.")));
+    layout->addWidget(stageForm_);
+    lrChart_ = new BlockLrChart;
+    lrChart_->setObjectName("stage.lr_mult");
+    layout->addWidget(lrChart_);
+
+    connect(stageName_, &QLineEdit::textEdited, this, [this] { stageEdited(); });
+    connect(stageMethod_, &QComboBox::currentTextChanged, this, [this] { stageEdited(); });
+    connect(stageSteps_, &QSpinBox::valueChanged, this, [this] { stageEdited(); });
+    connect(stageInit_, &QComboBox::currentTextChanged, this, [this] { stageEdited(); });
+    connect(stageCheckpoint_, &QLineEdit::textEdited, this, [this] { stageEdited(); });
+    connect(stageModules_, &QComboBox::currentTextChanged, this, [this] { stageEdited(); });
+    connect(stageLr_, &QLineEdit::textEdited, this, [this] { stageEdited(); });
+    connect(stageWarmup_, &QSpinBox::valueChanged, this, [this] { stageEdited(); });
+    connect(lrChart_, &BlockLrChart::edited, this, [this] { stageEdited(); });
+}
+
+int RecipeForm::modelDepth() const {
+    if (auto* spin = qobject_cast<QSpinBox*>(editors_.value("model.depth"))) return spin->value();
+    return 0;
+}
+
+void RecipeForm::selectStage(int index) {
+    selectedStage_ = stages_.empty() ? -1 : std::clamp(index, 0, int(stages_.size()) - 1);
+    bool has = selectedStage_ >= 0;
+    stageForm_->setVisible(has);
+    removeStageButton_->setEnabled(has);
+    upButton_->setEnabled(has && selectedStage_ > 0);
+    downButton_->setEnabled(has && selectedStage_ + 1 < int(stages_.size()));
+    lrChart_->setReadOnly(!has);
+    loadingStage_ = true;
+    if (has) {
+        const auto& st = stages_[size_t(selectedStage_)];
+        stageName_->setText(QString::fromStdString(st.name));
+        stageMethod_->setCurrentText(QString::fromStdString(st.method));
+        stageSteps_->setValue(int(std::min<int64_t>(st.steps, 100000000)));
+        stageInit_->setCurrentText(QString::fromStdString(st.init));
+        stageCheckpoint_->setText(QString::fromStdString(st.checkpoint));
+        stageCheckpoint_->setEnabled(st.init == "checkpoint");
+        stageModules_->setCurrentText(QString::fromStdString(st.initModules));
+        stageLr_->setText(QString::number(st.baseLr, 'g', 10));
+        stageWarmup_->setValue(int(st.warmupSteps));
+        lrChart_->setMultipliers(st.embedLr, st.blockLr, st.headLr, modelDepth());
+        QSignalBlocker block(stageTable_);
+        stageTable_->selectRow(selectedStage_);
+    } else {
+        lrChart_->setMultipliers(1.0, {}, 1.0, modelDepth());
+    }
+    loadingStage_ = false;
+}
+
+void RecipeForm::stageEdited() {
+    if (loadingStage_ || selectedStage_ < 0 || selectedStage_ >= int(stages_.size())) return;
+    auto& st = stages_[size_t(selectedStage_)];
+    st.name = stageName_->text().toStdString();
+    st.method = stageMethod_->currentText().toStdString();
+    st.steps = stageSteps_->value();
+    st.init = stageInit_->currentText().toStdString();
+    st.checkpoint = stageCheckpoint_->text().toStdString();
+    stageCheckpoint_->setEnabled(st.init == "checkpoint");
+    st.initModules = stageModules_->currentText().toStdString();
+    bool ok = false;
+    double lr = QLocale::c().toDouble(stageLr_->text().trimmed(), &ok);
+    st.baseLr = ok ? lr : -1.0;  // not a number: reported by validate()
+    st.warmupSteps = stageWarmup_->value();
+    st.embedLr = lrChart_->embed();
+    st.headLr = lrChart_->head();
+    st.blockLr = lrChart_->blocks();
+    int depth = modelDepth();
+    if (!st.blockLr.empty() && depth > 0) st.blockLr.resize(size_t(depth), 1.0);
+    refreshStageTable();
+    revalidate();
+}
+
+void RecipeForm::addStage() {
+    StageConfig st;
+    if (stages_.empty()) {
+        // The single-stage recipe becomes the first stage of a plan.
+        StageConfig first;
+        Recipe r = Recipe::fromJson(json(), lastIssues_);
+        first.name = "stage 1: " + r.method;
+        first.method = r.method;
+        first.steps = r.train.steps;
+        first.init = "random";
+        stages_.push_back(first);
+        st.method = r.method == "mae" ? "mocov3" : "mae";
+        st.steps = r.train.steps;
+    } else {
+        st.method = stages_.back().method;
+        st.steps = stages_.back().steps;
+    }
+    st.init = "previous";
+    st.name = "stage " + std::to_string(stages_.size() + 1) + ": " + st.method;
+    stages_.push_back(st);
+    showStages();
+    selectStage(int(stages_.size()) - 1);
+    revalidate();
+}
+
+void RecipeForm::removeStage() {
+    if (selectedStage_ < 0 || selectedStage_ >= int(stages_.size())) return;
+    stages_.erase(stages_.begin() + selectedStage_);
+    if (stages_.size() == 1) {
+        // One stage left: back to a single-stage recipe with its method and steps.
+        if (auto* m = qobject_cast<QComboBox*>(editors_.value("method"))) m->setCurrentText(QString::fromStdString(stages_[0].method));
+        if (auto* s = qobject_cast<QSpinBox*>(editors_.value("train.steps"))) s->setValue(int(stages_[0].steps));
+        stages_.clear();
+    }
+    showStages();
+    selectStage(std::min(selectedStage_, int(stages_.size()) - 1));
+    revalidate();
+}
+
+void RecipeForm::moveStage(int delta) {
+    int to = selectedStage_ + delta;
+    if (selectedStage_ < 0 || to < 0 || to >= int(stages_.size())) return;
+    std::swap(stages_[size_t(selectedStage_)], stages_[size_t(to)]);
+    showStages();
+    selectStage(to);
+    revalidate();
+}
+
+void RecipeForm::refreshStageTable() {
+    QSignalBlocker block(stageTable_);
     stageTable_->setRowCount(int(stages_.size()));
     for (int i = 0; i < int(stages_.size()); ++i) {
         const auto& st = stages_[size_t(i)];
-        QStringList blocks;
-        for (double m : st.blockLr) blocks << QString::number(m);
         QString init = QString::fromStdString(st.init == "checkpoint" ? "checkpoint " + st.checkpoint : st.init);
-        QStringList cells = {QString::fromStdString(st.name), QString::fromStdString(st.method), QString::number(st.steps), init,
-                             QStringLiteral("%1 | %2 | %3").arg(st.embedLr).arg(blocks.isEmpty() ? "1 each" : blocks.join(' ')).arg(st.headLr)};
-        for (int c = 0; c < cells.size(); ++c) stageTable_->setItem(i, c, new QTableWidgetItem(cells[c]));
+        QStringList cells = {QString::fromStdString(st.name), QString::fromStdString(st.method), QString::number(st.steps), init};
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = stageTable_->item(i, c);
+            if (!item) stageTable_->setItem(i, c, item = new QTableWidgetItem);
+            item->setText(cells[c]);
+        }
     }
+    if (selectedStage_ >= 0 && selectedStage_ < int(stages_.size())) stageTable_->selectRow(selectedStage_);
+}
+
+void RecipeForm::showStages() {
+    refreshStageTable();
     stageTable_->resizeColumnsToContents();
+    bool staged = !stages_.empty();
+    stageTable_->setVisible(staged);
+    stageHint_->setText(staged ? tr("%1 stages, %2 steps in all. Select a stage to edit it; its learning-rate multipliers are the bars below.")
+                                     .arg(stages_.size())
+                                     .arg(std::accumulate(stages_.begin(), stages_.end(), int64_t(0),
+                                                          [](int64_t a, const StageConfig& s) { return a + s.steps; }))
+                               : tr("A single-stage recipe: one objective for every step, every block at the optimiser's lr. "
+                                    "Add stage to graft (e.g. MAE, then MoCo v3 with the lower blocks at 0.1×)."));
     // The single-stage fields do not apply to a staged recipe.
-    if (auto* m = editors_.value("method")) m->setEnabled(stages_.empty());
-    if (auto* s = editors_.value("train.steps")) s->setEnabled(stages_.empty());
+    if (auto* m = editors_.value("method")) m->setEnabled(!staged);
+    if (auto* s = editors_.value("train.steps")) s->setEnabled(!staged);
 }
 
 nlohmann::json RecipeForm::json() const {
@@ -197,6 +404,13 @@ QString RecipeForm::issuesText() const {
 
 void RecipeForm::revalidate() {
     if (loading_) return;
+    if (modelDepth() != lastDepth_ && modelDepth() > 0) {
+        // The depth was edited: per-block multipliers follow (new top blocks at 1, removed ones dropped).
+        for (auto& st : stages_)
+            if (!st.blockLr.empty()) st.blockLr.resize(size_t(modelDepth()), 1.0);
+        lastDepth_ = modelDepth();
+        selectStage(selectedStage_);
+    }
     recipe(&lastIssues_);
     for (auto* w : editors_) {
         w->setStyleSheet({});

@@ -7,6 +7,10 @@
 #include "GradCosView.h"
 #include "ProbeImageViews.h"
 #include "SnapshotImages.h"
+#include "CompareView.h"
+#include "RunTailer.h"
+#include "EvalRunner.h"
+#include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
 
@@ -88,7 +92,12 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     tabs_->addTab(gradView_, tr("Gradient cosines"));
     tabs_->addTab(attnView_, tr("Attention"));
     tabs_->addTab(simView_, tr("Patch similarity"));
+    compareView_ = new CompareView;
+    tabs_->addTab(compareView_, tr("Evaluate && compare"));
+    for (int i = 0; i < tabs_->count(); ++i) tabs_->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
     setCentralWidget(tabs_);
+    tailer_ = new RunTailer(this);
+    evalRunner_ = new EvalRunner(this);
 
     form_ = new RecipeForm;
     auto* recipeDock = new QDockWidget(tr("Recipe"), this);
@@ -141,6 +150,31 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
         if (state == "paused") statusLabel_->setText(tr("Paused at step %1.").arg(progress_->value()));
     });
     connect(session_, &TrainingSession::finished, this, &MainWindow::onFinished);
+
+    connect(tailer_, &RunTailer::metricsRow, this, [this](qint64 step, qint64, int, const MetricValues& values) {
+        lossView_->addRow(step, values);
+    });
+    connect(tailer_, &RunTailer::snapshot, this, &MainWindow::onSnapshot);
+    connect(tailer_, &RunTailer::restarted, this, [this] {
+        lossView_->clear();
+        clearProbeViews();
+        markStages(form_->recipe());
+        statusBar()->showMessage(tr("The run was resumed from a checkpoint: its history is read again."), 8000);
+    });
+    connect(tailer_, &RunTailer::warning, this, [](const QString& w) { spdlog::warn("{}", w.toStdString()); });
+
+    connect(compareView_, &CompareView::evaluateRequested, this, &MainWindow::evaluate);
+    connect(evalRunner_, &EvalRunner::progress, this, [this](const QString& text, int done, int total) {
+        compareView_->setBusy(!text.isEmpty(), text);
+        if (!text.isEmpty()) statusLabel_->setText(text);
+        (void)done, (void)total;
+    });
+    connect(evalRunner_, &EvalRunner::runEvaluated, compareView_, &CompareView::reload);
+    connect(evalRunner_, &EvalRunner::finished, this, [this](bool ok, const QString& detail) {
+        compareView_->setBusy(false, ok ? tr("Evaluation finished.") : tr("Evaluation ended with problems:\n%1").arg(detail));
+        statusLabel_->setText(ok ? tr("Evaluation finished; results are in each run's checkpoints/eval.json.")
+                                 : tr("Evaluation ended with problems (see the Evaluate & compare tab)."));
+    });
 
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
@@ -219,6 +253,20 @@ void MainWindow::buildActions() {
         QString dir = QFileDialog::getExistingDirectory(this, tr("Open run directory"));
         if (!dir.isEmpty()) openRun(dir);
     });
+    continueAct_ = new QAction(icon(QStyle::SP_MediaSeekForward), tr("&Continue run"), this);
+    continueAct_->setShortcut(QKeySequence("Ctrl+Shift+R"));
+    connect(continueAct_, &QAction::triggered, this, &MainWindow::continueRun);
+
+    exportCsvAct_ = new QAction(tr("&Metrics as CSV…"), this);
+    exportCsvAct_->setShortcut(QKeySequence("Ctrl+Shift+E"));
+    connect(exportCsvAct_, &QAction::triggered, this, &MainWindow::exportMetricsCsv);
+    exportGridAct_ = new QAction(tr("&Reconstruction grid as PNG…"), this);
+    connect(exportGridAct_, &QAction::triggered, this, &MainWindow::exportReconstructionGrid);
+    exportEncoderAct_ = new QAction(tr("&Encoder for PyTorch…"), this);
+    connect(exportEncoderAct_, &QAction::triggered, this, &MainWindow::exportEncoder);
+    exportCkptAct_ = new QAction(tr("&Checkpoint copy…"), this);
+    connect(exportCkptAct_, &QAction::triggered, this, &MainWindow::exportCheckpointCopy);
+
     quitAct_ = new QAction(tr("&Quit"), this);
     quitAct_->setShortcut(QKeySequence::Quit);
     connect(quitAct_, &QAction::triggered, this, &QWidget::close);
@@ -226,6 +274,7 @@ void MainWindow::buildActions() {
     tb->addAction(startAct_);
     tb->addAction(pauseAct_);
     tb->addAction(stopAct_);
+    tb->addAction(continueAct_);
     tb->addSeparator();
     tb->addAction(openRecipeAct_);
     tb->addAction(saveRecipeAct_);
@@ -248,27 +297,43 @@ void MainWindow::buildMenus() {
     file->addAction(saveRecipeAct_);
     file->addSeparator();
     file->addAction(openRunAct_);
-    auto* exportPlot = file->addAction(tr("Export &loss plot…"));
+    recentMenu_ = file->addMenu(tr("Recent &runs"));
+    rebuildRecentMenu();
+    auto* exportMenu = file->addMenu(tr("&Export"));
+    auto* exportPlot = exportMenu->addAction(tr("&Loss plot…"));
+    exportPlot->setToolTip(tr("Every plot also exports from its right-click menu"));
     connect(exportPlot, &QAction::triggered, this, [this] {
-        QString path = QFileDialog::getSaveFileName(this, tr("Export loss plot"), "losses.png", tr("PNG (*.png);;PDF (*.pdf)"));
+        QString path = QFileDialog::getSaveFileName(this, tr("Export loss plot"), "losses.png", tr("PNG (*.png);;PDF (*.pdf);;SVG (*.svg)"));
         if (path.isEmpty()) return;
         QString err = graftlab::exportPlot(lossView_->plot(), path);
         if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
     });
+    exportMenu->addAction(exportGridAct_);
+    exportMenu->addAction(exportCsvAct_);
+    exportMenu->addAction(exportEncoderAct_);
+    exportMenu->addAction(exportCkptAct_);
+    exportMenu->addAction(saveRecipeAct_);
     file->addSeparator();
     file->addAction(quitAct_);
     auto* run = menuBar()->addMenu(tr("&Run"));
     run->addAction(startAct_);
     run->addAction(pauseAct_);
     run->addAction(stopAct_);
+    run->addAction(continueAct_);
     auto* view = menuBar()->addMenu(tr("&View"));
     for (auto* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
+    view->addSeparator();
+    for (int i = 0; i < tabs_->count(); ++i) {
+        auto* a = view->addAction(tabs_->tabText(i).replace("&&", "&"), this, [this, i] { tabs_->setCurrentIndex(i); });
+        a->setShortcut(QKeySequence(Qt::ALT | Qt::Key(Qt::Key_1 + i)));
+    }
     auto* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About GraftLab"), this, [this] {
         QMessageBox::about(this, tr("About GraftLab"),
-                           tr("<b>GraftLab %1</b><p>Self-supervised pretraining of Vision Transformers: MAE "
-                              "(He et al., CVPR 2022) today; MoCo v3, layer-grafted pretraining (Jia et al., ICLR 2023) "
-                              "and ConMIM (Yi et al., ICLR 2023) are on the way.</p>")
+                           tr("<b>GraftLab %1</b><p>Self-supervised pretraining of Vision Transformers, and what it does "
+                              "inside them: MAE (He et al., CVPR 2022), MoCo v3 (Chen et al., ICCV 2021), their MTL "
+                              "combination, MIM→CL / CL→MIM grafting and Layer Grafted Pretraining (Jia et al., ICLR 2023), "
+                              "and ConMIM (Yi et al., ICLR 2023).</p>")
                                .arg(QApplication::applicationVersion()));
     });
 }
@@ -282,6 +347,19 @@ void MainWindow::updateActions() {
     stopAct_->setEnabled(running);
     form_->setEnabled(!running);
     openRecipeAct_->setEnabled(!running);
+    openRunAct_->setEnabled(!running);
+    if (recentMenu_) recentMenu_->setEnabled(!running && !recentMenu_->isEmpty());
+    continueAct_->setEnabled(!running && continuable_);
+    continueAct_->setToolTip(continuable_ ? tr("Continue %1 from its newest checkpoint (Ctrl+Shift+R)").arg(currentRunDir_)
+                                          : tr("Continues a stopped run from its newest checkpoint; the run shown has none to continue"));
+    bool hasRun = !currentRunDir_.isEmpty();
+    exportCsvAct_->setEnabled(hasRun);
+    exportEncoderAct_->setEnabled(hasRun && !running);
+    exportCkptAct_->setEnabled(hasRun && !running);
+    exportGridAct_->setEnabled(reconView_->snapshotCount() > 0);
+    for (auto* a : {exportCsvAct_, exportEncoderAct_, exportCkptAct_})
+        a->setToolTip(hasRun ? QString() : tr("Start a run or open a run directory first"));
+    exportGridAct_->setToolTip(reconView_->snapshotCount() ? QString() : tr("No reconstruction shown yet"));
 }
 
 bool MainWindow::loadRecipeFile(const QString& path) {
@@ -331,6 +409,7 @@ void MainWindow::startRun() {
         QMessageBox::warning(this, tr("Recipe has errors"), form_->issuesText());
         return;
     }
+    tailer_->close();
     lossView_->clear();
     clearProbeViews();
     QString dir = newRunDir();
@@ -344,7 +423,169 @@ void MainWindow::startRun() {
     }
     statusLabel_->setText(tr("Loading data and building the model…"));
     spdlog::info("run directory {}", dir.toStdString());
+    currentRunDir_ = dir;
+    continuable_ = false;
     updateActions();
+}
+
+void MainWindow::continueRun() {
+    QString dir = currentRunDir_;
+    if (dir.isEmpty() || session_->isRunning()) return;
+    QString ckpt = EvalRunner::latestCheckpoint(dir);
+    if (ckpt.isEmpty()) {
+        QMessageBox::warning(this, tr("Cannot continue"), tr("%1/checkpoints holds no readable checkpoint").arg(dir));
+        return;
+    }
+    std::vector<RecipeIssue> issues;
+    Recipe r;
+    try {
+        r = graftlab::loadRecipeFile(QDir(dir).filePath("recipe.json").toStdString(), {}, issues);
+    } catch (const std::exception& e) {
+        QMessageBox::warning(this, tr("Cannot continue"), QString::fromStdString(e.what()));
+        return;
+    }
+    if (!issues.empty()) {
+        QMessageBox::warning(this, tr("Cannot continue"), QString::fromStdString(formatIssues(issues)));
+        return;
+    }
+    // The history up to the checkpoint stays; what came after it is dropped by the trainer, as on disk.
+    auto listed = listCheckpoints(QDir(dir).filePath("checkpoints").toStdString());
+    qint64 ckptStep = -1;
+    for (const auto& [step, path] : listed)
+        if (QString::fromStdString(path) == ckpt) ckptStep = step;
+    tailer_->close();
+    lossView_->clear();
+    clearProbeViews();
+    form_->setRecipe(r);
+    markStages(r);
+    for (const auto& row : RunDir::readMetrics(QDir(dir).filePath("metrics.jsonl").toStdString())) {
+        if (ckptStep >= 0 && row.step > ckptStep) continue;
+        MetricValues v;
+        for (const auto& [k, x] : row.values) v.append({QString::fromStdString(k), x});
+        lossView_->addRow(row.step, v);
+    }
+    for (const auto& snap : SnapshotStore::load(QDir(dir).filePath("snapshots").toStdString(), ""))
+        if (ckptStep < 0 || snap.step <= ckptStep) onSnapshot(snap);
+    QString error;
+    if (!session_->start(r, dir, ckpt, &error)) {
+        QMessageBox::warning(this, tr("Cannot continue"), error);
+        return;
+    }
+    statusLabel_->setText(tr("Continuing %1 from %2…").arg(dir, QFileInfo(ckpt).fileName()));
+    spdlog::info("continuing {} from {}", dir.toStdString(), ckpt.toStdString());
+    continuable_ = false;
+    updateActions();
+}
+
+void MainWindow::setCurrentRunDir(const QString& dir) {
+    currentRunDir_ = dir;
+    continuable_ = false;
+    if (!dir.isEmpty()) {
+        auto listed = listCheckpoints(QDir(dir).filePath("checkpoints").toStdString());
+        std::vector<RecipeIssue> issues;
+        try {
+            Recipe r = graftlab::loadRecipeFile(QDir(dir).filePath("recipe.json").toStdString(), {}, issues);
+            continuable_ = issues.empty() && !listed.empty() && listed.front().first < r.totalSteps();
+        } catch (const std::exception&) {
+            continuable_ = false;
+        }
+    }
+    updateActions();
+}
+
+void MainWindow::markStages(const Recipe& r) {
+    auto stages = r.effectiveStages();
+    if (stages.size() <= 1) return;
+    qint64 start = 0;
+    for (const auto& st : stages) {
+        lossView_->markStage(start, QString::fromStdString(st.name));
+        start += st.steps;
+    }
+}
+
+void MainWindow::addRecentRun(const QString& dir) {
+    QSettings settings;
+    QStringList runs = settings.value("runs/recent").toStringList();
+    QString abs = QDir(dir).absolutePath();
+    runs.removeAll(abs);
+    runs.prepend(abs);
+    while (runs.size() > 10) runs.removeLast();
+    settings.setValue("runs/recent", runs);
+    rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+    if (!recentMenu_) return;
+    recentMenu_->clear();
+    int n = 0;
+    for (const auto& d : QSettings().value("runs/recent").toStringList()) {
+        if (!QFileInfo::exists(QDir(d).filePath("recipe.json"))) continue;
+        auto* a = recentMenu_->addAction(QStringLiteral("&%1 %2").arg(++n % 10).arg(d), this, [this, d] { openRun(d); });
+        a->setToolTip(d);
+    }
+    recentMenu_->setEnabled(!recentMenu_->isEmpty() && !session_->isRunning());
+}
+
+void MainWindow::exportMetricsCsv() {
+    if (currentRunDir_.isEmpty()) return;
+    QString path = QFileDialog::getSaveFileName(this, tr("Export metrics"), QDir(currentRunDir_).filePath("metrics.csv"), tr("CSV (*.csv)"));
+    if (path.isEmpty()) return;
+    QString err = RunTailer::exportMetricsCsv(currentRunDir_, path);
+    if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+    else statusBar()->showMessage(tr("Metrics written to %1").arg(path), 8000);
+}
+
+void MainWindow::exportReconstructionGrid() {
+    QString path = QFileDialog::getSaveFileName(this, tr("Export reconstructions"), "reconstructions.png", tr("PNG (*.png)"));
+    if (path.isEmpty()) return;
+    QString err = reconView_->exportCurrent(path);
+    if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+}
+
+void MainWindow::exportEncoder() {
+    QString ckpt = EvalRunner::latestCheckpoint(currentRunDir_);
+    if (ckpt.isEmpty()) {
+        QMessageBox::warning(this, tr("Export failed"), tr("%1/checkpoints holds no readable checkpoint").arg(currentRunDir_));
+        return;
+    }
+    QString path = QFileDialog::getSaveFileName(this, tr("Export encoder for PyTorch"), QDir(currentRunDir_).filePath("encoder.pt"),
+                                                tr("PyTorch tensors (*.pt)"));
+    if (path.isEmpty()) return;
+    QApplication::setOverrideCursor(Qt::WaitCursor);
+    QString summary, err = EvalRunner::exportEncoder(ckpt, path, &summary);
+    QApplication::restoreOverrideCursor();
+    if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+    else {
+        spdlog::info("{}", summary.toStdString());
+        statusBar()->showMessage(summary, 10000);
+    }
+}
+
+void MainWindow::exportCheckpointCopy() {
+    QString ckpt = EvalRunner::latestCheckpoint(currentRunDir_);
+    if (ckpt.isEmpty()) {
+        QMessageBox::warning(this, tr("Export failed"), tr("%1/checkpoints holds no readable checkpoint").arg(currentRunDir_));
+        return;
+    }
+    QString path = QFileDialog::getSaveFileName(this, tr("Save a copy of the newest checkpoint"), QFileInfo(ckpt).fileName(),
+                                                tr("GraftLab checkpoints (*.ckpt)"));
+    if (path.isEmpty()) return;
+    QFile::remove(path + ".part");
+    if (!QFile::copy(ckpt, path + ".part") || (QFile::exists(path) && !QFile::remove(path)) || !QFile::rename(path + ".part", path)) {
+        QFile::remove(path + ".part");
+        QMessageBox::warning(this, tr("Export failed"), tr("%1: cannot be written").arg(path));
+        return;
+    }
+    statusBar()->showMessage(tr("Checkpoint copied to %1 (graftlab-cli resume, eval and probe read it)").arg(path), 8000);
+}
+
+void MainWindow::evaluate(const QStringList& dirs, const QStringList& protocols, int finetuneSteps) {
+    QString error;
+    if (!evalRunner_->start(dirs, protocols, finetuneSteps, &error)) {
+        QMessageBox::warning(this, tr("Cannot evaluate"), error);
+        return;
+    }
+    compareView_->setBusy(true, tr("Evaluating…"));
 }
 
 void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values) {
@@ -370,14 +611,22 @@ void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricVal
 }
 
 void MainWindow::onFinished(const QString& state, const QString& detail) {
-    updateActions();
+    if (QFileInfo::exists(QDir(session_->runDir()).filePath("recipe.json"))) {
+        addRecentRun(session_->runDir());
+        if (state == "finished" || state == "stopped") compareView_->addRun(session_->runDir());
+    }
+    setCurrentRunDir(session_->runDir());
     pauseAct_->setChecked(false);
     if (state == "failed") {
         statusLabel_->setText(tr("Training failed."));
         if (!closing_ && options_.screenshot.isEmpty())
             QMessageBox::critical(this, tr("Training failed"), detail);
     } else {
-        statusLabel_->setText(tr("Training %1 at step %2. Run directory: %3").arg(state).arg(progress_->value()).arg(session_->runDir()));
+        statusLabel_->setText(state == "stopped" && continuable_
+                                  ? tr("Stopped at step %1; a checkpoint was written. Continue run (Ctrl+Shift+R) goes on. Run directory: %2")
+                                        .arg(progress_->value())
+                                        .arg(session_->runDir())
+                                  : tr("Training %1 at step %2. Run directory: %3").arg(state).arg(progress_->value()).arg(session_->runDir()));
     }
     if (!options_.screenshot.isEmpty()) QTimer::singleShot(400, this, &MainWindow::takeScreenshotAndQuit);
 }
@@ -399,6 +648,7 @@ void MainWindow::onSnapshot(const Snapshot& s) {
         int scale = orig ? std::max(1, 84 / int(orig->shape.at(2))) : 1;
         reconView_->addSnapshot(s.step, reconstructionGrid(s, scale), s.meta.value("loss", 0.0),
                                 QString::fromStdString(s.meta.value("pixel_note", std::string())));
+        if (!exportGridAct_->isEnabled()) updateActions();
     } else if (s.kind == "gradcos") {
         gradView_->addSnapshot(s);
     } else if (s.kind == "attention") {
@@ -416,35 +666,39 @@ void MainWindow::clearProbeViews() {
 }
 
 void MainWindow::openRun(const QString& dir) {
+    if (session_->isRunning()) {
+        QMessageBox::information(this, tr("A run is in progress"), tr("Stop the run first; the views show it."));
+        return;
+    }
     if (!RunDir::holdsRun(dir.toStdString())) {
         QMessageBox::warning(this, tr("Not a run directory"), tr("%1 holds no recipe.json").arg(dir));
         return;
     }
+    tailer_->close();
     lossView_->clear();
     clearProbeViews();
-    auto rows = RunDir::readMetrics((QDir(dir).filePath("metrics.jsonl")).toStdString());
     loadRecipeFile(QDir(dir).filePath("recipe.json"));
-    auto stages = form_->recipe().effectiveStages();
-    if (stages.size() > 1) {
-        qint64 start = 0;
-        for (const auto& st : stages) {
-            lossView_->markStage(start, QString::fromStdString(st.name));
-            start += st.steps;
-        }
+    markStages(form_->recipe());
+    QString error;
+    if (!tailer_->open(dir, 1000, &error)) {
+        QMessageBox::warning(this, tr("Not a run directory"), error);
+        return;
     }
-    for (const auto& r : rows) {
-        MetricValues v;
-        for (const auto& [k, x] : r.values) v.append({QString::fromStdString(k), x});
-        lossView_->addRow(r.step, v);
-    }
-    std::vector<std::string> warnings;
-    auto snaps = SnapshotStore::load(QDir(dir).filePath("snapshots").toStdString(), "", &warnings);
-    for (const auto& w : warnings) spdlog::warn("{}", w);
-    for (const auto& s : snaps) onSnapshot(s);
-    statusLabel_->setText(tr("Opened %1: %2 metrics rows, %3 probe snapshots").arg(dir).arg(rows.size()).arg(snaps.size()));
+    addRecentRun(dir);
+    setCurrentRunDir(dir);
+    statusLabel_->setText(tr("Opened %1: %2 metrics rows, %3 probe snapshots; new rows and snapshots appear as the run writes them.")
+                              .arg(dir)
+                              .arg(tailer_->rowsRead())
+                              .arg(tailer_->snapshotsRead()));
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
+    tailer_->close();
+    if (evalRunner_->isRunning()) {
+        statusLabel_->setText(tr("Cancelling the evaluation…"));
+        evalRunner_->cancel();
+        evalRunner_->wait(-1);
+    }
     if (session_->isRunning()) {
         closing_ = true;
         statusLabel_->setText(tr("Stopping the run and writing a checkpoint…"));

@@ -6,6 +6,7 @@
 
 class QAction;
 class QLabel;
+class QMenu;
 class QProgressBar;
 class QTabWidget;
 
@@ -18,6 +19,9 @@ class RecipeForm;
 class GradCosView;
 class AttentionView;
 class SimilarityView;
+class CompareView;
+class RunTailer;
+class EvalRunner;
 
 struct LaunchOptions {
     QString recipePath;
@@ -35,8 +39,13 @@ public:
     ~MainWindow() override;
 
     bool loadRecipeFile(const QString& path);
+    // Shows a run directory in the views and follows it while it is being written (e.g. by graftlab-cli).
     void openRun(const QString& dir);
     void startRun();
+    // Continues the shown run (stopped or killed) from its newest checkpoint.
+    void continueRun();
+    QString currentRunDir() const { return currentRunDir_; }
+    QAction* continueAction() const { return continueAct_; }
     RecipeForm* recipeForm() const { return form_; }
     TrainingSession* session() const { return session_; }
     LossPlotView* lossView() const { return lossView_; }
@@ -44,6 +53,9 @@ public:
     GradCosView* gradCosView() const { return gradView_; }
     AttentionView* attentionView() const { return attnView_; }
     SimilarityView* similarityView() const { return simView_; }
+    CompareView* compareView() const { return compareView_; }
+    RunTailer* tailer() const { return tailer_; }
+    EvalRunner* evalRunner() const { return evalRunner_; }
 
 protected:
     void closeEvent(QCloseEvent* e) override;
@@ -59,6 +71,15 @@ private:
     void takeScreenshotAndQuit();
     void onSnapshot(const Snapshot& s);
     void clearProbeViews();
+    void markStages(const Recipe& r);
+    void setCurrentRunDir(const QString& dir);
+    void addRecentRun(const QString& dir);
+    void rebuildRecentMenu();
+    void exportMetricsCsv();
+    void exportEncoder();
+    void exportCheckpointCopy();
+    void exportReconstructionGrid();
+    void evaluate(const QStringList& dirs, const QStringList& protocols, int finetuneSteps);
 
     LaunchOptions options_;
     TrainingSession* session_;
@@ -68,6 +89,14 @@ private:
     GradCosView* gradView_;
     AttentionView* attnView_;
     SimilarityView* simView_;
+    CompareView* compareView_;
+    RunTailer* tailer_;
+    EvalRunner* evalRunner_;
+    QMenu* recentMenu_ = nullptr;
+    QAction *continueAct_ = nullptr, *exportCsvAct_ = nullptr, *exportEncoderAct_ = nullptr, *exportCkptAct_ = nullptr,
+            *exportGridAct_ = nullptr;
+    QString currentRunDir_;
+    bool continuable_ = false;
     LogView* log_;
     QTabWidget* tabs_;
     QProgressBar* progress_;

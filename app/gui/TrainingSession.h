@@ -1,7 +1,7 @@
 #pragma once
 // Bridge between the GUI thread and a Trainer on a worker QThread. The header stays free of torch: the GUI
 // sees plain Qt values (metrics rows, QImages made on the worker with copy()), delivered by queued signals.
-#include "probes/Snapshot.h"
+#include "RunTailer.h"  // MetricValues, Snapshot as a Qt meta type
 #include "recipe/Recipe.h"
 
 #include <QImage>
@@ -13,8 +13,6 @@
 #include <memory>
 
 namespace graftlab {
-
-using MetricValues = QVector<QPair<QString, double>>;
 
 class TrainingSession : public QObject {
     Q_OBJECT
@@ -53,4 +51,3 @@ private:
 
 }  // namespace graftlab
 
-Q_DECLARE_METATYPE(graftlab::Snapshot)

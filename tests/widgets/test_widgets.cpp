@@ -6,6 +6,9 @@
 #include "GradCosView.h"
 #include "ProbeImageViews.h"
 #include "SnapshotImages.h"
+#include "BlockLrChart.h"
+#include "CompareView.h"
+#include "RunTailer.h"
 
 #include <qcustomplot.h>
 
@@ -15,13 +18,259 @@
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QTemporaryDir>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QPushButton>
+#include <QComboBox>
 #include <QtTest>
 
 using namespace graftlab;
 
 class WidgetsTest : public QObject {
     Q_OBJECT
+private:
+    // With GRAFTLAB_SHOT_DIR set, widgets under test are also saved there as PNGs (to look at them).
+    static void shot(QWidget* w, const char* name) {
+        QString dir = qEnvironmentVariable("GRAFTLAB_SHOT_DIR");
+        if (!dir.isEmpty()) w->grab().save(QDir(dir).filePath(QString::fromLatin1(name) + ".png"));
+    }
+    static void writeText(const QString& path, const QByteArray& text, bool append = false) {
+        QFile f(path);
+        QVERIFY(f.open(append ? QIODevice::Append : QIODevice::WriteOnly));
+        f.write(text);
+    }
+
 private slots:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+    void blockLrChartEditsAndShowsFrozenBlocks() {
+        BlockLrChart chart;
+        chart.resize(420, 220);
+        chart.show();
+        chart.setMultipliers(0.1, {0.0, 0.0, 0.1, 1.0}, 1.0, 4);
+        QCOMPARE(chart.barCount(), 6);
+        QVERIFY(chart.isFrozen(1) && chart.isFrozen(2) && !chart.isFrozen(3));
+        QCOMPARE(chart.barLabel(0), QString("embed"));
+        QCOMPARE(chart.barLabel(5), QString("head"));
+        // two frozen labels among the bar captions
+        int frozenLabels = 0;
+        for (int i = 0; i < chart.plot()->itemCount(); ++i)
+            if (auto* t = qobject_cast<QCPItemText*>(chart.plot()->item(i)); t && t->text() == "frozen") ++frozenLabels;
+        QCOMPARE(frozenLabels, 2);
+        QSignalSpy edited(&chart, &BlockLrChart::edited);
+        chart.setValue(1, 0.503);
+        QCOMPARE(edited.count(), 1);
+        QCOMPARE(chart.value(1), 0.5);  // snapped to 0.01
+        chart.setValue(4, -3);
+        QCOMPARE(chart.value(4), 0.0);  // clamped: frozen
+        QCOMPARE(chart.blocks(), (std::vector<double>{0.5, 0.0, 0.1, 0.0}));
+        // a click on a bar sets it from the mouse's height
+        chart.plot()->replot();
+        QTest::qWait(20);
+        int x = int(chart.plot()->xAxis->coordToPixel(3));  // block 2
+        int y = int(chart.plot()->yAxis->coordToPixel(0.75));
+        QCOMPARE(chart.barAt(QPoint(x, y)), 3);
+        QTest::mouseClick(chart.plot(), Qt::LeftButton, {}, QPoint(x, y));
+        QVERIFY2(std::abs(chart.value(3) - 0.75) < 0.03, qPrintable(QString::number(chart.value(3))));
+        chart.plot()->replot();
+        shot(&chart, "block_lr_chart");
+        // all ones: the recipe's "all 1" (empty)
+        chart.setMultipliers(1, {}, 1, 3);
+        QVERIFY(chart.blocks().empty());
+        QCOMPARE(chart.barCount(), 5);
+    }
+
+    void stageEditorBuildsAGraftingPlan() {
+        std::vector<RecipeIssue> issues;
+        Recipe mae = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/mae.json", {}, issues);
+        RecipeForm form;
+        form.resize(380, 1400);
+        form.setRecipe(mae);
+        QCOMPARE(form.stageCount(), 0);
+        form.appendStage();  // MAE becomes stage 1, stage 2 (MoCo v3) continues from it
+        QCOMPARE(form.stageCount(), 2);
+        QCOMPARE(form.selectedStage(), 1);
+        Recipe r = form.recipe();
+        QCOMPARE(r.stages[0].method, std::string("mae"));
+        QCOMPARE(r.stages[1].method, std::string("mocov3"));
+        QCOMPARE(r.stages[1].init, std::string("previous"));
+        QVERIFY(form.isValid());
+        QVERIFY(!form.editorFor("method")->isEnabled());
+        // freeze the two lowest blocks of stage 2 in the chart: the recipe says so
+        BlockLrChart* chart = form.blockLrChart();
+        QCOMPARE(chart->barCount(), mae.model.depth + 2);
+        chart->setValue(1, 0);
+        chart->setValue(2, 0);
+        r = form.recipe();
+        QCOMPARE(int(r.stages[1].blockLr.size()), mae.model.depth);
+        QCOMPARE(r.stages[1].blockLr[0], 0.0);
+        QCOMPARE(r.stages[1].blockLr[2], 1.0);
+        QVERIFY(r.stages[0].blockLr.empty());
+        // the stage's fields: an invalid init is reported and disables nothing silently
+        auto* init = form.findChild<QComboBox*>("stage.init");
+        QVERIFY(init);
+        form.selectStageForEditing(0);
+        init->setCurrentText("previous");
+        QVERIFY(!form.isValid());
+        QVERIFY(form.issuesText().contains("stages[0].init"));
+        init->setCurrentText("random");
+        QVERIFY(form.isValid());
+        // the depth changes: the bars follow
+        qobject_cast<QSpinBox*>(form.editorFor("model.depth"))->setValue(mae.model.depth + 2);
+        QCOMPARE(chart->barCount(), mae.model.depth + 4);
+        QVERIFY2(form.isValid(), qPrintable(form.issuesText()));  // stage 2's multipliers grew with the depth
+        QCOMPARE(int(form.recipe().stages[1].blockLr.size()), mae.model.depth + 2);
+        QCOMPARE(form.recipe().stages[1].blockLr.back(), 1.0);
+        shot(&form, "stage_editor");
+        // removing a stage of two makes a single-stage recipe again
+        form.selectStageForEditing(1);
+        form.removeSelectedStage();
+        QCOMPARE(form.stageCount(), 0);
+        QVERIFY(form.editorFor("method")->isEnabled());
+        QCOMPARE(form.recipe().method, std::string("mae"));
+    }
+
+    void stagedPresetChartShowsItsMultipliers() {
+        std::vector<RecipeIssue> issues;
+        Recipe lg = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/layer_grafted.json", {}, issues);
+        RecipeForm form;
+        form.setRecipe(lg);
+        form.selectStageForEditing(1);
+        BlockLrChart* chart = form.blockLrChart();
+        QCOMPARE(chart->embed(), lg.stages[1].embedLr);
+        QCOMPARE(chart->blocks(), lg.stages[1].blockLr);
+        QCOMPARE(form.recipe().toJson().dump(), lg.toJson().dump());
+    }
+
+    void tailerFollowsARunBeingWritten() {
+        QTemporaryDir dir;
+        writeText(dir.filePath("recipe.json"), "{}");
+        RunTailer tailer;
+        QSignalSpy rows(&tailer, &RunTailer::metricsRow);
+        QSignalSpy snaps(&tailer, &RunTailer::snapshot);
+        QSignalSpy restarted(&tailer, &RunTailer::restarted);
+        QVERIFY(tailer.open(dir.path(), 0));
+        QCOMPARE(rows.count(), 0);
+        writeText(dir.filePath("metrics.jsonl"), "{\"step\":10,\"epoch\":0,\"stage\":0,\"loss\":1.5}\n{\"step\":20,\"ep");
+        QCOMPARE(tailer.poll(), 1);  // the torn line waits
+        QCOMPARE(rows.count(), 1);
+        QCOMPARE(rows[0][0].toLongLong(), 10);
+        auto values = rows[0][3].value<MetricValues>();
+        QCOMPARE(values.size(), 1);
+        QCOMPARE(values[0].first, QString("loss"));
+        writeText(dir.filePath("metrics.jsonl"), "och\":0,\"stage\":0,\"loss\":1.25}\n", true);
+        QCOMPARE(tailer.poll(), 1);
+        QCOMPARE(rows[1][0].toLongLong(), 20);
+        QCOMPARE(rows[1][3].value<MetricValues>()[0].second, 1.25);
+        // snapshots as the store writes them
+        SnapshotStore store(QDir(dir.path()).filePath("snapshots").toStdString(), 10);
+        Snapshot s;
+        s.kind = "attention";
+        s.step = 10;
+        s.arrays.push_back({"x", {2}, {1.f, 2.f}});
+        store.append(s);
+        QCOMPARE(tailer.poll(), 1);
+        QCOMPARE(snaps.count(), 1);
+        QCOMPARE(snaps[0][0].value<Snapshot>().step, int64_t(10));
+        QCOMPARE(tailer.poll(), 0);  // nothing new
+        s.step = 20;
+        store.append(s);
+        QCOMPARE(tailer.poll(), 1);
+        QCOMPARE(snaps.count(), 2);
+        // a resumed run rewrites the metrics shorter: the history restarts
+        writeText(dir.filePath("metrics.jsonl"), "{\"step\":10,\"loss\":1.5}\n");
+        tailer.poll();
+        QCOMPARE(restarted.count(), 1);
+        QCOMPARE(rows.last()[0].toLongLong(), 10);
+        // following with a timer picks rows up without a call
+        QVERIFY(tailer.open(dir.path(), 20));
+        int before = rows.count();
+        writeText(dir.filePath("metrics.jsonl"), "{\"step\":30,\"loss\":1.0}\n", true);
+        QTRY_COMPARE_WITH_TIMEOUT(rows.count(), before + 1, 2000);  // open() read the first row at once
+        QVERIFY(!tailer.open(dir.filePath("nowhere"), 0));
+    }
+
+    void metricsExportToCsv() {
+        QTemporaryDir dir;
+        writeText(dir.filePath("metrics.jsonl"), "{\"step\":10,\"epoch\":0,\"stage\":0,\"loss\":1.5,\"lr\":0.001}\n"
+                                                 "{\"step\":20,\"epoch\":1,\"stage\":0,\"loss\":null,\"probe_share\":0.1}\n{\"torn");
+        QString csv = dir.filePath("m.csv");
+        QCOMPARE(RunTailer::exportMetricsCsv(dir.path(), csv), QString());
+        QFile f(csv);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QStringList lines = QString::fromUtf8(f.readAll()).trimmed().split('\n');
+        QCOMPARE(lines.size(), 3);
+        QCOMPARE(lines[0], QString("step,epoch,stage,loss,lr,probe_share"));
+        QCOMPARE(lines[1], QString("10,0,0,1.5,0.001,"));
+        QCOMPARE(lines[2], QString("20,1,0,,,0.1"));
+        QVERIFY(RunTailer::exportMetricsCsv(dir.filePath("none"), csv).contains("metrics.jsonl"));
+    }
+
+    void compareViewShowsRunsSideBySide() {
+        QTemporaryDir root;
+        auto makeRun = [&](const QString& name, const QByteArray& recipe, const QByteArray& eval) {
+            QDir(root.path()).mkpath(name + "/checkpoints");
+            writeText(root.filePath(name + "/recipe.json"), recipe);
+            if (!eval.isEmpty()) writeText(root.filePath(name + "/checkpoints/eval.json"), eval);
+            return root.filePath(name);
+        };
+        QString a = makeRun("mae-run", "{\"method\":\"mae\",\"data\":{\"dataset\":\"synthetic\"}}",
+                            "{\"step-000000050.ckpt\":{\"step\":50,\"protocols\":{\"linear\":{\"top1\":0.5}}},"
+                            "\"step-000000100.ckpt\":{\"step\":100,\"dataset\":\"synthetic\",\"protocols\":{\"linear\":{\"top1\":0.62},\"knn\":{\"top1\":0.58}}}}");
+        QString b = makeRun("lg-run", "{\"method\":\"mae\",\"stages\":[{\"method\":\"mae\"},{\"method\":\"mocov3\"}]}",
+                            "{\"step-000000100.ckpt\":{\"step\":100,\"protocols\":{\"linear\":{\"top1\":0.66},\"fewshot\":{\"top1\":0.4}}}}");
+        QString c = makeRun("fresh", "{\"method\":\"mocov3\"}", "");
+        CompareView view;
+        view.resize(900, 600);
+        view.show();
+        QVERIFY(view.addRun(a));
+        QVERIFY(view.addRun(b));
+        QVERIFY(view.addRun(c));
+        QString err;
+        QVERIFY(!view.addRun(root.filePath("nothing"), &err));
+        QVERIFY(err.contains("recipe.json"));
+        QCOMPARE(view.rowCount(), 3);
+        QCOMPARE(*view.value(a, "linear"), 0.62);  // the newest evaluated checkpoint
+        QCOMPARE(*view.value(b, "fewshot"), 0.4);
+        QVERIFY(!view.value(c, "linear"));
+        QCOMPARE(view.table()->item(1, 1)->text(), QString("mae→mocov3"));
+        QCOMPARE(view.table()->item(0, 4)->text(), QString("62.0"));
+        QCOMPARE(view.table()->item(2, 4)->text(), QString("—"));
+        // one bar series per evaluated run, with a bar per evaluated protocol
+        QCOMPARE(view.plot()->plottableCount(), 2);
+        QCOMPARE(qobject_cast<QCPBars*>(view.plot()->plottable(0))->data()->size(), 2);
+        // Evaluate asks for the checked protocols of all runs (none selected)
+        QSignalSpy asked(&view, &CompareView::evaluateRequested);
+        view.findChild<QCheckBox*>("protocol.finetune")->setChecked(false);
+        for (auto* b2 : view.findChildren<QPushButton*>())
+            if (b2->text() == "Evaluate") b2->click();
+        QCOMPARE(asked.count(), 1);
+        QCOMPARE(asked[0][0].toStringList().size(), 3);
+        QCOMPARE(asked[0][1].toStringList(), (QStringList{"linear", "fewshot", "knn"}));
+        // results arriving later are read again
+        writeText(root.filePath("fresh/checkpoints/eval.json"), "{\"step-000000010.ckpt\":{\"step\":10,\"protocols\":{\"knn\":{\"top1\":0.3}}}}");
+        view.reload(c);
+        QCOMPARE(*view.value(c, "knn"), 0.3);
+        QCOMPARE(view.plot()->plottableCount(), 3);
+        QString csv = root.filePath("cmp.csv");
+        QCOMPARE(view.exportCsv(csv), QString());
+        QVERIFY(QFileInfo(csv).size() > 50);
+        for (const char* suffix : {"png", "pdf", "svg"}) {
+            QString path = root.filePath(QString("cmp.") + suffix);
+            QCOMPARE(exportPlot(view.plot(), path), QString());
+            QVERIFY2(QFileInfo(path).size() > 500, suffix);
+        }
+        QFile svg(root.filePath("cmp.svg"));
+        QVERIFY(svg.open(QIODevice::ReadOnly));
+        QVERIFY(svg.readAll().contains("<svg"));
+        view.plot()->replot();
+        shot(&view, "compare_view");
+        view.removeRun(b);
+        QCOMPARE(view.rowCount(), 2);
+        // the list persists
+        CompareView again;
+        QCOMPARE(again.rowCount(), 2);
+    }
     void recipeFormRoundTripsThePreset() {
         std::vector<RecipeIssue> issues;
         Recipe preset = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/mae.json", {}, issues);

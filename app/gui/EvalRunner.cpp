@@ -1,0 +1,119 @@
+// Torch (through the core headers) comes before any Qt header: Qt's `slots` macro breaks ATen's ivalue_inl.h.
+#include "eval/Evaluate.h"
+#include "train/Checkpoint.h"
+#include "train/Trainer.h"
+#include "util/Errors.h"
+
+#include <spdlog/spdlog.h>
+
+#include "EvalRunner.h"
+
+#include <QDir>
+#include <QThread>
+
+#include <atomic>
+
+namespace graftlab {
+
+struct EvalRunner::Impl {
+    QThread* thread = nullptr;
+    std::atomic<bool> cancel{false};
+};
+
+EvalRunner::EvalRunner(QObject* parent) : QObject(parent), d(new Impl) {}
+
+EvalRunner::~EvalRunner() {
+    cancel();
+    wait(-1);
+}
+
+void EvalRunner::cancel() { d->cancel = true; }
+
+bool EvalRunner::isRunning() const { return d->thread && d->thread->isRunning(); }
+
+bool EvalRunner::wait(int ms) {
+    if (!d->thread) return true;
+    return ms < 0 ? d->thread->wait() : d->thread->wait(QDeadlineTimer(ms));
+}
+
+QString EvalRunner::latestCheckpoint(const QString& runDir) {
+    return QString::fromStdString(latestGoodCheckpoint(QDir(runDir).filePath("checkpoints").toStdString()));
+}
+
+QString EvalRunner::exportEncoder(const QString& checkpoint, const QString& outPath, QString* summary) {
+    try {
+        LoadedModel m = loadCheckpointModel(checkpoint.toStdString());
+        auto sd = encoderStateDict(m.objective->encoder());
+        saveForPython(outPath.toStdString(), sd);
+        if (summary)
+            *summary = tr("%1: %2 tensors of the %3 encoder at step %4 (timm names; torch.load reads it)")
+                           .arg(outPath)
+                           .arg(sd.size())
+                           .arg(QString::fromStdString(m.method))
+                           .arg(m.meta.step);
+        return {};
+    } catch (const c10::Error& e) {
+        return QString::fromStdString(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+        return QString::fromStdString(e.what());
+    }
+}
+
+bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols, int finetuneSteps, QString* error) {
+    if (isRunning()) {
+        if (error) *error = tr("an evaluation is already running");
+        return false;
+    }
+    if (runDirs.isEmpty() || protocols.isEmpty()) {
+        if (error) *error = tr("nothing to evaluate: no run or no protocol chosen");
+        return false;
+    }
+    if (d->thread) {
+        d->thread->wait();
+        delete d->thread;
+        d->thread = nullptr;
+    }
+    d->cancel = false;
+    d->thread = QThread::create([this, runDirs, protocols, finetuneSteps] {
+        QStringList failures;
+        int total = int(runDirs.size() * protocols.size()), done = 0;
+        for (const auto& dir : runDirs) {
+            QString ckpt = latestCheckpoint(dir);
+            if (ckpt.isEmpty()) {
+                failures << tr("%1: no readable checkpoint in %1/checkpoints").arg(dir);
+                done += int(protocols.size());
+                continue;
+            }
+            for (const auto& p : protocols) {
+                if (d->cancel) break;
+                emit progress(tr("Evaluating %1: %2 (%3 of %4)…").arg(QDir(dir).dirName(), p).arg(done + 1).arg(total), done, total);
+                try {
+                    EvalRequest req;
+                    req.checkpoint = ckpt.toStdString();
+                    req.protocols = {p.toStdString()};
+                    req.finetuneSteps = finetuneSteps;
+                    EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m); });
+                    writeEvalJson(rep);
+                    if (const auto* r = rep.find(p.toStdString()))
+                        spdlog::info("{}: {} top-1 {:.1f}%", QDir(dir).dirName().toStdString(), p.toStdString(), 100.0 * r->top1);
+                    emit runEvaluated(dir);
+                } catch (const c10::Error& e) {
+                    failures << QStringLiteral("%1 (%2): %3").arg(dir, p, QString::fromStdString(e.what_without_backtrace()));
+                } catch (const std::exception& e) {
+                    failures << QStringLiteral("%1 (%2): %3").arg(dir, p, QString::fromStdString(e.what()));
+                }
+                ++done;
+            }
+            if (d->cancel) break;
+        }
+        if (d->cancel) failures.prepend(tr("cancelled after %1 of %2 evaluations").arg(done).arg(total));
+        for (const auto& f : failures) spdlog::warn("evaluation: {}", f.toStdString());
+        emit progress(QString(), done, total);
+        emit finished(failures.isEmpty(), failures.join('\n'));
+    });
+    d->thread->setObjectName("graftlab-eval");
+    d->thread->start();
+    return true;
+}
+
+}  // namespace graftlab

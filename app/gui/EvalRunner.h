@@ -1,0 +1,40 @@
+#pragma once
+// Runs the evaluation protocols on the newest checkpoint of run directories, on a worker QThread (the GUI
+// thread never waits on it). Torch-free header. Results are merged into each run's checkpoints/eval.json,
+// exactly as `graftlab-cli eval` does, one protocol at a time so that Cancel takes effect between protocols.
+#include <QObject>
+#include <QStringList>
+
+#include <memory>
+
+namespace graftlab {
+
+class EvalRunner : public QObject {
+    Q_OBJECT
+public:
+    explicit EvalRunner(QObject* parent = nullptr);
+    ~EvalRunner() override;
+
+    bool start(const QStringList& runDirs, const QStringList& protocols, int finetuneSteps, QString* error);
+    void cancel();  // after the protocol being computed
+    bool isRunning() const;
+    bool wait(int milliseconds);  // -1 = until it ends
+
+    // The newest readable checkpoint of a run directory; empty when it has none.
+    static QString latestCheckpoint(const QString& runDir);
+    // Writes the encoder of a checkpoint for Python (torch.load reads it; timm parameter names). Returns an
+    // error message naming the file at fault, empty on success; `summary` says what was written.
+    static QString exportEncoder(const QString& checkpoint, const QString& outPath, QString* summary = nullptr);
+
+signals:
+    void progress(const QString& text, int done, int total);
+    void runEvaluated(const QString& runDir);
+    // ok = every protocol of every run finished; detail lists what failed or says it was cancelled.
+    void finished(bool ok, const QString& detail);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> d;
+};
+
+}  // namespace graftlab

@@ -1,0 +1,229 @@
+// The main window with the real training core, offscreen: a short run end to end, Stop and Continue, closing
+// during a run, opening and following a run directory, evaluation from the GUI, and the exports.
+#include "MainWindow.h"
+#include "CompareView.h"
+#include "EvalRunner.h"
+#include "GradCosView.h"
+#include "LossPlotView.h"
+#include "PlotExport.h"
+#include "ProbeImageViews.h"
+#include "RecipeForm.h"
+#include "ReconstructionView.h"
+#include "RunTailer.h"
+
+#include <QAction>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace graftlab;
+
+namespace {
+Recipe tinyRecipe(const std::string& method, int64_t steps) {
+    std::vector<RecipeIssue> issues;
+    Recipe r = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/" + method + ".json", {}, issues);
+    r.name = "gui-" + method;
+    r.threads = 2;
+    r.device = "cpu";
+    r.data.dataset = "synthetic";
+    r.data.imageSize = 16;
+    r.data.syntheticSize = 256;
+    r.model.patchSize = 4;
+    r.model.embedDim = 32;
+    r.model.depth = 2;
+    r.model.numHeads = 2;
+    r.model.decoderEmbedDim = 32;
+    r.model.decoderDepth = 1;
+    r.model.decoderNumHeads = 2;
+    r.moco.hiddenDim = 32;
+    r.moco.outDim = 16;
+    r.optim.batchSize = 16;
+    r.optim.warmupSteps = 2;
+    r.train.steps = steps;
+    r.train.logEvery = 2;
+    r.train.checkpointEvery = 4;
+    r.probes.every = 4;
+    r.probes.samples = 2;
+    return r;
+}
+
+// Waits for the session's finished signal and returns its state.
+QString waitFinished(QSignalSpy& finished, int ms = 240000) {
+    if (finished.isEmpty() && !finished.wait(ms)) return "timeout";
+    return finished.last().at(0).toString();
+}
+}  // namespace
+
+class GuiTest : public QObject {
+    Q_OBJECT
+    QTemporaryDir root_;
+    QString finishedRun_;
+
+private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        QVERIFY(root_.isValid());
+    }
+
+    void shortRunFeedsEveryLiveView() {
+        LaunchOptions o;
+        o.outDir = root_.filePath("mtl");
+        MainWindow w(o);
+        w.show();
+        w.recipeForm()->setRecipe(tinyRecipe("mtl", 12));
+        QVERIFY2(w.recipeForm()->isValid(), qPrintable(w.recipeForm()->issuesText()));
+        QSignalSpy rows(w.session(), &TrainingSession::metricsRow);
+        QSignalSpy snaps(w.session(), &TrainingSession::snapshot);
+        QSignalSpy started(w.session(), &TrainingSession::runStarted);
+        QSignalSpy finished(w.session(), &TrainingSession::finished);
+        w.startRun();
+        QVERIFY(w.session()->isRunning());
+        QVERIFY(!w.recipeForm()->isEnabled());  // the recipe cannot change under a running trainer
+        QCOMPARE(waitFinished(finished), QString("finished"));
+        QCOMPARE(started.count(), 1);
+        QCOMPARE(rows.count(), 6);  // every 2 steps of 12
+        QCOMPARE(rows.last().at(0).toLongLong(), 12);
+        QSet<QString> kinds;
+        for (const auto& s : snaps) kinds.insert(QString::fromStdString(s.at(0).value<Snapshot>().kind));
+        QCOMPARE(kinds, (QSet<QString>{"reconstruction", "gradcos", "attention", "similarity"}));
+        QCoreApplication::processEvents();
+        QCOMPARE(w.lossView()->pointCount() > 0, true);
+        QVERIFY(w.reconstructionView()->snapshotCount() >= 3);  // steps 0, 4, 8, 12
+        QVERIFY(w.gradCosView()->snapshotCount() >= 3);
+        QVERIFY(w.attentionView()->snapshotCount() >= 3);
+        QVERIFY(w.similarityView()->snapshotCount() >= 3);
+        // a finished run is offered for comparison and is not continuable
+        QCOMPARE(w.compareView()->runs(), QStringList{QDir(o.outDir).absolutePath()});
+        QVERIFY(!w.continueAction()->isEnabled());
+        finishedRun_ = o.outDir;
+
+        // exports: every plot kind, the reconstruction grid, metrics, the encoder
+        for (const char* suffix : {"png", "pdf", "svg"}) {
+            QString path = root_.filePath(QString("losses.") + suffix);
+            QCOMPARE(exportPlot(w.lossView()->plot(), path, 600, 400), QString());
+            QVERIFY2(QFileInfo(path).size() > 1000, suffix);
+        }
+        QString grid = root_.filePath("grid.png");
+        QCOMPARE(w.reconstructionView()->exportCurrent(grid), QString());
+        QVERIFY(QFileInfo(grid).size() > 100);
+        QString csv = root_.filePath("metrics.csv");
+        QCOMPARE(RunTailer::exportMetricsCsv(w.currentRunDir(), csv), QString());
+        QFile f(csv);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(QString::fromUtf8(f.readAll()).trimmed().split('\n').size(), 7);  // header + 6 rows
+        QString ckpt = EvalRunner::latestCheckpoint(w.currentRunDir());
+        QVERIFY2(ckpt.endsWith("step-00000012.ckpt"), qPrintable(ckpt));
+        QString summary, enc = root_.filePath("encoder.pt");
+        QCOMPARE(EvalRunner::exportEncoder(ckpt, enc, &summary), QString());
+        QVERIFY(QFileInfo(enc).size() > 10000);
+        QVERIFY(summary.contains("timm"));
+        QVERIFY(EvalRunner::exportEncoder(csv, enc).contains("metrics.csv"));  // not a checkpoint: named
+    }
+
+    void stopLeavesAResumableCheckpointAndContinueFinishes() {
+        LaunchOptions o;
+        o.outDir = root_.filePath("stopped");
+        MainWindow w(o);
+        Recipe r = tinyRecipe("mae", 400);
+        r.probes.every = 0;
+        w.recipeForm()->setRecipe(r);
+        QSignalSpy rows(w.session(), &TrainingSession::metricsRow);
+        QSignalSpy finished(w.session(), &TrainingSession::finished);
+        w.startRun();
+        QVERIFY(rows.wait(120000));
+        w.session()->stop();
+        QCOMPARE(waitFinished(finished), QString("stopped"));
+        qint64 stoppedAt = rows.last().at(0).toLongLong();
+        QVERIFY(stoppedAt < 400);
+        QString ckpt = EvalRunner::latestCheckpoint(o.outDir);
+        QVERIFY2(!ckpt.isEmpty(), "Stop wrote no checkpoint");
+        QVERIFY(w.continueAction()->isEnabled());
+        // continue to the end: the history before the checkpoint stays, the run ends at its last step
+        finished.clear();
+        rows.clear();
+        w.continueRun();
+        QVERIFY(w.session()->isRunning());
+        QCOMPARE(waitFinished(finished), QString("finished"));
+        QCOMPARE(rows.last().at(0).toLongLong(), 400);
+        QVERIFY(rows.first().at(0).toLongLong() > 2);  // it went on from the checkpoint, not from step 0
+        QVERIFY(!w.continueAction()->isEnabled());
+    }
+
+    void closingTheWindowDuringARunStopsIt() {
+        LaunchOptions o;
+        o.outDir = root_.filePath("closed");
+        auto* w = new MainWindow(o);
+        w->show();
+        Recipe r = tinyRecipe("mocov3", 100000);
+        w->recipeForm()->setRecipe(r);
+        QSignalSpy rows(w->session(), &TrainingSession::metricsRow);
+        QSignalSpy finished(w->session(), &TrainingSession::finished);
+        w->startRun();
+        QVERIFY(rows.wait(120000));
+        QElapsedTimer clock;
+        clock.start();
+        QVERIFY(w->close());
+        QVERIFY(!w->session()->isRunning());
+        QCOMPARE(finished.count(), 1);
+        QCOMPARE(finished.last().at(0).toString(), QString("stopped"));
+        QVERIFY2(clock.elapsed() < 60000, "closing took too long");
+        QVERIFY(!EvalRunner::latestCheckpoint(o.outDir).isEmpty());
+        delete w;
+    }
+
+    void openingARunFillsTheViewsAndFollowsIt() {
+        QVERIFY(!finishedRun_.isEmpty());
+        MainWindow w(LaunchOptions{});
+        w.openRun(finishedRun_);
+        QCOMPARE(w.currentRunDir(), finishedRun_);
+        QVERIFY(w.lossView()->pointCount() > 0);
+        QVERIFY(w.reconstructionView()->snapshotCount() >= 3);
+        QVERIFY(w.gradCosView()->snapshotCount() >= 3);
+        QVERIFY(w.attentionView()->snapshotCount() >= 3);
+        QVERIFY(w.similarityView()->snapshotCount() >= 3);
+        QCOMPARE(w.recipeForm()->recipe().method, std::string("mtl"));
+        QVERIFY(w.tailer()->isFollowing());
+        // a process writing the run (e.g. graftlab-cli on another machine) appends a row: it shows up
+        int before = w.lossView()->pointCount();
+        QFile m(QDir(finishedRun_).filePath("metrics.jsonl"));
+        QVERIFY(m.open(QIODevice::Append));
+        m.write("{\"step\":14,\"epoch\":0,\"stage\":0,\"loss\":0.5,\"lr\":0.001}\n");
+        m.close();
+        QTRY_VERIFY_WITH_TIMEOUT(w.lossView()->pointCount() > before, 5000);
+    }
+
+    void evaluateFromTheCompareTab() {
+        QVERIFY(!finishedRun_.isEmpty());
+        MainWindow w(LaunchOptions{});
+        QVERIFY(w.compareView()->addRun(finishedRun_));
+        QSignalSpy done(w.evalRunner(), &EvalRunner::finished);
+        emit w.compareView()->evaluateRequested({finishedRun_}, {"knn"}, 10);
+        QVERIFY(w.evalRunner()->isRunning());
+        QVERIFY(done.wait(240000));
+        QVERIFY2(done.last().at(0).toBool(), qPrintable(done.last().at(1).toString()));
+        QCoreApplication::processEvents();
+        auto knn = w.compareView()->value(finishedRun_, "knn");
+        QVERIFY(knn.has_value());
+        QVERIFY(*knn >= 0 && *knn <= 1);
+        QVERIFY(QFileInfo::exists(QDir(finishedRun_).filePath("checkpoints/eval.json")));
+        // a run without checkpoints is reported by name, not a crash
+        QDir(root_.path()).mkpath("empty");
+        QFile rec(root_.filePath("empty/recipe.json"));
+        QVERIFY(rec.open(QIODevice::WriteOnly));
+        rec.write("{}");
+        rec.close();
+        done.clear();
+        QString err;
+        QVERIFY(w.evalRunner()->start({root_.filePath("empty")}, {"knn"}, 10, &err));
+        QVERIFY(done.wait(60000));
+        QVERIFY(!done.last().at(0).toBool());
+        QVERIFY(done.last().at(1).toString().contains("no readable checkpoint"));
+    }
+};
+
+QTEST_MAIN(GuiTest)
+#include "test_gui.moc"

@@ -1,0 +1,338 @@
+#include "CompareView.h"
+#include "PlotExport.h"
+
+#include <nlohmann/json.hpp>
+#include <qcustomplot.h>
+
+#include <QCheckBox>
+#include <QDir>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QSaveFile>
+#include <QSettings>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QTextStream>
+#include <QVBoxLayout>
+
+namespace graftlab {
+
+namespace {
+QString protocolTitle(const QString& p) {
+    if (p == "linear") return QObject::tr("linear probe");
+    if (p == "fewshot") return QObject::tr("1% few-shot");
+    if (p == "knn") return QObject::tr("k-NN");
+    if (p == "finetune") return QObject::tr("fine-tune");
+    return p;
+}
+QColor runColour(int i) {
+    static const QColor palette[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44), QColor(214, 39, 40),
+                                     QColor(148, 103, 189), QColor(140, 86, 75), QColor(227, 119, 194), QColor(127, 127, 127),
+                                     QColor(188, 189, 34), QColor(23, 190, 207)};
+    return palette[i % 10];
+}
+const int kFixedColumns = 4;  // run, method, step, dataset
+}  // namespace
+
+const QStringList& CompareView::protocols() {
+    static const QStringList p = {"linear", "fewshot", "knn", "finetune"};
+    return p;
+}
+
+CompareView::CompareView(QWidget* parent) : QWidget(parent) {
+    add_ = new QPushButton(tr("Add run…"));
+    add_->setToolTip(tr("Add a run directory (trained here or with graftlab-cli) to the comparison"));
+    remove_ = new QPushButton(tr("Remove"));
+    remove_->setToolTip(tr("Remove the selected runs from the comparison (nothing is deleted on disk)"));
+    evaluate_ = new QPushButton(tr("Evaluate"));
+    evaluate_->setToolTip(tr("Run the checked protocols on the newest checkpoint of the selected runs (all runs when none is "
+                             "selected); results are merged into the run's checkpoints/eval.json, as graftlab-cli eval does"));
+    auto* top = new QHBoxLayout;
+    top->addWidget(add_);
+    top->addWidget(remove_);
+    top->addSpacing(12);
+    for (const auto& p : protocols()) {
+        auto* box = new QCheckBox(protocolTitle(p));
+        box->setChecked(p != "finetune");
+        box->setObjectName("protocol." + p);
+        box->setToolTip(p == "linear"     ? tr("Linear classifier on frozen features (lr chosen on a held-out tenth of the training split)")
+                        : p == "fewshot"  ? tr("Logistic regression on a class-balanced 1% of the training labels")
+                        : p == "knn"      ? tr("k-nearest-neighbour vote (k = 20, cosine, temperature 0.07) on frozen features")
+                                          : tr("End-to-end fine-tuning with layer-wise lr decay (slow: trains the whole encoder)"));
+        protocolBoxes_.insert(p, box);
+        top->addWidget(box);
+    }
+    finetuneSteps_ = new QSpinBox;
+    finetuneSteps_->setRange(1, 1000000);
+    finetuneSteps_->setValue(300);
+    finetuneSteps_->setPrefix(tr("fine-tune steps "));
+    finetuneSteps_->setToolTip(tr("Optimiser steps of the fine-tuning protocol"));
+    top->addWidget(finetuneSteps_);
+    top->addStretch();
+    top->addWidget(evaluate_);
+
+    table_ = new QTableWidget(0, kFixedColumns + int(protocols().size()));
+    QStringList headers = {tr("run"), tr("method"), tr("step"), tr("dataset")};
+    for (const auto& p : protocols()) headers << protocolTitle(p) + tr(" top-1 %");
+    table_->setHorizontalHeaderLabels(headers);
+    table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+    table_->verticalHeader()->setVisible(false);
+    table_->horizontalHeader()->setStretchLastSection(true);
+    table_->setContextMenuPolicy(Qt::ActionsContextMenu);
+    auto* csv = new QAction(tr("Export table as CSV…"), table_);
+    connect(csv, &QAction::triggered, this, [this] {
+        QString path = QFileDialog::getSaveFileName(this, tr("Export comparison"), "comparison.csv", tr("CSV (*.csv)"));
+        if (path.isEmpty()) return;
+        QString err = exportCsv(path);
+        if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+    });
+    table_->addAction(csv);
+
+    plot_ = new QCustomPlot;
+    plot_->yAxis->setLabel(tr("top-1 accuracy (%)"));
+    plot_->legend->setVisible(true);
+    plot_->legend->setFont(QFont(font().family(), 8));
+    plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    plot_->setToolTip(tr("Top-1 test accuracy per protocol, one bar per run"));
+    installPlotExportMenu(plot_, "comparison");
+
+    status_ = new QLabel;
+    status_->setWordWrap(true);
+    status_->setStyleSheet("color: gray;");
+
+    auto* split = new QSplitter(Qt::Vertical);
+    split->addWidget(table_);
+    split->addWidget(plot_);
+    split->setStretchFactor(1, 2);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(top);
+    layout->addWidget(split, 1);
+    layout->addWidget(status_);
+
+    connect(add_, &QPushButton::clicked, this, [this] {
+        QString dir = QFileDialog::getExistingDirectory(this, tr("Add run directory"));
+        if (dir.isEmpty()) return;
+        QString err;
+        if (!addRun(dir, &err)) QMessageBox::warning(this, tr("Not a run directory"), err);
+    });
+    connect(remove_, &QPushButton::clicked, this, [this] {
+        QStringList dirs;
+        for (auto* item : table_->selectedItems())
+            if (item->column() == 0) dirs << item->data(Qt::UserRole).toString();
+        for (const auto& d : dirs) removeRun(d);
+    });
+    connect(evaluate_, &QPushButton::clicked, this, [this] {
+        QStringList protocols = checkedProtocols();
+        if (protocols.isEmpty() || runs_.isEmpty()) return;
+        emit evaluateRequested(selectedRuns(), protocols, finetuneSteps_->value());
+    });
+    for (auto* box : protocolBoxes_) connect(box, &QCheckBox::toggled, this, [this] { setBusy(false); });
+
+    for (const auto& d : QSettings().value("compare/runs").toStringList())
+        if (QFileInfo::exists(QDir(d).filePath("recipe.json"))) runs_.push_back(readRun(d));
+    refresh();
+    setBusy(false);
+}
+
+CompareView::Run CompareView::readRun(const QString& dir) {
+    Run r;
+    r.dir = QDir(dir).absolutePath();
+    r.name = QFileInfo(r.dir).fileName();
+    QFile recipe(QDir(dir).filePath("recipe.json"));
+    if (recipe.open(QIODevice::ReadOnly)) {
+        auto j = nlohmann::json::parse(recipe.readAll().toStdString(), nullptr, false);
+        if (j.is_object()) {
+            if (j.contains("stages") && j["stages"].is_array() && !j["stages"].empty()) {
+                QStringList methods;
+                for (const auto& st : j["stages"]) methods << QString::fromStdString(st.value("method", std::string("?")));
+                r.method = methods.join(QStringLiteral("→"));
+            } else {
+                r.method = QString::fromStdString(j.value("method", std::string()));
+            }
+            if (j.contains("data") && j["data"].is_object()) r.dataset = QString::fromStdString(j["data"].value("dataset", std::string()));
+        }
+    }
+    QFile eval(QDir(dir).filePath("checkpoints/eval.json"));
+    if (eval.open(QIODevice::ReadOnly)) {
+        auto j = nlohmann::json::parse(eval.readAll().toStdString(), nullptr, false);
+        if (j.is_object()) {
+            // the newest evaluated checkpoint
+            for (auto it = j.begin(); it != j.end(); ++it) {
+                if (!it->is_object() || !it->contains("protocols")) continue;
+                qint64 step = it->value("step", qint64(-1));
+                if (step < r.step) continue;
+                r.step = step;
+                r.checkpoint = QString::fromStdString(it.key());
+                if (it->contains("dataset")) r.dataset = QString::fromStdString((*it)["dataset"].get<std::string>());
+                r.top1.clear();
+                for (auto p = (*it)["protocols"].begin(); p != (*it)["protocols"].end(); ++p)
+                    if (p->is_object() && p->contains("top1") && (*p)["top1"].is_number())
+                        r.top1.insert(QString::fromStdString(p.key()), (*p)["top1"].get<double>());
+            }
+        }
+    }
+    return r;
+}
+
+bool CompareView::addRun(const QString& dir, QString* error) {
+    if (!QFileInfo::exists(QDir(dir).filePath("recipe.json"))) {
+        if (error) *error = tr("%1 holds no recipe.json: not a run directory").arg(dir);
+        return false;
+    }
+    Run r = readRun(dir);
+    for (auto& existing : runs_)
+        if (existing.dir == r.dir) {
+            existing = r;
+            refresh();
+            return true;
+        }
+    runs_.push_back(r);
+    refresh();
+    emit runsChanged();
+    return true;
+}
+
+void CompareView::removeRun(const QString& dir) {
+    QString abs = QDir(dir).absolutePath();
+    runs_.erase(std::remove_if(runs_.begin(), runs_.end(), [&](const Run& r) { return r.dir == abs; }), runs_.end());
+    refresh();
+    emit runsChanged();
+}
+
+void CompareView::reload(const QString& dir) {
+    QString abs = QDir(dir).absolutePath();
+    for (auto& r : runs_)
+        if (r.dir == abs) r = readRun(abs);
+    refresh();
+}
+
+QStringList CompareView::runs() const {
+    QStringList out;
+    for (const auto& r : runs_) out << r.dir;
+    return out;
+}
+
+QStringList CompareView::selectedRuns() const {
+    QStringList out;
+    for (auto* item : table_->selectedItems())
+        if (item->column() == 0) out << item->data(Qt::UserRole).toString();
+    return out.isEmpty() ? runs() : out;
+}
+
+int CompareView::rowCount() const { return int(runs_.size()); }
+
+std::optional<double> CompareView::value(const QString& dir, const QString& protocol) const {
+    QString abs = QDir(dir).absolutePath();
+    for (const auto& r : runs_)
+        if (r.dir == abs && r.top1.contains(protocol)) return r.top1.value(protocol);
+    return std::nullopt;
+}
+
+QStringList CompareView::checkedProtocols() const {
+    QStringList out;
+    for (const auto& p : protocols())
+        if (protocolBoxes_.value(p)->isChecked()) out << p;
+    return out;
+}
+
+int CompareView::finetuneSteps() const { return finetuneSteps_->value(); }
+
+void CompareView::setBusy(bool busy, const QString& text) {
+    evaluate_->setEnabled(!busy && !runs_.isEmpty() && !checkedProtocols().isEmpty());
+    add_->setEnabled(!busy);
+    remove_->setEnabled(!busy && !runs_.isEmpty());
+    for (auto* box : protocolBoxes_) box->setEnabled(!busy);
+    finetuneSteps_->setEnabled(!busy);
+    if (!text.isEmpty()) status_->setText(text);
+    else if (!busy)
+        status_->setText(runs_.isEmpty() ? tr("No runs yet. Add run… picks a run directory; a run trained here is added when it ends.")
+                                         : tr("%1 runs. Select rows to evaluate only those; right-click the chart or the table to export.")
+                                               .arg(runs_.size()));
+}
+
+void CompareView::refresh() {
+    QStringList dirs;
+    for (const auto& r : runs_) dirs << r.dir;
+    QSettings().setValue("compare/runs", dirs);
+
+    table_->setRowCount(int(runs_.size()));
+    for (int i = 0; i < int(runs_.size()); ++i) {
+        const auto& r = runs_[i];
+        QStringList cells = {r.name, r.method, r.step >= 0 ? QString::number(r.step) : QString(), r.dataset};
+        for (const auto& p : protocols()) cells << (r.top1.contains(p) ? QString::number(100.0 * r.top1.value(p), 'f', 1) : tr("—"));
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = new QTableWidgetItem(cells[c]);
+            if (c == 0) {
+                item->setData(Qt::UserRole, r.dir);
+                item->setToolTip(r.checkpoint.isEmpty() ? tr("%1\nnot evaluated yet").arg(r.dir) : tr("%1\n%2").arg(r.dir, r.checkpoint));
+                item->setForeground(runColour(i));
+            }
+            if (c >= kFixedColumns) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            table_->setItem(i, c, item);
+        }
+    }
+    table_->resizeColumnsToContents();
+
+    plot_->clearPlottables();
+    QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+    for (int k = 0; k < protocols().size(); ++k) ticker->addTick(k, protocolTitle(protocols()[k]));
+    plot_->xAxis->setTicker(ticker);
+    plot_->xAxis->setRange(-0.6, protocols().size() - 0.4);
+    auto* group = new QCPBarsGroup(plot_);
+    group->setSpacingType(QCPBarsGroup::stAbsolute);
+    group->setSpacing(1);
+    double top = 0;
+    int withResults = 0;
+    double width = 0.8 / std::max<int>(1, int(runs_.size()));
+    for (int i = 0; i < int(runs_.size()); ++i) {
+        const auto& r = runs_[i];
+        if (r.top1.isEmpty()) continue;
+        ++withResults;
+        auto* bars = new QCPBars(plot_->xAxis, plot_->yAxis);
+        bars->setName(r.name);
+        bars->setWidth(width);
+        bars->setPen(QPen(runColour(i).darker(130)));
+        bars->setBrush(runColour(i));
+        bars->setBarsGroup(group);
+        QVector<double> keys, values;
+        for (int k = 0; k < protocols().size(); ++k)
+            if (r.top1.contains(protocols()[k])) {
+                keys << k;
+                values << 100.0 * r.top1.value(protocols()[k]);
+                top = std::max(top, values.back());
+            }
+        bars->setData(keys, values);
+    }
+    plot_->yAxis->setRange(0, top > 0 ? std::min(100.0, top * 1.12 + 2) : 100);
+    plot_->legend->setVisible(withResults > 0);
+    plot_->replot(QCustomPlot::rpQueuedReplot);
+    setBusy(false);
+}
+
+QString CompareView::exportCsv(const QString& path) const {
+    QSaveFile out(path);
+    if (!out.open(QIODevice::WriteOnly | QIODevice::Text)) return tr("%1: cannot be written: %2").arg(path, out.errorString());
+    QTextStream ts(&out);
+    QStringList header = {"run", "method", "step", "dataset", "checkpoint"};
+    for (const auto& p : protocols()) header << p + "_top1";
+    ts << header.join(',') << '\n';
+    for (const auto& r : runs_) {
+        QStringList cells = {r.dir, r.method, QString::number(r.step), r.dataset, r.checkpoint};
+        for (const auto& p : protocols()) cells << (r.top1.contains(p) ? QString::number(r.top1.value(p), 'g', 6) : QString());
+        for (auto& c : cells)
+            if (c.contains(',') || c.contains('"')) c = '"' + QString(c).replace("\"", "\"\"") + '"';
+        ts << cells.join(',') << '\n';
+    }
+    ts.flush();
+    return out.commit() ? QString() : tr("%1: cannot be written: %2").arg(path, out.errorString());
+}
+
+}  // namespace graftlab

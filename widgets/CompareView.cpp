@@ -254,8 +254,8 @@ void CompareView::setBusy(bool busy, const QString& text) {
     if (!text.isEmpty()) status_->setText(text);
     else if (!busy)
         status_->setText(runs_.isEmpty() ? tr("No runs yet. Add run… picks a run directory; a run trained here is added when it ends.")
-                                         : tr("%1 runs. Select rows to evaluate only those; right-click the chart or the table to export.")
-                                               .arg(runs_.size()));
+                                         : tr("%1. Select rows to evaluate only those; right-click the chart or the table to export.")
+                                               .arg(runs_.size() == 1 ? tr("1 run") : tr("%1 runs").arg(runs_.size())));
 }
 
 void CompareView::refresh() {
@@ -291,7 +291,7 @@ void CompareView::refresh() {
     group->setSpacing(1);
     double top = 0;
     int withResults = 0;
-    double width = 0.8 / std::max<int>(1, int(runs_.size()));
+    double width = std::min(0.3, 0.8 / std::max<int>(1, int(runs_.size())));
     for (int i = 0; i < int(runs_.size()); ++i) {
         const auto& r = runs_[i];
         if (r.top1.isEmpty()) continue;

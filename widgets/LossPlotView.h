@@ -7,11 +7,13 @@
 
 class QCustomPlot;
 class QCPGraph;
+class QCPAxisRect;
 class QLabel;
 
 namespace graftlab {
 
-// Losses per component (left axis) and learning rate (right axis) against the step. Rows may arrive in
+// Losses per component (left axis) and the learning rate per parameter group (right axis) against the step;
+// below them, throughput (images/s) and the momentum of a momentum encoder. Rows may arrive in
 // bursts; they collapse into one redraw every ~40 ms.
 class LossPlotView : public QWidget {
     Q_OBJECT
@@ -33,7 +35,8 @@ private:
     QLabel* empty_;
     QMap<QString, QCPGraph*> graphs_;
     QTimer replotTimer_;
-    int points_ = 0;
+    QCPAxisRect* lower_;  // throughput and momentum
+    int points_ = 0, losses_ = 0, lrs_ = 0;
 };
 
 }  // namespace graftlab

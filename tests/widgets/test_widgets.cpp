@@ -343,9 +343,16 @@ private slots:
             view.addRow(s * 10, {{"loss", 1.0 / s}, {"loss/mae", 1.0 / s}, {"lr", 1e-3}, {"images_per_s", 100}});
         QCOMPARE(view.pointCount(), 5);
         QVERIFY(view.plot()->graph(0)->name() == "loss/mae");
-        QCOMPARE(view.plot()->graphCount(), 2);  // loss/mae and lr; the total duplicates the one component
+        QCOMPARE(view.plot()->graphCount(), 3);  // loss/mae, lr, images/s; the total duplicates the one component
         view.addRow(60, {{"loss", 1.0}, {"loss/mae", 0.4}, {"loss/moco", 0.6}, {"lr", 1e-3}});
-        QCOMPARE(view.plot()->graphCount(), 4);  // MTL: total and both components
+        QCOMPARE(view.plot()->graphCount(), 5);  // MTL: total and both components
+        // a staged run's lr per parameter group replaces the single lr; momentum and throughput go below
+        view.addRow(70, {{"loss", 1.0}, {"loss/moco", 0.6}, {"lr", 1e-3}, {"lr/x0.1", 1e-4}, {"lr/x1", 1e-3}, {"momentum", 0.99}});
+        QCOMPARE(view.plot()->graphCount(), 8);
+        QCOMPARE(view.plot()->graph(5)->name(), QString("lr x0.1"));
+        QCOMPARE(view.plot()->graph(7)->name(), QString("momentum"));
+        QVERIFY(view.plot()->graph(7)->valueAxis() != view.plot()->yAxis && view.plot()->graph(7)->valueAxis() != view.plot()->yAxis2);
+        QCOMPARE(view.plot()->graph(1)->dataCount(), 6);  // lr: not repeated in the row that has groups
         view.markStage(30, "step 2");
         QCOMPARE(view.plot()->itemCount(), 2);
         QTemporaryDir dir;

@@ -231,6 +231,10 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     mode_->addItem(tr("ConMIM look-up (softmax)"), "lookup");
     mode_->setToolTip(tr("Cosine similarity between patch tokens, or ConMIM's dictionary look-up: the softmax of the masked "
                          "view's patch feature against the full view's keys (ConMIM runs only)"));
+    blockBox_ = new QComboBox(this);
+    blockBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    blockBox_->setToolTip(tr("Patch tokens after which block: the probe's block (probes.similarity_block; the last one "
+                             "includes the final norm) or any block, where the run stored them all"));
     imageBox_ = new QComboBox(this);
     imageBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     mode_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
@@ -261,6 +265,8 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     auto* controls = new QHBoxLayout;
     controls->addWidget(new QLabel(tr("Mode:"), this));
     controls->addWidget(mode_);
+    controls->addWidget(new QLabel(tr("Block:"), this));
+    controls->addWidget(blockBox_);
     controls->addWidget(new QLabel(tr("Image:"), this));
     controls->addWidget(imageBox_);
     controls->addStretch();
@@ -276,12 +282,20 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     connect(history_, &SnapshotHistory::unavailable, image_, &QLabel::setText);
     connect(mode_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(imageBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
+    connect(blockBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(image_, &FitImageLabel::clicked, this, [this](double fx, double fy) {
         const Snapshot* s = history_->current();
         if (!s) return;
         const int grid = s->meta.value("grid", 7);
         setQuery(std::clamp(int(fy * grid), 0, grid - 1) * grid + std::clamp(int(fx * grid), 0, grid - 1));
     });
+}
+
+int SimilarityView::blockChoices() const { return blockBox_->count(); }
+
+void SimilarityView::setBlock(int block) {
+    int i = blockBox_->findData(block);
+    if (i >= 0) blockBox_->setCurrentIndex(i);
 }
 
 void SimilarityView::setQuery(int patch) {
@@ -299,6 +313,20 @@ void SimilarityView::addSnapshot(const Snapshot& s) {
             for (int64_t i = 0; i < imgs->shape[0]; ++i)
                 imageBox_->addItem(tr("probe image %1 (#%2)").arg(i + 1).arg(size_t(i) < idx.size() ? idx[size_t(i)] : i));
         }
+        const SnapshotArray* blocks = s.find("cosine_blocks");
+        const int depth = blocks ? int(blocks->shape[0]) : 0;
+        const QString probeLabel = tr("probe's: %1").arg(QString::fromStdString(s.meta.value("block_label", std::string())));
+        if (blockBox_->count() != depth + 1 || blockBox_->itemText(0) != probeLabel) {
+            QSignalBlocker b(blockBox_);
+            int keep = blockBox_->currentIndex();
+            blockBox_->clear();
+            blockBox_->addItem(probeLabel, -1);
+            for (int i = 0; i < depth; ++i) blockBox_->addItem(tr("block %1").arg(i), i);
+            blockBox_->setCurrentIndex(keep >= 0 && keep <= depth ? keep : 0);
+        }
+        blockBox_->setEnabled(depth > 0);
+        blockBox_->setToolTip(depth > 0 ? blockBox_->toolTip()
+                                        : QString::fromStdString(s.meta.value("blocks_note", std::string("this run stored one block"))));
         bool hasLookup = s.find("lookup") != nullptr;
         auto* model = qobject_cast<QStandardItemModel*>(mode_->model());
         if (model) model->item(1)->setEnabled(hasLookup);
@@ -324,13 +352,16 @@ void SimilarityView::render() {
     if (!s) return;
     const SnapshotArray* imgs = s->find("images");
     const bool lookup = mode_->currentData().toString() == "lookup" && s->find("lookup");
-    const SnapshotArray* m = s->find(lookup ? "lookup" : "cosine");
+    const SnapshotArray* blocks = s->find("cosine_blocks");
+    const int block = lookup || !blocks ? -1 : blockBox_->currentData().toInt();
+    const SnapshotArray* m = s->find(lookup ? "lookup" : block >= 0 ? "cosine_blocks" : "cosine");
     if (!imgs || !m) return;
     const int grid = s->meta.value("grid", 7);
-    const int64_t L = m->shape[1];
+    const int64_t L = m->shape.back();
     if (query_ < 0 || query_ >= L) query_ = (grid / 2) * grid + grid / 2;
     const int64_t i = std::clamp<int64_t>(imageBox_->currentIndex(), 0, imgs->shape[0] - 1);
-    auto v = slice(*m, (i * L + query_) * L, L);
+    const int64_t n = imgs->shape[0];
+    auto v = slice(*m, ((block >= 0 ? block * n : 0) + i) * L * L + query_ * L, L);
     const int scale = std::max(2, 160 / int(imgs->shape[2]));
     QImage img = snapshotImage(*imgs, i).scaled(int(imgs->shape[3]) * scale, int(imgs->shape[2]) * scale, Qt::IgnoreAspectRatio,
                                                 Qt::FastTransformation);
@@ -356,7 +387,7 @@ void SimilarityView::render() {
                        .arg(query_)
                        .arg(query_ / grid)
                        .arg(query_ % grid)
-                       .arg(QString::fromStdString(s->meta.value("block_label", std::string())));
+                       .arg(block >= 0 ? tr("output of block %1").arg(block) : QString::fromStdString(s->meta.value("block_label", std::string())));
     if (lookup) text += " · " + QString::fromStdString(s->meta.value("lookup_note", std::string()));
     note_->setText(text);
 }

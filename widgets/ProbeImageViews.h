@@ -80,11 +80,15 @@ public:
     int snapshotCount() const { return history_->count(); }
     void setQuery(int patch);
     int query() const { return query_; }
+    // -1 = the probe's block (probes.similarity_block), else a block whose similarity the snapshot stores.
+    void setBlock(int block);
+    int blockChoices() const;
     QCustomPlot* plot() const { return plot_; }
 private:
     void render();
     SnapshotHistory* history_;
     QComboBox* mode_;
+    QComboBox* blockBox_;
     QComboBox* imageBox_;
     FitImageLabel* image_;
     QCustomPlot* plot_;

@@ -13,6 +13,7 @@ namespace F = torch::nn::functional;
 
 namespace {
 constexpr uint64_t kProbeMaskSeed = 12345;   // the fixed mask of the reconstruction and two-loss probes
+constexpr int64_t kMaxPerBlockSimilarityValues = 2'000'000;  // 8 MB of float32 per snapshot at most
 constexpr uint64_t kProbeViewSeed = 0x50524f42;  // the fixed contrastive views of the gradient-cosine probe
 
 // Restores requires_grad flags and BatchNorm statistics the probes must not disturb.
@@ -355,6 +356,23 @@ Snapshot ProbeRunner::similarity(int64_t step, int stage, Objective& current, in
     auto x = normalizeImages(imgs, mean_, std_);
     s.arrays.push_back(toArray("images", imgs));
     s.arrays.push_back(toArray("cosine", patchCosineSimilarity(encoder, x, block)));
+    // Every block's similarity too, when small enough to keep (a block selector in the GUI): [depth, N, K, K].
+    {
+        const int64_t depth = int64_t(encoder->blocks->size()), n = x.size(0), k = encoder->cfg.numPatches();
+        if (depth * n * k * k <= kMaxPerBlockSimilarityValues) {
+            std::vector<torch::Tensor> perBlock;
+            auto t = encoder->prependClassToken(encoder->embedPatches(x));
+            for (int64_t b = 0; b < depth; ++b) {
+                t = encoder->blocks[size_t(b)]->as<Block>()->forward(t);
+                auto p = F::normalize(t.slice(1, 1), F::NormalizeFuncOptions().dim(-1));
+                perBlock.push_back(torch::bmm(p, p.transpose(1, 2)));
+            }
+            s.arrays.push_back(toArray("cosine_blocks", torch::stack(perBlock)));
+        } else {
+            s.meta["blocks_note"] = "per-block similarity not stored (" + std::to_string(depth * n * k * k) +
+                                    " values); probes.similarity_block chooses the one block";
+        }
+    }
     s.meta["block"] = block;
     s.meta["block_label"] = block < 0 ? "last block + final norm" : "output of block " + std::to_string(block);
     s.meta["temperature"] = temperature;

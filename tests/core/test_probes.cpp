@@ -222,6 +222,12 @@ private slots:
         ProbeRunner runner(r, d, torch::kCPU);
         Snapshot s = runner.similarity(0, 0, *obj, 0, 0.1);
         QCOMPARE(s.meta["block"].get<int>(), 0);
+        // every block is stored too; block 0 of it is the probe's block 0
+        const SnapshotArray* blocks = s.find("cosine_blocks");
+        QVERIFY(blocks);
+        QCOMPARE(blocks->shape[0], int64_t(r.model.depth));
+        const SnapshotArray* one = s.find("cosine");
+        for (size_t k = 0; k < one->values.size(); ++k) QVERIFY(std::abs(blocks->values[k] - one->values[k]) < 1e-5);
         const SnapshotArray* lookup = s.find("lookup");
         QVERIFY(lookup);
         for (int64_t q = 0; q < lookup->shape[1]; ++q) {

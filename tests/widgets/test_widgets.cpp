@@ -480,6 +480,18 @@ private slots:
         QPoint bottomRight(r.center().x() + side / 4, r.center().y() + side / 4);
         QTest::mouseClick(label, Qt::LeftButton, {}, bottomRight);
         QCOMPARE(view.query(), 3);
+        QCOMPARE(view.blockChoices(), 1);  // this snapshot stores one block
+        // a snapshot with every block: the block selector shows them, and block 1's values are drawn
+        std::vector<float> blocks(2 * 16, 0.0f);
+        for (int k = 0; k < 16; ++k) blocks[size_t(16 + k)] = 0.25f;  // block 1: everything 0.25
+        s.step = 4;
+        s.arrays.push_back({"cosine_blocks", {2, 1, 4, 4}, blocks});
+        view.addSnapshot(s);
+        QCOMPARE(view.blockChoices(), 3);
+        view.setBlock(1);
+        QCOMPARE(map->data()->cell(0, 0), 0.25);
+        view.setBlock(-1);
+        QVERIFY(std::abs(map->data()->cell(0, 0) + 0.3) < 1e-6);
     }
 
     void reconstructionGridFromSnapshot() {

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     QCommandLineOption steps("steps", "With --screenshot: stop after N steps.", "N");
     QCommandLineOption screenshot("screenshot", "Render the window to FILE.png when the run ends, then quit.", "FILE");
     QCommandLineOption run("open-run", "Open a run directory at start-up.", "DIR");
-    QCommandLineOption tab("tab", "Tab to show first: losses or reconstructions.", "NAME");
+    QCommandLineOption tab("tab", "Tab to show first: losses, reconstructions, gradient, attention, patch or evaluate.", "NAME");
     parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab});
     parser.process(app);
 

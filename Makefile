@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
 
-.PHONY: all deps configure build run test clean package
+.PHONY: all deps configure build run test clean package bench
 
 all: build
 
@@ -31,6 +31,10 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 1200
+
+# GraftLab's training step against eager PyTorch (python3-torch), side by side, one line per configuration.
+bench: build
+	@bash benchmarks/run_bench.sh $(BUILD)/app/graftlab-cli $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log

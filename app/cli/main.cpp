@@ -3,6 +3,7 @@
 #include "data/Augment.h"
 #include "data/Dataset.h"
 #include "methods/Mae.h"
+#include "bench/Bench.h"
 #include "eval/Evaluate.h"
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
@@ -189,8 +190,25 @@ const char* kMainHelp =
     "  export       the encoder as a state dict with timm's names, for Python (torch.load)\n"
     "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
+    "  bench        training speed: images/s, model FLOPs, achieved vs measured sgemm GFLOP/s\n"
     "\n"
     "Options: --version, --help.  `graftlab-cli <command> --help` describes each command.\n";
+
+const char* kBenchHelp =
+    "Usage: graftlab-cli bench [--recipe FILE|PRESET] [--steps N] [--warmup K] [--threads T] [--json OUT]\n"
+    "                          [--set key=value ...]\n"
+    "\n"
+    "Times N training steps (after K warm-up steps) of the recipe's objective on one fixed in-memory synthetic\n"
+    "batch whose views are made once: forward, backward, AdamW, momentum/EMA update; no I/O, no augmentation.\n"
+    "Prints images/s, the model's GFLOP per image (analytic: linear layers, patch embedding and attention\n"
+    "matmuls, forward + backward = 3x forward for trained parts), the GFLOP/s achieved, the sgemm GFLOP/s\n"
+    "measured in the same run (512 x 512 x 512) and their ratio (model FLOP utilisation), peak RSS, and the\n"
+    "share of time in probes when probes.every > 0. benchmarks/pytorch_reference.py times eager PyTorch alike.\n"
+    "\n"
+    "  --recipe   recipe file or preset (default: bench_mae_tiny)\n"
+    "  --steps    timed steps (default 20)      --warmup  untimed steps first (default 3)\n"
+    "  --threads  intra-op threads (default: the recipe's threads; 0 there = every core)\n"
+    "  --json     also write the figures to this JSON file\n";
 
 const char* kTrainHelp =
     "Usage: graftlab-cli train [--recipe FILE|PRESET] [--out DIR] [--steps N] [--set key=value ...]\n"
@@ -830,6 +848,46 @@ int cmdRecipe(int argc, char** argv) {
     return kExitOk;
 }
 
+int cmdBench(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"recipe", "steps", "warmup", "threads", "json", "set"}, {"verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kBenchHelp;
+        return kExitOk;
+    }
+    if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional.front() + "\"");
+    setupLogging(a.has("verbose"));
+    std::string file = resolveRecipe(a.get("recipe", "bench_mae_tiny"));
+    bool ok = false;
+    Recipe r = loadRecipeOrExit(file, a.options["set"], ok);
+    if (!ok) return kExitUsage;
+    logBlasAtStartup();
+    BenchOptions o;
+    o.steps = int(parseInt("steps", a.get("steps", "20")));
+    o.warmup = int(parseInt("warmup", a.get("warmup", "3")));
+    o.threads = int(parseInt("threads", a.get("threads", "0")));
+    if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
+    BenchResult res = runBench(r, o, r.name);
+    std::printf("bench %s (%s) on %s, %d threads, batch %d, %d steps after %d warm-up\n", res.recipe.c_str(), res.method.c_str(),
+                res.device.c_str(), res.threads, res.batch, res.steps, o.warmup);
+    std::printf("  images/s            %10.1f\n", res.imagesPerSecond);
+    std::printf("  step (median)       %10.1f ms\n", res.stepMs);
+    std::printf("  per step (mean)     forward %.1f ms · backward %.1f ms · optimizer %.1f ms · momentum update %.1f ms\n",
+                1000 * res.forwardSeconds / res.steps, 1000 * res.backwardSeconds / res.steps, 1000 * res.optimizerSeconds / res.steps,
+                1000 * res.afterStepSeconds / res.steps);
+    std::printf("  model GFLOP/image   %10.4f  (forward + backward, analytic)\n", res.gflopPerImage);
+    std::printf("  achieved GFLOP/s    %10.2f\n", res.achievedGflops);
+    std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d)\n", res.sgemmGflops, o.sgemmSize);
+    std::printf("  model FLOP util.    %10.1f %%\n", 100.0 * res.mfu);
+    std::printf("  peak RSS            %10.0f MB\n", res.peakRssMb);
+    if (res.probeShare >= 0) std::printf("  probe share         %10.1f %%\n", 100.0 * res.probeShare);
+    std::printf("  loss                %10.4f -> %.4f\n", res.firstLoss, res.lastLoss);
+    if (a.has("json")) {
+        writeFileAtomically(a.get("json"), res.toJson().dump(2) + "\n");
+        spdlog::info("wrote {}", a.get("json"));
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -857,6 +915,7 @@ int main(int argc, char** argv) {
         if (cmd == "embed") return cmdEmbed(argc, argv);
         if (cmd == "export") return cmdExport(argc, argv);
         if (cmd == "table") return cmdTable(argc, argv);
+        if (cmd == "bench") return cmdBench(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
         return kExitUsage;
     } catch (const UsageError& e) {

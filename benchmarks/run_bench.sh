@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make bench`: GraftLab's training step and eager PyTorch's, side by side in one invocation, per configuration.
+# Usage: benchmarks/run_bench.sh CLI [OUT_DIR]   (env: CONFIGS, STEPS, WARMUP, THREADS)
+# Each configuration runs GraftLab then PyTorch back to back with the same threads, batch, model and optimizer;
+# the ratio of their images/s is printed and everything goes to OUT_DIR/bench-<date>.json.
+set -euo pipefail
+cli=${1:?usage: run_bench.sh CLI [OUT_DIR]}
+out=${2:-benchmarks/out}
+here=$(cd "$(dirname "$0")" && pwd)
+configs=${CONFIGS:-"bench_mae_tiny bench_conmim_tiny bench_mocov3_tiny"}
+steps=${STEPS:-5}
+warmup=${WARMUP:-2}
+threads=${THREADS:-$(nproc)}
+py=/usr/bin/python3
+mkdir -p "$out"
+"$py" -c "import torch" 2> /dev/null || { echo "python3-torch is missing (apt install python3-torch): no PyTorch side to compare"; exit 1; }
+stamp=$(date -u +%Y%m%d-%H%M%S)
+summary="$out/bench-$stamp.json"
+echo "{" > "$summary"
+printf "%-20s %14s %14s %8s %10s %8s\n" configuration "graftlab img/s" "pytorch img/s" ratio "GFLOP/img" MFU
+first=1
+for c in $configs; do
+  "$cli" recipe --recipe "$c" > "$out/$c.recipe.json"
+  "$cli" bench --recipe "$c" --steps "$steps" --warmup "$warmup" --threads "$threads" --json "$out/$c.graftlab.json" \
+    > "$out/$c.graftlab.txt" 2> "$out/$c.graftlab.log" || { cat "$out/$c.graftlab.log"; exit 1; }
+  "$py" "$here/pytorch_reference.py" "$out/$c.recipe.json" --steps "$steps" --warmup "$warmup" --threads "$threads" \
+    --json "$out/$c.pytorch.json" > "$out/$c.pytorch.txt"
+  "$py" - "$out/$c.graftlab.json" "$out/$c.pytorch.json" "$c" "$summary" "$first" <<'PY'
+import json, sys
+g, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ratio = g["images_per_s"] / p["images_per_s"]
+print(f"{sys.argv[3]:<20} {g['images_per_s']:14.1f} {p['images_per_s']:14.1f} {ratio:7.2f}x {g['gflop_per_image']:10.3f} {100 * g['mfu']:7.1f}%")
+with open(sys.argv[4], "a") as f:
+    if sys.argv[5] != "1":
+        f.write(",\n")
+    f.write(f'  "{sys.argv[3]}": ' + json.dumps({"graftlab": g, "pytorch": p, "ratio": ratio}))
+PY
+  first=0
+done
+echo "}" >> "$summary"
+echo "threads $threads, $steps timed steps after $warmup warm-up, batch from each recipe; figures in $summary"

@@ -1,0 +1,197 @@
+#include "bench/Bench.h"
+#include "data/Dataset.h"
+#include "methods/Objective.h"
+#include "probes/Probes.h"
+#include "train/Trainer.h"
+#include "util/Blas.h"
+#include "util/Errors.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace graftlab {
+
+namespace {
+// One transformer block over T tokens of width D with MLP width H: qkv, proj, fc1, fc2 and the two attention
+// matmuls (QK^T and AV).
+double blockFlops(double T, double D, double H) { return T * 2.0 * (4.0 * D * D + 2.0 * D * H) + 4.0 * T * T * D; }
+double mlpFlops(const std::vector<double>& dims) {
+    double f = 0;
+    for (size_t i = 0; i + 1 < dims.size(); ++i) f += 2.0 * dims[i] * dims[i + 1];
+    return f;
+}
+}  // namespace
+
+FlopCount modelFlopsPerImage(const Recipe& r, int channels) {
+    const double P = r.model.patchSize, C = channels, D = r.model.embedDim, depth = r.model.depth;
+    const double H = std::floor(r.model.mlpRatio * D);
+    const double L = double(r.numPatches());
+    const double patchEmbed = 2.0 * L * P * P * C * D;
+    const double fullEncoder = patchEmbed + depth * blockFlops(L + 1, D, H);
+    FlopCount c;
+    auto add = [&](const std::string& name, double fwd, double trainFactor) {
+        c.forward += fwd;
+        c.trainStep += fwd * trainFactor;
+        c.parts[name] = {{"forward_gflop", fwd / 1e9}, {"train_factor", trainFactor}};
+    };
+    std::string method = r.stages.empty() ? r.method : r.stages.front().method;
+    if (method == "mae" || method == "mtl") {
+        const double keep = L - std::floor(L * r.mae.maskRatio);
+        const double Dd = r.model.decoderEmbedDim, Hd = std::floor(r.model.mlpRatio * Dd);
+        add("mae_encoder", patchEmbed + depth * blockFlops(keep + 1, D, H), 3.0);
+        add("mae_decoder", 2.0 * (keep + 1) * D * Dd + r.model.decoderDepth * blockFlops(L + 1, Dd, Hd) + 2.0 * (L + 1) * Dd * P * P * C, 3.0);
+    }
+    if (method == "mocov3" || method == "mtl") {
+        const double Hm = r.moco.hiddenDim, O = r.moco.outDim;
+        add("moco_encoder_2_views", 2.0 * fullEncoder, 3.0);
+        add("moco_heads_2_views", 2.0 * (mlpFlops({D, Hm, Hm, O}) + mlpFlops({O, Hm, O})), 3.0);
+        add("moco_momentum_2_views", 2.0 * (fullEncoder + mlpFlops({D, Hm, Hm, O})), 1.0);
+    }
+    if (method == "conmim") {
+        const double O = r.conmim.projDim;
+        add("conmim_online", fullEncoder + L * mlpFlops({D, D, O}) + 2.0 * L * L * O, 3.0);
+        add(r.conmim.slowModel ? "conmim_slow" : "conmim_keys", fullEncoder + L * mlpFlops({D, D, O}), 1.0);
+    }
+    return c;
+}
+
+nlohmann::json BenchResult::toJson() const {
+    nlohmann::json j = {{"recipe", recipe},
+                        {"method", method},
+                        {"device", device},
+                        {"threads", threads},
+                        {"batch", batch},
+                        {"steps", steps},
+                        {"seconds", seconds},
+                        {"images_per_s", imagesPerSecond},
+                        {"step_ms_median", stepMs},
+                        {"gflop_per_image", gflopPerImage},
+                        {"achieved_gflops", achievedGflops},
+                        {"sgemm_gflops", sgemmGflops},
+                        {"mfu", mfu},
+                        {"peak_rss_mb", peakRssMb},
+                        {"first_loss", firstLoss},
+                        {"split_ms_per_step", {{"forward", 1000 * forwardSeconds / steps}, {"backward", 1000 * backwardSeconds / steps},
+                                               {"optimizer", 1000 * optimizerSeconds / steps}, {"momentum_update", 1000 * afterStepSeconds / steps}}},
+                        {"last_loss", lastLoss}};
+    if (probeShare >= 0) j["probe_share"] = probeShare;
+    return j;
+}
+
+BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::string& recipeName) {
+    Recipe r = recipeIn;
+    auto issues = r.validate();
+    if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message);
+    if (o.steps < 1) throw RecipeError("--steps", "must be at least 1");
+    if (o.warmup < 0) throw RecipeError("--warmup", "must be >= 0");
+    applyThreadSetting(o.threads > 0 ? o.threads : r.threads);
+    torch::Device device = resolveDevice(r.device);
+    torch::manual_seed(uint64_t(r.seed));
+    const std::string method = r.stages.empty() ? r.method : r.stages.front().method;
+    const int batch = r.optim.batchSize;
+
+    // One fixed in-memory batch; its views are made once, outside the timed loop.
+    Dataset data = makeSynthetic(std::max(batch, 64), r.data.imageSize, uint64_t(r.seed), Split::Train);
+    auto obj = makeObjective(r, method, data.channels(), data.mean, data.std);
+    obj->to(device);
+    Batch b;
+    b.images = data.images.slice(0, 0, batch).to(torch::kFloat32).div(255.0);
+    b.views = obj->makeViews(b.images, uint64_t(r.seed) + 1);
+    for (auto& v : b.views) v = v.to(device).contiguous();
+    b.images = b.images.to(device);
+    b.labels = data.labels.slice(0, 0, batch).to(device);
+
+    // AdamW as the trainer builds it: weight decay on matrices, none on biases, norms and tokens.
+    std::vector<torch::Tensor> decay, noDecay;
+    for (auto& p : obj->parameters())
+        if (p.requires_grad()) (p.dim() >= 2 ? decay : noDecay).push_back(p);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(r.peakLr()).betas({r.optim.beta1, r.optim.beta2}).weight_decay(r.optim.weightDecay)));
+    groups.emplace_back(noDecay, std::make_unique<torch::optim::AdamWOptions>(
+                                     torch::optim::AdamWOptions(r.peakLr()).betas({r.optim.beta1, r.optim.beta2}).weight_decay(0.0)));
+    torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(r.peakLr()));
+
+    std::unique_ptr<ProbeRunner> probes;
+    if (r.probes.every > 0) probes = std::make_unique<ProbeRunner>(r, data, device);
+
+    BenchResult res;
+    res.recipe = recipeName;
+    res.method = method;
+    res.device = device.str();
+    res.threads = torch::get_num_threads();
+    res.batch = batch;
+    res.steps = o.steps;
+    const int total = o.warmup + o.steps;
+    std::vector<double> stepSeconds;
+    double probeSeconds = 0;
+    using clock = std::chrono::steady_clock;
+    auto sync = [&] {
+        if (device.is_cuda()) torch::cuda::synchronize();
+    };
+    clock::time_point timedStart;
+    for (int i = 0; i < total; ++i) {
+        if (i == o.warmup) {
+            sync();
+            timedStart = clock::now();
+        }
+        auto t0 = clock::now();
+        StepContext ctx;
+        ctx.step = i;
+        ctx.totalSteps = total;
+        ctx.stageStep = i;
+        ctx.stageSteps = total;
+        ctx.seed = uint64_t(r.seed);
+        ctx.generator = at::detail::createCPUGenerator(uint64_t(r.seed) * 1000003ULL + uint64_t(i));
+        auto lap = [&, last = t0](double& acc) mutable {
+            sync();
+            auto now = clock::now();
+            if (i >= o.warmup) acc += std::chrono::duration<double>(now - last).count();
+            last = now;
+        };
+        opt.zero_grad();
+        LossOutput out = obj->computeLoss(b, ctx);
+        lap(res.forwardSeconds);
+        out.total.backward();
+        lap(res.backwardSeconds);
+        opt.step();
+        lap(res.optimizerSeconds);
+        std::vector<std::pair<std::string, double>> metrics;
+        obj->afterOptimizerStep(ctx, metrics);
+        lap(res.afterStepSeconds);
+        double loss = out.total.item<double>();  // also a device sync
+        if (i == 0) res.firstLoss = loss;
+        res.lastLoss = loss;
+        if (probes && i >= o.warmup && (i - o.warmup) % r.probes.every == 0) {
+            auto p0 = clock::now();
+            probes->run(i, 0, *obj, nullptr, "");
+            probeSeconds += std::chrono::duration<double>(clock::now() - p0).count();
+        }
+        if (i >= o.warmup) stepSeconds.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    sync();
+    res.seconds = std::chrono::duration<double>(clock::now() - timedStart).count();
+    std::vector<double> sorted = stepSeconds;
+    std::sort(sorted.begin(), sorted.end());
+    res.stepMs = 1000.0 * sorted[sorted.size() / 2];
+    const double trainSeconds = res.seconds - probeSeconds;
+    res.imagesPerSecond = double(batch) * o.steps / trainSeconds;
+    FlopCount f = modelFlopsPerImage(r, data.channels());
+    res.gflopPerImage = f.trainStep / 1e9;
+    res.achievedGflops = res.gflopPerImage * res.imagesPerSecond;
+    res.sgemmGflops = measureSgemmGflops(o.sgemmSize, 1.0);
+    res.mfu = res.sgemmGflops > 0 ? res.achievedGflops / res.sgemmGflops : 0;
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    res.peakRssMb = double(ru.ru_maxrss) / 1024.0;
+    if (probes) res.probeShare = probeSeconds / res.seconds;
+    return res;
+}
+
+}  // namespace graftlab

@@ -1,0 +1,52 @@
+#pragma once
+// The speed benchmark (`graftlab-cli bench`): training steps of a recipe's objective on one fixed, in-memory
+// synthetic batch whose views are made once (no I/O, no augmentation in the timed loop), timed after a
+// warm-up; the model's FLOPs counted analytically; the sgemm rate measured in the same run as the roofline.
+// benchmarks/pytorch_reference.py times the same models and steps in eager PyTorch.
+#include "recipe/Recipe.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace graftlab {
+
+// Analytic FLOPs of one training image (forward + backward; backward counted as twice the forward of the
+// parts that receive gradients, forward only for momentum / slow models). Multiply-add = 2 FLOPs. Counts
+// the linear layers, the patch embedding and the attention matmuls; elementwise work is not counted.
+struct FlopCount {
+    double forward = 0;     // of everything run per image
+    double trainStep = 0;   // forward + backward
+    nlohmann::json parts;   // per component, for the report
+};
+FlopCount modelFlopsPerImage(const Recipe& r, int channels = 1);
+
+struct BenchOptions {
+    int steps = 20;
+    int warmup = 3;
+    int threads = 0;         // 0 = the recipe's threads (0 there = every core)
+    int sgemmSize = 512;     // n of the n x n sgemm that sets the roofline
+};
+
+struct BenchResult {
+    std::string recipe, method, device;
+    int threads = 0, batch = 0, steps = 0;
+    double seconds = 0;              // timed steps only
+    double imagesPerSecond = 0;
+    double stepMs = 0;               // median step time
+    double gflopPerImage = 0;        // trainStep FLOPs / 1e9
+    double achievedGflops = 0;
+    double sgemmGflops = 0;
+    double mfu = 0;                  // achieved / sgemm
+    double peakRssMb = 0;
+    double probeShare = -1;          // share of the timed loop in probes; -1 when probes are off
+    double firstLoss = 0, lastLoss = 0;
+    // where the timed steps went: forward (loss), backward, optimizer step, momentum / EMA update
+    double forwardSeconds = 0, backwardSeconds = 0, optimizerSeconds = 0, afterStepSeconds = 0;
+    nlohmann::json toJson() const;
+};
+
+// Throws RecipeError / FileError naming what is wrong.
+BenchResult runBench(const Recipe& recipe, const BenchOptions& options, const std::string& recipeName);
+
+}  // namespace graftlab

@@ -1,0 +1,83 @@
+// The benchmark: analytic FLOP counts against hand-counted values, and a tiny bench run that trains.
+#include "TestRegistry.h"
+#include "TestUtil.h"
+#include "bench/Bench.h"
+#include "util/Errors.h"
+
+#include <torch/torch.h>
+
+#include <QtTest>
+
+using namespace graftlab;
+using namespace graftlab::test;
+
+class BenchTest : public QObject {
+    Q_OBJECT
+private slots:
+    void flopsOfTheHeadlineMaeConfiguration() {
+        std::vector<RecipeIssue> issues;
+        Recipe r = loadRecipeFile(sourceDir() + "/resources/recipes/bench_mae_tiny.json", {}, issues);
+        QVERIFY(issues.empty());
+        // 32x32 images, patch 4: 64 patches, 16 kept (+ class token); D 192, H 768, depth 12; decoder 128, 512, depth 2
+        const double D = 192, H = 768, Dd = 128, Hd = 512;
+        auto block = [](double T, double d, double h) { return T * 2 * (4 * d * d + 2 * d * h) + 4 * T * T * d; };
+        double encoder = 2 * 64 * 16 * D + 12 * block(17, D, H);
+        double decoder = 2 * 17 * D * Dd + 2 * block(65, Dd, Hd) + 2 * 65 * Dd * 16;
+        FlopCount f = modelFlopsPerImage(r, 1);
+        QVERIFY(std::abs(f.forward - (encoder + decoder)) < 1);
+        QVERIFY(std::abs(f.trainStep - 3 * (encoder + decoder)) < 1);
+        QVERIFY(f.trainStep > 0.7e9 && f.trainStep < 0.75e9);  // ~0.72 GFLOP per image
+        // MoCo v3 runs two full views through the encoder (64 + 1 tokens) with gradients and two without
+        r.method = "mocov3";
+        FlopCount m = modelFlopsPerImage(r, 1);
+        double full = 2 * 64 * 16 * D + 12 * block(65, D, H);
+        QVERIFY(m.trainStep > 2 * 3 * full + 2 * full);
+        QVERIFY(m.parts.contains("moco_momentum_2_views"));
+        r.method = "conmim";
+        QVERIFY(modelFlopsPerImage(r, 1).parts.contains("conmim_slow"));
+    }
+
+    void benchRunsAndReportsEveryFigure() {
+        for (const char* method : {"mae", "mocov3", "conmim"}) {
+            Recipe r = tinyRecipe();
+            r.method = method;
+            r.moco.hiddenDim = 32;
+            r.moco.outDim = 16;
+            r.probes.every = 2;
+            r.probes.samples = 2;
+            BenchOptions o;
+            o.steps = 4;
+            o.warmup = 1;
+            o.threads = 2;
+            o.sgemmSize = 128;
+            BenchResult b = runBench(r, o, "tiny");
+            QCOMPARE(b.method, std::string(method));
+            QCOMPARE(b.batch, r.optim.batchSize);
+            QVERIFY(b.imagesPerSecond > 0);
+            QVERIFY(b.gflopPerImage > 0);
+            QVERIFY(b.sgemmGflops > 0);
+            QVERIFY(b.mfu > 0 && b.mfu < 5);
+            QVERIFY(b.peakRssMb > 10);
+            QVERIFY(b.probeShare > 0 && b.probeShare < 1);
+            QVERIFY(b.forwardSeconds > 0 && b.backwardSeconds > 0 && b.optimizerSeconds > 0);
+            QVERIFY(std::isfinite(b.firstLoss) && std::isfinite(b.lastLoss));
+            auto j = b.toJson();
+            for (const char* k : {"images_per_s", "gflop_per_image", "achieved_gflops", "sgemm_gflops", "mfu", "peak_rss_mb", "probe_share"})
+                QVERIFY2(j.contains(k), k);
+        }
+        // the same fixed batch, trained: MAE's loss falls over a few steps
+        Recipe r = tinyRecipe();
+        r.optim.baseLr = 0.05;
+        BenchOptions o;
+        o.steps = 12;
+        o.warmup = 0;
+        o.threads = 2;
+        o.sgemmSize = 64;
+        BenchResult b = runBench(r, o, "tiny");
+        QVERIFY2(b.lastLoss < b.firstLoss, qPrintable(QString("%1 -> %2").arg(b.firstLoss).arg(b.lastLoss)));
+        o.steps = 0;
+        QVERIFY_THROWS_EXCEPTION(RecipeError, runBench(r, o, "tiny"));
+    }
+};
+GRAFTLAB_REGISTER_TEST(BenchTest);
+#include "test_bench.moc"

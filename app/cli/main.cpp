@@ -208,7 +208,9 @@ const char* kBenchHelp =
     "  --recipe   recipe file or preset (default: bench_mae_tiny)\n"
     "  --steps    timed steps (default 20)      --warmup  untimed steps first (default 3)\n"
     "  --threads  intra-op threads (default: the recipe's threads; 0 there = every core)\n"
-    "  --json     also write the figures to this JSON file\n";
+    "  --json     also write the figures to this JSON file\n"
+    "  --profile  write a Chrome trace of the timed steps (every ATen op) to FILE;\n"
+    "             benchmarks/profile_summary.py FILE prints the ops by self time\n";
 
 const char* kTrainHelp =
     "Usage: graftlab-cli train [--recipe FILE|PRESET] [--out DIR] [--steps N] [--set key=value ...]\n"
@@ -849,7 +851,7 @@ int cmdRecipe(int argc, char** argv) {
 }
 
 int cmdBench(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"recipe", "steps", "warmup", "threads", "json", "set"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"recipe", "steps", "warmup", "threads", "json", "set", "profile"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kBenchHelp;
         return kExitOk;
@@ -865,6 +867,7 @@ int cmdBench(int argc, char** argv) {
     o.steps = int(parseInt("steps", a.get("steps", "20")));
     o.warmup = int(parseInt("warmup", a.get("warmup", "3")));
     o.threads = int(parseInt("threads", a.get("threads", "0")));
+    o.profilePath = a.get("profile");
     if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
     BenchResult res = runBench(r, o, r.name);
     std::printf("bench %s (%s) on %s, %d threads, batch %d, %d steps after %d warm-up\n", res.recipe.c_str(), res.method.c_str(),

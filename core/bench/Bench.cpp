@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <sys/resource.h>
 
@@ -136,10 +137,12 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         if (device.is_cuda()) torch::cuda::synchronize();
     };
     clock::time_point timedStart;
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     for (int i = 0; i < total; ++i) {
         if (i == o.warmup) {
             sync();
             timedStart = clock::now();
+            if (!o.profilePath.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profilePath);
         }
         auto t0 = clock::now();
         StepContext ctx;
@@ -177,6 +180,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     }
     sync();
     res.seconds = std::chrono::duration<double>(clock::now() - timedStart).count();
+    profile.reset();  // writes the trace
     std::vector<double> sorted = stepSeconds;
     std::sort(sorted.begin(), sorted.end());
     res.stepMs = 1000.0 * sorted[sorted.size() / 2];

@@ -26,6 +26,7 @@ struct BenchOptions {
     int warmup = 3;
     int threads = 0;         // 0 = the recipe's threads (0 there = every core)
     int sgemmSize = 512;     // n of the n x n sgemm that sets the roofline
+    std::string profilePath; // non-empty: a Chrome trace of the timed steps (every ATen op), see benchmarks/profile_summary.py
 };
 
 struct BenchResult {

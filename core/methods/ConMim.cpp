@@ -69,7 +69,7 @@ std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, 
 }
 
 torch::Tensor ConMimImpl::project(torch::nn::Sequential& projector, const torch::Tensor& tokens) {
-    return F::normalize(projector->forward(tokens), F::NormalizeFuncOptions().dim(-1));
+    return F::normalize(applySequential(projector, tokens), F::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ConMimImpl::onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask) {

@@ -18,14 +18,14 @@ MaeDecoderImpl::MaeDecoderImpl(const MaeDecoderConfig& c) : cfg(c) {
 }
 
 torch::Tensor MaeDecoderImpl::forward(const torch::Tensor& latent, const torch::Tensor& idsRestore) {
-    auto x = embed(latent);
+    auto x = applyLinear(embed, latent);
     const int64_t n = x.size(0), L = idsRestore.size(1), D = x.size(2);
     auto maskTokens = mask_token.expand({n, L + 1 - x.size(1), D});
     auto tokens = torch::cat({x.slice(1, 1), maskTokens}, 1);
     tokens = torch::gather(tokens, 1, idsRestore.unsqueeze(-1).expand({-1, -1, D}));
     x = torch::cat({x.slice(1, 0, 1), tokens}, 1) + pos_embed;
     for (const auto& b : *blocks) x = b->as<Block>()->forward(x);
-    x = pred(norm(x));
+    x = applyLinear(pred, norm(x));
     return x.slice(1, 1);
 }
 

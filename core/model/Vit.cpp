@@ -12,12 +12,12 @@ AttentionImpl::AttentionImpl(int dim, int heads) : numHeads(heads), scale(1.0 / 
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
-    auto t = qkv(x).reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
+    auto t = applyLinear(qkv, x).reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
     auto q = t[0], k = t[1], v = t[2];
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
     if (recordAttention) lastAttention = attn.detach();
     auto out = torch::matmul(attn, v).transpose(1, 2).reshape({B, N, C});
-    return proj(out);
+    return applyLinear(proj, out);
 }
 
 MlpImpl::MlpImpl(int dim, int hidden) {
@@ -25,7 +25,15 @@ MlpImpl::MlpImpl(int dim, int hidden) {
     fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return applyLinear(fc2, torch::gelu(applyLinear(fc1, x))); }
+
+torch::Tensor applySequential(torch::nn::Sequential& s, torch::Tensor x) {
+    for (auto& m : *s) {
+        if (auto* lin = m.ptr()->as<torch::nn::Linear>()) x = torch::linear(x, lin->weight, lin->bias);
+        else x = m.forward(x);
+    }
+    return x;
+}
 
 BlockImpl::BlockImpl(int dim, int heads, double mlpRatio) {
     norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6)));
@@ -48,7 +56,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& imgs) {
     // (N, C, h, p, w, p) -> (N, h, w, C, p, p): the order of the flattened conv kernel
     auto x = imgs.reshape({n, c, h, patchSize, w, patchSize}).permute({0, 2, 4, 1, 3, 5}).reshape({n, h * w, -1});
     auto weight = proj->weight.reshape({proj->weight.size(0), -1});
-    return torch::nn::functional::linear(x, weight, proj->bias);
+    return torch::linear(x, weight, proj->bias);
 }
 
 MaskSample randomMasking(int64_t n, int64_t L, double maskRatio, at::Generator& gen, const torch::Device& device) {

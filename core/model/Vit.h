@@ -5,6 +5,7 @@
 #include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
@@ -100,6 +101,13 @@ public:
     torch::nn::LayerNorm norm{nullptr};
 };
 TORCH_MODULE(VisionTransformer);
+
+// A Linear layer through at::linear, whose fused path (addmm with the bias, on a flat view of a contiguous
+// 3-D input) the C++ frontend's F::linear lacks: that one runs matmul, then a separate bias add, and a
+// separate reduction for the bias gradient.
+inline torch::Tensor applyLinear(const torch::nn::Linear& l, const torch::Tensor& x) { return torch::linear(x, l->weight, l->bias); }
+// A Sequential whose Linear layers go through applyLinear.
+torch::Tensor applySequential(torch::nn::Sequential& s, torch::Tensor x);
 
 // MAE weight init: xavier-uniform Linear weights (patch projection as a flattened matrix), zero biases,
 // LayerNorm 1/0, N(0, 0.02) tokens. Uses torch's global generator (seeded by the trainer).

@@ -4,6 +4,7 @@
 #include "data/Dataset.h"
 #include "methods/Mae.h"
 #include "bench/Bench.h"
+#include "dist/Distributed.h"
 #include "eval/Evaluate.h"
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
@@ -30,6 +31,10 @@
 #include <filesystem>
 #include <iostream>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 using namespace graftlab;
@@ -222,14 +227,22 @@ const char* kTrainHelp =
     "  --set      override any field, e.g. --set optim.batch_size=64 --set data.dataset=synthetic\n"
     "  --force    replace a run that DIR already holds\n"
     "  --stop-at  stop after K steps with a checkpoint, as an interruption would (resume continues)\n"
+    "  --nproc    data-parallel: N processes on this machine (c10d, Gloo), each with optim.batch_size images\n"
+    "             a step (global batch N x batch_size); rank 0 writes DIR\n"
     "\n"
     "Writes DIR/recipe.json, DIR/metrics.jsonl and DIR/checkpoints/. Ctrl-C stops after the current step\n"
-    "and writes a checkpoint. Recipe errors are all listed, with their field, and exit with status 2.\n";
+    "and writes a checkpoint. Recipe errors are all listed, with their field, and exit with status 2.\n"
+    "\n"
+    "Many machines: start one process per rank with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,\n"
+    "MASTER_ADDR, MASTER_PORT; GLOO_SOCKET_IFNAME picks the network interface; GRAFTLAB_DIST_TIMEOUT in\n"
+    "seconds, default 60, ends every rank when one dies or hangs), e.g. under torchrun --no-python or srun.\n"
+    "Every rank needs the data and DIR on a shared path (rank 0 writes it, resume reads it).\n";
 
 const char* kResumeHelp =
-    "Usage: graftlab-cli resume DIR [--verbose]\n"
+    "Usage: graftlab-cli resume DIR [--nproc N] [--verbose]\n"
     "\n"
-    "Continues the run in DIR from its newest readable checkpoint to the recipe's train.steps.\n";
+    "Continues the run in DIR from its newest readable checkpoint to the recipe's train.steps. A data-parallel\n"
+    "run resumes with --nproc N (or torchrun's environment): every rank loads the same checkpoint.\n";
 
 const char* kReconstructHelp =
     "Usage: graftlab-cli reconstruct --ckpt FILE --out GRID.png [--images N] [--seed S]\n"
@@ -308,9 +321,9 @@ Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>&
     return r;
 }
 
-int runTraining(Trainer& trainer, RunDir& dir, bool tty) {
+int runTraining(Trainer& trainer, RunDir* dir, const std::string& path, bool tty) {
     ProgressPrinter progress(tty);
-    trainer.addObserver(&dir);
+    if (dir) trainer.addObserver(dir);
     trainer.addObserver(&progress);
     g_trainer = &trainer;
     std::signal(SIGINT, onSignal);
@@ -329,20 +342,126 @@ int runTraining(Trainer& trainer, RunDir& dir, bool tty) {
         return kExitFailure;
     }
     if (s == TrainerState::Stopped)
-        spdlog::info("stopped at step {}; continue with: graftlab-cli resume {}", trainer.step(), dir.path());
+        spdlog::info("stopped at step {}; continue with: graftlab-cli resume {}", trainer.step(), path);
     else
-        spdlog::info("finished {} steps; run directory {}", trainer.step(), dir.path());
+        spdlog::info("finished {} steps; run directory {}", trainer.step(), path);
     return kExitOk;
 }
 
+// Data-parallel rank of this process when the environment describes one (RANK, WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT, LOCAL_RANK as torchrun sets them); null for a single process.
+std::unique_ptr<DistContext> joinFromEnvironment() {
+    DistConfig c;
+    try {
+        c = distConfigFromEnv();
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+    }
+    if (c.worldSize <= 1) return nullptr;
+    spdlog::set_pattern("[%H:%M:%S] [rank " + std::to_string(c.rank) + "] [%^%l%$] %v");
+    spdlog::info("joining {} ranks at {}:{} (timeout {} s)", c.worldSize, c.masterAddr, c.masterPort, c.timeout.count() / 1000);
+    auto d = std::make_unique<DistContext>(c);
+    spdlog::info("rank {} of {} ready (c10d Gloo)", c.rank, c.worldSize);
+    return d;
+}
+
+// A free TCP port on the loopback interface for a local rendezvous.
+int freeLoopbackPort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error(std::string("cannot open a socket: ") + std::strerror(errno));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error(std::string("cannot find a free port: ") + std::strerror(errno));
+    }
+    int port = ntohs(addr.sin_port);
+    ::close(fd);
+    return port;
+}
+
+std::vector<pid_t> g_children;
+void forwardSignal(int sig) {
+    for (pid_t p : g_children) ::kill(p, sig);
+}
+
+// `--nproc N`: this command again in N processes with torchrun's environment (ranks 0..N-1 on this machine).
+// The first rank that fails ends the others; the exit status is that rank's.
+int spawnLocalRanks(int argc, char** argv, int n) {
+    if (n < 1 || n > 256) throw UsageError("--nproc must be in 1..256");
+    std::vector<std::string> args;
+    for (int i = 0; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--nproc") {
+            ++i;
+            continue;
+        }
+        if (s.rfind("--nproc=", 0) == 0) continue;
+        args.push_back(s);
+    }
+    const int port = freeLoopbackPort();
+    spdlog::info("starting {} local ranks (rendezvous 127.0.0.1:{})", n, port);
+    std::signal(SIGINT, forwardSignal);
+    std::signal(SIGTERM, forwardSignal);
+    for (int r = 0; r < n; ++r) {
+        pid_t pid = ::fork();
+        if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+        if (pid == 0) {
+            ::setenv("RANK", std::to_string(r).c_str(), 1);
+            ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+            ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+            ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+            ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+            std::vector<char*> cargs;
+            for (auto& a : args) cargs.push_back(a.data());
+            cargs.push_back(nullptr);
+            ::execv("/proc/self/exe", cargs.data());
+            std::perror("execv");
+            std::_Exit(127);
+        }
+        g_children.push_back(pid);
+    }
+    int status = kExitOk;
+    size_t alive = g_children.size();
+    bool failed = false;
+    while (alive > 0) {
+        int ws = 0;
+        pid_t pid = ::waitpid(-1, &ws, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        --alive;
+        int rank = int(std::find(g_children.begin(), g_children.end(), pid) - g_children.begin());
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if (code != 0 && !failed) {
+            failed = true;
+            status = code;
+            spdlog::error("rank {} ended with status {}{}; stopping the other ranks", rank, code,
+                          WIFSIGNALED(ws) ? std::string(" (signal ") + strsignal(WTERMSIG(ws)) + ")" : std::string());
+            for (pid_t p : g_children)
+                if (p != pid) ::kill(p, SIGTERM);
+        }
+    }
+    g_children.clear();
+    return status;
+}
+
 int cmdTrain(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "steps", "set", "stop-at"}, {"force", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "steps", "set", "stop-at", "nproc"}, {"force", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kTrainHelp;
         return kExitOk;
     }
     if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional.front() + "\"");
     setupLogging(a.has("verbose"));
+    if (a.has("nproc")) return spawnLocalRanks(argc, argv, int(parseInt("nproc", a.get("nproc"))));
+    std::unique_ptr<DistContext> dist = joinFromEnvironment();
+    const bool root = !dist || dist->rank() == 0;
     std::string file = resolveRecipe(a.get("recipe", "mae"));
     std::vector<std::string> sets = a.options["set"];
     if (a.has("steps")) sets.push_back("train.steps=" + std::to_string(parseInt("steps", a.get("steps"))));
@@ -358,45 +477,67 @@ int cmdTrain(int argc, char** argv) {
         std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&now));
         out = "runs/" + recipe.name + "-" + buf;
     }
-    RunDir dir(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
+    if (dist && !a.has("out")) throw UsageError("a data-parallel run needs --out DIR (the same directory on every rank)");
+    // Rank 0 alone writes the run directory, its checkpoints and probes.
+    std::unique_ptr<RunDir> dir;
+    if (root) dir = std::make_unique<RunDir>(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
+    else recipe.probes.every = 0;
     TrainerOptions opts;
-    opts.checkpointDir = dir.checkpointDir();
-    opts.snapshotDir = dir.snapshotDir();
+    if (dir) {
+        opts.checkpointDir = dir->checkpointDir();
+        opts.snapshotDir = dir->snapshotDir();
+    }
+    opts.dist = dist.get();
     if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
     Trainer trainer(recipe, opts);
     trainer.prepare();
-    dir.writeRecipe(recipe);
-    spdlog::info("run directory: {}", dir.path());
-    return runTraining(trainer, dir, isatty(STDERR_FILENO));
+    if (dir) {
+        dir->writeRecipe(recipe);
+        spdlog::info("run directory: {}", dir->path());
+    }
+    return runTraining(trainer, dir.get(), out, root && isatty(STDERR_FILENO));
 }
 
 int cmdResume(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"nproc"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kResumeHelp;
         return kExitOk;
     }
     if (a.positional.size() != 1) throw UsageError("resume needs exactly one run directory");
     setupLogging(a.has("verbose"));
-    RunDir dir(a.positional[0], RunDirMode::Resume);
+    if (a.has("nproc")) return spawnLocalRanks(argc, argv, int(parseInt("nproc", a.get("nproc"))));
+    std::unique_ptr<DistContext> dist = joinFromEnvironment();
+    const bool root = !dist || dist->rank() == 0;
+    const std::string path = a.positional[0];
+    // Every rank resumes from the same checkpoint: the newest readable one, chosen before rank 0 writes any.
+    std::string ckptDir = (fs::path(path) / "checkpoints").string();
+    if (!fs::exists(fs::path(path) / "recipe.json")) throw FileError(path, "holds no run (no recipe.json)");
     bool ok = false;
-    Recipe recipe = loadRecipeOrExit(dir.recipePath(), {}, ok);
+    Recipe recipe = loadRecipeOrExit((fs::path(path) / "recipe.json").string(), {}, ok);
     if (!ok) return kExitUsage;
-    std::string ckpt = latestGoodCheckpoint(dir.checkpointDir());
-    if (ckpt.empty()) throw FileError(dir.checkpointDir(), "no readable checkpoint to resume from");
+    std::string ckpt = latestGoodCheckpoint(ckptDir);
+    if (ckpt.empty()) throw FileError(ckptDir, "no readable checkpoint to resume from");
+    if (dist) dist->barrier();  // nobody writes a checkpoint before every rank has chosen this one
+    std::unique_ptr<RunDir> dir;
+    if (root) dir = std::make_unique<RunDir>(path, RunDirMode::Resume);
+    else recipe.probes.every = 0;
     logBlasAtStartup();
     TrainerOptions opts;
-    opts.checkpointDir = dir.checkpointDir();
-    opts.snapshotDir = dir.snapshotDir();
+    if (dir) {
+        opts.checkpointDir = dir->checkpointDir();
+        opts.snapshotDir = dir->snapshotDir();
+    }
+    opts.dist = dist.get();
     Trainer trainer(recipe, opts);
     trainer.prepare();
     trainer.resumeFrom(ckpt);
-    dir.truncateMetricsAfter(trainer.step());
+    if (dir) dir->truncateMetricsAfter(trainer.step());
     if (trainer.step() >= recipe.totalSteps()) {
-        spdlog::info("{} is already complete ({} of {} steps)", dir.path(), trainer.step(), recipe.totalSteps());
+        spdlog::info("{} is already complete ({} of {} steps)", path, trainer.step(), recipe.totalSteps());
         return kExitOk;
     }
-    return runTraining(trainer, dir, isatty(STDERR_FILENO));
+    return runTraining(trainer, dir.get(), path, root && isatty(STDERR_FILENO));
 }
 
 int cmdReconstruct(int argc, char** argv) {
@@ -745,7 +886,7 @@ int cmdTable(int argc, char** argv) {
                 trainer.prepare();
                 trainer.resumeFrom(last);
                 dir.truncateMetricsAfter(trainer.step());
-                if (int rc = runTraining(trainer, dir, isatty(STDERR_FILENO)); rc != kExitOk) return rc;
+                if (int rc = runTraining(trainer, &dir, dir.path(), isatty(STDERR_FILENO)); rc != kExitOk) return rc;
                 ckpt = latestGoodCheckpoint(dir.checkpointDir());
             }
         }
@@ -758,7 +899,7 @@ int cmdTable(int argc, char** argv) {
             trainer.prepare();
             dir.writeRecipe(recipe);
             spdlog::info("{}: training {} steps into {}", key, recipe.totalSteps(), dirPath);
-            if (int rc = runTraining(trainer, dir, isatty(STDERR_FILENO)); rc != kExitOk) return rc;
+            if (int rc = runTraining(trainer, &dir, dir.path(), isatty(STDERR_FILENO)); rc != kExitOk) return rc;
             if (trainer.step() < recipe.totalSteps()) {
                 spdlog::info("stopped; run the same command again to continue the table");
                 return kExitFailure;

@@ -56,8 +56,8 @@ private:
     std::unique_ptr<Impl> d;
 };
 
-// The process's group while a distributed run trains (null otherwise): objectives use it to gather the
-// contrastive keys of every rank and to synchronise BatchNorm statistics.
+// The group of the calling thread while a distributed run trains on it (null otherwise): objectives use it to
+// gather the contrastive keys of every rank and to synchronise BatchNorm statistics.
 DistContext* activeDist();
 void setActiveDist(DistContext* ctx);
 

@@ -1,4 +1,5 @@
 #include "methods/Mae.h"
+#include "dist/Distributed.h"
 #include "data/Augment.h"
 #include "model/Patchify.h"
 #include "util/Errors.h"
@@ -73,7 +74,9 @@ MaeForward MaeImpl::forwardWithMask(const torch::Tensor& imgs, const MaskSample&
 }
 
 MaeForward MaeImpl::forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen) {
-    auto mask = randomMasking(imgs.size(0), encoder_->cfg.numPatches(), maskRatio, gen, imgs.device());
+    DistContext* dist = activeDist();
+    auto mask = randomMasking(imgs.size(0), encoder_->cfg.numPatches(), maskRatio, gen, imgs.device(), dist ? dist->rank() : 0,
+                              dist ? dist->worldSize() : 1);
     return forwardWithMask(imgs, mask);
 }
 

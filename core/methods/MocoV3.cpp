@@ -1,4 +1,5 @@
 #include "methods/MocoV3.h"
+#include "dist/Distributed.h"
 #include "methods/ConMim.h"
 #include "data/Augment.h"
 #include "train/Schedule.h"
@@ -25,11 +26,36 @@ torch::nn::Sequential buildMocoMlp(int numLayers, int inDim, int hiddenDim, int 
     return mlp;
 }
 
+torch::Tensor applyMocoMlp(torch::nn::Sequential& mlp, torch::Tensor x) {
+    if (!activeDist()) return mlp->forward(x);
+    // Data-parallel: BatchNorm over the global batch (SyncBatchNorm), as MoCo v3's official code does.
+    for (auto& m : *mlp) {
+        if (auto* bn = m.ptr()->as<torch::nn::BatchNorm1d>()) {
+            if (bn->is_training() && bn->num_batches_tracked.defined()) {
+                torch::NoGradGuard ng;
+                bn->num_batches_tracked.add_(1);
+            }
+            x = syncBatchNorm(x, bn->weight, bn->bias, bn->running_mean, bn->running_var, bn->is_training(),
+                              bn->options.momentum().value_or(0.1), bn->options.eps());
+        } else {
+            x = m.forward(x);
+        }
+    }
+    return x;
+}
+
 torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
     auto qn = torch::nn::functional::normalize(q, torch::nn::functional::NormalizeFuncOptions().dim(1));
     auto kn = torch::nn::functional::normalize(k, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    // Data-parallel: the keys of every rank are the negatives (no gradient flows into keys anyway); the
+    // positive of this rank's query i is key i of this rank's block.
+    int64_t offset = 0;
+    if (DistContext* dist = activeDist()) {
+        offset = int64_t(dist->rank()) * kn.size(0);
+        kn = dist->allGather(kn);
+    }
     auto logits = torch::mm(qn, kn.t()) / temperature;
-    auto labels = torch::arange(logits.size(0), torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
+    auto labels = torch::arange(offset, offset + logits.size(0), torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
     return torch::nn::functional::cross_entropy(logits, labels) * (2.0 * temperature);
 }
 
@@ -96,14 +122,14 @@ torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tenso
     const int64_t n = v1.size(0);
     auto both = torch::cat({v1, v2}, 0);
     auto cls = encoder->forward(both).select(1, 0);
-    auto q1 = predictor->forward(projector->forward(cls.slice(0, 0, n)));
-    auto q2 = predictor->forward(projector->forward(cls.slice(0, n)));
+    auto q1 = applyMocoMlp(predictor, applyMocoMlp(projector, cls.slice(0, 0, n)));
+    auto q2 = applyMocoMlp(predictor, applyMocoMlp(projector, cls.slice(0, n)));
     torch::Tensor k1, k2;
     {
         torch::NoGradGuard ng;
         auto mcls = momentum_encoder->forward(both).select(1, 0);
-        k1 = momentum_projector->forward(mcls.slice(0, 0, n));
-        k2 = momentum_projector->forward(mcls.slice(0, n));
+        k1 = applyMocoMlp(momentum_projector, mcls.slice(0, 0, n));
+        k2 = applyMocoMlp(momentum_projector, mcls.slice(0, n));
     }
     return mocoContrastiveLoss(q1, k2, cfg.temperature) + mocoContrastiveLoss(q2, k1, cfg.temperature);
 }
@@ -156,7 +182,9 @@ std::vector<torch::Tensor> MtlImpl::makeViews(const torch::Tensor& images01, uin
 
 LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& mimView = batch.views.at(0);
-    auto mask = randomMasking(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device());
+    DistContext* dist = activeDist();
+    auto mask = randomMasking(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device(),
+                              dist ? dist->rank() : 0, dist ? dist->worldSize() : 1);
     auto pred = decoder_->forward(encoder_->forwardVisible(mimView, mask), mask.idsRestore);
     auto lMae = maeLoss(mimView, pred, mask.mask, patchSize_, mae_.normPixLoss);
     auto lMoco = moco_->loss(encoder_, batch.views.at(1), batch.views.at(2));

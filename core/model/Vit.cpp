@@ -59,9 +59,11 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& imgs) {
     return torch::linear(x, weight, proj->bias);
 }
 
-MaskSample randomMasking(int64_t n, int64_t L, double maskRatio, at::Generator& gen, const torch::Device& device) {
+MaskSample randomMasking(int64_t n, int64_t L, double maskRatio, at::Generator& gen, const torch::Device& device, int shard,
+                         int shards) {
     const int64_t keep = static_cast<int64_t>(L * (1.0 - maskRatio));
-    auto noise = torch::rand({n, L}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+    auto noise = torch::rand({n * std::max(1, shards), L}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+    if (shards > 1) noise = noise.slice(0, shard * n, (shard + 1) * n);
     auto idsShuffle = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
     auto idsRestore = torch::argsort(idsShuffle, /*dim=*/1, /*descending=*/false);
     MaskSample m;

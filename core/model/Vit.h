@@ -74,7 +74,10 @@ struct MaskSample {
 };
 
 // MAE's random_masking: per-sample uniform noise, argsort, keep the int(L * (1 - ratio)) smallest.
-MaskSample randomMasking(int64_t n, int64_t numPatches, double maskRatio, at::Generator& gen, const torch::Device& device);
+// With shards > 1 (data-parallel ranks), the noise is drawn for the global batch of n * shards images and the
+// rows of `shard` are kept: ranks together mask exactly as one process with the whole batch would.
+MaskSample randomMasking(int64_t n, int64_t numPatches, double maskRatio, at::Generator& gen, const torch::Device& device,
+                         int shard = 0, int shards = 1);
 
 class VisionTransformerImpl : public torch::nn::Module {
 public:

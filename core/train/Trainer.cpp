@@ -1,4 +1,5 @@
 #include "train/Trainer.h"
+#include "dist/Distributed.h"
 #include "data/Augment.h"
 #include "probes/Probes.h"
 #include "probes/Snapshot.h"
@@ -195,9 +196,17 @@ void Trainer::enterStage(int stage, bool initialise) {
     stage_ = stage;
     buildOptimizer(st);
 
+    if (options_.dist) {
+        // Every rank starts the stage from rank 0's weights and buffers.
+        std::vector<torch::Tensor> tensors;
+        for (auto& p : objective_->parameters()) tensors.push_back(p.data());
+        for (auto& b : objective_->buffers()) tensors.push_back(b);
+        options_.dist->broadcastFromRoot(tensors);
+    }
     auto obj = objective_;
+    const int rank = options_.dist ? options_.dist->rank() : 0, world = options_.dist ? options_.dist->worldSize() : 1;
     loader_ = std::make_unique<Loader>(train_, recipe_.optim.batchSize, uint64_t(recipe_.seed),
-                                       [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); });
+                                       [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); }, rank, world);
     loader_->seek(step_);
 }
 
@@ -268,7 +277,9 @@ double Trainer::applyLr(int64_t step) {
     auto stages = recipe_.effectiveStages();
     const StageConfig& st = stages[size_t(stage_)];
     double base = st.baseLr > 0 ? st.baseLr : recipe_.optim.baseLr;
-    double peak = base * recipe_.optim.batchSize / 256.0;
+    // lr = base x global batch / 256: data-parallel ranks together train on world x batch_size images a step
+    const int world = options_.dist ? options_.dist->worldSize() : 1;
+    double peak = base * recipe_.optim.batchSize * world / 256.0;
     int64_t warmup = st.warmupSteps >= 0 ? st.warmupSteps : recipe_.optim.warmupSteps;
     double lr = warmupCosineLr(step - recipe_.stageStart(stage_), st.steps, warmup, peak, recipe_.optim.minLr);
     auto& groups = optimizer_->param_groups();
@@ -301,6 +312,12 @@ std::string Trainer::saveCheckpointNow() {
 double Trainer::runProbes() {
     if (!probes_) return 0.0;
     auto t0 = std::chrono::steady_clock::now();
+    // Probes run on this rank alone: no collective may happen inside them.
+    struct NoDist {
+        DistContext* saved = activeDist();
+        NoDist() { setActiveDist(nullptr); }
+        ~NoDist() { setActiveDist(saved); }
+    } noDist;
     std::string previousName;
     if (previousObjective_ && stage_ > 0)
         previousName = "stage " + std::to_string(stage_) + " (" + recipe_.effectiveStages()[size_t(stage_ - 1)].method + ")";
@@ -353,8 +370,21 @@ TrainerState Trainer::run() {
     constexpr int kMaxSkippedInARow = 10;
     int skippedInARow = 0;
 
+    struct ActiveDist {
+        explicit ActiveDist(DistContext* d) { setActiveDist(d); }
+        ~ActiveDist() { setActiveDist(nullptr); }
+    } activeDistGuard(options_.dist);
+    // Data-parallel: whether any rank was asked to stop; every rank stops at the same step.
+    auto anyRankStops = [&] {
+        if (!options_.dist) return bool(stop_);
+        auto flag = torch::full({1}, stop_ ? 1.0f : 0.0f);
+        options_.dist->allReduceSum(flag, "stop decision");
+        if (flag.item<float>() > 0) stop_ = true;
+        return bool(stop_);
+    };
+
     try {
-        while (step_ < endStep && !stop_) {
+        while (step_ < endStep && !anyRankStops()) {
             if (paused_) {
                 setState(TrainerState::Paused);
                 std::unique_lock<std::mutex> lock(pauseMutex_);
@@ -387,7 +417,17 @@ TrainerState Trainer::run() {
             optimizer_->zero_grad();
             LossOutput out = objective_->computeLoss(batch, ctx);
             double lossValue = out.total.item<double>();
-            if (!std::isfinite(lossValue)) {
+            bool finite = std::isfinite(lossValue);
+            if (options_.dist) {
+                // one rank's non-finite loss is every rank's: they skip or stop together
+                auto bad = torch::full({1}, finite ? 0.0f : 1.0f);
+                options_.dist->allReduceSum(bad, "non-finite loss check");
+                if (bad.item<float>() > 0 && finite) {
+                    finite = false;
+                    lossValue = std::nan("");
+                }
+            }
+            if (!finite) {
                 std::string what = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
                                    std::to_string(step_);
                 if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
@@ -404,6 +444,7 @@ TrainerState Trainer::run() {
             }
             skippedInARow = 0;
             out.total.backward();
+            if (options_.dist) options_.dist->averageGradients(objective_->parameters());
             if (recipe_.optim.clipGrad > 0)
                 torch::nn::utils::clip_grad_norm_(objective_->parameters(), recipe_.optim.clipGrad);
             optimizer_->step();
@@ -429,7 +470,8 @@ TrainerState Trainer::run() {
                 for (size_t g = 0; g < groupNames_.size(); ++g)
                     if (g == 0 || groupNames_[g] != groupNames_[g - 1])
                         row.values.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
-                row.values.emplace_back("images_per_s", seconds > 0 ? windowSteps * double(recipe_.optim.batchSize) / seconds : 0.0);
+                const int world = options_.dist ? options_.dist->worldSize() : 1;  // images of every rank
+                row.values.emplace_back("images_per_s", seconds > 0 ? windowSteps * double(recipe_.optim.batchSize) * world / seconds : 0.0);
                 if (probes_) row.values.emplace_back("probe_share", seconds > 0 ? windowProbeSeconds / seconds : 0.0);
                 for (auto& e : extra) row.values.push_back(e);
                 for (auto* o : observers_) o->onMetrics(row);

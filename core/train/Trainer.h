@@ -17,10 +17,16 @@
 
 namespace graftlab {
 
+class DistContext;
+
 struct TrainerOptions {
     std::string checkpointDir;     // empty = no checkpoints
     int64_t stopAtStep = -1;       // stop (with a checkpoint) once this many steps are done; -1 = run to the end
     std::string snapshotDir;       // where probe snapshots are stored (the run's snapshots/); empty = not stored
+    // Data-parallel training (dist/Distributed.h): this rank's shard of every batch, gradients averaged over
+    // ranks, weights broadcast from rank 0 at every stage start; stop and non-finite decisions taken by all
+    // ranks together. Null = one process. Not owned.
+    DistContext* dist = nullptr;
 };
 
 class ProbeRunner;

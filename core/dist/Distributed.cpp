@@ -127,7 +127,7 @@ void DistContext::averageGradients(const std::vector<torch::Tensor>& params, siz
         bytes = 0;
     };
     for (const auto& p : params) {
-        if (!p.requires_grad() || !p.grad().defined()) continue;
+        if (!p.defined() || !p.requires_grad() || !p.grad().defined()) continue;
         bucket.push_back(p.grad());
         bytes += size_t(p.grad().numel()) * p.grad().element_size();
         if (bytes >= bucketBytes) flush();
@@ -138,6 +138,7 @@ void DistContext::averageGradients(const std::vector<torch::Tensor>& params, siz
 void DistContext::broadcastFromRoot(const std::vector<torch::Tensor>& tensors) {
     torch::NoGradGuard ng;
     for (const auto& t : tensors) {
+        if (!t.defined()) continue;
         std::vector<torch::Tensor> v{t.is_contiguous() ? t : t.contiguous()};
         waitFor(d->pg->broadcast(v), cfg_, "broadcast of the initial weights");
         if (!t.is_contiguous()) const_cast<torch::Tensor&>(t).copy_(v[0]);
@@ -215,7 +216,12 @@ torch::Tensor syncBatchNorm(const torch::Tensor& x, const torch::Tensor& weight,
                             torch::Tensor runningVar, bool training, double momentum, double eps) {
     if (!training || !activeDist())
         return torch::batch_norm(x, weight, bias, runningMean, runningVar, training, momentum, eps, /*cudnn_enabled=*/false);
-    return SyncBnFunction::apply(x, weight, bias, runningMean, runningVar, momentum, eps);
+    // Autograd functions take no undefined tensors: without affine parameters, a constant scale 1 and shift 0.
+    auto w = weight.defined() ? weight : torch::ones({x.size(1)}, x.options());
+    auto b = bias.defined() ? bias : torch::zeros({x.size(1)}, x.options());
+    auto rm = runningMean.defined() ? runningMean : torch::Tensor();
+    if (!rm.defined()) return SyncBnFunction::apply(x, w, b, torch::zeros({x.size(1)}, x.options()), torch::ones({x.size(1)}, x.options()), momentum, eps);
+    return SyncBnFunction::apply(x, w, b, runningMean, runningVar, momentum, eps);
 }
 
 }  // namespace graftlab

@@ -199,8 +199,10 @@ void Trainer::enterStage(int stage, bool initialise) {
     if (options_.dist) {
         // Every rank starts the stage from rank 0's weights and buffers.
         std::vector<torch::Tensor> tensors;
-        for (auto& p : objective_->parameters()) tensors.push_back(p.data());
-        for (auto& b : objective_->buffers()) tensors.push_back(b);
+        for (auto& p : objective_->parameters())
+            if (p.defined()) tensors.push_back(p.data());
+        for (auto& b : objective_->buffers())
+            if (b.defined()) tensors.push_back(b);
         options_.dist->broadcastFromRoot(tensors);
     }
     auto obj = objective_;

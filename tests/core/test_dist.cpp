@@ -164,6 +164,16 @@ private slots:
         QVERIFY(torch::allclose(torch::cat(dxs), xr.grad(), 1e-4, 1e-5));
         QVERIFY(torch::allclose(dws[0], wr.grad(), 1e-4, 1e-5));
         QVERIFY(torch::allclose(rms[0], rm, 1e-5, 1e-6));
+        // without affine parameters (MoCo v3's last BatchNorm)
+        std::vector<torch::Tensor> plainYs(2);
+        runRanks(2, [&](int rank, DistContext&) {
+            auto xl = x.slice(0, rank * 4, rank * 4 + 4).clone().requires_grad_(true);
+            auto y = syncBatchNorm(xl, torch::Tensor(), torch::Tensor(), torch::zeros({5}), torch::ones({5}), true, 0.1, 1e-5);
+            y.sum().backward();
+            plainYs[size_t(rank)] = y.detach();
+        });
+        auto ref = torch::batch_norm(x, {}, {}, torch::zeros({5}), torch::ones({5}), true, 0.1, 1e-5, false);
+        QVERIFY(torch::allclose(torch::cat(plainYs), ref, 1e-5, 1e-5));
         // without a group it is plain batch norm
         auto plain = syncBatchNorm(x, w, b, torch::zeros({5}), torch::ones({5}), true, 0.1, 1e-5);
         QVERIFY(torch::allclose(plain, yr.detach(), 1e-5, 1e-5));

@@ -17,7 +17,9 @@ mkdir -p "$out"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 summary="$out/bench-$stamp.json"
 echo "{" > "$summary"
-printf "%-20s %14s %14s %8s %10s %8s\n" configuration "graftlab img/s" "pytorch img/s" ratio "GFLOP/img" MFU
+printf "%-20s %10s %10s %7s %12s %7s %10s %7s\n" configuration graftlab pytorch ratio "pytorch(P)" ratio "GFLOP/img" MFU
+echo "(images/s; pytorch = eager PyTorch as it starts by default; pytorch(P) = with OMP_WAIT_POLICY=PASSIVE, the"
+echo " thread setting graftlab applies to itself)"
 first=1
 for c in $configs; do
   "$cli" recipe --recipe "$c" > "$out/$c.recipe.json"
@@ -25,15 +27,19 @@ for c in $configs; do
     > "$out/$c.graftlab.txt" 2> "$out/$c.graftlab.log" || { cat "$out/$c.graftlab.log"; exit 1; }
   "$py" "$here/pytorch_reference.py" "$out/$c.recipe.json" --steps "$steps" --warmup "$warmup" --threads "$threads" \
     --json "$out/$c.pytorch.json" > "$out/$c.pytorch.txt"
-  "$py" - "$out/$c.graftlab.json" "$out/$c.pytorch.json" "$c" "$summary" "$first" <<'PY'
+  OMP_WAIT_POLICY=PASSIVE "$py" "$here/pytorch_reference.py" "$out/$c.recipe.json" --steps "$steps" --warmup "$warmup" \
+    --threads "$threads" --json "$out/$c.pytorch-passive.json" > "$out/$c.pytorch-passive.txt"
+  "$py" - "$out/$c.graftlab.json" "$out/$c.pytorch.json" "$out/$c.pytorch-passive.json" "$c" "$summary" "$first" <<'PY'
 import json, sys
-g, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-ratio = g["images_per_s"] / p["images_per_s"]
-print(f"{sys.argv[3]:<20} {g['images_per_s']:14.1f} {p['images_per_s']:14.1f} {ratio:7.2f}x {g['gflop_per_image']:10.3f} {100 * g['mfu']:7.1f}%")
-with open(sys.argv[4], "a") as f:
-    if sys.argv[5] != "1":
+g, p, pp = (json.load(open(f)) for f in sys.argv[1:4])
+ratio, ratio_p = g["images_per_s"] / p["images_per_s"], g["images_per_s"] / pp["images_per_s"]
+print(f"{sys.argv[4]:<20} {g['images_per_s']:10.1f} {p['images_per_s']:10.1f} {ratio:6.2f}x {pp['images_per_s']:12.1f} {ratio_p:6.2f}x"
+      f" {g['gflop_per_image']:10.3f} {100 * g['mfu']:6.1f}%")
+with open(sys.argv[5], "a") as f:
+    if sys.argv[6] != "1":
         f.write(",\n")
-    f.write(f'  "{sys.argv[3]}": ' + json.dumps({"graftlab": g, "pytorch": p, "ratio": ratio}))
+    f.write(f'  "{sys.argv[4]}": ' + json.dumps({"graftlab": g, "pytorch": p, "pytorch_passive": pp, "ratio": ratio,
+                                               "ratio_passive": ratio_p}))
 PY
   first=0
 done

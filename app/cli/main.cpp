@@ -17,6 +17,7 @@
 #include "util/Errors.h"
 #include "util/ImageIO.h"
 #include "util/Log.h"
+#include "util/ThreadEnv.h"
 
 #include <torch/torch.h>
 
@@ -1035,6 +1036,7 @@ int cmdBench(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    graftlab::ensureThreadEnvironment(argv);
     setupLogging(false);
     if (argc < 2) {
         std::cerr << kMainHelp;

@@ -1,12 +1,14 @@
 // graftlab: the GUI. Configure a recipe, train it on a worker thread, watch losses and reconstructions live.
 #include "MainWindow.h"
 #include "util/Log.h"
+#include "util/ThreadEnv.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QIcon>
 
 int main(int argc, char** argv) {
+    graftlab::ensureThreadEnvironment(argv);
     QApplication app(argc, argv);
     QApplication::setApplicationName("GraftLab");
     QApplication::setOrganizationName("GraftLab");

@@ -154,6 +154,14 @@ def cosine_ramp(step, total, start, end):
     return end - (end - start) * (math.cos(math.pi * min(step, total) / max(1, total)) + 1) / 2
 
 
+@torch.no_grad()
+def ema_update(pairs, m):
+    """The momentum / slow model follows the online one: q = m q + (1 - m) p, module pair by module pair."""
+    for online, follower in pairs:
+        for p, q in zip(online.parameters(), follower.parameters()):
+            q.mul_(m).add_(p.detach(), alpha=1 - m)
+
+
 class MocoV3(nn.Module):
     def __init__(self, r, channels):
         super().__init__()
@@ -193,12 +201,9 @@ class MocoV3(nn.Module):
             k2 = self.momentum_projector(mcls[n:])
         return self.contrast(q1, k2) + self.contrast(q2, k1)
 
-    @torch.no_grad()
     def after_step(self, step, total):
-        m = cosine_ramp(step, total, self.m0, 1.0)
-        for a, b in ((self.encoder, self.momentum_encoder), (self.projector, self.momentum_projector)):
-            for p, q in zip(a.parameters(), b.parameters()):
-                q.mul_(m).add_(p.detach(), alpha=1 - m)
+        ema_update(((self.encoder, self.momentum_encoder), (self.projector, self.momentum_projector)),
+                   cosine_ramp(step, total, self.m0, 1.0))
 
 
 class ConMIM(nn.Module):
@@ -240,12 +245,9 @@ class ConMIM(nn.Module):
         m = mask.reshape(n * L)
         return (per_patch * m).sum() / m.sum().clamp_min(1)
 
-    @torch.no_grad()
     def after_step(self, step, total):
-        m = cosine_ramp(step, total, self.m0, 1.0)
-        for a, b in ((self.encoder, self.slow_encoder), (self.projector, self.slow_projector)):
-            for p, q in zip(a.parameters(), b.parameters()):
-                q.mul_(m).add_(p.detach(), alpha=1 - m)
+        ema_update(((self.encoder, self.slow_encoder), (self.projector, self.slow_projector)),
+                   cosine_ramp(step, total, self.m0, 1.0))
 
 
 def main():

@@ -30,13 +30,7 @@ BlockLrChart::BlockLrChart(QWidget* parent) : QWidget(parent) {
     frozen_->setBrush(QBrush(QColor(170, 170, 170), Qt::BDiagPattern));
     frozen_->setWidth(0.7);
     // The legend in a row of its own above the bars, which fill the width.
-    plot_->legend->setVisible(true);
-    plot_->legend->setFont(QFont(font().family(), 8));
-    plot_->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    plot_->legend->setBorderPen(Qt::NoPen);
-    plot_->plotLayout()->insertRow(0);
-    plot_->plotLayout()->addElement(0, 0, plot_->legend);
-    plot_->plotLayout()->setRowStretchFactor(0, 0.001);
+    placeLegendAbove(plot_);
     plot_->setToolTip(tr("Learning-rate multiplier of each part of the encoder in this stage (× the stage's lr).\n"
                          "Click or drag a bar to set it, double-click to type a value, right-click to freeze or reset.\n"
                          "0 freezes the part (it is not updated); Layer Grafted Pretraining gives the MIM-trained lower blocks 0.1."));

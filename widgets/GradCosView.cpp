@@ -36,14 +36,7 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     lines_->yAxis->setLabel(tr("mean cosine"));
     lines_->yAxis->setRange(-1, 1);
     // The legend in a row of its own above the plot: one entry per block would cover the lines.
-    lines_->legend->setVisible(true);
-    lines_->legend->setFont(QFont(font().family(), 8));
-    lines_->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    lines_->legend->setWrap(9);
-    lines_->legend->setBorderPen(Qt::NoPen);
-    lines_->plotLayout()->insertRow(0);
-    lines_->plotLayout()->addElement(0, 0, lines_->legend);
-    lines_->plotLayout()->setRowStretchFactor(0, 0.001);
+    placeLegendAbove(lines_, 9);
     lines_->setToolTip(tr("Mean over the probe images of the cosine between the MIM and the CL gradient, per block"));
     installPlotExportMenu(lines_, "gradcos_lines");
 

@@ -21,14 +21,7 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     plot_->yAxis2->setVisible(true);
     plot_->yAxis2->setLabel(tr("learning rate"));
     // Legend in a row of its own above the plots; below the losses, a strip with throughput and momentum.
-    plot_->legend->setVisible(true);
-    plot_->legend->setFont(QFont(font().family(), 8));
-    plot_->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    plot_->legend->setWrap(8);
-    plot_->legend->setBorderPen(Qt::NoPen);
-    plot_->plotLayout()->insertRow(0);
-    plot_->plotLayout()->addElement(0, 0, plot_->legend);
-    plot_->plotLayout()->setRowStretchFactor(0, 0.001);
+    placeLegendAbove(plot_, 8);
     lower_ = new QCPAxisRect(plot_);
     plot_->plotLayout()->addElement(2, 0, lower_);
     plot_->plotLayout()->setRowStretchFactor(2, 0.35);

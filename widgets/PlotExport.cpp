@@ -46,6 +46,17 @@ void exportPlotInteractively(QCustomPlot* plot, const QString& defaultName, cons
     if (!err.isEmpty()) QMessageBox::warning(plot, QObject::tr("Export failed"), err);
 }
 
+void placeLegendAbove(QCustomPlot* plot, int wrap) {
+    plot->legend->setVisible(true);
+    plot->legend->setFont(QFont(plot->font().family(), 8));
+    plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    if (wrap > 0) plot->legend->setWrap(wrap);
+    plot->legend->setBorderPen(Qt::NoPen);
+    plot->plotLayout()->insertRow(0);
+    plot->plotLayout()->addElement(0, 0, plot->legend);
+    plot->plotLayout()->setRowStretchFactor(0, 0.001);
+}
+
 void installPlotExportMenu(QCustomPlot* plot, const QString& defaultName) {
     plot->setContextMenuPolicy(Qt::CustomContextMenu);
     QObject::connect(plot, &QWidget::customContextMenuRequested, plot, [plot, defaultName](const QPoint& pos) {

@@ -10,6 +10,7 @@
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
 #include "RunTailer.h"
+#include "TestUtil.h"
 
 #include <QAction>
 #include <QDir>
@@ -27,21 +28,9 @@ Recipe tinyRecipe(const std::string& method, int64_t steps) {
     std::vector<RecipeIssue> issues;
     Recipe r = loadRecipeFile(GRAFTLAB_SOURCE_DIR "/resources/recipes/" + method + ".json", {}, issues);
     r.name = "gui-" + method;
-    r.threads = 2;
+    graftlab::test::shrinkToTiny(r);  // synthetic 16 px images, dim 32, batch 16
     r.device = "cpu";
-    r.data.dataset = "synthetic";
-    r.data.imageSize = 16;
-    r.data.syntheticSize = 256;
-    r.model.patchSize = 4;
-    r.model.embedDim = 32;
     r.model.depth = 2;
-    r.model.numHeads = 2;
-    r.model.decoderEmbedDim = 32;
-    r.model.decoderDepth = 1;
-    r.model.decoderNumHeads = 2;
-    r.moco.hiddenDim = 32;
-    r.moco.outDim = 16;
-    r.optim.batchSize = 16;
     r.optim.warmupSteps = 2;
     r.train.steps = steps;
     r.train.logEvery = 2;

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Table-driven: every bad input gets a non-zero exit and a message naming the field or file at fault.
+set -uo pipefail
+cli=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+tiny="--set data.dataset=synthetic --set data.synthetic_size=64 --set data.image_size=16 --set model.embed_dim=32
+      --set model.depth=2 --set model.num_heads=2 --set model.decoder_embed_dim=32 --set model.decoder_depth=1
+      --set model.decoder_num_heads=2 --set optim.batch_size=16 --set probes.every=0"
+# check NAME EXPECTED_FRAGMENT COMMAND...: the command must fail (not crash) and print the fragment
+check() {
+  local name=$1 want=$2
+  shift 2
+  "$@" > "$work/out.txt" 2>&1
+  local rc=$?
+  if [ $rc -eq 0 ]; then
+    echo "FAIL [$name]: exit 0"; failures=$((failures + 1)); return
+  fi
+  if [ $rc -ge 128 ]; then
+    echo "FAIL [$name]: crashed (status $rc)"; tail -3 "$work/out.txt"; failures=$((failures + 1)); return
+  fi
+  if ! grep -qF -- "$want" "$work/out.txt"; then
+    echo "FAIL [$name]: message lacks \"$want\":"; tail -3 "$work/out.txt"; failures=$((failures + 1)); return
+  fi
+  echo "ok   [$name] ($rc): $(grep -F -m1 -- "$want" "$work/out.txt" | cut -c1-110)"
+}
+
+# --- recipes
+printf '{\n  "name": "x",\n  "optim": { "batch_size": 16,, }\n}\n' > "$work/malformed.json"
+check "malformed JSON: line and column" "malformed.json:3:" "$cli" train --recipe "$work/malformed.json" --out "$work/r1"
+printf '{ "name": "x", "optim": { "batchsize": 16 } }\n' > "$work/unknown.json"
+check "unknown key named" "optim.batchsize" "$cli" train --recipe "$work/unknown.json" --out "$work/r2"
+check "value out of range" "optim.batch_size" "$cli" train --recipe mae --out "$work/r3" $tiny --set optim.batch_size=0
+check "mask ratio out of range" "mae.mask_ratio" "$cli" train --recipe mae --out "$work/r4" $tiny --set mae.mask_ratio=1.5
+check "ConMIM with mask ratio 0" "conmim.mask_ratio" "$cli" train --recipe conmim --out "$work/r5" $tiny --set conmim.mask_ratio=0
+check "patch size must divide the image" "model.patch_size" "$cli" train --recipe mae --out "$work/r6" $tiny --set model.patch_size=5
+check "wrong type" "optim.base_lr" "$cli" train --recipe mae --out "$work/r7" $tiny --set optim.base_lr='"fast"'
+check "no such recipe file" "nothere.json" "$cli" train --recipe "$work/nothere.json" --out "$work/r8"
+
+# --- datasets
+mkdir -p "$work/fm"
+printf '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c\x01\x02\x03' > "$work/fm/train-images-idx3-ubyte"
+printf '\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02\x03\x04\x05' > "$work/fm/train-labels-idx1-ubyte"
+check "truncated IDX file" "train-images-idx3-ubyte" "$cli" train --recipe mae --out "$work/d1" --set data.dataset=fashion_mnist \
+  --set data.root="$work/fm" --set data.fallback_to_synthetic=false --set probes.every=0
+printf 'not an idx file at all' > "$work/fm/train-images-idx3-ubyte"
+check "IDX with a bad magic number" "train-images-idx3-ubyte" "$cli" train --recipe mae --out "$work/d2" --set data.dataset=fashion_mnist \
+  --set data.root="$work/fm" --set data.fallback_to_synthetic=false --set probes.every=0
+mkdir -p "$work/cifar"
+head -c 1000 /dev/zero > "$work/cifar/data_batch_1.bin"
+check "truncated CIFAR batch" "data_batch" "$cli" train --recipe mae --out "$work/d3" --set data.dataset=cifar10 \
+  --set data.root="$work/cifar" --set data.fallback_to_synthetic=false --set probes.every=0
+mkdir -p "$work/folder/train/cats" "$work/folder/train/dogs"
+printf 'garbage, not a PNG' > "$work/folder/train/cats/a.png"
+printf 'garbage, not a PNG' > "$work/folder/train/dogs/b.png"
+check "ImageFolder class without a readable image" "cats: class folder has no readable image" "$cli" train --recipe mae --out "$work/d4" --set data.dataset=image_folder \
+  --set data.root="$work/folder" --set data.fallback_to_synthetic=false --set probes.every=0
+
+# --- checkpoints
+"$cli" train --recipe mae --out "$work/good" --steps 2 $tiny --set train.checkpoint_every=2 > /dev/null 2>&1 || { echo "FAIL: setup run"; exit 1; }
+ckpt="$work/good/checkpoints/step-00000002.ckpt"
+head -c $(( $(stat -c %s "$ckpt") / 2 )) "$ckpt" > "$work/truncated.ckpt"
+check "truncated checkpoint (eval)" "truncated.ckpt" "$cli" eval --ckpt "$work/truncated.ckpt" --protocol knn
+check "truncated checkpoint (export)" "truncated.ckpt" "$cli" export --ckpt "$work/truncated.ckpt" --out "$work/e.pt"
+printf 'hello' > "$work/text.ckpt"
+check "not a checkpoint" "text.ckpt" "$cli" reconstruct --ckpt "$work/text.ckpt" --out "$work/g.png"
+check "missing checkpoint" "missing.ckpt" "$cli" eval --ckpt "$work/missing.ckpt"
+# a run whose recipe now describes another architecture than its checkpoint
+cp -r "$work/good" "$work/other"
+python3 - "$work/other/recipe.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); r["model"]["embed_dim"] = 64; r["model"]["num_heads"] = 4; r["train"]["steps"] = 4
+json.dump(r, open(sys.argv[1], "w"))
+PY
+check "checkpoint of another architecture" "step-00000002.ckpt" "$cli" resume "$work/other"
+
+# --- run directories
+check "run directory under a file" "hostname" "$cli" train --recipe mae --out /etc/hostname/run $tiny
+check "run directory holding a run" "already holds a run" "$cli" train --recipe mae --out "$work/good" $tiny
+check "resume of a directory without a run" "recipe.json" "$cli" resume "$work/nothing-here"
+
+# --- a loss that becomes non-finite stops before the optimizer step, keeping the last checkpoint
+check "NaN loss stops the run" "loss is" "$cli" train --recipe mae --out "$work/nan" $tiny --steps 50 --set optim.base_lr=1e12 \
+  --set optim.warmup_steps=0 --set train.checkpoint_every=1
+
+[ $failures -eq 0 ] || { echo "$failures bad inputs not handled"; exit 1; }
+echo "e2e.bad_inputs: every bad input named"

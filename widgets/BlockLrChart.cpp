@@ -159,7 +159,7 @@ void BlockLrChart::refresh() {
         on << v;
         top = std::max(top, v);
     }
-    // frozen bars: a short hatched stub so that the part is visible and clickable
+    // frozen parts: a short hatched bar, so that they stay visible and clickable
     for (int i = 0; i < barCount(); ++i) off << (values_[size_t(i)] == 0.0 ? 0.06 * top : 0.0);
     active_->setData(keys, on, true);
     frozen_->setData(keys, off, true);

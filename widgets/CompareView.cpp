@@ -149,34 +149,45 @@ CompareView::Run CompareView::readRun(const QString& dir) {
     QFile recipe(QDir(dir).filePath("recipe.json"));
     if (recipe.open(QIODevice::ReadOnly)) {
         auto j = nlohmann::json::parse(recipe.readAll().toStdString(), nullptr, false);
-        if (j.is_object()) {
-            if (j.contains("stages") && j["stages"].is_array() && !j["stages"].empty()) {
-                QStringList methods;
-                for (const auto& st : j["stages"]) methods << QString::fromStdString(st.value("method", std::string("?")));
-                r.method = methods.join(QStringLiteral("→"));
-            } else {
-                r.method = QString::fromStdString(j.value("method", std::string()));
+        try {
+            if (j.is_object()) {
+                if (j.contains("stages") && j["stages"].is_array() && !j["stages"].empty()) {
+                    QStringList methods;
+                    for (const auto& st : j["stages"]) methods << QString::fromStdString(st.value("method", std::string("?")));
+                    r.method = methods.join(QStringLiteral("→"));
+                } else {
+                    r.method = QString::fromStdString(j.value("method", std::string()));
+                }
+                if (j.contains("data") && j["data"].is_object())
+                    r.dataset = QString::fromStdString(j["data"].value("dataset", std::string()));
             }
-            if (j.contains("data") && j["data"].is_object()) r.dataset = QString::fromStdString(j["data"].value("dataset", std::string()));
+        } catch (const std::exception&) {
+            r.method = QStringLiteral("?");  // a recipe of another shape: the run is still listed
         }
     }
     QFile eval(QDir(dir).filePath("checkpoints/eval.json"));
     if (eval.open(QIODevice::ReadOnly)) {
         auto j = nlohmann::json::parse(eval.readAll().toStdString(), nullptr, false);
-        if (j.is_object()) {
-            // the newest evaluated checkpoint
-            for (auto it = j.begin(); it != j.end(); ++it) {
-                if (!it->is_object() || !it->contains("protocols")) continue;
-                qint64 step = it->value("step", qint64(-1));
-                if (step < r.step) continue;
-                r.step = step;
-                r.checkpoint = QString::fromStdString(it.key());
-                if (it->contains("dataset")) r.dataset = QString::fromStdString((*it)["dataset"].get<std::string>());
-                r.top1.clear();
-                for (auto p = (*it)["protocols"].begin(); p != (*it)["protocols"].end(); ++p)
-                    if (p->is_object() && p->contains("top1") && (*p)["top1"].is_number())
-                        r.top1.insert(QString::fromStdString(p.key()), (*p)["top1"].get<double>());
+        try {
+            if (j.is_object()) {
+                // the newest evaluated checkpoint; entries of another shape (hand-edited files) are skipped
+                for (auto it = j.begin(); it != j.end(); ++it) {
+                    if (!it->is_object() || !it->contains("protocols") || !(*it)["protocols"].is_object()) continue;
+                    const auto& stepJson = it->value("step", nlohmann::json(-1));
+                    qint64 step = stepJson.is_number() ? stepJson.get<qint64>() : -1;
+                    if (step < r.step) continue;
+                    r.step = step;
+                    r.checkpoint = QString::fromStdString(it.key());
+                    if (it->contains("dataset") && (*it)["dataset"].is_string())
+                        r.dataset = QString::fromStdString((*it)["dataset"].get<std::string>());
+                    r.top1.clear();
+                    for (auto p = (*it)["protocols"].begin(); p != (*it)["protocols"].end(); ++p)
+                        if (p->is_object() && p->contains("top1") && (*p)["top1"].is_number())
+                            r.top1.insert(QString::fromStdString(p.key()), (*p)["top1"].get<double>());
+                }
             }
+        } catch (const std::exception&) {
+            r.top1.clear();  // unreadable results: the run is listed as not evaluated
         }
     }
     return r;

@@ -220,6 +220,15 @@ private slots:
         QString b = makeRun("lg-run", "{\"method\":\"mae\",\"stages\":[{\"method\":\"mae\"},{\"method\":\"mocov3\"}]}",
                             "{\"step-000000100.ckpt\":{\"step\":100,\"protocols\":{\"linear\":{\"top1\":0.66},\"fewshot\":{\"top1\":0.4}}}}");
         QString c = makeRun("fresh", "{\"method\":\"mocov3\"}", "");
+        // a hand-edited results file of another shape is listed as not evaluated, not a crash
+        QString odd = makeRun("odd", "{\"method\":\"mae\",\"data\":{\"dataset\":3}}",
+                              "{\"x.ckpt\":{\"step\":\"ten\",\"dataset\":5,\"protocols\":{\"knn\":{\"top1\":\"high\"}}},\"y\":[1,2]}");
+        {
+            CompareView oddView;
+            QVERIFY(oddView.addRun(odd));
+            QVERIFY(!oddView.value(odd, "knn"));
+            oddView.removeRun(odd);
+        }
         CompareView view;
         view.resize(900, 600);
         view.show();

@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
 
-.PHONY: all deps configure build run test clean package bench
+.PHONY: all deps configure build run test clean package bench fuzz
 
 all: build
 
@@ -36,8 +36,17 @@ test: build
 bench: build
 	@bash benchmarks/run_bench.sh $(BUILD)/app/graftlab-cli $(BUILD)/bench
 
+# libFuzzer (clang): the recipe parser and the snapshot reader, FUZZ_SECONDS each; a crash fails and is kept.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DGRAFTLAB_FUZZ=ON -DGRAFTLAB_GUI=OFF -DGRAFTLAB_OPENCV=OFF > $(BUILD)-fuzz.configure.log 2>&1 \
+	  || { cat $(BUILD)-fuzz.configure.log; exit 1; }
+	@cmake --build $(BUILD)-fuzz --target fuzz_recipe fuzz_snapshot
+	@bash tests/fuzz/run_fuzz.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log
+	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD)-fuzz $(BUILD)-fuzz.configure.log
 
 .PHONY: package
 package: build

@@ -216,11 +216,13 @@ torch::Tensor syncBatchNorm(const torch::Tensor& x, const torch::Tensor& weight,
                             torch::Tensor runningVar, bool training, double momentum, double eps) {
     if (!training || !activeDist())
         return torch::batch_norm(x, weight, bias, runningMean, runningVar, training, momentum, eps, /*cudnn_enabled=*/false);
-    // Autograd functions take no undefined tensors: without affine parameters, a constant scale 1 and shift 0.
-    auto w = weight.defined() ? weight : torch::ones({x.size(1)}, x.options());
-    auto b = bias.defined() ? bias : torch::zeros({x.size(1)}, x.options());
-    auto rm = runningMean.defined() ? runningMean : torch::Tensor();
-    if (!rm.defined()) return SyncBnFunction::apply(x, w, b, torch::zeros({x.size(1)}, x.options()), torch::ones({x.size(1)}, x.options()), momentum, eps);
+    // Autograd functions take no undefined tensors: without affine parameters, a constant scale 1 and shift 0;
+    // without running statistics, scratch ones that are dropped.
+    auto opts = x.options();
+    auto w = weight.defined() ? weight : torch::ones({x.size(1)}, opts);
+    auto b = bias.defined() ? bias : torch::zeros({x.size(1)}, opts);
+    if (!runningMean.defined()) runningMean = torch::zeros({x.size(1)}, opts);
+    if (!runningVar.defined()) runningVar = torch::ones({x.size(1)}, opts);
     return SyncBnFunction::apply(x, w, b, runningMean, runningVar, momentum, eps);
 }
 

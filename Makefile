@@ -6,6 +6,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
+RUN_ARGS ?=
 
 .PHONY: all deps configure build run test clean package bench fuzz
 
@@ -25,8 +26,11 @@ run: build
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -x $(BUILD)/app/graftlab ]; then \
 	  exec $(BUILD)/app/graftlab --recipe $(RECIPE); \
 	else \
-	  echo "No display: training the default recipe headless. Watch it later with: graftlab (File > Open run...)"; \
-	  exec $(BUILD)/app/graftlab-cli train --recipe $(RECIPE); \
+	  out=$${RUN_DIR:-$$HOME/GraftLab/runs/$$(basename $(RECIPE) .json)-$$(date +%Y%m%d-%H%M%S)}; \
+	  echo "No display: training $(RECIPE) headless into $$out."; \
+	  echo "Watch it live from a session with a display: $(BUILD)/app/graftlab --open-run $$out (or File > Open run...)."; \
+	  echo "Stopped with Ctrl+C? Continue with: $(BUILD)/app/graftlab-cli resume $$out"; \
+	  exec $(BUILD)/app/graftlab-cli train --recipe $(RECIPE) --out $$out $(RUN_ARGS); \
 	fi
 
 test: build

@@ -81,7 +81,7 @@ Dataset loadDataset(const DataConfig& cfg, Split split, uint64_t seed) {
             bool missing = !std::filesystem::exists(e.path());
             if (!(missing && cfg.fallbackToSynthetic)) throw;
             Dataset d = makeSynthetic(synthCount, cfg.imageSize, seed, split);
-            d.note = std::string("Fashion-MNIST not found (") + e.what() +
+            d.note = "Fashion-MNIST not found (no " + e.path() +
                      "); using the built-in synthetic set instead. Install it with: sudo apt-get install dataset-fashion-mnist";
             return d;
         }

@@ -12,6 +12,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 grep -q "graftlab-cli" <<< "$("$cli" --version)" || fail "--version"
 for c in train resume reconstruct recipe probe; do grep -q "Usage: graftlab-cli $c" <<< "$("$cli" $c --help)" || fail "$c --help"; done
 
+# first run on a machine without Fashion-MNIST: the default dataset falls back to the synthetic set and says so
+"$cli" train --recipe mae --out "$work/fallback" --steps 1 --set data.root="$work/no-such-dir" --set data.synthetic_size=64 \
+  --set optim.batch_size=16 --set model.depth=1 --set probes.every=0 2> "$work/fallback.log" || { cat "$work/fallback.log"; fail "fallback train"; }
+grep -q "using the built-in synthetic set instead. Install it with: sudo apt-get install dataset-fashion-mnist" "$work/fallback.log" \
+  || { cat "$work/fallback.log"; fail "fallback to the synthetic set not reported"; }
+
 # default recipe (mae preset), synthetic data, small and short; interrupted at step 4, then resumed to 6
 "$cli" train --recipe mae --out "$work/run" --steps 6 --stop-at 4 \
   --set data.dataset=synthetic --set data.synthetic_size=512 --set optim.batch_size=32 --set train.log_every=2 \

@@ -13,6 +13,11 @@
 #include "TestUtil.h"
 
 #include <QAction>
+#include <QApplication>
+#include <QMessageBox>
+#include <QTimer>
+#include <QPlainTextEdit>
+#include <QStatusBar>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -111,6 +116,55 @@ private slots:
         QVERIFY(QFileInfo(enc).size() > 10000);
         QVERIFY(summary.contains("timm"));
         QVERIFY(EvalRunner::exportEncoder(csv, enc).contains("metrics.csv"));  // not a checkpoint: named
+    }
+
+    // First run on a machine without the dataset-fashion-mnist package: the default dataset falls back to the
+    // synthetic set, and the window says so (status bar and log), with the package to install.
+    void missingFashionMnistFallsBackAndSaysSo() {
+        LaunchOptions o;
+        o.outDir = root_.filePath("fallback");
+        MainWindow w(o);
+        w.show();
+        Recipe r = tinyRecipe("mae", 2);
+        r.data.dataset = "fashion_mnist";
+        r.data.root = root_.filePath("no-fashion-mnist-here").toStdString();
+        r.data.fallbackToSynthetic = true;
+        r.probes.every = 0;
+        w.recipeForm()->setRecipe(r);
+        QSignalSpy started(w.session(), &TrainingSession::runStarted);
+        QSignalSpy finished(w.session(), &TrainingSession::finished);
+        w.startRun();
+        QVERIFY(started.wait(120000));
+        QVERIFY(started.last().at(2).toString().contains("synthetic set"));
+        QString bar = w.statusBar()->currentMessage();
+        QVERIFY2(bar.contains("synthetic set") && bar.contains("dataset-fashion-mnist"), qPrintable(bar));
+        QCOMPARE(waitFinished(finished), QString("finished"));
+        QCoreApplication::processEvents();
+        auto* log = w.findChild<QPlainTextEdit*>();
+        QVERIFY(log);
+        QVERIFY2(log->toPlainText().contains("using the built-in synthetic set"), qPrintable(log->toPlainText().left(2000)));
+        // without the fallback the same recipe is an error naming the missing file (in a new run directory: the
+        // first one holds a run now)
+        LaunchOptions o2;
+        o2.outDir = root_.filePath("no-fallback");
+        MainWindow w2(o2);
+        w2.show();
+        r.data.fallbackToSynthetic = false;
+        w2.recipeForm()->setRecipe(r);
+        QSignalSpy finished2(w2.session(), &TrainingSession::finished);
+        QString dialogText;  // the failure is shown in a modal dialog: read it and close it
+        QTimer closer;
+        connect(&closer, &QTimer::timeout, [&] {
+            for (QWidget* top : QApplication::topLevelWidgets())
+                if (auto* box = qobject_cast<QMessageBox*>(top); box && box->isVisible()) {
+                    dialogText = box->text();
+                    box->accept();
+                }
+        });
+        closer.start(50);
+        w2.startRun();
+        QCOMPARE(waitFinished(finished2), QString("failed"));
+        QVERIFY2(dialogText.contains("train-images-idx3-ubyte") && dialogText.contains("dataset-fashion-mnist"), qPrintable(dialogText));
     }
 
     void stopLeavesAResumableCheckpointAndContinueFinishes() {

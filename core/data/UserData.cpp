@@ -1,5 +1,7 @@
 // The user's own data: CIFAR-10 binary batches and ImageFolder trees (decoded with OpenCV).
 #include "data/Dataset.h"
+#include "data/Formats.h"
+#include "util/AtomicFile.h"
 #include "util/Errors.h"
 
 #include <spdlog/spdlog.h>
@@ -26,21 +28,11 @@ Dataset loadCifar10(const std::string& rootIn, Split split, int imageSize) {
         for (int i = 1; i <= 5; ++i) files.push_back((root / ("data_batch_" + std::to_string(i) + ".bin")).string());
     else
         files.push_back((root / "test_batch.bin").string());
-    constexpr size_t kRecord = 1 + 3 * 32 * 32;
     std::vector<uint8_t> pixels, labels;
     for (const auto& f : files) {
         if (!fs::exists(f)) throw FileError(f, "CIFAR-10 batch file not found (expected the binary version, cifar-10-binary.tar.gz, unpacked)");
-        std::ifstream in(f, std::ios::binary);
-        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (bytes.empty() || bytes.size() % kRecord != 0)
-            throw FileError(f, "not a CIFAR-10 binary batch: " + std::to_string(bytes.size()) + " bytes is not a whole number of " +
-                                   std::to_string(kRecord) + "-byte records (truncated?)");
-        for (size_t r = 0; r < bytes.size() / kRecord; ++r) {
-            const uint8_t* rec = bytes.data() + r * kRecord;
-            if (rec[0] > 9) throw FileError(f, "record " + std::to_string(r) + " has label " + std::to_string(rec[0]) + ", outside 0..9");
-            labels.push_back(rec[0]);
-            pixels.insert(pixels.end(), rec + 1, rec + kRecord);
-        }
+        std::string raw = readFile(f);
+        appendCifarBatch(std::vector<uint8_t>(raw.begin(), raw.end()), f, pixels, labels);
     }
     Dataset d;
     d.name = "cifar10";

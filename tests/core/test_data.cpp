@@ -1,5 +1,6 @@
 #include "data/Augment.h"
 #include "data/Dataset.h"
+#include "data/Formats.h"
 #include "data/Loader.h"
 #include "train/Trainer.h"
 #include "util/Errors.h"
@@ -96,6 +97,76 @@ private slots:
         msg = expectFileError([&] { loadFashionMnist(dir, Split::Test, 28); });
         QVERIFY2(msg.find(lbl) != std::string::npos && msg.find("4 labels for 5 images") != std::string::npos, msg.c_str());
         fs::remove_all(dir);
+    }
+
+    // The torch-free parsers the fuzz targets exercise: gzip members, truncation, a decompression limit, IDX
+    // headers whose sizes overflow 32 bits, CIFAR records.
+    void formatParsersRejectDamagedBuffers() {
+        auto gz = [](const std::vector<uint8_t>& raw) {
+            uLongf cap = compressBound(uLong(raw.size())) + 64;
+            std::vector<uint8_t> out(cap);
+            z_stream zs{};
+            deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+            zs.next_in = const_cast<Bytef*>(raw.data());
+            zs.avail_in = uInt(raw.size());
+            zs.next_out = out.data();
+            zs.avail_out = uInt(out.size());
+            deflate(&zs, Z_FINISH);
+            out.resize(zs.total_out);
+            deflateEnd(&zs);
+            return out;
+        };
+        std::vector<uint8_t> a(1000, 3), b(500, 4);
+        auto ga = gz(a), gb = gz(b);
+        QVERIFY(decodeMaybeGz(ga.data(), ga.size(), "a") == a);
+        QVERIFY(decodeMaybeGz(a.data(), a.size(), "a") == a);  // not compressed: as it is
+        std::vector<uint8_t> both = ga;
+        both.insert(both.end(), gb.begin(), gb.end());
+        auto ab = decodeMaybeGz(both.data(), both.size(), "ab");
+        QCOMPARE(ab.size(), size_t(1500));  // two members, as `cat a.gz b.gz`
+        QCOMPARE(int(ab.back()), 4);
+        std::string msg = expectFileError([&] { decodeMaybeGz(ga.data(), ga.size() / 2, "half.gz"); });
+        QVERIFY2(msg.find("half.gz") != std::string::npos && msg.find("truncated") != std::string::npos, msg.c_str());
+        auto bad = ga;
+        bad[12] ^= 0xff;
+        bad[13] ^= 0xff;
+        msg = expectFileError([&] { decodeMaybeGz(bad.data(), bad.size(), "bad.gz"); });
+        QVERIFY2(msg.find("bad.gz") != std::string::npos, msg.c_str());
+        msg = expectFileError([&] { decodeMaybeGz(ga.data(), ga.size(), "bomb.gz", 100); });
+        QVERIFY2(msg.find("more than 100 bytes") != std::string::npos, msg.c_str());
+
+        auto img = idxImages(0x803, 2, 3, 4, 24);
+        IdxImages parsed = parseIdxImages(img, "img");
+        QCOMPARE(parsed.count, 2u);
+        QCOMPARE(parsed.pixels.size(), size_t(24));
+        msg = expectFileError([&] { parseIdxImages(img, "img", 28, 28); });
+        QVERIFY2(msg.find("images are 3x4, expected 28x28") != std::string::npos, msg.c_str());
+        // 0xffffffff^3 bytes announced: must be "truncated", not an overflowed size that happens to match
+        auto huge = idxImages(0x803, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0);
+        msg = expectFileError([&] { parseIdxImages(huge, "huge"); });
+        QVERIFY2(msg.find("truncated") != std::string::npos, msg.c_str());
+        auto wrap = idxImages(0x803, 0x10000, 0x10000, 1, 0);  // 2^32 pixels: wraps to 0 in 32-bit arithmetic
+        msg = expectFileError([&] { parseIdxImages(wrap, "wrap"); });
+        QVERIFY2(msg.find("truncated") != std::string::npos, msg.c_str());
+        auto lbl = idxLabels(0x801, 3, 3);
+        QCOMPARE(parseIdxLabels(lbl, "lbl", 9).size(), size_t(3));
+        lbl[9] = 12;
+        msg = expectFileError([&] { parseIdxLabels(lbl, "lbl", 9); });
+        QVERIFY2(msg.find("label 12 at index 1 is outside 0..9") != std::string::npos, msg.c_str());
+        msg = expectFileError([&] { parseIdxLabels(std::vector<uint8_t>(5, 0), "short", 9); });
+        QVERIFY2(msg.find("short: truncated: 5 bytes") != std::string::npos, msg.c_str());
+
+        std::vector<uint8_t> cifar(2 * kCifarRecordBytes, 1), pixels, labels;
+        appendCifarBatch(cifar, "c", pixels, labels);
+        QCOMPARE(labels.size(), size_t(2));
+        QCOMPARE(pixels.size(), size_t(2 * 3072));
+        cifar[kCifarRecordBytes] = 10;
+        msg = expectFileError([&] { appendCifarBatch(cifar, "c", pixels, labels); });
+        QVERIFY2(msg.find("record 1 has label 10") != std::string::npos, msg.c_str());
+        QCOMPARE(labels.size(), size_t(2));  // nothing appended from a rejected batch
+        cifar.pop_back();
+        msg = expectFileError([&] { appendCifarBatch(cifar, "c", pixels, labels); });
+        QVERIFY2(msg.find("whole number of 3073-byte records") != std::string::npos, msg.c_str());
     }
 
     void missingDatasetFallsBackOrFails() {

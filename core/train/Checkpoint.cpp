@@ -1,12 +1,14 @@
 #include "train/Checkpoint.h"
 
-#include <algorithm>
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
+#include "util/ZipCheck.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -31,15 +33,32 @@ struct OpenArchive {
 void openArchive(const std::string& path, OpenArchive& a) {
     if (!fs::exists(path)) throw FileError(path, "checkpoint not found");
     a.bytes = readFile(path);
-    if (a.bytes.size() < 22) throw FileError(path, "not a GraftLab checkpoint (file of " + std::to_string(a.bytes.size()) + " bytes, truncated or empty)");
+    verifyZipArchive(a.bytes.data(), a.bytes.size(), path);  // damage is reported here, before torch parses anything
     try {
         a.archive.load_from(a.bytes.data(), a.bytes.size());
     } catch (const c10::Error& e) {
         throw FileError(path, "not a GraftLab checkpoint, or truncated/corrupt (" + firstLine(e.what_without_backtrace()) + ")");
+    } catch (const std::exception& e) {  // torch's TorchScript importer also throws its own error types (fuzzing found)
+        throw FileError(path, "not a GraftLab checkpoint, or truncated/corrupt (" + firstLine(e.what()) + ")");
     }
     c10::IValue format;
     if (!a.archive.try_read("format", format) || !format.isString() || format.toStringRef() != kFormat)
         throw FileError(path, std::string("not a GraftLab checkpoint (missing format tag \"") + kFormat + "\")");
+}
+
+// Runs `f`; any error but a FileError (a damaged entry inside a readable archive) becomes a FileError naming
+// the file, so that callers see one kind of error for every bad checkpoint.
+template <class F>
+auto namingFile(const std::string& path, const char* what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const FileError&) {
+        throw;
+    } catch (const c10::Error& e) {
+        throw FileError(path, std::string("damaged GraftLab checkpoint: ") + what + " (" + firstLine(e.what_without_backtrace()) + ")");
+    } catch (const std::exception& e) {
+        throw FileError(path, std::string("damaged GraftLab checkpoint: ") + what + " (" + firstLine(e.what()) + ")");
+    }
 }
 
 std::vector<float> toVector(const torch::Tensor& t) {
@@ -110,76 +129,84 @@ CheckpointMeta readCheckpointMeta(const std::string& path) {
 }
 
 int loadModelState(const std::string& path, torch::nn::Module& model, bool strict) {
-    OpenArchive a;
-    openArchive(path, a);
-    torch::serialize::InputArchive m;
-    if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
-    std::vector<std::string> stored = m.keys();
-    std::set<std::string> storedSet(stored.begin(), stored.end());
-    torch::NoGradGuard ng;
-    int loaded = 0;
-    std::vector<std::string> missing;
-    auto loadOne = [&](const std::string& name, torch::Tensor& dst, bool isBuffer) {
-        if (!storedSet.count(name)) {
-            missing.push_back(name);
-            return;
-        }
-        torch::Tensor src;
-        m.read(name, src, isBuffer);
-        if (src.sizes() != dst.sizes()) {
-            std::ostringstream os;
-            os << "tensor \"" << name << "\" has shape " << src.sizes() << " in the checkpoint but " << dst.sizes()
-               << " in the model (another architecture?)";
-            throw FileError(path, os.str());
-        }
-        dst.copy_(src);
-        storedSet.erase(name);
-        ++loaded;
-    };
-    for (auto& p : model.named_parameters(true)) loadOne(p.key(), p.value(), false);
-    for (auto& b : model.named_buffers(true)) loadOne(b.key(), b.value(), true);
-    if (strict && !missing.empty())
-        throw FileError(path, "checkpoint lacks " + std::to_string(missing.size()) + " tensor(s) of the model, e.g. \"" +
-                                  missing.front() + "\" (another architecture or method?)");
-    if (strict && !storedSet.empty())
-        throw FileError(path, "checkpoint has " + std::to_string(storedSet.size()) + " tensor(s) the model lacks, e.g. \"" +
-                                  *storedSet.begin() + "\" (another architecture or method?)");
-    return loaded;
+    return namingFile(path, "model tensors", [&] {
+        OpenArchive a;
+        openArchive(path, a);
+        torch::serialize::InputArchive m;
+        if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
+        std::vector<std::string> stored = m.keys();
+        std::set<std::string> storedSet(stored.begin(), stored.end());
+        torch::NoGradGuard ng;
+        int loaded = 0;
+        std::vector<std::string> missing;
+        auto loadOne = [&](const std::string& name, torch::Tensor& dst, bool isBuffer) {
+            if (!storedSet.count(name)) {
+                missing.push_back(name);
+                return;
+            }
+            torch::Tensor src;
+            m.read(name, src, isBuffer);
+            if (src.sizes() != dst.sizes()) {
+                std::ostringstream os;
+                os << "tensor \"" << name << "\" has shape " << src.sizes() << " in the checkpoint but " << dst.sizes()
+                   << " in the model (another architecture?)";
+                throw FileError(path, os.str());
+            }
+            dst.copy_(src);
+            storedSet.erase(name);
+            ++loaded;
+        };
+        for (auto& p : model.named_parameters(true)) loadOne(p.key(), p.value(), false);
+        for (auto& b : model.named_buffers(true)) loadOne(b.key(), b.value(), true);
+        if (strict && !missing.empty())
+            throw FileError(path, "checkpoint lacks " + std::to_string(missing.size()) + " tensor(s) of the model, e.g. \"" +
+                                      missing.front() + "\" (another architecture or method?)");
+        if (strict && !storedSet.empty())
+            throw FileError(path, "checkpoint has " + std::to_string(storedSet.size()) + " tensor(s) the model lacks, e.g. \"" +
+                                      *storedSet.begin() + "\" (another architecture or method?)");
+        return loaded;
+    });
 }
 
 std::map<std::string, torch::Tensor> readModelTensors(const std::string& path) {
-    OpenArchive a;
-    openArchive(path, a);
-    torch::serialize::InputArchive m;
-    if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
-    std::map<std::string, torch::Tensor> out;
-    for (const auto& key : m.keys()) {
-        torch::Tensor t;
-        if (m.try_read(key, t) || m.try_read(key, t, true)) out[key] = t;
-    }
-    return out;
+    return namingFile(path, "model tensors", [&] {
+        OpenArchive a;
+        openArchive(path, a);
+        torch::serialize::InputArchive m;
+        if (!a.archive.try_read("model", m)) throw FileError(path, "checkpoint holds no model");
+        std::map<std::string, torch::Tensor> out;
+        for (const auto& key : m.keys()) {
+            torch::Tensor t;
+            if (m.try_read(key, t) || m.try_read(key, t, true)) out[key] = t;
+        }
+        return out;
+    });
 }
 
 void loadOptimizerState(const std::string& path, torch::optim::Optimizer& optimizer) {
-    OpenArchive a;
-    openArchive(path, a);
-    torch::serialize::InputArchive o;
-    if (!a.archive.try_read("optimizer", o)) throw FileError(path, "checkpoint holds no optimizer state");
-    try {
-        optimizer.load(o);
-    } catch (const c10::Error& e) {
-        throw FileError(path, "optimizer state does not match this recipe (" + firstLine(e.what_without_backtrace()) + ")");
-    }
+    namingFile(path, "optimizer state", [&] {
+        OpenArchive a;
+        openArchive(path, a);
+        torch::serialize::InputArchive o;
+        if (!a.archive.try_read("optimizer", o)) throw FileError(path, "checkpoint holds no optimizer state");
+        try {
+            optimizer.load(o);
+        } catch (const c10::Error& e) {
+            throw FileError(path, "optimizer state does not match this recipe (" + firstLine(e.what_without_backtrace()) + ")");
+        }
+    });
 }
 
 void restoreRngState(const std::string& path) {
-    OpenArchive a;
-    openArchive(path, a);
-    torch::Tensor state;
-    if (!a.archive.try_read("rng", state)) return;
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(state);
+    namingFile(path, "random-number state", [&] {
+        OpenArchive a;
+        openArchive(path, a);
+        torch::Tensor state;
+        if (!a.archive.try_read("rng", state)) return;
+        auto gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(state);
+    });
 }
 
 std::string checkpointFileName(int64_t step) {

@@ -4,6 +4,7 @@
 #include "train/RunDir.h"
 #include "train/Schedule.h"
 #include "train/Trainer.h"
+#include "util/AtomicFile.h"
 #include "util/Errors.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
@@ -263,6 +264,34 @@ private slots:
         // the newest checkpoint damaged: the previous good one is chosen
         fs::copy_file(cut, o.checkpointDir + "/" + checkpointFileName(99));
         QCOMPARE(latestGoodCheckpoint(o.checkpointDir), good);
+        // every single damaged byte of the header region and a sample of the rest: a FileError naming the file,
+        // never a crash, a raw torch error or a multi-gigabyte allocation
+        std::string bytes = readFile(good);
+        std::string flipped = dir + "/flipped.ckpt";
+        int rejected = 0;
+        for (size_t at = 0; at < bytes.size(); at += (at < 2048 ? 97 : bytes.size() / 40)) {
+            std::string b = bytes;
+            b[at] = char(b[at] ^ 0x21);
+            writeFileAtomically(flipped, b);
+            try {
+                MaeImpl m(r, 1, {0.5f}, {0.25f});
+                loadModelState(flipped, m);
+            } catch (const FileError& e) {
+                QVERIFY2(std::string(e.what()).find(flipped) != std::string::npos, e.what());
+                ++rejected;
+            }
+        }
+        QVERIFY(rejected > 30);
+        // the inputs libFuzzer found (tests/fuzz/regressions): each is rejected by name
+        for (const auto& entry : fs::directory_iterator(GRAFTLAB_SOURCE_DIR "/tests/fuzz/regressions/fuzz_checkpoint")) {
+            std::string path = entry.path().string();
+            try {
+                readCheckpointMeta(path);
+                QFAIL(qPrintable(QString::fromStdString("accepted: " + path)));
+            } catch (const FileError& e) {
+                QVERIFY2(std::string(e.what()).find(path) != std::string::npos, e.what());
+            }
+        }
         fs::remove_all(dir);
     }
 

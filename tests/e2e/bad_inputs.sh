@@ -63,6 +63,16 @@ ckpt="$work/good/checkpoints/step-00000002.ckpt"
 head -c $(( $(stat -c %s "$ckpt") / 2 )) "$ckpt" > "$work/truncated.ckpt"
 check "truncated checkpoint (eval)" "truncated.ckpt" "$cli" eval --ckpt "$work/truncated.ckpt" --protocol knn
 check "truncated checkpoint (export)" "truncated.ckpt" "$cli" export --ckpt "$work/truncated.ckpt" --out "$work/e.pt"
+# one byte flipped in the middle (a bad disk, a bad copy): caught by the archive's CRC-32, not by torch's parser
+cp "$ckpt" "$work/flipped.ckpt"
+python3 - "$work/flipped.ckpt" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[len(b) // 3] ^= 0x5A; open(sys.argv[1], "wb").write(bytes(b))
+PY
+check "checkpoint with a flipped byte" "fails its CRC-32 check" "$cli" eval --ckpt "$work/flipped.ckpt" --protocol knn
+# an input libFuzzer found: before the CRC check it made torch's TorchScript type parser throw past our handler
+check "fuzz regression: damaged TorchScript type" "checkpoint-torchscript-type-parse.ckpt" "$cli" export \
+  --ckpt "$(dirname "$0")/../fuzz/regressions/fuzz_checkpoint/checkpoint-torchscript-type-parse.ckpt" --out "$work/f.pt"
 printf 'hello' > "$work/text.ckpt"
 check "not a checkpoint" "text.ckpt" "$cli" reconstruct --ckpt "$work/text.ckpt" --out "$work/g.png"
 check "missing checkpoint" "missing.ckpt" "$cli" eval --ckpt "$work/missing.ckpt"

@@ -1,0 +1,15 @@
+#pragma once
+// Integrity check of a zip archive held in memory (the container of torch's serialization format, hence of every
+// GraftLab checkpoint): the end-of-central-directory record (zip64 too), every central and local header within
+// the buffer, and each entry's CRC-32 against its data. A damaged file is rejected here, before LibTorch's
+// TorchScript importer sees it: that importer trusts lengths inside the archive (a flipped byte can make it
+// allocate gigabytes, or throw from deep inside its type parser), so only intact archives reach it.
+#include <cstddef>
+#include <string>
+
+namespace graftlab {
+
+// Throws FileError(path, ...) naming what is wrong; returns the number of entries checked.
+size_t verifyZipArchive(const char* data, size_t size, const std::string& path);
+
+}  // namespace graftlab

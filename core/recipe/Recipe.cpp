@@ -1,6 +1,7 @@
 #include "recipe/Recipe.h"
 #include "util/AtomicFile.h"
 
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <utility>
@@ -521,6 +522,25 @@ Recipe parseRecipeText(const std::string& text, const std::string& origin, const
         auto pos = what.find("syntax error");
         issues.push_back({"", origin + ":" + std::to_string(line) + ":" + std::to_string(col) + ": malformed JSON (" +
                                   (pos == std::string::npos ? what : what.substr(pos)) + ")"});
+        return Recipe{};
+    } catch (const json::exception& ex) {
+        // e.g. out_of_range 406 "number overflow parsing '1e999'" (found by fuzzing): it carries no position, so the
+        // quoted token is looked up in the text
+        std::string what = ex.what();
+        std::string where = origin;
+        auto q1 = what.find('\''), q2 = what.rfind('\'');
+        if (q1 != std::string::npos && q2 > q1 + 1) {
+            size_t at = text.find(what.substr(q1 + 1, q2 - q1 - 1));
+            if (at != std::string::npos) {
+                size_t line = 1 + size_t(std::count(text.begin(), text.begin() + at, '\n'));
+                size_t lineStart = text.rfind('\n', at == 0 ? 0 : at - 1);
+                size_t col = at == 0 || lineStart == std::string::npos ? at + 1 : at - lineStart;
+                where += ":" + std::to_string(line) + ":" + std::to_string(col);
+            }
+        }
+        auto bracket = what.find("] ");
+        issues.push_back({"", where + ": malformed JSON (" + (bracket == std::string::npos ? what : what.substr(bracket + 2)) +
+                                  (ex.id == 406 ? ": the number does not fit a double)" : ")")});
         return Recipe{};
     }
     for (const auto& o : overrides) applyOverride(j, o, issues);

@@ -1,8 +1,11 @@
 #include "recipe/Recipe.h"
+#include "util/AtomicFile.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
 #include <QtTest>
+
+#include <filesystem>
 
 using namespace graftlab;
 
@@ -93,6 +96,16 @@ private slots:
         parseRecipeText("{\n  \"seed\": 1,\n  \"name\": oops\n}", "bad.json", {}, issues);
         QCOMPARE(int(issues.size()), 1);
         QVERIFY2(issues[0].message.find("bad.json:3:") != std::string::npos, issues[0].message.c_str());
+        // fuzz regressions (tests/fuzz/regressions/fuzz_recipe): an issue, never an exception
+        issues.clear();
+        parseRecipeText("{\n \"seed\": 666e666\n}", "big.json", {}, issues);
+        QCOMPARE(int(issues.size()), 1);
+        QVERIFY2(issues[0].message.find("big.json:2:10: malformed JSON (number overflow") != std::string::npos, issues[0].message.c_str());
+        for (const auto& entry : std::filesystem::directory_iterator(GRAFTLAB_SOURCE_DIR "/tests/fuzz/regressions/fuzz_recipe")) {
+            issues.clear();
+            parseRecipeText(readFile(entry.path().string()), entry.path().string(), {}, issues);
+            QVERIFY(!issues.empty());
+        }
     }
 
     void overridesApply() {

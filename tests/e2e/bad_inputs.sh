@@ -29,6 +29,10 @@ check() {
 # --- recipes
 printf '{\n  "name": "x",\n  "optim": { "batch_size": 16,, }\n}\n' > "$work/malformed.json"
 check "malformed JSON: line and column" "malformed.json:3:" "$cli" train --recipe "$work/malformed.json" --out "$work/r1"
+# found by fuzzing: a number too large for a double used to escape as a raw JSON library error without a position
+printf '{\n  "name": "x",\n  "optim": { "lr": 1e999 }\n}\n' > "$work/overflow.json"
+check "number overflow: line and column" "overflow.json:3:20: malformed JSON (number overflow parsing '1e999'" \
+  "$cli" train --recipe "$work/overflow.json" --out "$work/r1b"
 printf '{ "name": "x", "optim": { "batchsize": 16 } }\n' > "$work/unknown.json"
 check "unknown key named" "optim.batchsize" "$cli" train --recipe "$work/unknown.json" --out "$work/r2"
 check "value out of range" "optim.batch_size" "$cli" train --recipe mae --out "$work/r3" $tiny --set optim.batch_size=0
@@ -66,8 +70,12 @@ check "truncated checkpoint (export)" "truncated.ckpt" "$cli" export --ckpt "$wo
 # one byte flipped in the middle (a bad disk, a bad copy): caught by the archive's CRC-32, not by torch's parser
 cp "$ckpt" "$work/flipped.ckpt"
 python3 - "$work/flipped.ckpt" <<'PY'
-import sys
-b = bytearray(open(sys.argv[1], "rb").read()); b[len(b) // 3] ^= 0x5A; open(sys.argv[1], "wb").write(bytes(b))
+import struct, sys, zipfile
+b = bytearray(open(sys.argv[1], "rb").read())
+info = max(zipfile.ZipFile(sys.argv[1]).infolist(), key=lambda i: i.file_size)  # the largest tensor's bytes
+name_len, extra_len = struct.unpack_from("<HH", b, info.header_offset + 26)
+b[info.header_offset + 30 + name_len + extra_len + info.file_size // 2] ^= 0x5A
+open(sys.argv[1], "wb").write(bytes(b))
 PY
 check "checkpoint with a flipped byte" "fails its CRC-32 check" "$cli" eval --ckpt "$work/flipped.ckpt" --protocol knn
 # an input libFuzzer found: before the CRC check it made torch's TorchScript type parser throw past our handler

@@ -15,7 +15,9 @@ for t in fuzz_recipe fuzz_snapshot fuzz_idx fuzz_cifar fuzz_checkpoint; do
   [ -n "$exe" ] || { echo "$t: not built"; exit 1; }
   opts=(-timeout=10 -rss_limit_mb=2048)
   # LibTorch keeps process-wide caches (operator registry, thread pools) that LeakSanitizer reports as leaks
-  [ "$t" = fuzz_checkpoint ] && opts+=(-detect_leaks=0)
+  leaks=1
+  if [ "$t" = fuzz_checkpoint ]; then opts+=(-detect_leaks=0); leaks=0; fi
+  export ASAN_OPTIONS="detect_leaks=$leaks"
   if [ -d "$here/regressions/$t" ]; then
     echo "== $t: replaying $(ls "$here/regressions/$t" | wc -l) regression input(s)"
     if ! (cd "$out" && "$exe" "${opts[@]}" "$here/regressions/$t"/* > regressions.log 2>&1); then

@@ -8,7 +8,7 @@ RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
 RUN_ARGS ?=
 
-.PHONY: all deps configure build run test clean package bench fuzz
+.PHONY: all deps configure build run test clean package bench fuzz sanitize
 
 all: build
 
@@ -50,9 +50,17 @@ fuzz: deps
 	@bash tests/fuzz/run_fuzz.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD)-fuzz $(BUILD)-fuzz.configure.log
+	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD)-fuzz $(BUILD)-fuzz.configure.log $(BUILD)-asan $(BUILD)-asan.configure.log
 
 .PHONY: package
 package: build
 	@cd $(BUILD) && cpack -G DEB
 	@ls -1 $(BUILD)/graftlab_*.deb
+
+# Sanitizer build (ASan + UBSan, GCC) of the core and the CLI, then the core test suite under it.
+SANITIZE ?= address,undefined
+sanitize: deps
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRAFTLAB_SANITIZE=$(SANITIZE) \
+	  -DGRAFTLAB_GUI=OFF > $(BUILD)-asan.configure.log 2>&1 || { cat $(BUILD)-asan.configure.log; exit 1; }
+	@cmake --build $(BUILD)-asan -j $(JOBS) --target graftlab_core_tests graftlab-cli
+	@cd $(BUILD)-asan && ctest --output-on-failure -R '^core\.'

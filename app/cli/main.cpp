@@ -1012,8 +1012,8 @@ int cmdBench(int argc, char** argv) {
     o.profilePath = a.get("profile");
     if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
     BenchResult res = runBench(r, o, r.name);
-    std::printf("bench %s (%s) on %s, %d threads, batch %d, %d steps after %d warm-up\n", res.recipe.c_str(), res.method.c_str(),
-                res.device.c_str(), res.threads, res.batch, res.steps, o.warmup);
+    std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up\n", res.recipe.c_str(), res.method.c_str(),
+                res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup);
     std::printf("  images/s            %10.1f\n", res.imagesPerSecond);
     std::printf("  step (median)       %10.1f ms\n", res.stepMs);
     std::printf("  per step (mean)     forward %.1f ms · backward %.1f ms · optimizer %.1f ms · momentum update %.1f ms\n",

@@ -66,6 +66,7 @@ nlohmann::json BenchResult::toJson() const {
     nlohmann::json j = {{"recipe", recipe},
                         {"method", method},
                         {"device", device},
+                        {"precision", precision},
                         {"threads", threads},
                         {"batch", batch},
                         {"steps", steps},
@@ -93,6 +94,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     if (o.warmup < 0) throw RecipeError("--warmup", "must be >= 0");
     applyThreadSetting(o.threads > 0 ? o.threads : r.threads);
     torch::Device device = resolveDevice(r.device);
+    const bool bf16 = useBf16Autocast(r.train.precision, device);
     torch::manual_seed(uint64_t(r.seed));
     const std::string method = r.stages.empty() ? r.method : r.stages.front().method;
     const int batch = r.optim.batchSize;
@@ -126,6 +128,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.recipe = recipeName;
     res.method = method;
     res.device = device.str();
+    res.precision = bf16 ? "bf16" : "fp32";
     res.threads = torch::get_num_threads();
     res.batch = batch;
     res.steps = o.steps;
@@ -159,7 +162,11 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
             last = now;
         };
         opt.zero_grad();
-        LossOutput out = obj->computeLoss(b, ctx);
+        LossOutput out;
+        {
+            AutocastScope autocast(bf16, device);
+            out = obj->computeLoss(b, ctx);
+        }
         lap(res.forwardSeconds);
         out.total.backward();
         lap(res.backwardSeconds);

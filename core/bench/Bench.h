@@ -30,7 +30,7 @@ struct BenchOptions {
 };
 
 struct BenchResult {
-    std::string recipe, method, device;
+    std::string recipe, method, device, precision;
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only
     double imagesPerSecond = 0;

@@ -49,6 +49,8 @@ Batch Loader::make(int64_t step) const {
     b.images = data_->images.index_select(0, idx).to(torch::kFloat32).div_(255.f);
     b.labels = data_->labels.index_select(0, idx);
     if (makeViews_) b.views = makeViews_(b.images, streamSeed(seed_, uint64_t(step), 0x41554721ull /*AUG*/));
+    if (pin_)
+        for (auto& v : b.views) v = v.pin_memory();
     return b;
 }
 

@@ -29,6 +29,8 @@ public:
     Loader(std::shared_ptr<const Dataset> data, int batchSize, uint64_t seed, ViewMaker makeViews,
            int rank = 0, int worldSize = 1);
     ~Loader();
+    // Views made in page-locked memory (for asynchronous host-to-GPU copies); off by default.
+    void setPinMemory(bool pin) { pin_ = pin; }
 
     // The batch of the current step; advances the step and starts preparing the next one.
     Batch next();
@@ -48,6 +50,7 @@ private:
     uint64_t seed_;
     ViewMaker makeViews_;
     int rank_, worldSize_;
+    bool pin_ = false;
     int64_t stepsPerEpoch_;
     int64_t step_ = 0;
     mutable int64_t cachedEpoch_ = -1;

@@ -112,6 +112,7 @@ struct TrainConfig {
     int checkpointEvery = 100;
     int keepEvery = 0;  // also keep every checkpoint whose step is a multiple of this; 0 = keep only the last
     std::string onNonFinite = "stop";  // a NaN/Inf loss: stop (last checkpoint kept) | skip the batch
+    std::string precision = "auto";    // forward arithmetic: auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
 };
 
 // Probes of what the model learns, run on the training thread every `every` steps on fixed probe images.

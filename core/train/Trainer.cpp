@@ -1,4 +1,6 @@
 #include "train/Trainer.h"
+
+#include <ATen/autocast_mode.h>
 #include "dist/Distributed.h"
 #include "data/Augment.h"
 #include "probes/Probes.h"
@@ -66,6 +68,38 @@ torch::Device resolveDevice(const std::string& device) {
     return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
+bool useBf16Autocast(const std::string& precision, const torch::Device& device) {
+    return precision == "bf16" || (precision == "auto" && device.is_cuda());
+}
+
+AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
+    if (!enabled_) return;
+    if (cuda_) {
+        previous_ = at::autocast::is_enabled();
+        previousDtype_ = at::autocast::get_autocast_gpu_dtype();
+        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+        at::autocast::set_enabled(true);
+    } else {
+        previous_ = at::autocast::is_cpu_enabled();
+        previousDtype_ = at::autocast::get_autocast_cpu_dtype();
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+        at::autocast::set_cpu_enabled(true);
+    }
+    at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    if (cuda_) {
+        at::autocast::set_enabled(previous_);
+        at::autocast::set_autocast_gpu_dtype(previousDtype_);
+    } else {
+        at::autocast::set_cpu_enabled(previous_);
+        at::autocast::set_autocast_cpu_dtype(previousDtype_);
+    }
+}
+
 LoadedModel loadCheckpointModel(const std::string& path, torch::Device device) {
     LoadedModel m;
     m.meta = readCheckpointMeta(path);
@@ -99,6 +133,8 @@ void Trainer::prepare() {
     auto issues = recipe_.validate();
     if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message);
     device_ = resolveDevice(recipe_.device);
+    bf16_ = useBf16Autocast(recipe_.train.precision, device_);
+    if (bf16_) spdlog::info("bf16 autocast in the forward pass on {} (train.precision = {})", device_.str(), recipe_.train.precision);
     applyThreadSetting(recipe_.threads);
 
     train_ = std::make_shared<Dataset>(loadDataset(recipe_.data, Split::Train, uint64_t(recipe_.seed)));
@@ -209,6 +245,8 @@ void Trainer::enterStage(int stage, bool initialise) {
     const int rank = options_.dist ? options_.dist->rank() : 0, world = options_.dist ? options_.dist->worldSize() : 1;
     loader_ = std::make_unique<Loader>(train_, recipe_.optim.batchSize, uint64_t(recipe_.seed),
                                        [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); }, rank, world);
+    // on CUDA the loader thread pins each batch's views, so that the copy to the device is asynchronous
+    loader_->setPinMemory(device_.is_cuda());
     loader_->seek(step_);
 }
 
@@ -417,7 +455,11 @@ TrainerState Trainer::run() {
             ctx.generator = at::detail::createCPUGenerator(streamSeed(uint64_t(recipe_.seed), uint64_t(step_), 0x4d41534bull /*MASK*/));
 
             optimizer_->zero_grad();
-            LossOutput out = objective_->computeLoss(batch, ctx);
+            LossOutput out;
+            {
+                AutocastScope autocast(bf16_, device_);
+                out = objective_->computeLoss(batch, ctx);
+            }
             double lossValue = out.total.item<double>();
             bool finite = std::isfinite(lossValue);
             if (options_.dist) {

@@ -257,7 +257,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = the recipe's, 0 there = every core)")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda: PyTorch >= 2.0, for torch.set_default_device)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast in the forward pass, as train.precision = bf16")
     a = ap.parse_args()
+    if a.device != "cpu":
+        torch.set_default_device(a.device)  # every tensor and module below is made there
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
     r = json.load(open(a.recipe))
     threads = a.threads or r.get("threads", 0) or torch.get_num_threads()
     import os
@@ -282,16 +287,22 @@ def main():
     for i in range(total):
         if i == a.warmup:
             start = time.perf_counter()
+        sync()
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(1000003 * r.get("seed", 0) + i)
+        gen = torch.Generator(device=a.device).manual_seed(1000003 * r.get("seed", 0) + i)
         opt.zero_grad(set_to_none=False)
-        loss = model.loss(views, gen)
+        with torch.autocast(device_type=a.device.split(":")[0], dtype=torch.bfloat16, enabled=a.bf16):
+            loss = model.loss(views, gen)
+        sync()
         t1 = time.perf_counter()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         opt.step()
+        sync()
         t3 = time.perf_counter()
         model.after_step(i, total)
+        sync()
         t4 = time.perf_counter()
         if i >= a.warmup:
             for k, v in zip(split, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
@@ -304,7 +315,7 @@ def main():
     out = {"recipe": r["name"], "method": method, "threads": threads, "batch": batch, "steps": a.steps,
            "seconds": seconds, "images_per_s": batch * a.steps / seconds, "step_ms_median": 1000 * step_times[len(step_times) // 2],
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "first_loss": losses[0], "last_loss": losses[-1],
-           "torch": torch.__version__, "split_ms_per_step": {k: 1000 * v / a.steps for k, v in split.items()}}
+           "torch": torch.__version__, "device": a.device, "precision": "bf16" if a.bf16 else "fp32", "split_ms_per_step": {k: 1000 * v / a.steps for k, v in split.items()}}
     print(f"pytorch {out['recipe']} ({method}), {threads} threads, batch {batch}: {out['images_per_s']:.1f} images/s, "
           f"median step {out['step_ms_median']:.1f} ms ("
           + " · ".join(f"{k} {v:.1f} ms" for k, v in out["split_ms_per_step"].items()) + f"), peak RSS {out['peak_rss_mb']:.0f} MB, loss {losses[0]:.4f} -> {losses[-1]:.4f}")

@@ -1012,8 +1012,9 @@ int cmdBench(int argc, char** argv) {
     o.profilePath = a.get("profile");
     if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
     BenchResult res = runBench(r, o, r.name);
-    std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up\n", res.recipe.c_str(), res.method.c_str(),
-                res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup);
+    std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up, %s allocator\n", res.recipe.c_str(),
+                res.method.c_str(), res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup,
+                res.allocatorTuned ? "tuned" : "default");
     std::printf("  images/s            %10.1f\n", res.imagesPerSecond);
     std::printf("  step (median)       %10.1f ms\n", res.stepMs);
     std::printf("  per step (mean)     forward %.1f ms · backward %.1f ms · optimizer %.1f ms · momentum update %.1f ms\n",
@@ -1024,6 +1025,7 @@ int cmdBench(int argc, char** argv) {
     std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d)\n", res.sgemmGflops, o.sgemmSize);
     std::printf("  model FLOP util.    %10.1f %%\n", 100.0 * res.mfu);
     std::printf("  peak RSS            %10.0f MB\n", res.peakRssMb);
+    std::printf("  page faults / step  %10.0f\n", res.minorFaultsPerStep);
     if (res.probeShare >= 0) std::printf("  probe share         %10.1f %%\n", 100.0 * res.probeShare);
     std::printf("  loss                %10.4f -> %.4f\n", res.firstLoss, res.lastLoss);
     if (a.has("json")) {

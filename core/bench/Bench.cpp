@@ -1,4 +1,5 @@
 #include "bench/Bench.h"
+#include "util/ThreadEnv.h"
 #include "data/Dataset.h"
 #include "methods/Objective.h"
 #include "probes/Probes.h"
@@ -67,6 +68,7 @@ nlohmann::json BenchResult::toJson() const {
                         {"method", method},
                         {"device", device},
                         {"precision", precision},
+                        {"allocator", allocatorTuned ? "tuned (mmap threshold 32 MB, no trim)" : "glibc default"},
                         {"threads", threads},
                         {"batch", batch},
                         {"steps", steps},
@@ -78,6 +80,7 @@ nlohmann::json BenchResult::toJson() const {
                         {"sgemm_gflops", sgemmGflops},
                         {"mfu", mfu},
                         {"peak_rss_mb", peakRssMb},
+                        {"page_faults_per_step", minorFaultsPerStep},
                         {"first_loss", firstLoss},
                         {"split_ms_per_step", {{"forward", 1000 * forwardSeconds / steps}, {"backward", 1000 * backwardSeconds / steps},
                                                {"optimizer", 1000 * optimizerSeconds / steps}, {"momentum_update", 1000 * afterStepSeconds / steps}}},
@@ -129,6 +132,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.method = method;
     res.device = device.str();
     res.precision = bf16 ? "bf16" : "fp32";
+    res.allocatorTuned = tuneAllocator();
     res.threads = torch::get_num_threads();
     res.batch = batch;
     res.steps = o.steps;
@@ -140,11 +144,18 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         if (device.is_cuda()) torch::cuda::synchronize();
     };
     clock::time_point timedStart;
+    long faultsAtStart = 0;
+    auto minorFaults = [] {
+        struct rusage ru {};
+        getrusage(RUSAGE_SELF, &ru);
+        return ru.ru_minflt;
+    };
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
     for (int i = 0; i < total; ++i) {
         if (i == o.warmup) {
             sync();
             timedStart = clock::now();
+            faultsAtStart = minorFaults();
             if (!o.profilePath.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profilePath);
         }
         auto t0 = clock::now();
@@ -187,6 +198,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     }
     sync();
     res.seconds = std::chrono::duration<double>(clock::now() - timedStart).count();
+    res.minorFaultsPerStep = double(minorFaults() - faultsAtStart) / o.steps;
     profile.reset();  // writes the trace
     std::vector<double> sorted = stepSeconds;
     std::sort(sorted.begin(), sorted.end());

@@ -31,6 +31,7 @@ struct BenchOptions {
 
 struct BenchResult {
     std::string recipe, method, device, precision;
+    bool allocatorTuned = false;  // tuneAllocator() in effect (util/ThreadEnv.h)
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only
     double imagesPerSecond = 0;
@@ -40,6 +41,7 @@ struct BenchResult {
     double sgemmGflops = 0;
     double mfu = 0;                  // achieved / sgemm
     double peakRssMb = 0;
+    double minorFaultsPerStep = 0;  // page faults (minor) per timed step: memory handed back and re-faulted
     double probeShare = -1;          // share of the timed loop in probes; -1 when probes are off
     double firstLoss = 0, lastLoss = 0;
     // where the timed steps went: forward (loss), backward, optimizer step, momentum / EMA update

@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 #include "dist/Distributed.h"
+#include "util/ThreadEnv.h"
 #include "data/Augment.h"
 #include "probes/Probes.h"
 #include "probes/Snapshot.h"
@@ -117,6 +118,7 @@ LoadedModel loadCheckpointModel(const std::string& path, torch::Device device) {
 }
 
 void applyThreadSetting(int threads) {
+    tuneAllocator();  // every training or benchmark path passes here (util/ThreadEnv.h explains why)
     int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(n);
 }

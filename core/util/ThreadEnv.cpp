@@ -1,11 +1,25 @@
 #include "util/ThreadEnv.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <malloc.h>
 #include <unistd.h>
 
 namespace graftlab {
 
+bool tuneAllocator() {
+    static const bool tuned = [] {
+        const char* choice = std::getenv("GRAFTLAB_MALLOC");
+        if (choice && std::strcmp(choice, "default") == 0) return false;
+        bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;  // glibc's maximum on 64-bit
+        ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
+        return ok;
+    }();
+    return tuned;
+}
+
 void ensureThreadEnvironment(char** argv) {
+    tuneAllocator();
     if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return;
     ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     ::setenv("GRAFTLAB_KEEP_THREAD_ENV", "1", 1);  // never twice

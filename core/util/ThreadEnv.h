@@ -10,6 +10,20 @@ namespace graftlab {
 
 // Call first thing in main(). Returns normally when nothing is to change; otherwise replaces the process
 // (execv of /proc/self/exe with the same arguments) and does not return; if that fails it returns.
+// Also calls tuneAllocator().
 void ensureThreadEnvironment(char** argv);
+
+// Keeps glibc malloc from handing every large tensor buffer back to the kernel when it is freed.
+//
+// By default glibc serves allocations above a (dynamic, at most 32 MB) threshold with their own mmap and
+// unmaps them on free, and trims the heap top beyond 128 KB. A training step allocates and frees the same
+// multi-megabyte activations every step, so each step page-faults all of them in again: `graftlab-cli bench`
+// on the headline MAE configuration spent over half its forward pass in the kernel's page-fault path
+// (memory-bound ops such as copy_, add, gelu and fill_ ran 2-4x slower than in a warm heap). With the mmap
+// threshold at its 32 MB maximum and trimming off, freed buffers are reused: 74 -> 144 images/s there
+// (benchmarks/RESULTS.md). Peak memory is unchanged; freed memory stays with the process until it exits.
+// Idempotent; GRAFTLAB_MALLOC=default leaves glibc's behaviour alone (for comparisons). Returns whether it
+// changed anything.
+bool tuneAllocator();
 
 }  // namespace graftlab

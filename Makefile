@@ -34,7 +34,7 @@ run: build
 	fi
 
 test: build
-	@cd $(BUILD) && ctest --output-on-failure --timeout 1200
+	@cd $(BUILD) && ctest --output-on-failure --timeout 1200 -j $(JOBS)
 
 # GraftLab's training step against eager PyTorch (python3-torch), side by side, one line per configuration.
 bench: build

@@ -68,7 +68,7 @@ nlohmann::json BenchResult::toJson() const {
                         {"method", method},
                         {"device", device},
                         {"precision", precision},
-                        {"allocator", allocatorTuned ? "tuned (mmap threshold 32 MB, no trim)" : "glibc default"},
+                        {"allocator", allocatorTuned ? "tuned (no mmap per block, no trim)" : "glibc default"},
                         {"threads", threads},
                         {"batch", batch},
                         {"steps", steps},

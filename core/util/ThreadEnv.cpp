@@ -11,7 +11,9 @@ bool tuneAllocator() {
     static const bool tuned = [] {
         const char* choice = std::getenv("GRAFTLAB_MALLOC");
         if (choice && std::strcmp(choice, "default") == 0) return false;
-        bool ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;  // glibc's maximum on 64-bit
+        // No private mmap per large block (glibc still falls back to mmap when the heap cannot grow), and the
+        // heap is not trimmed: freed activations are reused by the next step instead of faulted in again.
+        bool ok = mallopt(M_MMAP_MAX, 0) == 1;
         ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 && ok;
         return ok;
     }();

@@ -18,10 +18,12 @@ void ensureThreadEnvironment(char** argv);
 // By default glibc serves allocations above a (dynamic, at most 32 MB) threshold with their own mmap and
 // unmaps them on free, and trims the heap top beyond 128 KB. A training step allocates and frees the same
 // multi-megabyte activations every step, so each step page-faults all of them in again: `graftlab-cli bench`
-// on the headline MAE configuration spent over half its forward pass in the kernel's page-fault path
-// (memory-bound ops such as copy_, add, gelu and fill_ ran 2-4x slower than in a warm heap). With the mmap
-// threshold at its 32 MB maximum and trimming off, freed buffers are reused: 74 -> 144 images/s there
-// (benchmarks/RESULTS.md). Peak memory is unchanged; freed memory stays with the process until it exits.
+// on the headline MAE configuration page-faulted ~84k pages a step and spent over half its forward pass in the
+// kernel (memory-bound ops such as copy_, add, gelu and fill_ ran 2-4x slower than in a warm heap); MoCo v3,
+// whose activations exceed even the largest mmap threshold (32 MB), faulted 830k pages a step. With large
+// blocks served from the heap (M_MMAP_MAX = 0; glibc still falls back to mmap when the heap cannot grow) and
+// trimming off, freed buffers are reused: MAE 65 -> 124 images/s, MoCo v3 10.7 -> 19.6 (benchmarks/RESULTS.md).
+// Peak memory is unchanged; freed memory stays with the process until it exits.
 // Idempotent; GRAFTLAB_MALLOC=default leaves glibc's behaviour alone (for comparisons). Returns whether it
 // changed anything.
 bool tuneAllocator();

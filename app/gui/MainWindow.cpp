@@ -37,6 +37,8 @@
 #include <QTimer>
 #include <QToolBar>
 
+#include <algorithm>
+#include <map>
 #include <mutex>
 
 namespace graftlab {
@@ -65,7 +67,8 @@ private:
     LogView* view_;
 };
 
-std::shared_ptr<QtLogSink> g_sink;
+// Each window's own sink (a test or a second window may create several; each removes exactly its own).
+std::map<const QObject*, std::shared_ptr<QtLogSink>> g_sinks;
 
 QStringList recipeDirs() {
     QStringList dirs;
@@ -120,9 +123,10 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     statusBar()->addWidget(statusLabel_, 1);
     statusBar()->addPermanentWidget(progress_);
 
-    g_sink = std::make_shared<QtLogSink>(log_);
-    g_sink->set_level(spdlog::level::info);
-    spdlog::default_logger()->sinks().push_back(g_sink);
+    auto sink = std::make_shared<QtLogSink>(log_);
+    sink->set_level(spdlog::level::info);
+    g_sinks[this] = sink;
+    spdlog::default_logger()->sinks().push_back(sink);
 
     buildActions();
     buildMenus();
@@ -202,11 +206,11 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
 }
 
 MainWindow::~MainWindow() {
-    if (g_sink) {
-        g_sink->detach();
+    if (auto it = g_sinks.find(this); it != g_sinks.end()) {
+        it->second->detach();
         auto& sinks = spdlog::default_logger()->sinks();
-        sinks.erase(std::remove(sinks.begin(), sinks.end(), g_sink), sinks.end());
-        g_sink.reset();
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), it->second), sinks.end());
+        g_sinks.erase(it);
     }
 }
 

@@ -21,6 +21,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -60,6 +61,8 @@ class GuiTest : public QObject {
 private slots:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);
+        // settings persisted by an earlier (maybe crashed) run of these tests, e.g. its compare list, start empty
+        QSettings().clear();
         QVERIFY(root_.isValid());
     }
 

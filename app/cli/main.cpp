@@ -1015,6 +1015,7 @@ int cmdBench(int argc, char** argv) {
     std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up, %s allocator\n", res.recipe.c_str(),
                 res.method.c_str(), res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup,
                 res.allocatorTuned ? "tuned" : "default");
+    std::printf("  attention           %s\n", res.attention.c_str());
     std::printf("  images/s            %10.1f\n", res.imagesPerSecond);
     std::printf("  step (median)       %10.1f ms\n", res.stepMs);
     std::printf("  per step (mean)     forward %.1f ms · backward %.1f ms · optimizer %.1f ms · momentum update %.1f ms\n",

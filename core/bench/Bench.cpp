@@ -2,6 +2,7 @@
 #include "util/ThreadEnv.h"
 #include "data/Dataset.h"
 #include "methods/Objective.h"
+#include "model/FusedAttention.h"
 #include "probes/Probes.h"
 #include "train/Trainer.h"
 #include "util/Blas.h"
@@ -69,6 +70,7 @@ nlohmann::json BenchResult::toJson() const {
                         {"device", device},
                         {"precision", precision},
                         {"allocator", allocatorTuned ? "tuned (no mmap per block, no trim)" : "glibc default"},
+                        {"attention", attention},
                         {"threads", threads},
                         {"batch", batch},
                         {"steps", steps},
@@ -133,6 +135,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.device = device.str();
     res.precision = bf16 ? "bf16" : "fp32";
     res.allocatorTuned = tuneAllocator();
+    res.attention = (device.is_cpu() && !bf16) ? fusedAttentionDescription() : "eager (fused core is CPU float32 only)";
     res.threads = torch::get_num_threads();
     res.batch = batch;
     res.steps = o.steps;

@@ -32,6 +32,7 @@ struct BenchOptions {
 struct BenchResult {
     std::string recipe, method, device, precision;
     bool allocatorTuned = false;  // tuneAllocator() in effect (util/ThreadEnv.h)
+    std::string attention;        // which attention core ran (model/FusedAttention.h)
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only
     double imagesPerSecond = 0;

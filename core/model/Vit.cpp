@@ -1,4 +1,5 @@
 #include "model/Vit.h"
+#include "model/FusedAttention.h"
 #include "model/PosEmbed.h"
 
 #include <torch/torch.h>
@@ -12,7 +13,14 @@ AttentionImpl::AttentionImpl(int dim, int heads) : numHeads(heads), scale(1.0 / 
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
-    auto t = applyLinear(qkv, x).reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
+    auto fused = applyLinear(qkv, x);
+    if (fusedAttentionUsable(fused)) {
+        torch::Tensor probs;
+        auto out = fusedAttention(fused, numHeads, scale, recordAttention ? &probs : nullptr);
+        if (recordAttention) lastAttention = probs.detach();
+        return applyLinear(proj, out);
+    }
+    auto t = fused.reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
     auto q = t[0], k = t[1], v = t[2];
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
     if (recordAttention) lastAttention = attn.detach();

@@ -22,8 +22,17 @@ bool tuneAllocator() {
 
 void ensureThreadEnvironment(char** argv) {
     tuneAllocator();
-    if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return;
-    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    if (std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return;
+    bool changed = false;
+    if (!std::getenv("OMP_WAIT_POLICY")) {
+        ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        changed = true;
+    }
+    if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);  // 2^4 cycles: an idle OpenBLAS worker sleeps at once
+        changed = true;
+    }
+    if (!changed) return;
     ::setenv("GRAFTLAB_KEEP_THREAD_ENV", "1", 1);  // never twice
     ::execv("/proc/self/exe", argv);
     // exec failed (no /proc): carry on with the settings as they are

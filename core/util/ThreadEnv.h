@@ -6,6 +6,14 @@
 // `graftlab-cli bench` on 2 cores measured the headline MAE step at 50 images/s with the default and 69 with
 // OMP_WAIT_POLICY=PASSIVE (benchmarks/RESULTS.md). So the programs re-run themselves once with
 // OMP_WAIT_POLICY=PASSIVE unless the user chose a policy (or set GRAFTLAB_KEEP_THREAD_ENV=1).
+//
+// The other side of the same fight: after each product OpenBLAS's (pthreads) workers keep polling for the
+// next one with sched_yield for 2^28 cycles (~0.1 s) before they sleep, so during the elementwise work between
+// products (LayerNorm, GELU, softmax, adds, all on LibTorch's threads) an OpenBLAS worker took a core's share
+// too: `perf` put 13 % of a MoCo v3 step in sched_yield. OPENBLAS_THREAD_TIMEOUT=4 (its minimum, 2^4 cycles)
+// makes an idle worker sleep at once; waking it costs microseconds per multi-millisecond product. Measured
+// with `graftlab-cli bench` (3 steps after 1 warm-up): MoCo v3 18.1 -> 20.1 images/s, ConMIM 42.2 -> 46.0,
+// MAE 129 -> 140. Set unless the user set OPENBLAS_THREAD_TIMEOUT, in the same single re-run.
 namespace graftlab {
 
 // Call first thing in main(). Returns normally when nothing is to change; otherwise replaces the process

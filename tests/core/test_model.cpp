@@ -1,4 +1,5 @@
 #include "methods/Mae.h"
+#include "model/FusedAttention.h"
 #include "model/Patchify.h"
 #include "model/PosEmbed.h"
 #include "model/Vit.h"
@@ -43,6 +44,66 @@ private slots:
         QVERIFY(torch::allclose(x.grad(), fusedGx, 1e-5, 1e-5));
         auto params = block->parameters();
         for (size_t i = 0; i < params.size(); ++i) QVERIFY(torch::allclose(params[i].grad(), fusedGrads[i], 1e-4, 1e-5));
+    }
+
+    // The fused attention core (per-head sgemm on strided qkv, model/FusedAttention.h) against timm's eager
+    // code, at the benchmark's shape (65 tokens, 3 heads of 64) and an odd small one: output, attention weights
+    // and the gradient of qkv agree to float rounding (1e-5 relative and absolute, 2e-5 for the gradient),
+    // with one and with two intra-op threads; switched off, the block takes the eager path.
+    void fusedAttentionMatchesEager() {
+        QVERIFY2(fusedAttentionUsable(torch::zeros({1, 2, 6})), fusedAttentionDescription());
+        const int prevThreads = torch::get_num_threads();
+        struct Case { int64_t B, N, heads, d; };
+        for (int threads : {1, 2}) {
+            torch::set_num_threads(threads);
+            for (Case c : {Case{6, 65, 3, 64}, Case{3, 17, 2, 5}}) {
+                torch::manual_seed(11);
+                const int64_t C = c.heads * c.d;
+                const double scale = 1.0 / std::sqrt(double(c.d));
+                // a non-contiguous input too (a slice of a wider tensor), as a caller might pass
+                auto wide = torch::randn({c.B, c.N, 3 * C + 7});
+                auto qkv = wide.slice(2, 0, 3 * C).detach().requires_grad_(true);
+                torch::Tensor probs;
+                auto out = fusedAttention(qkv, c.heads, scale, &probs);
+                auto g = torch::randn_like(out);
+                out.backward(g);
+                auto gFused = qkv.grad().clone();
+                qkv.mutable_grad() = torch::Tensor();
+                auto t = qkv.reshape({c.B, c.N, 3, c.heads, c.d}).permute({2, 0, 3, 1, 4});
+                auto attn = torch::matmul(t[0] * scale, t[1].transpose(-2, -1)).softmax(-1);
+                auto ref = torch::matmul(attn, t[2]).transpose(1, 2).reshape({c.B, c.N, C});
+                ref.backward(g);
+                QCOMPARE(out.sizes(), ref.sizes());
+                QVERIFY(!probs.requires_grad());
+                QVERIFY(torch::allclose(out, ref, 1e-5, 1e-5));
+                QVERIFY(torch::allclose(probs, attn, 1e-5, 1e-6));
+                QVERIFY2(torch::allclose(gFused, qkv.grad(), 2e-5, 2e-5),
+                         qPrintable(QString("max |d grad| %1").arg((gFused - qkv.grad()).abs().max().item<double>())));
+            }
+        }
+        torch::set_num_threads(prevThreads);
+        // the switch: off means the eager path (no fused node in the graph)
+        Attention a(48, 3);
+        auto x = torch::randn({2, 9, 48}, torch::requires_grad());
+        auto yFused = a->forward(x);
+        setFusedAttentionEnabled(false);
+        auto yEager = a->forward(x);
+        setFusedAttentionEnabled(true);
+        QVERIFY(torch::allclose(yFused, yEager, 1e-5, 1e-5));
+        auto hasFusedNode = [](const torch::Tensor& y) {
+            std::vector<torch::autograd::Node*> todo{y.grad_fn().get()};
+            std::set<torch::autograd::Node*> seen;
+            while (!todo.empty()) {
+                auto* n = todo.back();
+                todo.pop_back();
+                if (!n || !seen.insert(n).second) continue;
+                if (n->name().find("FusedAttention") != std::string::npos) return true;
+                for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+            }
+            return false;
+        };
+        QVERIFY(hasFusedNode(yFused));
+        QVERIFY(!hasFusedNode(yEager));
     }
 
     void patchifyRoundTrip() {

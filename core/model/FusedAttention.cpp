@@ -1,0 +1,189 @@
+#include "model/FusedAttention.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+
+namespace graftlab {
+namespace {
+
+using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
+
+struct BlasFns {
+    SgemmFn sgemm = nullptr;
+    // OpenBLAS's thread count: set to 1 while the intra-op threads each run their own products, else two
+    // threads would each ask OpenBLAS's pool for both cores.
+    SetThreadsFn setThreads = nullptr;
+    GetThreadsFn getThreads = nullptr;
+};
+
+const BlasFns& blas() {
+    static const BlasFns fns = [] {
+        BlasFns f;
+        f.sgemm = reinterpret_cast<SgemmFn>(::dlsym(RTLD_DEFAULT, "sgemm_"));
+        f.setThreads = reinterpret_cast<SetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+        f.getThreads = reinterpret_cast<GetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+        return f;
+    }();
+    return fns;
+}
+
+std::atomic<bool>& enabledFlag() {
+    static std::atomic<bool> on{[] {
+        const char* e = std::getenv("GRAFTLAB_FUSED_ATTENTION");
+        return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0));
+    }()};
+    return on;
+}
+
+// Row-major C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, through column-major sgemm_
+// (a row-major matrix is the column-major transpose: C^T = op(B)^T op(A)^T).
+inline void gemmRow(bool transA, bool transB, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
+                    int ldb, float beta, float* C, int ldc) {
+    const char ta = transB ? 'T' : 'N', tb = transA ? 'T' : 'N';
+    blas().sgemm(&ta, &tb, &n, &m, &k, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
+}
+
+// Runs f(i) for i in [0, n): spread over the intra-op threads with OpenBLAS single-threaded meanwhile, or in
+// order on this thread when the BLAS's threading cannot be controlled (its own threads would oversubscribe).
+template <class F>
+void forEachPair(int64_t n, const F& f) {
+    const BlasFns& b = blas();
+    if (b.setThreads && b.getThreads && at::get_num_threads() > 1 && !at::in_parallel_region()) {
+        struct Restore {
+            int prev;
+            ~Restore() { blas().setThreads(prev); }
+        } restore{b.getThreads()};
+        b.setThreads(1);
+        at::parallel_for(0, n, 1, [&](int64_t s, int64_t e) {
+            for (int64_t i = s; i < e; ++i) f(i);
+        });
+    } else {
+        for (int64_t i = 0; i < n; ++i) f(i);
+    }
+}
+
+struct Shape {
+    int64_t B, N, C3, C, heads, d;
+};
+
+Shape shapeOf(const at::Tensor& qkv, int64_t heads) {
+    Shape s{qkv.size(0), qkv.size(1), qkv.size(2), qkv.size(2) / 3, heads, 0};
+    TORCH_CHECK(s.C3 % 3 == 0 && s.C % heads == 0, "fusedAttention: qkv width ", s.C3, " is not 3 x heads (", heads,
+                ") x head size");
+    s.d = s.C / heads;
+    return s;
+}
+
+// qkv contiguous (B, N, 3C) -> {out (B, N, C), P (B, heads, N, N)}
+std::pair<at::Tensor, at::Tensor> forwardImpl(const at::Tensor& qkv, int64_t heads, double scale) {
+    const Shape s = shapeOf(qkv, heads);
+    const int N = static_cast<int>(s.N), d = static_cast<int>(s.d), C = static_cast<int>(s.C), C3 = static_cast<int>(s.C3);
+    const float* src = qkv.data_ptr<float>();
+    auto scores = at::empty({s.B, heads, s.N, s.N}, qkv.options());
+    float* S = scores.data_ptr<float>();
+    forEachPair(s.B * heads, [&](int64_t i) {
+        const int64_t b = i / heads, h = i % heads;
+        const float* q = src + b * s.N * s.C3 + h * s.d;
+        gemmRow(false, true, N, N, d, static_cast<float>(scale), q, C3, q + s.C, C3, 0.f, S + i * s.N * s.N, N);
+    });
+    auto probs = at::_softmax(scores, -1, false);
+    scores.reset();
+    auto out = at::empty({s.B, s.N, s.C}, qkv.options());
+    const float* P = probs.data_ptr<float>();
+    float* O = out.data_ptr<float>();
+    forEachPair(s.B * heads, [&](int64_t i) {
+        const int64_t b = i / heads, h = i % heads;
+        const float* v = src + b * s.N * s.C3 + 2 * s.C + h * s.d;
+        gemmRow(false, false, N, d, N, 1.f, P + i * s.N * s.N, N, v, C3, 0.f, O + b * s.N * s.C + h * s.d, C);
+    });
+    return {out, probs};
+}
+
+at::Tensor backwardImpl(const at::Tensor& qkv, const at::Tensor& probs, const at::Tensor& gradOut, int64_t heads,
+                        double scale) {
+    const Shape s = shapeOf(qkv, heads);
+    const int N = static_cast<int>(s.N), d = static_cast<int>(s.d), C = static_cast<int>(s.C), C3 = static_cast<int>(s.C3);
+    const float* src = qkv.data_ptr<float>();
+    const float* P = probs.data_ptr<float>();
+    const float* G = gradOut.data_ptr<float>();
+    auto dqkv = at::empty_like(qkv);
+    float* D = dqkv.data_ptr<float>();
+    auto dprobs = at::empty_like(probs);
+    float* dP = dprobs.data_ptr<float>();
+    forEachPair(s.B * heads, [&](int64_t i) {
+        const int64_t b = i / heads, h = i % heads;
+        const int64_t base = b * s.N * s.C3 + h * s.d;
+        const float* g = G + b * s.N * s.C + h * s.d;
+        // dP = dO v^T ; dV = P^T dO
+        gemmRow(false, true, N, N, d, 1.f, g, C, src + base + 2 * s.C, C3, 0.f, dP + i * s.N * s.N, N);
+        gemmRow(true, false, N, d, N, 1.f, P + i * s.N * s.N, N, g, C, 0.f, D + base + 2 * s.C, C3);
+    });
+    auto dscores = at::_softmax_backward_data(dprobs, probs, -1, at::kFloat);
+    dprobs.reset();
+    const float* dS = dscores.data_ptr<float>();
+    const float sc = static_cast<float>(scale);
+    forEachPair(s.B * heads, [&](int64_t i) {
+        const int64_t b = i / heads, h = i % heads;
+        const int64_t base = b * s.N * s.C3 + h * s.d;
+        // S = scale q k^T: dQ = scale dS k ; dK = scale dS^T q
+        gemmRow(false, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base + s.C, C3, 0.f, D + base, C3);
+        gemmRow(true, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base, C3, 0.f, D + base + s.C, C3);
+    });
+    return dqkv;
+}
+
+struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
+    static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qkvIn,
+                                                  int64_t heads, double scale) {
+        auto qkv = qkvIn.contiguous();
+        auto [out, probs] = forwardImpl(qkv, heads, scale);
+        ctx->save_for_backward({qkv, probs});
+        ctx->saved_data["heads"] = heads;
+        ctx->saved_data["scale"] = scale;
+        ctx->mark_non_differentiable({probs});
+        return {out, probs};
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        auto saved = ctx->get_saved_variables();
+        if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+        auto dqkv = backwardImpl(saved[0], saved[1], grads[0].contiguous(), ctx->saved_data["heads"].toInt(),
+                                 ctx->saved_data["scale"].toDouble());
+        return {dqkv, at::Tensor(), at::Tensor()};
+    }
+};
+
+}  // namespace
+
+bool fusedAttentionUsable(const at::Tensor& qkv) {
+    return enabledFlag().load(std::memory_order_relaxed) && blas().sgemm && qkv.device().is_cpu() &&
+           qkv.scalar_type() == at::kFloat && qkv.dim() == 3 && qkv.size(1) > 0 &&
+           qkv.size(1) * qkv.size(2) < (int64_t(1) << 31) && !qkv.is_mkldnn() && qkv.layout() == at::kStrided;
+}
+
+at::Tensor fusedAttention(const at::Tensor& qkv, int64_t heads, double scale, at::Tensor* probs) {
+    auto outs = FusedAttentionFn::apply(qkv, heads, scale);
+    if (probs) *probs = outs[1];
+    return outs[0];
+}
+
+void setFusedAttentionEnabled(bool on) { enabledFlag().store(on); }
+bool fusedAttentionEnabled() { return enabledFlag().load(); }
+
+const char* fusedAttentionDescription() {
+    if (!enabledFlag().load()) return "eager (GRAFTLAB_FUSED_ATTENTION=0)";
+    if (!blas().sgemm) return "eager (no sgemm_ in this process's BLAS)";
+    if (!blas().setThreads) return "fused (per-head sgemm, serial: BLAS threads not controllable)";
+    return "fused (per-head sgemm on strided qkv, pairs spread over threads)";
+}
+
+}  // namespace graftlab

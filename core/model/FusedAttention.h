@@ -1,0 +1,34 @@
+#pragma once
+// The core of multi-head self-attention, softmax(q k^T * scale) v for every (image, head), computed straight
+// from the fused qkv projection (B x N x 3C, timm's layout: [q heads | k heads | v heads] along the last axis).
+//
+// Why: LibTorch's eager path (timm's code in C++) permutes qkv, copies q*scale, k^T and v into contiguous
+// (B*heads) x N x d tensors, and its bmm on a CPU without MKL loops over B*heads tiny products (65 x 64 x 65
+// for the benchmark model), each of which OpenBLAS splits over both threads with a barrier: ~35 GFLOP/s on a
+// machine where a 512^3 sgemm runs at ~170. Here every per-(image, head) product is one single-threaded sgemm
+// on strided views of qkv (leading dimension 3C, no copies), the (image, head) pairs are spread over the
+// intra-op threads, the scale rides in sgemm's alpha, and the head merge is the output's leading dimension.
+// The backward pass is written out the same way (dP = dO v^T, dV = P^T dO, dS = softmax', dQ = dS k, dK = dS^T q).
+//
+// Used for float32 CPU tensors when the process's BLAS exposes sgemm_ (Debian's LibTorch calls the system
+// libblas.so.3); everything else (CUDA, bf16 autocast, no BLAS symbol) takes the eager path. Both paths agree
+// to float rounding (tests/core/test_model.cpp compares outputs and gradients).
+#include <ATen/core/Tensor.h>
+
+namespace graftlab {
+
+// True when fusedAttention can run on this tensor: CPU, float32, 3-D, sgemm_ found, and not switched off.
+bool fusedAttentionUsable(const at::Tensor& qkv);
+
+// Attention output (B x N x C, heads merged) from qkv (B x N x 3C); differentiable with respect to qkv. When
+// probs is given it receives the attention weights (B x heads x N x N, no gradient).
+at::Tensor fusedAttention(const at::Tensor& qkv, int64_t heads, double scale, at::Tensor* probs = nullptr);
+
+// Switch for comparisons (benchmark A/B, tests). Default: on, unless GRAFTLAB_FUSED_ATTENTION=0 at start.
+void setFusedAttentionEnabled(bool on);
+bool fusedAttentionEnabled();
+
+// What the benchmark prints: "fused (per-head sgemm, N threads)" or why the eager path is used.
+const char* fusedAttentionDescription();
+
+}  // namespace graftlab

@@ -208,7 +208,8 @@ const char* kBenchHelp =
     "batch whose views are made once: forward, backward, AdamW, momentum/EMA update; no I/O, no augmentation.\n"
     "Prints images/s, the model's GFLOP per image (analytic: linear layers, patch embedding and attention\n"
     "matmuls, forward + backward = 3x forward for trained parts), the GFLOP/s achieved, the sgemm GFLOP/s\n"
-    "measured in the same run (512 x 512 x 512) and their ratio (model FLOP utilisation), peak RSS, and the\n"
+    "measured in the same run (512 x 512 x 512; the faster of torch::mm and oneDNN's sgemm, which the linear\n"
+    "layers use when LibTorch loaded it) and their ratio (model FLOP utilisation), peak RSS, and the\n"
     "share of time in probes when probes.every > 0. benchmarks/pytorch_reference.py times eager PyTorch alike.\n"
     "\n"
     "  --recipe   recipe file or preset (default: bench_mae_tiny)\n"
@@ -1015,6 +1016,7 @@ int cmdBench(int argc, char** argv) {
     std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up, %s allocator\n", res.recipe.c_str(),
                 res.method.c_str(), res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup,
                 res.allocatorTuned ? "tuned" : "default");
+    std::printf("  linear layers       %s\n", res.gemm.c_str());
     std::printf("  attention           %s\n", res.attention.c_str());
     std::printf("  images/s            %10.1f\n", res.imagesPerSecond);
     std::printf("  step (median)       %10.1f ms\n", res.stepMs);
@@ -1023,7 +1025,11 @@ int cmdBench(int argc, char** argv) {
                 1000 * res.afterStepSeconds / res.steps);
     std::printf("  model GFLOP/image   %10.4f  (forward + backward, analytic)\n", res.gflopPerImage);
     std::printf("  achieved GFLOP/s    %10.2f\n", res.achievedGflops);
-    std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d)\n", res.sgemmGflops, o.sgemmSize);
+    if (res.sgemmGflopsGemm > 0)
+        std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d: oneDNN %.1f, torch::mm %.1f; the faster one)\n",
+                    res.sgemmGflops, o.sgemmSize, res.sgemmGflopsGemm, res.sgemmGflopsTorch);
+    else
+        std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d)\n", res.sgemmGflops, o.sgemmSize);
     std::printf("  model FLOP util.    %10.1f %%\n", 100.0 * res.mfu);
     std::printf("  peak RSS            %10.0f MB\n", res.peakRssMb);
     std::printf("  page faults / step  %10.0f\n", res.minorFaultsPerStep);

@@ -32,6 +32,7 @@ struct BenchOptions {
 struct BenchResult {
     std::string recipe, method, device, precision;
     bool allocatorTuned = false;  // tuneAllocator() in effect (util/ThreadEnv.h)
+    std::string gemm;             // what the linear layers' products run on (model/Linear.h)
     std::string attention;        // which attention core ran (model/FusedAttention.h)
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only
@@ -39,7 +40,9 @@ struct BenchResult {
     double stepMs = 0;               // median step time
     double gflopPerImage = 0;        // trainStep FLOPs / 1e9
     double achievedGflops = 0;
-    double sgemmGflops = 0;
+    double sgemmGflops = 0;          // the roofline: the faster of the two below
+    double sgemmGflopsTorch = 0;     // torch::mm (LibTorch's BLAS), n x n x n
+    double sgemmGflopsGemm = 0;      // oneDNN's sgemm through util/Gemm.h when the layers use it, else 0
     double mfu = 0;                  // achieved / sgemm
     double peakRssMb = 0;
     double minorFaultsPerStep = 0;  // page faults (minor) per timed step: memory handed back and re-faulted

@@ -1,4 +1,5 @@
 #include "model/FusedAttention.h"
+#include "util/Gemm.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -6,36 +7,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 
 namespace graftlab {
 namespace {
 
-using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
-                         const int*, const float*, const int*, const float*, float*, const int*);
-using SetThreadsFn = void (*)(int);
-using GetThreadsFn = int (*)();
-
-struct BlasFns {
-    SgemmFn sgemm = nullptr;
-    // OpenBLAS's thread count: set to 1 while the intra-op threads each run their own products, else two
-    // threads would each ask OpenBLAS's pool for both cores.
-    SetThreadsFn setThreads = nullptr;
-    GetThreadsFn getThreads = nullptr;
-};
-
-const BlasFns& blas() {
-    static const BlasFns fns = [] {
-        BlasFns f;
-        f.sgemm = reinterpret_cast<SgemmFn>(::dlsym(RTLD_DEFAULT, "sgemm_"));
-        f.setThreads = reinterpret_cast<SetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-        f.getThreads = reinterpret_cast<GetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-        return f;
-    }();
-    return fns;
-}
-
-std::atomic<bool>& enabledFlag() {
+std::atomic<bool>& fusedAttentionFlag() {
     static std::atomic<bool> on{[] {
         const char* e = std::getenv("GRAFTLAB_FUSED_ATTENTION");
         return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0));
@@ -43,31 +19,14 @@ std::atomic<bool>& enabledFlag() {
     return on;
 }
 
-// Row-major C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, through column-major sgemm_
-// (a row-major matrix is the column-major transpose: C^T = op(B)^T op(A)^T).
 inline void gemmRow(bool transA, bool transB, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
                     int ldb, float beta, float* C, int ldc) {
-    const char ta = transB ? 'T' : 'N', tb = transA ? 'T' : 'N';
-    blas().sgemm(&ta, &tb, &n, &m, &k, &alpha, B, &ldb, A, &lda, &beta, C, &ldc);
+    gemm(transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// Runs f(i) for i in [0, n): spread over the intra-op threads with OpenBLAS single-threaded meanwhile, or in
-// order on this thread when the BLAS's threading cannot be controlled (its own threads would oversubscribe).
 template <class F>
 void forEachPair(int64_t n, const F& f) {
-    const BlasFns& b = blas();
-    if (b.setThreads && b.getThreads && at::get_num_threads() > 1 && !at::in_parallel_region()) {
-        struct Restore {
-            int prev;
-            ~Restore() { blas().setThreads(prev); }
-        } restore{b.getThreads()};
-        b.setThreads(1);
-        at::parallel_for(0, n, 1, [&](int64_t s, int64_t e) {
-            for (int64_t i = s; i < e; ++i) f(i);
-        });
-    } else {
-        for (int64_t i = 0; i < n; ++i) f(i);
-    }
+    forEachIndependent(n, f);
 }
 
 struct Shape {
@@ -165,7 +124,7 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
 }  // namespace
 
 bool fusedAttentionUsable(const at::Tensor& qkv) {
-    return enabledFlag().load(std::memory_order_relaxed) && blas().sgemm && qkv.device().is_cpu() &&
+    return fusedAttentionFlag().load(std::memory_order_relaxed) && gemmAvailable() && qkv.device().is_cpu() &&
            qkv.scalar_type() == at::kFloat && qkv.dim() == 3 && qkv.size(1) > 0 &&
            qkv.size(1) * qkv.size(2) < (int64_t(1) << 31) && !qkv.is_mkldnn() && qkv.layout() == at::kStrided;
 }
@@ -176,14 +135,17 @@ at::Tensor fusedAttention(const at::Tensor& qkv, int64_t heads, double scale, at
     return outs[0];
 }
 
-void setFusedAttentionEnabled(bool on) { enabledFlag().store(on); }
-bool fusedAttentionEnabled() { return enabledFlag().load(); }
+void setFusedAttentionEnabled(bool on) { fusedAttentionFlag().store(on); }
+bool fusedAttentionEnabled() { return fusedAttentionFlag().load(); }
 
 const char* fusedAttentionDescription() {
-    if (!enabledFlag().load()) return "eager (GRAFTLAB_FUSED_ATTENTION=0)";
-    if (!blas().sgemm) return "eager (no sgemm_ in this process's BLAS)";
-    if (!blas().setThreads) return "fused (per-head sgemm, serial: BLAS threads not controllable)";
-    return "fused (per-head sgemm on strided qkv, pairs spread over threads)";
+    if (!fusedAttentionFlag().load()) return "eager (GRAFTLAB_FUSED_ATTENTION=0)";
+    switch (gemmBackend()) {
+    case GemmBackend::OneDnn: return "fused (per-head oneDNN sgemm on strided qkv, pairs spread over threads)";
+    case GemmBackend::Blas: return "fused (per-head BLAS sgemm on strided qkv, pairs spread over threads)";
+    case GemmBackend::None: break;
+    }
+    return "eager (no sgemm found in this process)";
 }
 
 }  // namespace graftlab

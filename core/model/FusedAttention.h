@@ -10,7 +10,7 @@
 // intra-op threads, the scale rides in sgemm's alpha, and the head merge is the output's leading dimension.
 // The backward pass is written out the same way (dP = dO v^T, dV = P^T dO, dS = softmax', dQ = dS k, dK = dS^T q).
 //
-// Used for float32 CPU tensors when the process's BLAS exposes sgemm_ (Debian's LibTorch calls the system
+// Used for float32 CPU tensors when util/Gemm.h finds an sgemm (Debian's LibTorch loads oneDNN and the system
 // libblas.so.3); everything else (CUDA, bf16 autocast, no BLAS symbol) takes the eager path. Both paths agree
 // to float rounding (tests/core/test_model.cpp compares outputs and gradients).
 #include <ATen/core/Tensor.h>

@@ -37,7 +37,7 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return applyLinear(fc2,
 
 torch::Tensor applySequential(torch::nn::Sequential& s, torch::Tensor x) {
     for (auto& m : *s) {
-        if (auto* lin = m.ptr()->as<torch::nn::Linear>()) x = torch::linear(x, lin->weight, lin->bias);
+        if (auto* lin = m.ptr()->as<torch::nn::Linear>()) x = graftlab::linear(x, lin->weight, lin->bias);
         else x = m.forward(x);
     }
     return x;
@@ -64,7 +64,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& imgs) {
     // (N, C, h, p, w, p) -> (N, h, w, C, p, p): the order of the flattened conv kernel
     auto x = imgs.reshape({n, c, h, patchSize, w, patchSize}).permute({0, 2, 4, 1, 3, 5}).reshape({n, h * w, -1});
     auto weight = proj->weight.reshape({proj->weight.size(0), -1});
-    return torch::linear(x, weight, proj->bias);
+    return graftlab::linear(x, weight, proj->bias);
 }
 
 MaskSample randomMasking(int64_t n, int64_t L, double maskRatio, at::Generator& gen, const torch::Device& device, int shard,

@@ -11,6 +11,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/Linear.h"
+
 namespace graftlab {
 
 struct VitConfig {
@@ -105,10 +107,9 @@ public:
 };
 TORCH_MODULE(VisionTransformer);
 
-// A Linear layer through at::linear, whose fused path (addmm with the bias, on a flat view of a contiguous
-// 3-D input) the C++ frontend's F::linear lacks: that one runs matmul, then a separate bias add, and a
-// separate reduction for the bias gradient.
-inline torch::Tensor applyLinear(const torch::nn::Linear& l, const torch::Tensor& x) { return torch::linear(x, l->weight, l->bias); }
+// A Linear layer through graftlab::linear (model/Linear.h): oneDNN's sgemm on CPU float32, at::linear (one
+// addmm on a flat view; the C++ frontend's F::linear runs matmul and a separate bias add) elsewhere.
+inline torch::Tensor applyLinear(const torch::nn::Linear& l, const torch::Tensor& x) { return graftlab::linear(x, l->weight, l->bias); }
 // A Sequential whose Linear layers go through applyLinear.
 torch::Tensor applySequential(torch::nn::Sequential& s, torch::Tensor x);
 

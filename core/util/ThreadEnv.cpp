@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -20,19 +21,27 @@ bool tuneAllocator() {
     return tuned;
 }
 
+bool oneDnnGemmsExpected() {
+    // LibTorch (and with it libdnnl.so.2) is loaded with the program, before main(): ask the dynamic linker.
+    const char* choice = std::getenv("GRAFTLAB_GEMM");
+    if (choice && std::strcmp(choice, "blas") == 0) return false;
+    return ::dlsym(RTLD_DEFAULT, "dnnl_sgemm") != nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> threadEnvironmentChanges(bool oneDnnGemms) {
+    std::vector<std::pair<std::string, std::string>> changes;
+    if (std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return changes;
+    if (!oneDnnGemms && !std::getenv("OMP_WAIT_POLICY")) changes.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
+    // 2^4 cycles (OpenBLAS's minimum): an idle OpenBLAS worker sleeps at once
+    if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) changes.emplace_back("OPENBLAS_THREAD_TIMEOUT", "4");
+    return changes;
+}
+
 void ensureThreadEnvironment(char** argv) {
     tuneAllocator();
-    if (std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return;
-    bool changed = false;
-    if (!std::getenv("OMP_WAIT_POLICY")) {
-        ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        changed = true;
-    }
-    if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
-        ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);  // 2^4 cycles: an idle OpenBLAS worker sleeps at once
-        changed = true;
-    }
-    if (!changed) return;
+    auto changes = threadEnvironmentChanges(oneDnnGemmsExpected());
+    if (changes.empty()) return;
+    for (const auto& [name, value] : changes) ::setenv(name.c_str(), value.c_str(), 1);
     ::setenv("GRAFTLAB_KEEP_THREAD_ENV", "1", 1);  // never twice
     ::execv("/proc/self/exe", argv);
     // exec failed (no /proc): carry on with the settings as they are

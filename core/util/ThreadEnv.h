@@ -1,20 +1,30 @@
 #pragma once
-// Thread settings that must be in place before OpenMP starts (it reads them once, when the program loads).
+// Thread settings that must be in place before OpenMP and OpenBLAS start (they read them once, when the
+// program loads), so the programs re-run themselves once (execv of /proc/self/exe) with them set, unless the
+// user set them (or GRAFTLAB_KEEP_THREAD_ENV=1). Measured with `graftlab-cli bench` (benchmarks/RESULTS.md):
 //
-// LibTorch's OpenMP workers spin after every parallel region (OMP_WAIT_POLICY=active by default) while
-// OpenBLAS's own threads run the matrix products: on a small machine they fight for the same cores.
-// `graftlab-cli bench` on 2 cores measured the headline MAE step at 50 images/s with the default and 69 with
-// OMP_WAIT_POLICY=PASSIVE (benchmarks/RESULTS.md). So the programs re-run themselves once with
-// OMP_WAIT_POLICY=PASSIVE unless the user chose a policy (or set GRAFTLAB_KEEP_THREAD_ENV=1).
-//
-// The other side of the same fight: after each product OpenBLAS's (pthreads) workers keep polling for the
-// next one with sched_yield for 2^28 cycles (~0.1 s) before they sleep, so during the elementwise work between
-// products (LayerNorm, GELU, softmax, adds, all on LibTorch's threads) an OpenBLAS worker took a core's share
-// too: `perf` put 13 % of a MoCo v3 step in sched_yield. OPENBLAS_THREAD_TIMEOUT=4 (its minimum, 2^4 cycles)
-// makes an idle worker sleep at once; waking it costs microseconds per multi-millisecond product. Measured
-// with `graftlab-cli bench` (3 steps after 1 warm-up): MoCo v3 18.1 -> 20.1 images/s, ConMIM 42.2 -> 46.0,
-// MAE 129 -> 140. Set unless the user set OPENBLAS_THREAD_TIMEOUT, in the same single re-run.
+// - OPENBLAS_THREAD_TIMEOUT=4. After each product OpenBLAS's (pthreads) workers keep polling for the next one
+//   with sched_yield for 2^28 cycles (~0.1 s) before they sleep, so during the elementwise work between
+//   products (LayerNorm, GELU, softmax, adds, on LibTorch's threads) an OpenBLAS worker took a core's share:
+//   `perf` put 13 % of a MoCo v3 step in sched_yield. 2^4 cycles (the minimum) makes an idle worker sleep at
+//   once; waking it costs microseconds per multi-millisecond product. MoCo v3 18.1 -> 20.1 images/s, ConMIM
+//   42.2 -> 46.0, MAE 129 -> 140.
+// - OMP_WAIT_POLICY=PASSIVE, only when the big products run on OpenBLAS (no oneDNN found, or
+//   GRAFTLAB_GEMM=blas; util/Gemm.h). LibTorch's OpenMP workers spin after every parallel region by default,
+//   which fought OpenBLAS's own threads for the 2 cores (MAE 50 -> 69 images/s with PASSIVE). When the
+//   products run on oneDNN they run on those same OpenMP threads, and sleeping after every region costs a
+//   futex round trip each time (18 % of a ConMIM step in futex calls): there the default spin is faster
+//   (MoCo v3 24 -> 34 images/s, MAE 293 -> 310).
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace graftlab {
+
+// What ensureThreadEnvironment would set, given whether the products will run on oneDNN: (name, value)
+// pairs, none for a variable the user set, nothing at all under GRAFTLAB_KEEP_THREAD_ENV.
+std::vector<std::pair<std::string, std::string>> threadEnvironmentChanges(bool oneDnnGemms);
+bool oneDnnGemmsExpected();  // dnnl_sgemm loaded and GRAFTLAB_GEMM is not "blas"
 
 // Call first thing in main(). Returns normally when nothing is to change; otherwise replaces the process
 // (execv of /proc/self/exe with the same arguments) and does not return; if that fails it returns.

@@ -1,5 +1,10 @@
 #include "methods/Mae.h"
 #include "model/FusedAttention.h"
+#include "model/Linear.h"
+#include "util/Gemm.h"
+#include "util/ThreadEnv.h"
+
+#include <ATen/autocast_mode.h>
 #include "model/Patchify.h"
 #include "model/PosEmbed.h"
 #include "model/Vit.h"
@@ -16,6 +21,12 @@ using namespace graftlab;
 
 class ModelTest : public QObject {
     Q_OBJECT
+    static std::vector<GemmBackend> availableBackends() {
+        std::vector<GemmBackend> b;
+        for (GemmBackend k : {GemmBackend::OneDnn, GemmBackend::Blas})
+            if (gemmBackendAvailable(k)) b.push_back(k);
+        return b;
+    }
 private slots:
     // The fused linear path (at::linear: addmm on a flat view) against the C++ frontend's matmul + add, on a
     // transformer block: outputs and every gradient agree to 1e-5 (float32 summation order only).
@@ -54,7 +65,10 @@ private slots:
         QVERIFY2(fusedAttentionUsable(torch::zeros({1, 2, 6})), fusedAttentionDescription());
         const int prevThreads = torch::get_num_threads();
         struct Case { int64_t B, N, heads, d; };
+        const GemmBackend prevBackend = gemmBackend();
+        for (GemmBackend backend : availableBackends())
         for (int threads : {1, 2}) {
+            setGemmBackend(backend);
             torch::set_num_threads(threads);
             for (Case c : {Case{6, 65, 3, 64}, Case{3, 17, 2, 5}}) {
                 torch::manual_seed(11);
@@ -82,6 +96,7 @@ private slots:
             }
         }
         torch::set_num_threads(prevThreads);
+        setGemmBackend(prevBackend);
         // the switch: off means the eager path (no fused node in the graph)
         Attention a(48, 3);
         auto x = torch::randn({2, 9, 48}, torch::requires_grad());
@@ -104,6 +119,99 @@ private slots:
         };
         QVERIFY(hasFusedNode(yFused));
         QVERIFY(!hasFusedNode(yEager));
+    }
+
+    // util/Gemm.h: every transpose combination, strided leading dimensions, alpha and beta, through each
+    // backend this process has, against torch::mm.
+    void gemmMatchesTorchMm() {
+        QVERIFY2(gemmAvailable(), "no sgemm found: Debian's LibTorch loads libdnnl.so.2 and libblas.so.3");
+        const GemmBackend prev = gemmBackend();
+        torch::manual_seed(5);
+        for (GemmBackend backend : availableBackends()) {
+            setGemmBackend(backend);
+            QCOMPARE(gemmBackend(), backend);
+            for (bool ta : {false, true})
+                for (bool tb : {false, true}) {
+                    const int64_t m = 37, n = 23, k = 70;
+                    // stored with 5 spare columns, so lda/ldb/ldc exceed the logical widths
+                    auto A = torch::randn({ta ? k : m, (ta ? m : k) + 5});
+                    auto B = torch::randn({tb ? n : k, (tb ? k : n) + 5});
+                    auto C = torch::randn({m, n + 5});
+                    auto a = A.slice(1, 0, ta ? m : k), b = B.slice(1, 0, tb ? k : n);
+                    auto opA = ta ? a.t() : a, opB = tb ? b.t() : b;
+                    auto expected = 0.5 * torch::mm(opA, opB) + 2.0 * C.slice(1, 0, n);
+                    gemm(ta, tb, m, n, k, 0.5f, A.data_ptr<float>(), A.size(1), B.data_ptr<float>(), B.size(1), 2.0f,
+                         C.data_ptr<float>(), C.size(1));
+                    QVERIFY2(torch::allclose(C.slice(1, 0, n), expected, 1e-4, 1e-4),
+                             qPrintable(QString("%1 ta=%2 tb=%3").arg(gemmBackendName(backend)).arg(ta).arg(tb)));
+                }
+            QVERIFY(measureGemmGflops(backend, 64, 0.01) > 0);
+        }
+        setGemmBackend(prev);
+    }
+
+    // model/Linear.h against at::linear: 3-D and 2-D inputs, a non-contiguous input, no bias, a frozen weight
+    // (no weight gradient asked); outputs and gradients to 1e-5 (float32 summation order). Under autocast and
+    // for non-float inputs the layer defers to at::linear.
+    void fastLinearMatchesAtLinear() {
+        const GemmBackend prev = gemmBackend();
+        torch::manual_seed(9);
+        for (GemmBackend backend : availableBackends()) {
+            setGemmBackend(backend);
+            for (int variant = 0; variant < 4; ++variant) {
+                auto w = torch::randn({40, 24}, torch::requires_grad(variant != 3));
+                auto b = variant == 2 ? torch::Tensor() : torch::randn({40}, torch::requires_grad());
+                auto x = variant == 1 ? torch::randn({24, 30}).t().detach().requires_grad_(true)  // (30, 24), strided
+                                      : torch::randn({3, 11, 24}, torch::requires_grad());
+                QVERIFY(fastLinearUsable(x, w, b));
+                auto y = graftlab::linear(x, w, b);
+                auto g = torch::randn_like(y);
+                std::vector<torch::Tensor> inputs{x};
+                if (w.requires_grad()) inputs.push_back(w);
+                if (b.defined()) inputs.push_back(b);
+                auto mine = torch::autograd::grad({y}, inputs, {g});
+                auto ref = at::linear(x, w, b);
+                auto theirs = torch::autograd::grad({ref}, inputs, {g});
+                QCOMPARE(y.sizes(), ref.sizes());
+                QVERIFY(y.grad_fn() && y.grad_fn()->name().find("CppNode<graftlab::") != std::string::npos);
+                QVERIFY2(torch::allclose(y, ref, 1e-5, 1e-5), qPrintable(QString("variant %1").arg(variant)));
+                for (size_t i = 0; i < inputs.size(); ++i)
+                    QVERIFY2(torch::allclose(mine[i], theirs[i], 1e-5, 1e-5), qPrintable(QString("variant %1 grad %2").arg(variant).arg(i)));
+            }
+        }
+        setGemmBackend(prev);
+        auto x = torch::randn({4, 24}), w = torch::randn({8, 24}), b = torch::randn({8});
+        QVERIFY(!fastLinearUsable(x.to(torch::kDouble), w.to(torch::kDouble), b.to(torch::kDouble)));
+        at::autocast::set_cpu_enabled(true);
+        QVERIFY(!fastLinearUsable(x, w, b));
+        at::autocast::set_cpu_enabled(false);
+        setFastLinearEnabled(false);
+        QVERIFY(!fastLinearUsable(x, w, b));
+        QVERIFY(torch::allclose(graftlab::linear(x, w, b), at::linear(x, w, b)));
+        setFastLinearEnabled(true);
+    }
+
+    // util/ThreadEnv.h: what the programs set before re-running themselves.
+    void threadEnvironmentPlan() {
+        QByteArray keep = qgetenv("GRAFTLAB_KEEP_THREAD_ENV"), omp = qgetenv("OMP_WAIT_POLICY"), ob = qgetenv("OPENBLAS_THREAD_TIMEOUT");
+        qunsetenv("GRAFTLAB_KEEP_THREAD_ENV");
+        qunsetenv("OMP_WAIT_POLICY");
+        qunsetenv("OPENBLAS_THREAD_TIMEOUT");
+        using Changes = std::vector<std::pair<std::string, std::string>>;
+        QVERIFY((threadEnvironmentChanges(true) == Changes{{"OPENBLAS_THREAD_TIMEOUT", "4"}}));
+        QVERIFY((threadEnvironmentChanges(false) == Changes{{"OMP_WAIT_POLICY", "PASSIVE"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}}));
+        qputenv("OMP_WAIT_POLICY", "ACTIVE");  // the user's choice stands
+        qputenv("OPENBLAS_THREAD_TIMEOUT", "20");
+        QVERIFY(threadEnvironmentChanges(false).empty());
+        qunsetenv("OMP_WAIT_POLICY");
+        qunsetenv("OPENBLAS_THREAD_TIMEOUT");
+        qputenv("GRAFTLAB_KEEP_THREAD_ENV", "1");
+        QVERIFY(threadEnvironmentChanges(false).empty());
+        auto restore = [](const char* name, const QByteArray& v) { v.isNull() ? qunsetenv(name) : qputenv(name, v); };
+        restore("GRAFTLAB_KEEP_THREAD_ENV", keep);
+        restore("OMP_WAIT_POLICY", omp);
+        restore("OPENBLAS_THREAD_TIMEOUT", ob);
+        QCOMPARE(oneDnnGemmsExpected(), gemmBackendAvailable(GemmBackend::OneDnn) && qgetenv("GRAFTLAB_GEMM") != "blas");
     }
 
     void patchifyRoundTrip() {

@@ -102,7 +102,7 @@ grep -q "another architecture" "$work/probe3.log" || { cat "$work/probe3.log"; f
 # the allocator setting (core/util/ThreadEnv.h): with glibc's defaults every step page-faults its activations in
 # again; tuned, a warm step faults almost nothing. Counted (not timed), side by side.
 for m in default tuned; do
-  GRAFTLAB_MALLOC=$m "$cli" bench --recipe bench_mae_tiny --steps 2 --warmup 2 --set optim.batch_size=64 --set model.depth=4 \
+  GRAFTLAB_MALLOC=$m "$cli" bench --recipe bench_mae_tiny --steps 3 --warmup 3 --set optim.batch_size=64 --set model.depth=4 \
     --json "$work/bench-$m.json" > "$work/bench-$m.txt" 2>&1 || { cat "$work/bench-$m.txt"; fail "bench ($m allocator)"; }
 done
 python3 - "$work/bench-default.json" "$work/bench-tuned.json" <<'PY' || fail "tuned allocator does not keep freed buffers"

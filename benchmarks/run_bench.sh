@@ -21,9 +21,9 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 summary="$out/bench-$stamp.json"
 echo "{" > "$summary"
 printf "%-20s %10s %10s %7s %12s %7s %10s %7s\n" configuration graftlab pytorch ratio "pytorch(E)" ratio "GFLOP/img" MFU
-echo "(images/s; pytorch = eager PyTorch as it starts by default; pytorch(E) = eager PyTorch in the process"
-echo " environment graftlab gives itself: OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4 and glibc malloc"
-echo " without per-block mmap and without trimming, see core/util/ThreadEnv.h)"
+echo "(images/s; pytorch = eager PyTorch as it starts by default; pytorch(E) = eager PyTorch given the process"
+echo " settings that help it: OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4 and glibc malloc without"
+echo " per-block mmap and without trimming, see core/util/ThreadEnv.h)"
 same_env=(env OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4 GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824)
 first=1
 for c in $configs; do

@@ -31,7 +31,10 @@ bool oneDnnGemmsExpected() {
 std::vector<std::pair<std::string, std::string>> threadEnvironmentChanges(bool oneDnnGemms) {
     std::vector<std::pair<std::string, std::string>> changes;
     if (std::getenv("GRAFTLAB_KEEP_THREAD_ENV")) return changes;
-    if (!oneDnnGemms && !std::getenv("OMP_WAIT_POLICY")) changes.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
+    if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+        if (oneDnnGemms) changes.emplace_back("GOMP_SPINCOUNT", "3000");  // a short spin, then sleep
+        else changes.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
+    }
     // 2^4 cycles (OpenBLAS's minimum): an idle OpenBLAS worker sleeps at once
     if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) changes.emplace_back("OPENBLAS_THREAD_TIMEOUT", "4");
     return changes;

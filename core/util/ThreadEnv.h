@@ -9,12 +9,16 @@
 //   `perf` put 13 % of a MoCo v3 step in sched_yield. 2^4 cycles (the minimum) makes an idle worker sleep at
 //   once; waking it costs microseconds per multi-millisecond product. MoCo v3 18.1 -> 20.1 images/s, ConMIM
 //   42.2 -> 46.0, MAE 129 -> 140.
-// - OMP_WAIT_POLICY=PASSIVE, only when the big products run on OpenBLAS (no oneDNN found, or
-//   GRAFTLAB_GEMM=blas; util/Gemm.h). LibTorch's OpenMP workers spin after every parallel region by default,
-//   which fought OpenBLAS's own threads for the 2 cores (MAE 50 -> 69 images/s with PASSIVE). When the
-//   products run on oneDNN they run on those same OpenMP threads, and sleeping after every region costs a
-//   futex round trip each time (18 % of a ConMIM step in futex calls): there the default spin is faster
-//   (MoCo v3 24 -> 34 images/s, MAE 293 -> 310).
+// - How LibTorch's OpenMP workers wait between parallel regions. By default they spin ~300000 rounds (a few
+//   ms) before sleeping. When OpenBLAS runs the products (no oneDNN found, or GRAFTLAB_GEMM=blas; util/Gemm.h)
+//   its own threads compute while OpenMP's spin, on the same 2 cores: OMP_WAIT_POLICY=PASSIVE (sleep at
+//   once), MAE 50 -> 69 images/s. When oneDNN runs the products they run on those same OpenMP threads, and
+//   sleeping after every region costs a futex round trip each time (18 % of a ConMIM step in futex calls;
+//   system calls are costly in a VM): MoCo v3 24.7 images/s passive, 36.8 with the full spin. But a full spin
+//   is ruinous as soon as another busy process shares the cores (two MAE benchmarks side by side: 63 images/s
+//   together with the full spin, 539 passive; `ctest -j 2` 315 s vs 150 s). GOMP_SPINCOUNT=3000 (a short
+//   spin, ~0.1 ms, then sleep) keeps most of both: MoCo v3 33.3 alone, the pair 451.
+//   Set unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT.
 #include <string>
 #include <utility>
 #include <vector>

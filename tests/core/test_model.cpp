@@ -193,16 +193,23 @@ private slots:
 
     // util/ThreadEnv.h: what the programs set before re-running themselves.
     void threadEnvironmentPlan() {
-        QByteArray keep = qgetenv("GRAFTLAB_KEEP_THREAD_ENV"), omp = qgetenv("OMP_WAIT_POLICY"), ob = qgetenv("OPENBLAS_THREAD_TIMEOUT");
+        QByteArray keep = qgetenv("GRAFTLAB_KEEP_THREAD_ENV"), omp = qgetenv("OMP_WAIT_POLICY"), ob = qgetenv("OPENBLAS_THREAD_TIMEOUT"),
+                   spin = qgetenv("GOMP_SPINCOUNT");
         qunsetenv("GRAFTLAB_KEEP_THREAD_ENV");
         qunsetenv("OMP_WAIT_POLICY");
         qunsetenv("OPENBLAS_THREAD_TIMEOUT");
+        qunsetenv("GOMP_SPINCOUNT");
         using Changes = std::vector<std::pair<std::string, std::string>>;
-        QVERIFY((threadEnvironmentChanges(true) == Changes{{"OPENBLAS_THREAD_TIMEOUT", "4"}}));
+        QVERIFY((threadEnvironmentChanges(true) == Changes{{"GOMP_SPINCOUNT", "3000"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}}));
         QVERIFY((threadEnvironmentChanges(false) == Changes{{"OMP_WAIT_POLICY", "PASSIVE"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}}));
         qputenv("OMP_WAIT_POLICY", "ACTIVE");  // the user's choice stands
         qputenv("OPENBLAS_THREAD_TIMEOUT", "20");
         QVERIFY(threadEnvironmentChanges(false).empty());
+        QVERIFY(threadEnvironmentChanges(true).empty());
+        qunsetenv("OMP_WAIT_POLICY");
+        qputenv("GOMP_SPINCOUNT", "100");
+        QVERIFY(threadEnvironmentChanges(true).empty());
+        qunsetenv("GOMP_SPINCOUNT");
         qunsetenv("OMP_WAIT_POLICY");
         qunsetenv("OPENBLAS_THREAD_TIMEOUT");
         qputenv("GRAFTLAB_KEEP_THREAD_ENV", "1");
@@ -211,6 +218,7 @@ private slots:
         restore("GRAFTLAB_KEEP_THREAD_ENV", keep);
         restore("OMP_WAIT_POLICY", omp);
         restore("OPENBLAS_THREAD_TIMEOUT", ob);
+        restore("GOMP_SPINCOUNT", spin);
         QCOMPARE(oneDnnGemmsExpected(), gemmBackendAvailable(GemmBackend::OneDnn) && qgetenv("GRAFTLAB_GEMM") != "blas");
     }
 

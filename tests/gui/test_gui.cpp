@@ -11,6 +11,7 @@
 #include "ReconstructionView.h"
 #include "RunTailer.h"
 #include "TestUtil.h"
+#include "util/ThreadEnv.h"
 
 #include <QAction>
 #include <QApplication>
@@ -25,6 +26,8 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include "util/ThreadEnv.h"
+
 #include <QtTest>
 
 using namespace graftlab;
@@ -271,5 +274,13 @@ private slots:
     }
 };
 
-QTEST_MAIN(GuiTest)
+// QTEST_MAIN, after the thread settings the programs run with (core/util/ThreadEnv.h)
+int main(int argc, char** argv) {
+    graftlab::ensureThreadEnvironment(argv);
+    QApplication app(argc, argv);
+    app.setAttribute(Qt::AA_Use96Dpi, true);
+    GuiTest tc;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&tc, argc, argv);
+}
 #include "test_gui.moc"

@@ -1,3 +1,5 @@
+#include "model/FusedAttention.h"
+#include "model/Linear.h"
 #include "data/Augment.h"
 #include "methods/Objective.h"
 #include "data/Dataset.h"
@@ -193,6 +195,61 @@ private slots:
     // train.precision = bf16: autocast in the forward pass (CPU autocast here; the same scope drives CUDA's).
     // Numerics: each method's loss on a fixed batch within 3 % of fp32; matrix products really run in bf16; the
     // scope restores fp32 when it ends; a short bf16 run trains (finite, decreasing loss).
+    // The speed paths (oneDNN linear layers, model/Linear.h; the fused attention core, model/FusedAttention.h)
+    // against the eager LibTorch path, per method on one fixed batch and mask: the loss to 1e-5 relative and
+    // every parameter's gradient to 1e-3 relative / 1e-5 absolute (float32 summation order, through 2 blocks
+    // and the heads).
+    void fastPathsMatchEagerLossesAndGradients() {
+        bool anyBitwiseDifference = false;  // proves the two runs took different paths
+        for (const std::string method : {"mae", "mocov3", "conmim", "mtl"}) {
+            Recipe r = test::tinyRecipe();
+            r.method = method;
+            torch::manual_seed(4);
+            Dataset data = makeSynthetic(32, r.data.imageSize, 3, Split::Train);
+            auto obj = makeObjective(r, method, data.channels(), data.mean, data.std);
+            Batch b;
+            b.images = data.images.slice(0, 0, 16).to(torch::kFloat32).div(255.0);
+            b.views = obj->makeViews(b.images, 5);
+            b.labels = data.labels.slice(0, 0, 16);
+            StepContext ctx;
+            ctx.step = 0;
+            ctx.totalSteps = 10;
+            ctx.stageSteps = 10;
+            auto run = [&](bool fast) {
+                setFastLinearEnabled(fast);
+                setFusedAttentionEnabled(fast);
+                ctx.generator = at::detail::createCPUGenerator(11);  // the same mask both times
+                obj->zero_grad();
+                auto loss = obj->computeLoss(b, ctx).total;
+                loss.backward();
+                std::vector<torch::Tensor> grads;
+                for (auto& p : obj->parameters())
+                    grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+                setFastLinearEnabled(true);
+                setFusedAttentionEnabled(true);
+                return std::make_pair(loss.item<double>(), grads);
+            };
+            auto [fastLoss, fastGrads] = run(true);
+            auto [eagerLoss, eagerGrads] = run(false);
+            const QString m = QString::fromStdString(method);
+            QVERIFY2(std::isfinite(fastLoss) && std::abs(fastLoss - eagerLoss) <= 1e-5 * std::abs(eagerLoss),
+                     qPrintable(QString("%1: fast %2, eager %3").arg(m).arg(fastLoss, 0, 'g', 10).arg(eagerLoss, 0, 'g', 10)));
+            QCOMPARE(fastGrads.size(), eagerGrads.size());
+            int compared = 0;
+            for (size_t i = 0; i < fastGrads.size(); ++i) {
+                QCOMPARE(fastGrads[i].defined(), eagerGrads[i].defined());
+                if (!fastGrads[i].defined()) continue;
+                ++compared;
+                anyBitwiseDifference = anyBitwiseDifference || !torch::equal(fastGrads[i], eagerGrads[i]);
+                QVERIFY2(torch::allclose(fastGrads[i], eagerGrads[i], 1e-3, 1e-5),
+                         qPrintable(QString("%1: parameter %2, max |d| %3").arg(m).arg(i).arg(
+                             (fastGrads[i] - eagerGrads[i]).abs().max().item<double>())));
+            }
+            QVERIFY(compared > 10);
+        }
+        QVERIFY(anyBitwiseDifference);
+    }
+
     void bf16AutocastMatchesFp32() {
         for (const std::string method : {"mae", "mocov3", "conmim"}) {
             Recipe r = test::tinyRecipe();

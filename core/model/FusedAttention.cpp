@@ -12,10 +12,7 @@ namespace graftlab {
 namespace {
 
 std::atomic<bool>& fusedAttentionFlag() {
-    static std::atomic<bool> on{[] {
-        const char* e = std::getenv("GRAFTLAB_FUSED_ATTENTION");
-        return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0));
-    }()};
+    static std::atomic<bool> on{envSwitchOn("GRAFTLAB_FUSED_ATTENTION")};
     return on;
 }
 

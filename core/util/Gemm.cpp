@@ -122,6 +122,11 @@ void forEachIndependent(int64_t n, void (*fn)(int64_t, void*), void* arg) {
     for (int64_t i = 0; i < n; ++i) fn(i, arg);
 }
 
+bool envSwitchOn(const char* name) {
+    const char* e = std::getenv(name);
+    return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0));
+}
+
 double measureGemmGflops(GemmBackend backend, int n, double seconds) {
     if (backend == GemmBackend::None || !gemmBackendAvailable(backend)) return 0;
     const GemmBackend prev = gemmBackend();

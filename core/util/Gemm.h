@@ -37,6 +37,9 @@ void forEachIndependent(int64_t n, const F& f) {
     forEachIndependent(n, [](int64_t i, void* a) { (*static_cast<const F*>(a))(i); }, const_cast<F*>(&f));
 }
 
+// An on/off switch read from the environment once: on unless the variable is "0" or "off".
+bool envSwitchOn(const char* name);
+
 // GFLOP/s of an n x n x n product through the given backend with the current thread count.
 double measureGemmGflops(GemmBackend backend, int n = 512, double seconds = 0.4);
 

@@ -43,6 +43,27 @@ bool sameParameters(torch::nn::Module& a, torch::nn::Module& b) {
 }
 }  // namespace
 
+// A tiny recipe's objective for `method` with one fixed batch of 16 synthetic images and its views, and a step
+// context at step 0 of 10: for comparing two ways of computing the same loss.
+struct FixedBatch {
+    Recipe recipe = test::tinyRecipe();
+    std::shared_ptr<Objective> obj;
+    Batch batch;
+    StepContext ctx;
+    FixedBatch(const std::string& method, uint64_t seed) {
+        recipe.method = method;
+        torch::manual_seed(seed);
+        Dataset data = makeSynthetic(32, recipe.data.imageSize, 3, Split::Train);
+        obj = makeObjective(recipe, method, data.channels(), data.mean, data.std);
+        batch.images = data.images.slice(0, 0, 16).to(torch::kFloat32).div(255.0);
+        batch.views = obj->makeViews(batch.images, 5);
+        batch.labels = data.labels.slice(0, 0, 16);
+        ctx.step = 0;
+        ctx.totalSteps = 10;
+        ctx.stageSteps = 10;
+    }
+};
+
 class TrainTest : public QObject {
     Q_OBJECT
 private slots:
@@ -202,19 +223,10 @@ private slots:
     void fastPathsMatchEagerLossesAndGradients() {
         bool anyBitwiseDifference = false;  // proves the two runs took different paths
         for (const std::string method : {"mae", "mocov3", "conmim", "mtl"}) {
-            Recipe r = test::tinyRecipe();
-            r.method = method;
-            torch::manual_seed(4);
-            Dataset data = makeSynthetic(32, r.data.imageSize, 3, Split::Train);
-            auto obj = makeObjective(r, method, data.channels(), data.mean, data.std);
-            Batch b;
-            b.images = data.images.slice(0, 0, 16).to(torch::kFloat32).div(255.0);
-            b.views = obj->makeViews(b.images, 5);
-            b.labels = data.labels.slice(0, 0, 16);
-            StepContext ctx;
-            ctx.step = 0;
-            ctx.totalSteps = 10;
-            ctx.stageSteps = 10;
+            FixedBatch f(method, 4);
+            auto& obj = f.obj;
+            auto& b = f.batch;
+            auto& ctx = f.ctx;
             auto run = [&](bool fast) {
                 setFastLinearEnabled(fast);
                 setFusedAttentionEnabled(fast);
@@ -252,20 +264,11 @@ private slots:
 
     void bf16AutocastMatchesFp32() {
         for (const std::string method : {"mae", "mocov3", "conmim"}) {
-            Recipe r = test::tinyRecipe();
-            r.method = method;
-            torch::manual_seed(3);
-            Dataset data = makeSynthetic(32, r.data.imageSize, 3, Split::Train);
-            auto obj = makeObjective(r, method, data.channels(), data.mean, data.std);
+            FixedBatch f(method, 3);
+            auto& obj = f.obj;
+            auto& b = f.batch;
+            auto& ctx = f.ctx;
             obj->eval();  // no dropout; BatchNorm on batch statistics either way
-            Batch b;
-            b.images = data.images.slice(0, 0, 16).to(torch::kFloat32).div(255.0);
-            b.views = obj->makeViews(b.images, 5);
-            b.labels = data.labels.slice(0, 0, 16);
-            StepContext ctx;
-            ctx.step = 0;
-            ctx.totalSteps = 10;
-            ctx.stageSteps = 10;
             auto lossAt = [&](bool bf16) {
                 ctx.generator = at::detail::createCPUGenerator(11);  // the same mask both times
                 torch::NoGradGuard ng;

@@ -106,14 +106,14 @@ private slots:
         setFusedAttentionEnabled(true);
         QVERIFY(torch::allclose(yFused, yEager, 1e-5, 1e-5));
         auto hasFusedNode = [](const torch::Tensor& y) {
-            std::vector<torch::autograd::Node*> todo{y.grad_fn().get()};
+            std::vector<torch::autograd::Node*> pending{y.grad_fn().get()};
             std::set<torch::autograd::Node*> seen;
-            while (!todo.empty()) {
-                auto* n = todo.back();
-                todo.pop_back();
+            while (!pending.empty()) {
+                auto* n = pending.back();
+                pending.pop_back();
                 if (!n || !seen.insert(n).second) continue;
                 if (n->name().find("FusedAttention") != std::string::npos) return true;
-                for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+                for (const auto& e : n->next_edges()) pending.push_back(e.function.get());
             }
             return false;
         };

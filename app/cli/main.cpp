@@ -217,7 +217,11 @@ const char* kBenchHelp =
     "  --threads  intra-op threads (default: the recipe's threads; 0 there = every core)\n"
     "  --json     also write the figures to this JSON file\n"
     "  --profile  write a Chrome trace of the timed steps (every ATen op) to FILE;\n"
-    "             benchmarks/profile_summary.py FILE prints the ops by self time\n";
+    "             benchmarks/profile_summary.py FILE prints the ops by self time\n"
+    "\n"
+    "For comparisons (environment): GRAFTLAB_GEMM=blas runs the products on the BLAS instead of oneDNN,\n"
+    "GRAFTLAB_FAST_LINEAR=0 and GRAFTLAB_FUSED_ATTENTION=0 use LibTorch's own linear layers and attention,\n"
+    "GRAFTLAB_MALLOC=default keeps glibc's allocator settings (see benchmarks/RESULTS.md).\n";
 
 const char* kTrainHelp =
     "Usage: graftlab-cli train [--recipe FILE|PRESET] [--out DIR] [--steps N] [--set key=value ...]\n"

@@ -5,8 +5,6 @@
 #include <torch/torch.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 namespace graftlab {
 namespace {
@@ -14,16 +12,6 @@ namespace {
 std::atomic<bool>& fusedAttentionFlag() {
     static std::atomic<bool> on{envSwitchOn("GRAFTLAB_FUSED_ATTENTION")};
     return on;
-}
-
-inline void gemmRow(bool transA, bool transB, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
-                    int ldb, float beta, float* C, int ldc) {
-    gemm(transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-template <class F>
-void forEachPair(int64_t n, const F& f) {
-    forEachIndependent(n, f);
 }
 
 struct Shape {
@@ -45,20 +33,20 @@ std::pair<at::Tensor, at::Tensor> forwardImpl(const at::Tensor& qkv, int64_t hea
     const float* src = qkv.data_ptr<float>();
     auto scores = at::empty({s.B, heads, s.N, s.N}, qkv.options());
     float* S = scores.data_ptr<float>();
-    forEachPair(s.B * heads, [&](int64_t i) {
+    forEachIndependent(s.B * heads, [&](int64_t i) {
         const int64_t b = i / heads, h = i % heads;
         const float* q = src + b * s.N * s.C3 + h * s.d;
-        gemmRow(false, true, N, N, d, static_cast<float>(scale), q, C3, q + s.C, C3, 0.f, S + i * s.N * s.N, N);
+        gemm(false, true, N, N, d, static_cast<float>(scale), q, C3, q + s.C, C3, 0.f, S + i * s.N * s.N, N);
     });
     auto probs = at::_softmax(scores, -1, false);
     scores.reset();
     auto out = at::empty({s.B, s.N, s.C}, qkv.options());
     const float* P = probs.data_ptr<float>();
     float* O = out.data_ptr<float>();
-    forEachPair(s.B * heads, [&](int64_t i) {
+    forEachIndependent(s.B * heads, [&](int64_t i) {
         const int64_t b = i / heads, h = i % heads;
         const float* v = src + b * s.N * s.C3 + 2 * s.C + h * s.d;
-        gemmRow(false, false, N, d, N, 1.f, P + i * s.N * s.N, N, v, C3, 0.f, O + b * s.N * s.C + h * s.d, C);
+        gemm(false, false, N, d, N, 1.f, P + i * s.N * s.N, N, v, C3, 0.f, O + b * s.N * s.C + h * s.d, C);
     });
     return {out, probs};
 }
@@ -74,24 +62,24 @@ at::Tensor backwardImpl(const at::Tensor& qkv, const at::Tensor& probs, const at
     float* D = dqkv.data_ptr<float>();
     auto dprobs = at::empty_like(probs);
     float* dP = dprobs.data_ptr<float>();
-    forEachPair(s.B * heads, [&](int64_t i) {
+    forEachIndependent(s.B * heads, [&](int64_t i) {
         const int64_t b = i / heads, h = i % heads;
         const int64_t base = b * s.N * s.C3 + h * s.d;
         const float* g = G + b * s.N * s.C + h * s.d;
         // dP = dO v^T ; dV = P^T dO
-        gemmRow(false, true, N, N, d, 1.f, g, C, src + base + 2 * s.C, C3, 0.f, dP + i * s.N * s.N, N);
-        gemmRow(true, false, N, d, N, 1.f, P + i * s.N * s.N, N, g, C, 0.f, D + base + 2 * s.C, C3);
+        gemm(false, true, N, N, d, 1.f, g, C, src + base + 2 * s.C, C3, 0.f, dP + i * s.N * s.N, N);
+        gemm(true, false, N, d, N, 1.f, P + i * s.N * s.N, N, g, C, 0.f, D + base + 2 * s.C, C3);
     });
     auto dscores = at::_softmax_backward_data(dprobs, probs, -1, at::kFloat);
     dprobs.reset();
     const float* dS = dscores.data_ptr<float>();
     const float sc = static_cast<float>(scale);
-    forEachPair(s.B * heads, [&](int64_t i) {
+    forEachIndependent(s.B * heads, [&](int64_t i) {
         const int64_t b = i / heads, h = i % heads;
         const int64_t base = b * s.N * s.C3 + h * s.d;
         // S = scale q k^T: dQ = scale dS k ; dK = scale dS^T q
-        gemmRow(false, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base + s.C, C3, 0.f, D + base, C3);
-        gemmRow(true, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base, C3, 0.f, D + base + s.C, C3);
+        gemm(false, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base + s.C, C3, 0.f, D + base, C3);
+        gemm(true, false, N, d, N, sc, dS + i * s.N * s.N, N, src + base, C3, 0.f, D + base + s.C, C3);
     });
     return dqkv;
 }

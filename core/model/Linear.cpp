@@ -5,8 +5,6 @@
 #include <torch/torch.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 namespace graftlab {
 namespace {

@@ -6,6 +6,7 @@
 #include "bench/Bench.h"
 #include "dist/Distributed.h"
 #include "eval/Evaluate.h"
+#include "export/Npz.h"
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
 #include "probes/Reconstruction.h"
@@ -18,6 +19,7 @@
 #include "util/ImageIO.h"
 #include "util/Log.h"
 #include "util/ThreadEnv.h"
+#include "CliCommon.h"
 
 #include <torch/torch.h>
 
@@ -39,71 +41,13 @@
 
 namespace fs = std::filesystem;
 using namespace graftlab;
+using namespace graftlab::cli;
 
 namespace {
-
-constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2;
 
 std::atomic<Trainer*> g_trainer{nullptr};
 void onSignal(int) {
     if (Trainer* t = g_trainer.load()) t->requestStop();
-}
-
-struct Args {
-    std::vector<std::string> positional;
-    std::map<std::string, std::vector<std::string>> options;
-    bool has(const std::string& k) const { return options.count(k) > 0; }
-    std::string get(const std::string& k, const std::string& def = {}) const {
-        auto it = options.find(k);
-        return it == options.end() || it->second.empty() ? def : it->second.back();
-    }
-};
-
-class UsageError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-// Parses --key value / --key=value / --flag. `flags` take no value.
-Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags) {
-    Args a;
-    for (int i = first; i < argc; ++i) {
-        std::string s = argv[i];
-        if (s.rfind("--", 0) == 0) {
-            std::string key = s.substr(2), value;
-            auto eq = key.find('=');
-            bool inlineValue = eq != std::string::npos;
-            if (inlineValue) {
-                value = key.substr(eq + 1);
-                key = key.substr(0, eq);
-            }
-            if (flags.count(key)) {
-                a.options[key].push_back("1");
-            } else if (valued.count(key)) {
-                if (!inlineValue) {
-                    if (i + 1 >= argc) throw UsageError("--" + key + " needs a value");
-                    value = argv[++i];
-                }
-                a.options[key].push_back(value);
-            } else {
-                throw UsageError("unknown option --" + key);
-            }
-        } else {
-            a.positional.push_back(s);
-        }
-    }
-    return a;
-}
-
-int64_t parseInt(const std::string& opt, const std::string& v) {
-    try {
-        size_t pos = 0;
-        long long x = std::stoll(v, &pos);
-        if (pos != v.size()) throw std::invalid_argument("trailing");
-        return x;
-    } catch (const std::exception&) {
-        throw UsageError("--" + opt + " expects an integer, got \"" + v + "\"");
-    }
 }
 
 std::vector<std::string> recipeDirs() {
@@ -193,7 +137,8 @@ const char* kMainHelp =
     "  eval         linear probe, 1% few-shot, k-NN and fine-tuning of a checkpoint's encoder\n"
     "  table        train several recipes with equal compute and evaluate them all (the papers' Table 1)\n"
     "  embed        frozen features of a split, for Python (torch.load)\n"
-    "  export       the encoder as a state dict with timm's names, for Python (torch.load)\n"
+    "  export       the encoder with timm's names (.pt or .safetensors), or a run's probe results as .npz\n"
+    "  report       one self-contained HTML page of a run: curves, recipe, evaluation, probes\n"
     "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
     "  bench        training speed: images/s, model FLOPs, achieved vs measured sgemm GFLOP/s\n"
@@ -259,9 +204,12 @@ const char* kReconstructHelp =
 const char* kProbeHelp =
     "Usage: graftlab-cli probe --ckpt FILE --kind gradcos|attention|similarity|reconstruction|all --out DIR\n"
     "                          [--heads CKPT] [--samples N] [--block B] [--temperature T] [--query P] [--head H]\n"
+    "                          [--format csv|npz]\n"
     "\n"
     "Runs a probe on the checkpoint's model for N fixed probe images of its training set (evenly spaced, the\n"
-    "same the training-time probes use) and writes DIR/<kind>.png, DIR/<kind>.csv and DIR/<kind>.snap.\n"
+    "same the training-time probes use) and writes DIR/<kind>.png, DIR/<kind>.snap and DIR/<kind>.csv, or with\n"
+    "--format npz DIR/<kind>.npz instead of the CSV: z = numpy.load('DIR/gradcos.npz'); z['cos'], z['summary'], ...;\n"
+    "json.loads(z['meta'].item()) holds the kind, step, labels and notes.\n"
     "  gradcos         per-block cosine between the MIM (MAE) and CL (MoCo v3) loss gradients, per image.\n"
     "                  Needs both heads: an MTL checkpoint has them; otherwise --heads CKPT attaches the\n"
     "                  missing one from another checkpoint of the same architecture, and without it a freshly\n"
@@ -289,12 +237,6 @@ const char* kEmbedHelp =
     "\n"
     "Writes {'features': (N, D), 'labels': (N)} (and with --with-inputs the normalised input images) in\n"
     "torch's format: feats = torch.load('FEATS.pt').\n";
-
-const char* kExportHelp =
-    "Usage: graftlab-cli export --ckpt FILE --out ENCODER.pt\n"
-    "\n"
-    "Writes the encoder as a state dict with timm's ViT names (patch_embed.proj.weight, cls_token, pos_embed,\n"
-    "blocks.0.attn.qkv.weight, blocks.0.mlp.fc1.weight, ..., norm.weight): sd = torch.load('ENCODER.pt').\n";
 
 const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
@@ -597,7 +539,8 @@ void requireSameArchitecture(const LoadedModel& a, const LoadedModel& b) {
 }
 
 int cmdProbe(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "kind", "out", "heads", "samples", "block", "temperature", "query", "head"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "kind", "out", "heads", "samples", "block", "temperature", "query", "head", "format"},
+                       {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kProbeHelp;
         return kExitOk;
@@ -607,6 +550,8 @@ int cmdProbe(int argc, char** argv) {
     std::string kind = a.get("kind", "all");
     static const std::set<std::string> kinds = {"gradcos", "attention", "similarity", "reconstruction", "all"};
     if (!kinds.count(kind)) throw UsageError("--kind must be gradcos, attention, similarity, reconstruction or all, got \"" + kind + "\"");
+    std::string format = a.get("format", "csv");
+    if (format != "csv" && format != "npz") throw UsageError("--format must be csv or npz, got \"" + format + "\"");
     setupLogging(a.has("verbose"));
     LoadedModel model = loadCheckpointModel(a.get("ckpt"));
     Recipe& recipe = model.recipe;
@@ -691,7 +636,13 @@ int cmdProbe(int argc, char** argv) {
         }
         std::string stem = (fs::path(a.get("out")) / k).string();
         writeSnapshotFile(stem + ".snap", s);
-        auto csvs = exportSnapshotCsv(s, stem + ".csv");
+        std::vector<std::string> csvs;
+        if (format == "npz") {
+            writeNpz(stem + ".npz", snapshotArrays(s));
+            csvs.push_back(stem + ".npz");
+        } else {
+            csvs = exportSnapshotCsv(s, stem + ".csv");
+        }
         std::string png = stem + ".png";
         if (imageIoAvailable()) exportSnapshotPng(s, png, exportOptions);
         else png = "(no PNG: built without OpenCV)";
@@ -793,21 +744,6 @@ int cmdEmbed(int argc, char** argv) {
     if (a.has("with-inputs")) out["inputs"] = normalizeImages(d.images.to(torch::kFloat32).div(255.0), m.meta.mean, m.meta.std);
     saveForPython(a.get("out"), out);
     spdlog::info("wrote {}: {} {} features of dimension {} ({} pooling)", a.get("out"), feats.size(0), split, feats.size(1), pool);
-    return kExitOk;
-}
-
-int cmdExport(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "out"}, {"verbose", "help"});
-    if (a.has("help")) {
-        std::cout << kExportHelp;
-        return kExitOk;
-    }
-    if (!a.has("ckpt") || !a.has("out")) throw UsageError("export needs --ckpt FILE and --out ENCODER.pt");
-    setupLogging(a.has("verbose"));
-    LoadedModel m = loadCheckpointModel(a.get("ckpt"));
-    auto sd = encoderStateDict(m.objective->encoder());
-    saveForPython(a.get("out"), sd);
-    spdlog::info("wrote {}: {} tensors of the {} encoder (step {}), timm names", a.get("out"), sd.size(), m.method, m.meta.step);
     return kExitOk;
 }
 
@@ -1074,6 +1010,7 @@ int main(int argc, char** argv) {
         if (cmd == "embed") return cmdEmbed(argc, argv);
         if (cmd == "export") return cmdExport(argc, argv);
         if (cmd == "table") return cmdTable(argc, argv);
+        if (cmd == "report") return cmdReport(argc, argv);
         if (cmd == "bench") return cmdBench(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
         return kExitUsage;

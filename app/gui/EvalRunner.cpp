@@ -42,15 +42,8 @@ QString EvalRunner::latestCheckpoint(const QString& runDir) {
 
 QString EvalRunner::exportEncoder(const QString& checkpoint, const QString& outPath, QString* summary) {
     try {
-        LoadedModel m = loadCheckpointModel(checkpoint.toStdString());
-        auto sd = encoderStateDict(m.objective->encoder());
-        saveForPython(outPath.toStdString(), sd);
-        if (summary)
-            *summary = tr("%1: %2 tensors of the %3 encoder at step %4 (timm names; torch.load reads it)")
-                           .arg(outPath)
-                           .arg(sd.size())
-                           .arg(QString::fromStdString(m.method))
-                           .arg(m.meta.step);
+        EncoderExport e = graftlab::exportEncoder(checkpoint.toStdString(), outPath.toStdString());
+        if (summary) *summary = QString::fromStdString(e.summary());
         return {};
     } catch (const c10::Error& e) {
         return QString::fromStdString(e.what_without_backtrace());

@@ -10,6 +10,7 @@
 #include "CompareView.h"
 #include "RunTailer.h"
 #include "EvalRunner.h"
+#include "export/Report.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
@@ -268,6 +269,10 @@ void MainWindow::buildActions() {
     connect(exportGridAct_, &QAction::triggered, this, &MainWindow::exportReconstructionGrid);
     exportEncoderAct_ = new QAction(tr("&Encoder for PyTorch…"), this);
     connect(exportEncoderAct_, &QAction::triggered, this, &MainWindow::exportEncoder);
+    exportReportAct_ = new QAction(tr("Run &report (HTML)…"), this);
+    exportReportAct_->setShortcut(QKeySequence("Ctrl+Shift+H"));
+    exportReportAct_->setToolTip(tr("One self-contained HTML page of the run: curves, recipe, evaluation, reconstructions, gradient cosines"));
+    connect(exportReportAct_, &QAction::triggered, this, &MainWindow::exportReport);
     exportCkptAct_ = new QAction(tr("&Checkpoint copy…"), this);
     connect(exportCkptAct_, &QAction::triggered, this, &MainWindow::exportCheckpointCopy);
 
@@ -315,6 +320,7 @@ void MainWindow::buildMenus() {
     exportMenu->addAction(exportGridAct_);
     exportMenu->addAction(exportCsvAct_);
     exportMenu->addAction(exportEncoderAct_);
+    exportMenu->addAction(exportReportAct_);
     exportMenu->addAction(exportCkptAct_);
     exportMenu->addAction(saveRecipeAct_);
     file->addSeparator();
@@ -358,10 +364,11 @@ void MainWindow::updateActions() {
                                           : tr("Continues a stopped run from its newest checkpoint; the run shown has none to continue"));
     bool hasRun = !currentRunDir_.isEmpty();
     exportCsvAct_->setEnabled(hasRun);
+    exportReportAct_->setEnabled(hasRun);
     exportEncoderAct_->setEnabled(hasRun && !running);
     exportCkptAct_->setEnabled(hasRun && !running);
     exportGridAct_->setEnabled(reconView_->snapshotCount() > 0);
-    for (auto* a : {exportCsvAct_, exportEncoderAct_, exportCkptAct_})
+    for (auto* a : {exportCsvAct_, exportEncoderAct_, exportCkptAct_, exportReportAct_})
         a->setToolTip(hasRun ? QString() : tr("Start a run or open a run directory first"));
     exportGridAct_->setToolTip(reconView_->snapshotCount() ? QString() : tr("No reconstruction shown yet"));
 }
@@ -552,9 +559,12 @@ void MainWindow::exportEncoder() {
         QMessageBox::warning(this, tr("Export failed"), tr("%1/checkpoints holds no readable checkpoint").arg(currentRunDir_));
         return;
     }
-    QString path = QFileDialog::getSaveFileName(this, tr("Export encoder for PyTorch"), QDir(currentRunDir_).filePath("encoder.pt"),
-                                                tr("PyTorch tensors (*.pt)"));
+    QString filter;
+    QString path = QFileDialog::getSaveFileName(this, tr("Export encoder for PyTorch"), QDir(currentRunDir_).filePath("encoder.safetensors"),
+                                                tr("safetensors, timm loads it (*.safetensors);;PyTorch tensors, torch.load (*.pt)"), &filter);
     if (path.isEmpty()) return;
+    // The format follows the extension; a name typed without one takes the chosen filter's.
+    if (!path.endsWith(".safetensors") && !path.endsWith(".pt")) path += filter.contains("*.pt") ? ".pt" : ".safetensors";
     QApplication::setOverrideCursor(Qt::WaitCursor);
     QString summary, err = EvalRunner::exportEncoder(ckpt, path, &summary);
     QApplication::restoreOverrideCursor();
@@ -562,6 +572,24 @@ void MainWindow::exportEncoder() {
     else {
         spdlog::info("{}", summary.toStdString());
         statusBar()->showMessage(summary, 10000);
+    }
+}
+
+void MainWindow::exportReport() {
+    QString path = QFileDialog::getSaveFileName(this, tr("Export run report"), QDir(currentRunDir_).filePath("report.html"),
+                                                tr("HTML (*.html)"));
+    if (path.isEmpty()) return;
+    QString err = writeReport(currentRunDir_, path);
+    if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+    else statusBar()->showMessage(tr("Report written to %1 (one file: open it in a browser, mail or attach it)").arg(path), 10000);
+}
+
+QString MainWindow::writeReport(const QString& runDir, const QString& path) {
+    try {
+        graftlab::writeRunReport(runDir.toStdString(), path.toStdString());
+        return {};
+    } catch (const std::exception& e) {
+        return QString::fromStdString(e.what());
     }
 }
 

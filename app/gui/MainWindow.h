@@ -56,6 +56,8 @@ public:
     CompareView* compareView() const { return compareView_; }
     RunTailer* tailer() const { return tailer_; }
     EvalRunner* evalRunner() const { return evalRunner_; }
+    // Writes the HTML report of a run (File > Export > Run report); returns an error message or "".
+    static QString writeReport(const QString& runDir, const QString& path);
 
 protected:
     void closeEvent(QCloseEvent* e) override;
@@ -78,6 +80,7 @@ private:
     void exportMetricsCsv();
     void exportEncoder();
     void exportCheckpointCopy();
+    void exportReport();
     void exportReconstructionGrid();
     void evaluate(const QStringList& dirs, const QStringList& protocols, int finetuneSteps);
 
@@ -93,7 +96,7 @@ private:
     RunTailer* tailer_;
     EvalRunner* evalRunner_;
     QMenu* recentMenu_ = nullptr;
-    QAction *continueAct_ = nullptr, *exportCsvAct_ = nullptr, *exportEncoderAct_ = nullptr, *exportCkptAct_ = nullptr,
+    QAction *continueAct_ = nullptr, *exportCsvAct_ = nullptr, *exportEncoderAct_ = nullptr, *exportCkptAct_ = nullptr, *exportReportAct_ = nullptr,
             *exportGridAct_ = nullptr;
     QString currentRunDir_;
     bool continuable_ = false;

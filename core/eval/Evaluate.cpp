@@ -1,4 +1,5 @@
 #include "eval/Evaluate.h"
+#include "export/Safetensors.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
@@ -38,6 +39,67 @@ void saveForPython(const std::string& path, const std::map<std::string, torch::T
     for (const auto& [k, v] : tensors) dict.insert(k, v);
     std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
     writeFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
+}
+
+std::map<std::string, std::string> encoderExportMetadata(const Recipe& r, const CheckpointMeta& meta, const std::string& method) {
+    std::map<std::string, std::string> m;
+    m["format"] = "pt";  // the key timm and Hugging Face look for: PyTorch tensor layout
+    m["producer"] = std::string("GraftLab ") + GRAFTLAB_VERSION;
+    m["architecture"] = "vit (timm VisionTransformer names: class token, no register tokens, LayerNorm eps 1e-6, qkv bias)";
+    m["method"] = method;
+    m["step"] = std::to_string(meta.step);
+    m["patch_size"] = std::to_string(r.model.patchSize);
+    m["embed_dim"] = std::to_string(r.model.embedDim);
+    m["depth"] = std::to_string(r.model.depth);
+    m["num_heads"] = std::to_string(r.model.numHeads);
+    m["mlp_ratio"] = nlohmann::json(r.model.mlpRatio).dump();
+    m["img_size"] = std::to_string(r.data.imageSize);
+    m["in_chans"] = std::to_string(meta.channels);
+    m["dataset"] = meta.dataset;
+    m["mean"] = nlohmann::json(meta.mean).dump();
+    m["std"] = nlohmann::json(meta.std).dump();
+    m["normalization"] = "x = (pixel / 255 - mean) / std, per channel, on images of img_size x img_size";
+    m["recipe"] = meta.recipe.dump();
+    return m;
+}
+
+std::string EncoderExport::summary() const {
+    std::string s = path + ": " + std::to_string(tensors) + " tensors of the " + method + " encoder at step " + std::to_string(step) +
+                    " (timm names; " + (format == "safetensors" ? "safetensors.torch.load_file reads it, metadata in its header"
+                                                                 : "torch.load reads it, metadata in " + metadataPath) + ")";
+    return s;
+}
+
+EncoderExport exportEncoder(const std::string& checkpoint, const std::string& out, std::string format) {
+    if (format.empty()) format = fs::path(out).extension() == ".safetensors" ? "safetensors" : "pt";
+    if (format != "pt" && format != "safetensors") throw FileError(out, "unknown export format \"" + format + "\" (pt or safetensors)");
+    LoadedModel m = loadCheckpointModel(checkpoint);
+    auto sd = encoderStateDict(m.objective->encoder());
+    auto meta = encoderExportMetadata(m.recipe, m.meta, m.method);
+    EncoderExport e;
+    e.path = out;
+    e.format = format;
+    e.tensors = sd.size();
+    e.method = m.method;
+    e.step = m.meta.step;
+    if (format == "safetensors") {
+        std::vector<RawTensor> raw;
+        for (const auto& [name, t] : sd) {
+            auto c = t.to(torch::kFloat32).contiguous();
+            raw.push_back({name, "F32", c.sizes().vec(), std::string(static_cast<const char*>(c.data_ptr()), size_t(c.nbytes()))});
+        }
+        writeSafetensors(out, raw, meta);
+    } else {
+        saveForPython(out, sd);
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& [k, v] : meta) {
+            auto parsed = nlohmann::json::parse(v, nullptr, false);  // numbers and lists as JSON values
+            j[k] = parsed.is_discarded() || parsed.is_string() ? nlohmann::json(v) : parsed;
+        }
+        e.metadataPath = (fs::path(out).parent_path() / (fs::path(out).stem().string() + ".json")).string();
+        writeFileAtomically(e.metadataPath, j.dump(2) + "\n");
+    }
+    return e;
 }
 
 namespace {

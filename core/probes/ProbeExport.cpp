@@ -243,14 +243,10 @@ cv::Mat compose(const std::vector<std::vector<cv::Mat>>& rows, const std::vector
     return out;
 }
 
-void save(const std::string& path, const cv::Mat& m) {
-    bool ok = false;
-    try {
-        ok = cv::imwrite(path, m);
-    } catch (const cv::Exception& e) {
-        throw FileError(path, std::string("cannot write image: ") + e.what());
-    }
-    if (!ok) throw FileError(path, "cannot write image (unknown extension or unwritable location)");
+std::string encode(const cv::Mat& m) {
+    std::vector<uint8_t> buf;
+    if (!cv::imencode(".png", m, buf)) throw std::runtime_error("OpenCV could not encode a PNG");
+    return std::string(buf.begin(), buf.end());
 }
 
 std::vector<float> row(const SnapshotArray& a, std::vector<int64_t> prefix) {
@@ -261,7 +257,14 @@ std::vector<float> row(const SnapshotArray& a, std::vector<int64_t> prefix) {
 
 }  // namespace
 
+bool snapshotPngAvailable() { return true; }
+
 void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeExportOptions& o) {
+    std::string png = renderSnapshotPng(s, o);
+    writeFileAtomically(path, png);
+}
+
+std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& o) {
     if (!s.unavailable().empty()) throw std::runtime_error(s.kind + " probe was unavailable: " + s.unavailable());
     const int grid = s.meta.value("grid", 7);
     const std::string stepText = "step " + std::to_string(s.step) + ", stage " + std::to_string(s.stage + 1);
@@ -297,8 +300,7 @@ void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeEx
         std::vector<std::string> header = {
             "Gradient cosine cos(grad L_MIM(x), grad L_CL(x)) per parameter group (rows) and probe image (columns), last column = mean; " + stepText,
             "MIM head: " + s.meta.value("mim_head", std::string("?")) + "; CL head: " + s.meta.value("cl_head", std::string("?"))};
-        save(path, compose({{full}}, {}, header));
-        return;
+        return encode(compose({{full}}, {}, header));
     }
     if (s.kind == "attention") {
         const auto& imgs = need(s, "images");
@@ -329,10 +331,9 @@ void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeEx
         std::vector<std::string> titles = {"image"};
         for (int64_t b = 0; b < depth; ++b) titles.push_back("block " + std::to_string(b));
         titles.push_back("rollout");
-        save(path, compose(rows, titles,
+        return encode(compose(rows, titles,
                            {"Class-token attention to each patch (" + (o.head >= 0 ? "head " + std::to_string(o.head) : std::string("mean of heads")) +
                                 "), viridis, each panel scaled from its own minimum to its maximum; " + stepText}));
-        return;
     }
     if (s.kind == "similarity") {
         const auto& imgs = need(s, "images");
@@ -359,8 +360,7 @@ void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeEx
         if (lookup) titles.push_back("ConMIM look-up");
         std::vector<std::string> header = {"Patch similarity to the query patch (red box), " + s.meta.value("block_label", std::string()) + "; " + stepText};
         if (lookup) header.push_back(s.meta.value("lookup_note", std::string()));
-        save(path, compose(rows, titles, header));
-        return;
+        return encode(compose(rows, titles, header));
     }
     if (s.kind == "reconstruction") {
         const int64_t n = std::min<int64_t>(need(s, "original").shape[0], o.maxImages);
@@ -372,16 +372,21 @@ void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeEx
         }
         std::ostringstream loss;
         loss << s.meta.value("loss", 0.0);
-        save(path, compose(rows, {"original", "masked", "reconstruction", "+ visible"},
+        return encode(compose(rows, {"original", "masked", "reconstruction", "+ visible"},
                            {"MAE reconstruction, " + stepText + ", loss " + loss.str(), s.meta.value("pixel_note", std::string()),
                             "decoder: " + s.meta.value("decoder", std::string())}));
-        return;
     }
     throw std::runtime_error("no PNG export for snapshot kind \"" + s.kind + "\"");
 }
 #else
+bool snapshotPngAvailable() { return false; }
+
 void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeExportOptions&) {
     throw FileError(path, "this build has no image-file support (configured with GRAFTLAB_OPENCV=OFF)");
+}
+
+std::string renderSnapshotPng(const Snapshot&, const ProbeExportOptions&) {
+    throw std::runtime_error("this build has no image-file support (configured with GRAFTLAB_OPENCV=OFF)");
 }
 #endif
 

@@ -21,5 +21,9 @@ std::vector<std::string> exportSnapshotCsv(const Snapshot& s, const std::string&
 // as class-token attention (per block, and rollout) over each image; similarity as the chosen query patch's
 // similarity (and ConMIM look-up) over each image; reconstruction as MAE's four panels. Throws FileError.
 void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeExportOptions& options = {});
+// The same figure as PNG bytes (TensorBoard images, reports). Throws std::runtime_error when the snapshot
+// cannot be drawn, or the build has no OpenCV (snapshotPngAvailable() is false then).
+std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& options = {});
+bool snapshotPngAvailable();
 
 }  // namespace graftlab

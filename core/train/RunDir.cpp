@@ -1,4 +1,7 @@
 #include "train/RunDir.h"
+#include "export/TensorBoard.h"
+#include "probes/ProbeExport.h"
+#include "util/Png.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
 
@@ -26,6 +29,7 @@ RunDir::RunDir(std::string path, RunDirMode mode) : path_(std::move(path)) {
             fs::remove(metricsPath(), ec);
             fs::remove_all(checkpointDir(), ec);
             fs::remove_all(snapshotDir(), ec);
+            fs::remove_all(tensorBoardDir(), ec);
         }
         fs::create_directories(path_, ec);
         if (ec) throw FileError(path_, "cannot create run directory: " + ec.message());
@@ -34,6 +38,10 @@ RunDir::RunDir(std::string path, RunDirMode mode) : path_(std::move(path)) {
     if (ec) throw FileError(checkpointDir(), "cannot create directory: " + ec.message());
     metricsFd_ = ::open(metricsPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (metricsFd_ < 0) throw FileError(metricsPath(), std::string("cannot open for writing: ") + std::strerror(errno));
+    if (tensorBoardBuilt()) {
+        tensorBoard_ = std::make_unique<TensorBoardLog>(tensorBoardDir());
+        checkTensorBoard();
+    }
 }
 
 RunDir::~RunDir() {
@@ -44,6 +52,41 @@ std::string RunDir::checkpointDir() const { return (fs::path(path_) / "checkpoin
 std::string RunDir::snapshotDir() const { return (fs::path(path_) / "snapshots").string(); }
 std::string RunDir::recipePath() const { return (fs::path(path_) / "recipe.json").string(); }
 std::string RunDir::metricsPath() const { return (fs::path(path_) / "metrics.jsonl").string(); }
+std::string RunDir::tensorBoardDir() const { return (fs::path(path_) / "tensorboard").string(); }
+
+// TensorBoard logs are a convenience: a failure to write them is said once and training goes on.
+void RunDir::checkTensorBoard() {
+    if (tensorBoard_ && !tensorBoard_->enabled() && !tensorBoardWarned_) {
+        tensorBoardWarned_ = true;
+        spdlog::warn("TensorBoard log off for this run: {}", tensorBoard_->error());
+    }
+}
+
+void RunDir::onRunStarted(const RunInfo& info) {
+    // Once per run: a resumed run keeps the text written at step 0.
+    if (!tensorBoard_ || info.startStep > 0) return;
+    std::string md = "Recipe (dataset " + info.dataset + ", " + std::to_string(info.trainImages) + " training images, device " +
+                     info.device + ", " + std::to_string(info.parameters) + " trainable parameters; steps " +
+                     std::to_string(info.startStep) + ".." + std::to_string(info.totalSteps) + ")\n\n```json\n" +
+                     info.recipe.dump(2) + "\n```\n";
+    tensorBoard_->text(info.startStep, "recipe", md);
+    checkTensorBoard();
+}
+
+void RunDir::onSnapshot(const Snapshot& s) {
+    if (!tensorBoard_ || !tensorBoard_->enabled() || !s.unavailable().empty() || !snapshotPngAvailable()) return;
+    std::string png;
+    try {
+        png = renderSnapshotPng(s);
+    } catch (const std::exception& e) {
+        spdlog::debug("no TensorBoard image for the {} probe at step {}: {}", s.kind, s.step, e.what());
+        return;
+    }
+    int w = 0, h = 0;
+    if (!pngSize(png, w, h)) return;
+    tensorBoard_->image(s.step, "probes/" + s.kind, png, w, h, 3);
+    checkTensorBoard();
+}
 
 bool RunDir::holdsRun(const std::string& path) { return fs::exists(fs::path(path) / "recipe.json"); }
 
@@ -55,6 +98,10 @@ void RunDir::onMetrics(const MetricsRow& row) {
     ssize_t n = ::write(metricsFd_, line.data(), line.size());
     if (n != static_cast<ssize_t>(line.size()))
         throw FileError(metricsPath(), std::string("cannot append metrics: ") + (n < 0 ? std::strerror(errno) : "short write"));
+    if (tensorBoard_) {
+        tensorBoard_->scalars(row.step, row.values);
+        checkTensorBoard();
+    }
 }
 
 std::vector<MetricsRow> RunDir::readMetrics(const std::string& path) {
@@ -83,6 +130,10 @@ void RunDir::truncateMetricsAfter(int64_t step) {
     ::close(metricsFd_);
     metricsFd_ = ::open(metricsPath().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (metricsFd_ < 0) throw FileError(metricsPath(), std::string("cannot open for writing: ") + std::strerror(errno));
+    if (tensorBoard_) {
+        tensorBoard_->truncateAfter(step);
+        checkTensorBoard();
+    }
 }
 
 }  // namespace graftlab

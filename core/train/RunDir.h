@@ -1,14 +1,18 @@
 #pragma once
 // The files of one run: recipe.json, metrics.jsonl (one JSON object a line, appended whole), checkpoints/,
-// snapshots/ (probe results, see probes/Snapshot.h).
+// snapshots/ (probe results, see probes/Snapshot.h), tensorboard/ (the same metrics, probe figures and the
+// recipe as TensorBoard event files, written live; see export/TensorBoard.h).
 // The CLI writes it; the GUI can open any run directory, live or finished, through the same reader.
 #include "recipe/Recipe.h"
 #include "train/Observer.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace graftlab {
+
+class TensorBoardLog;
 
 enum class RunDirMode {
     Create,  // refuse a directory that already holds a run
@@ -27,19 +31,25 @@ public:
     std::string snapshotDir() const;  // probe snapshots (see probes/Snapshot.h)
     std::string recipePath() const;
     std::string metricsPath() const;
+    std::string tensorBoardDir() const;
 
     void writeRecipe(const Recipe& r);
-    // Drops metrics rows after `step` (used when resuming from an earlier checkpoint).
+    // Drops metrics rows and TensorBoard events after `step` (used when resuming from an earlier checkpoint).
     void truncateMetricsAfter(int64_t step);
 
+    void onRunStarted(const RunInfo& info) override;
     void onMetrics(const MetricsRow& row) override;
+    void onSnapshot(const Snapshot& s) override;
 
     static bool holdsRun(const std::string& path);
     static std::vector<MetricsRow> readMetrics(const std::string& path);  // tolerant of a torn last line
 
 private:
     std::string path_;
+    void checkTensorBoard();
     int metricsFd_ = -1;
+    std::unique_ptr<TensorBoardLog> tensorBoard_;
+    bool tensorBoardWarned_ = false;
 };
 
 }  // namespace graftlab

@@ -3,9 +3,15 @@
 
 #include <qcustomplot.h>
 
+#include <QCheckBox>
+#include <QHBoxLayout>
 #include <QLabel>
+#include <QSettings>
+#include <QSlider>
 #include <QStackedLayout>
 #include <QVBoxLayout>
+
+#include <cmath>
 
 namespace graftlab {
 
@@ -42,6 +48,55 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
     installPlotExportMenu(plot_, "losses");
 
+    // Curve controls above the plot, as in TensorBoard: smoothing, log scale, and what the mouse points at.
+    auto* page = new QWidget(this);
+    auto* controls = new QHBoxLayout;
+    controls->setContentsMargins(6, 2, 6, 0);
+    auto* smoothLabel = new QLabel(tr("Smoothing"), page);
+    smoothingSlider_ = new QSlider(Qt::Horizontal, page);
+    smoothingSlider_->setRange(0, 99);
+    smoothingSlider_->setMaximumWidth(180);
+    smoothingSlider_->setToolTip(tr("Exponential moving average of the losses (TensorBoard's smoothing, debiased at the start);\n"
+                                    "the raw curve stays faint behind. 0 = raw."));
+    smoothLabel->setBuddy(smoothingSlider_);
+    smoothingValue_ = new QLabel(page);
+    smoothingValue_->setMinimumWidth(32);
+    logBox_ = new QCheckBox(tr("&Log scale"), page);
+    logBox_->setToolTip(tr("Logarithmic loss axis"));
+    readout_ = new QLabel(page);
+    readout_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    readout_->setStyleSheet("color: #333;");
+    readout_->setToolTip(tr("Step and values under the mouse (smoothed, with the raw value in brackets)"));
+    controls->addWidget(smoothLabel);
+    controls->addWidget(smoothingSlider_);
+    controls->addWidget(smoothingValue_);
+    controls->addSpacing(12);
+    controls->addWidget(logBox_);
+    controls->addSpacing(12);
+    controls->addWidget(readout_, 1);
+    auto* pageLayout = new QVBoxLayout(page);
+    pageLayout->setContentsMargins(0, 0, 0, 0);
+    pageLayout->setSpacing(0);
+    pageLayout->addLayout(controls);
+    pageLayout->addWidget(plot_, 1);
+    page_ = page;
+    QSettings settings;
+    smoothing_ = std::clamp(settings.value("lossView/smoothing", 0.6).toDouble(), 0.0, 0.99);
+    smoothingSlider_->setValue(int(std::lround(smoothing_ * 100)));
+    smoothingValue_->setText(QString::number(smoothing_, 'f', 2));
+    connect(smoothingSlider_, &QSlider::valueChanged, this, [this](int v) {
+        setSmoothing(v / 100.0);
+        QSettings().setValue("lossView/smoothing", smoothing_);
+    });
+    connect(logBox_, &QCheckBox::toggled, this, &LossPlotView::setLogScale);
+    cursor_ = new QCPItemStraightLine(plot_);
+    cursor_->setPen(QPen(QColor(120, 120, 120, 140), 1, Qt::DashLine));
+    cursor_->setVisible(false);
+    connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* e) {
+        if (graphs_.isEmpty()) return;
+        showReadoutAt(plot_->xAxis->pixelToCoord(e->position().x()));
+    });
+
     empty_ = new QLabel(tr("Losses and the learning rate appear here once training starts.\n"
                            "Press Start (Ctrl+R), or open a run directory (Ctrl+Shift+O)."),
                         this);
@@ -49,7 +104,7 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     empty_->setStyleSheet("color: gray;");
     auto* stack = new QStackedLayout(this);
     stack->addWidget(empty_);
-    stack->addWidget(plot_);
+    stack->addWidget(page_);
     stack->setCurrentWidget(empty_);
 
     replotTimer_.setSingleShot(true);
@@ -75,6 +130,13 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
     if (it != graphs_.end()) return *it;
     bool isLr = key == "lr" || key.startsWith("lr/");
     bool isIps = key == "images_per_s", isMomentum = key == "momentum";
+    const bool isLoss = !isLr && !isIps && !isMomentum;
+    if (isLoss) {
+        // The raw curve first, so that the smoothed one is drawn over it; it stays out of the legend.
+        QCPGraph* raw = plot_->addGraph(plot_->xAxis, plot_->yAxis);
+        raw->removeFromLegend();
+        raw_.insert(key, raw);
+    }
     QCPGraph* g;
     if (isIps) g = plot_->addGraph(lower_->axis(QCPAxis::atBottom), lower_->axis(QCPAxis::atLeft));
     else if (isMomentum) g = plot_->addGraph(lower_->axis(QCPAxis::atBottom), lower_->axis(QCPAxis::atRight));
@@ -88,6 +150,13 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
     if (isLr) pen.setStyle(lrs_ % 2 ? Qt::DashLine : Qt::DashDotLine);
     g->setPen(pen);
     g->setName(isLr && key != "lr" ? tr("lr %1").arg(key.mid(3)) : isIps ? tr("images/s") : key);
+    if (QCPGraph* raw = raw_.value(key, nullptr)) {
+        QColor faint = c;
+        faint.setAlpha(55);
+        raw->setPen(QPen(faint, 1.0));
+        raw->setName(key + tr(" (raw)"));
+        raw->setVisible(smoothing_ > 0);
+    }
     graphs_.insert(key, g);
     return g;
 }
@@ -105,10 +174,16 @@ void LossPlotView::addRow(qint64 step, const QVector<QPair<QString, double>>& va
         bool plotted = key.startsWith("loss/") || (key == "lr" && lrGroups == 0) || key.startsWith("lr/") ||
                        key == "images_per_s" || key == "momentum" || (key == "loss" && parts != 1);
         if (!plotted || !std::isfinite(v)) continue;
-        graphFor(key)->addData(double(step), v);
+        QCPGraph* g = graphFor(key);
+        if (QCPGraph* raw = raw_.value(key, nullptr)) {
+            raw->addData(double(step), v);
+            g->addData(double(step), emaStep(ema_[key], v));
+        } else {
+            g->addData(double(step), v);
+        }
     }
     ++points_;
-    static_cast<QStackedLayout*>(layout())->setCurrentWidget(plot_);
+    static_cast<QStackedLayout*>(layout())->setCurrentWidget(page_);
     scheduleReplot();
 }
 
@@ -132,10 +207,124 @@ void LossPlotView::clear() {
     plot_->clearGraphs();
     plot_->clearItems();
     graphs_.clear();
+    raw_.clear();
+    ema_.clear();
+    readout_->clear();
+    cursor_ = new QCPItemStraightLine(plot_);
+    cursor_->setPen(QPen(QColor(120, 120, 120, 140), 1, Qt::DashLine));
+    cursor_->setVisible(false);
     points_ = 0;
     losses_ = lrs_ = 0;
     static_cast<QStackedLayout*>(layout())->setCurrentWidget(empty_);
     plot_->replot();
+}
+
+double LossPlotView::emaStep(Ema& e, double v) const {
+    if (!std::isfinite(v)) return v;
+    const double w = smoothing_;
+    e.last = e.last * w + (1 - w) * v;
+    ++e.count;
+    const double debias = w > 0 ? 1 - std::pow(w, e.count) : 1;
+    return e.last / debias;
+}
+
+QVector<double> LossPlotView::smoothed(const QVector<double>& values, double weight) {
+    QVector<double> out;
+    out.reserve(values.size());
+    double last = 0;
+    int count = 0;
+    for (double v : values) {
+        if (!std::isfinite(v)) {
+            out.push_back(v);
+            continue;
+        }
+        last = last * weight + (1 - weight) * v;
+        ++count;
+        out.push_back(weight > 0 ? last / (1 - std::pow(weight, count)) : last);
+    }
+    return out;
+}
+
+void LossPlotView::setSmoothing(double weight) {
+    weight = std::clamp(weight, 0.0, 0.99);
+    if (smoothingSlider_->value() != int(std::lround(weight * 100))) {
+        QSignalBlocker block(smoothingSlider_);
+        smoothingSlider_->setValue(int(std::lround(weight * 100)));
+    }
+    smoothingValue_->setText(QString::number(weight, 'f', 2));
+    if (weight == smoothing_) return;
+    smoothing_ = weight;
+    resmoothAll();
+}
+
+void LossPlotView::resmoothAll() {
+    for (auto it = raw_.begin(); it != raw_.end(); ++it) {
+        QCPGraph* raw = it.value();
+        QCPGraph* g = graphs_.value(it.key());
+        QVector<double> keys, values;
+        keys.reserve(raw->dataCount());
+        values.reserve(raw->dataCount());
+        for (auto d = raw->data()->constBegin(); d != raw->data()->constEnd(); ++d) {
+            keys.push_back(d->key);
+            values.push_back(d->value);
+        }
+        Ema e;
+        QVector<double> sm;
+        sm.reserve(values.size());
+        for (double v : values) sm.push_back(emaStep(e, v));
+        ema_[it.key()] = e;
+        g->setData(keys, sm, true);
+        raw->setVisible(smoothing_ > 0);
+    }
+    scheduleReplot();
+}
+
+void LossPlotView::setLogScale(bool on) {
+    if (logBox_->isChecked() != on) {
+        QSignalBlocker block(logBox_);
+        logBox_->setChecked(on);
+    }
+    plot_->yAxis->setScaleType(on ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    if (on) plot_->yAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    else plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    scheduleReplot();
+}
+
+bool LossPlotView::logScale() const { return plot_->yAxis->scaleType() == QCPAxis::stLogarithmic; }
+
+QString LossPlotView::readout() const { return readout_->text(); }
+
+void LossPlotView::showReadoutAt(double step) {
+    // The data point nearest to `step` on the first loss curve decides the step shown; every curve's value there.
+    QCPGraph* ref = graphs_.value("loss", nullptr);
+    if (!ref || ref->dataCount() == 0) {
+        ref = nullptr;
+        for (auto it = raw_.constBegin(); it != raw_.constEnd() && !ref; ++it)
+            if (graphs_.value(it.key())->dataCount() > 0) ref = graphs_.value(it.key());
+        for (auto* g : graphs_)
+            if (!ref && g->dataCount() > 0) ref = g;
+    }
+    if (!ref) return;
+    auto it = ref->data()->findBegin(step, true);
+    auto next = it + 1;
+    if (next != ref->data()->constEnd() && std::abs(next->key - step) < std::abs(it->key - step)) it = next;
+    const double at = it->key;
+    QStringList parts{tr("step %1").arg(qint64(at))};
+    for (auto g = graphs_.constBegin(); g != graphs_.constEnd(); ++g) {
+        auto d = g.value()->data()->findBegin(at, false);
+        if (d == g.value()->data()->constEnd() || d->key != at) continue;
+        QString text = QStringLiteral("%1 %2").arg(g.value()->name(), QString::number(d->value, 'g', 4));
+        if (QCPGraph* raw = raw_.value(g.key(), nullptr); raw && smoothing_ > 0) {
+            auto r = raw->data()->findBegin(at, false);
+            if (r != raw->data()->constEnd() && r->key == at) text += QStringLiteral(" (%1)").arg(QString::number(r->value, 'g', 4));
+        }
+        parts << text;
+    }
+    readout_->setText(parts.join(QStringLiteral(" · ")));
+    cursor_->point1->setCoords(at, 0);
+    cursor_->point2->setCoords(at, 1);
+    cursor_->setVisible(true);
+    plot_->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void LossPlotView::scheduleReplot() {

@@ -143,6 +143,7 @@ std::string svgLineChart(const std::string& title, const std::string& xLabel, co
         o << "<text x=\"" << left << "\" y=\"" << height / 2 << "\" fill=\"#888\">no data</text></svg>";
         return o.str();
     }
+    if (!xCategories.empty()) x0 = -0.5, x1 = double(xCategories.size()) - 0.5;  // categories sit mid-cell
     if (x1 == x0) x0 -= 0.5, x1 += 0.5;
     if (y1 == y0) y0 -= 0.5, y1 += 0.5;
     double pad = 0.05 * (y1 - y0);
@@ -202,12 +203,15 @@ std::string svgLineChart(const std::string& title, const std::string& xLabel, co
             for (const auto& [x, y] : s.points)
                 if (std::isfinite(y)) o << "<circle cx=\"" << X(x) << "\" cy=\"" << Y(y) << "\" r=\"2.5\" fill=\"" << s.colour << "\"/>";
     }
-    double lx = left + 8, ly = top + 14;
+    // The legend in one row above the plot, right-aligned beside the title: it never covers a curve.
+    double legendWidth = 0;
+    for (const auto& s : series) legendWidth += 30 + 6.2 * double(s.name.size()) + 10;
+    double lx = std::max(left + 6.5 * double(title.size()) + 24, left + pw - legendWidth), ly = 18;
     for (const auto& s : series) {
         o << "<line x1=\"" << lx << "\" x2=\"" << lx + 18 << "\" y1=\"" << ly - 4 << "\" y2=\"" << ly - 4 << "\" stroke=\"" << s.colour
           << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"5 3\"" : "") << "/><text x=\"" << lx + 22 << "\" y=\"" << ly
           << "\" font-size=\"11\">" << htmlEscape(s.name) << "</text>";
-        ly += 14;
+        lx += 30 + 6.2 * double(s.name.size()) + 10;
     }
     o << "</svg>";
     return o.str();

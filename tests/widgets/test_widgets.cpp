@@ -15,7 +15,9 @@
 #include <QCheckBox>
 #include <QDir>
 #include <QLineEdit>
+#include <QSettings>
 #include <QSignalSpy>
+#include <QSlider>
 #include <QSpinBox>
 #include <QTemporaryDir>
 #include <QStandardPaths>
@@ -351,19 +353,24 @@ private slots:
         for (int s = 1; s <= 5; ++s)
             view.addRow(s * 10, {{"loss", 1.0 / s}, {"loss/mae", 1.0 / s}, {"lr", 1e-3}, {"images_per_s", 100}});
         QCOMPARE(view.pointCount(), 5);
-        QVERIFY(view.plot()->graph(0)->name() == "loss/mae");
-        QCOMPARE(view.plot()->graphCount(), 3);  // loss/mae, lr, images/s; the total duplicates the one component
+        QVERIFY(view.graph("loss/mae") && view.graph("loss/mae")->name() == "loss/mae");
+        QCOMPARE(view.curveCount(), 3);  // loss/mae, lr, images/s; the total duplicates the one component
+        QVERIFY(!view.graph("loss"));
         view.addRow(60, {{"loss", 1.0}, {"loss/mae", 0.4}, {"loss/moco", 0.6}, {"lr", 1e-3}});
-        QCOMPARE(view.plot()->graphCount(), 5);  // MTL: total and both components
+        QCOMPARE(view.curveCount(), 5);  // MTL: total and both components
         // a staged run's lr per parameter group replaces the single lr; momentum and throughput go below
         view.addRow(70, {{"loss", 1.0}, {"loss/moco", 0.6}, {"lr", 1e-3}, {"lr/x0.1", 1e-4}, {"lr/x1", 1e-3}, {"momentum", 0.99}});
-        QCOMPARE(view.plot()->graphCount(), 8);
-        QCOMPARE(view.plot()->graph(5)->name(), QString("lr x0.1"));
-        QCOMPARE(view.plot()->graph(7)->name(), QString("momentum"));
-        QVERIFY(view.plot()->graph(7)->valueAxis() != view.plot()->yAxis && view.plot()->graph(7)->valueAxis() != view.plot()->yAxis2);
-        QCOMPARE(view.plot()->graph(1)->dataCount(), 6);  // lr: not repeated in the row that has groups
+        QCOMPARE(view.curveCount(), 8);
+        QCOMPARE(view.graph("lr/x0.1")->name(), QString("lr x0.1"));
+        QCOMPARE(view.graph("momentum")->name(), QString("momentum"));
+        QCPGraph* m = view.graph("momentum");
+        QVERIFY(m->valueAxis() != view.plot()->yAxis && m->valueAxis() != view.plot()->yAxis2);
+        QCOMPARE(view.graph("lr")->dataCount(), 6);  // lr: not repeated in the row that has groups
+        // only losses get a raw curve behind the smoothed one
+        QVERIFY(view.rawGraph("loss/mae") && view.rawGraph("loss/moco") && !view.rawGraph("lr") && !view.rawGraph("images_per_s"));
+        int items = view.plot()->itemCount();
         view.markStage(30, "step 2");
-        QCOMPARE(view.plot()->itemCount(), 2);
+        QCOMPARE(view.plot()->itemCount(), items + 2);
         QTemporaryDir dir;
         for (const char* name : {"plot.png", "plot.pdf"}) {
             QString path = dir.filePath(name);
@@ -371,6 +378,57 @@ private slots:
             QVERIFY(QFileInfo(path).size() > 1000);
         }
         QVERIFY(exportPlot(view.plot(), dir.filePath("plot.xyz")).contains("unknown image type"));
+    }
+
+    void lossPlotSmoothsLikeTensorBoard() {
+        QSettings().remove("lossView/smoothing");
+        LossPlotView view;
+        view.resize(700, 450);
+        view.show();
+        QCOMPARE(view.smoothing(), 0.6);  // TensorBoard's default
+        const QVector<double> raw = {1, 0, 1, 0};
+        for (int i = 0; i < raw.size(); ++i) view.addRow(i + 1, {{"loss/mae", raw[i]}, {"lr", 1e-3}});
+        // through the slider, as a user would: w = 0.5
+        view.smoothingSlider()->setValue(50);
+        QCOMPARE(view.smoothing(), 0.5);
+        // TensorBoard's debiased EMA, worked out by hand: 1, 1/3, 5/7, 1/3
+        const QVector<double> expected = {1.0, 1.0 / 3, 5.0 / 7, 1.0 / 3};
+        QCPGraph* g = view.graph("loss/mae");
+        QCPGraph* r = view.rawGraph("loss/mae");
+        QCOMPARE(g->dataCount(), 4);
+        for (int i = 0; i < 4; ++i) {
+            QVERIFY2(std::abs((g->data()->constBegin() + i)->value - expected[i]) < 1e-12, qPrintable(QString::number(i)));
+            QCOMPARE((r->data()->constBegin() + i)->value, raw[i]);  // the raw curve keeps the data
+        }
+        QVERIFY(r->visible());
+        QCOMPARE(r->pen().color().alpha() < 100, true);  // faint
+        QCOMPARE(LossPlotView::smoothed(raw, 0.5), expected);
+        // rows that arrive later continue the same average: (0.3125 * 0.5 + 0.5 * 1) / (1 - 0.5^5)
+        view.addRow(5, {{"loss/mae", 1.0}});
+        QVERIFY(std::abs((g->data()->constEnd() - 1)->value - (0.15625 + 0.5) / (1 - 1.0 / 32)) < 1e-12);
+        // 0 = raw: the smoothed curve is the data, the faint one is hidden
+        view.smoothingSlider()->setValue(0);
+        for (int i = 0; i < 4; ++i) QCOMPARE((g->data()->constBegin() + i)->value, raw[i]);
+        QVERIFY(!r->visible());
+        // the setting is remembered for the next window
+        QCOMPARE(QSettings().value("lossView/smoothing").toDouble(), 0.0);
+        // log scale for the loss axis
+        QVERIFY(!view.logScale());
+        view.logScaleBox()->setChecked(true);
+        QVERIFY(view.logScale());
+        view.logScaleBox()->setChecked(false);
+        QVERIFY(!view.logScale());
+        // hovering over step 3 reads out its step and values
+        view.smoothingSlider()->setValue(50);
+        QApplication::processEvents();
+        QTest::qWait(60);
+        int x = int(view.plot()->xAxis->coordToPixel(3.1));
+        int y = int(view.plot()->yAxis->coordToPixel(0.5));
+        QMouseEvent move(QEvent::MouseMove, QPointF(x, y), view.plot()->mapToGlobal(QPointF(x, y)), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
+        QApplication::sendEvent(view.plot(), &move);
+        QVERIFY2(view.readout().startsWith("step 3"), qPrintable(view.readout()));
+        QVERIFY2(view.readout().contains("loss/mae 0.7143 (1)"), qPrintable(view.readout()));
+        QSettings().remove("lossView/smoothing");
     }
 
     void reconstructionViewKeepsHistory() {

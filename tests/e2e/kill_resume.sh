@@ -3,6 +3,7 @@
 # resume: the newest complete checkpoint must always load and the run must always reach its end. Bounded: 4 kills.
 set -euo pipefail
 cli=$1
+src=${2:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -36,4 +37,9 @@ wait $pid || { tail -20 "$work/log"; fail "the last resume failed"; }
 ls -A "$work/run/checkpoints/" | grep -q tmp && fail "a temporary checkpoint file was left behind" || true
 steps=$(python3 -c "import json,sys; print([json.loads(l)['step'] for l in open(sys.argv[1])][-1])" "$work/run/metrics.jsonl")
 [ "$steps" -eq 60 ] || fail "last metrics row is step $steps"
+# The TensorBoard log went through the same kills: whole records only, every step exactly once.
+if [ -n "$src" ] && /usr/bin/python3 -c "import google.protobuf" 2> /dev/null && command -v protoc > /dev/null; then
+  /usr/bin/python3 "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/export/tensorboard.proto" 60 loss,lr \
+    || fail "TensorBoard log after the kills"
+fi
 echo "e2e.kill_resume: $kills kill(s) survived"

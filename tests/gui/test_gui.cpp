@@ -122,6 +122,24 @@ private slots:
         QVERIFY(QFileInfo(enc).size() > 10000);
         QVERIFY(summary.contains("timm"));
         QVERIFY(EvalRunner::exportEncoder(csv, enc).contains("metrics.csv"));  // not a checkpoint: named
+        QVERIFY(QFileInfo::exists(root_.filePath("encoder.json")));  // the .pt export's metadata beside it
+        QString st = root_.filePath("encoder.safetensors");
+        QCOMPARE(EvalRunner::exportEncoder(ckpt, st, &summary), QString());
+        QVERIFY(summary.contains("safetensors"));
+        QFile sf(st);
+        QVERIFY(sf.open(QIODevice::ReadOnly));
+        QVERIFY(sf.readAll().contains("\"img_size\""));
+        // the run report, as File > Export > Run report writes it
+        QString html = root_.filePath("report.html");
+        QCOMPARE(MainWindow::writeReport(w.currentRunDir(), html), QString());
+        QFile hf(html);
+        QVERIFY(hf.open(QIODevice::ReadOnly));
+        QString page = QString::fromUtf8(hf.readAll());
+        QVERIFY(page.contains("<svg") && page.contains("data:image/png;base64,") && page.contains("by depth"));
+        QVERIFY(MainWindow::writeReport(root_.filePath("nothing-here"), html).contains("no recipe.json"));
+        // the run's TensorBoard log, written live by the training thread
+        QDir tb(QDir(w.currentRunDir()).filePath("tensorboard"));
+        QCOMPARE(tb.entryList({"events.out.tfevents.*"}, QDir::Files).size(), 1);
     }
 
     // First run on a machine without the dataset-fashion-mnist package: the default dataset falls back to the

@@ -56,13 +56,6 @@ std::vector<std::pair<double, double>> thin(const std::vector<std::pair<double, 
     return out;
 }
 
-std::string readText(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // (n, C, H, W) images in [0, 1] as rows of RGB panels (one column per array), upscaled, 2 px white gaps.
 std::string panelGridPng(const std::vector<const SnapshotArray*>& columns, int64_t rows, int scale) {
     const auto& first = *columns.front();
@@ -222,7 +215,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     if (!fs::exists(dir / "recipe.json")) throw FileError(runDir, "holds no run (no recipe.json)");
     ReportSummary sum;
     std::vector<std::string> sections;
-    auto recipe = nlohmann::json::parse(readText((dir / "recipe.json").string()), nullptr, false);
+    auto recipe = nlohmann::json::parse(readFile((dir / "recipe.json").string()), nullptr, false);
     if (recipe.is_discarded()) throw FileError((dir / "recipe.json").string(), "is not valid JSON");
     std::string name = recipe.value("name", dir.filename().string());
 
@@ -312,7 +305,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     h << "<h2>Evaluation</h2>";
     {
         auto evalPath = dir / "checkpoints" / "eval.json";
-        auto ev = fs::exists(evalPath) ? nlohmann::json::parse(readText(evalPath.string()), nullptr, false) : nlohmann::json();
+        auto ev = fs::exists(evalPath) ? nlohmann::json::parse(readFile(evalPath.string()), nullptr, false) : nlohmann::json();
         if (ev.is_object() && !ev.empty()) {
             h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
             for (auto it = ev.begin(); it != ev.end(); ++it) {

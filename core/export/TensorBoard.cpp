@@ -9,8 +9,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unistd.h>
 
 namespace graftlab {
@@ -36,13 +34,6 @@ uint64_t getLe(std::string_view in, size_t at, int bytes) {
     uint64_t v = 0;
     for (int i = 0; i < bytes; ++i) v |= uint64_t(uint8_t(in[at + size_t(i)])) << (8 * i);
     return v;
-}
-
-std::string readWhole(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 double nowSeconds() {
@@ -120,7 +111,12 @@ void TensorBoardLog::open() {
     } else {
         file_ = files.back();
         // A run killed mid-write leaves a torn last record: cut it before appending.
-        std::string bytes = readWhole(file_);
+        std::string bytes;
+        try {
+            bytes = readFile(file_);
+        } catch (const std::exception& e) {
+            return fail(e.what());
+        }
         size_t good = 0;
         readRecords(bytes, &good);
         if (good != bytes.size() && ::truncate(file_.c_str(), off_t(good)) != 0)
@@ -184,7 +180,12 @@ void TensorBoardLog::truncateAfter(int64_t step) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     for (const auto& f : eventFiles(dir_)) {
-        std::string bytes = readWhole(f), kept;
+        std::string bytes, kept;
+        try {
+            bytes = readFile(f);
+        } catch (const std::exception& e) {
+            return fail(e.what());
+        }
         size_t good = 0;
         auto records = readRecords(bytes, &good);
         bool changed = good != bytes.size();
@@ -216,7 +217,7 @@ void TensorBoardLog::truncateAfter(int64_t step) {
 std::vector<TensorBoardEvent> TensorBoardLog::readDir(const std::string& dir) {
     std::vector<TensorBoardEvent> out;
     for (const auto& f : eventFiles(dir))
-        for (const auto& r : readRecords(readWhole(f))) out.push_back(parseEvent(r));
+        for (const auto& r : readRecords(readFile(f))) out.push_back(parseEvent(r));
     return out;
 }
 

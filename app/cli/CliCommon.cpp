@@ -1,6 +1,12 @@
 #include "CliCommon.h"
+#include "util/Errors.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
 
 namespace graftlab::cli {
+namespace fs = std::filesystem;
 
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags) {
     Args a;
@@ -41,6 +47,46 @@ int64_t parseInt(const std::string& opt, const std::string& v) {
     } catch (const std::exception&) {
         throw UsageError("--" + opt + " expects an integer, got \"" + v + "\"");
     }
+}
+
+std::vector<std::string> recipeDirs() {
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("GRAFTLAB_RECIPE_DIR")) dirs.push_back(env);
+    // installed layout first (<prefix>/bin/../share/graftlab/recipes), then the source tree of a build
+    std::error_code ec;
+    auto exe = fs::canonical("/proc/self/exe", ec);
+    if (!ec) dirs.push_back((exe.parent_path() / GRAFTLAB_INSTALL_RECIPE_DIR).lexically_normal().string());
+    dirs.push_back(GRAFTLAB_SOURCE_RECIPE_DIR);
+    return dirs;
+}
+
+// A recipe argument is a file path, or the name of a preset (e.g. "mae").
+std::string resolveRecipe(const std::string& arg) {
+    if (fs::exists(arg)) return arg;
+    if (arg.find('/') == std::string::npos) {
+        for (const auto& d : recipeDirs()) {
+            auto p = fs::path(d) / (arg + (arg.size() > 5 && arg.substr(arg.size() - 5) == ".json" ? "" : ".json"));
+            if (fs::exists(p)) return p.string();
+        }
+    }
+    throw FileError(arg, "recipe file not found (give a path, or a preset name such as \"mae\")");
+}
+
+
+Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>& sets, bool& ok) {
+    std::vector<RecipeIssue> issues;
+    Recipe r = loadRecipeFile(file, sets, issues);
+    bool malformed = !issues.empty() && issues.front().field.empty();
+    if (!malformed) {
+        // Fields that failed to parse kept their defaults; report the remaining problems too, once per field.
+        for (auto& v : r.validate()) {
+            bool seen = std::any_of(issues.begin(), issues.end(), [&](const RecipeIssue& i) { return i.field == v.field; });
+            if (!seen) issues.push_back(v);
+        }
+    }
+    ok = issues.empty();
+    if (!ok) std::cerr << "error: recipe " << file << " has " << issues.size() << " problem(s):\n" << formatIssues(issues);
+    return r;
 }
 
 }  // namespace graftlab::cli

@@ -1,10 +1,19 @@
 #pragma once
 // What every graftlab-cli command shares: exit codes, the usage error, option parsing.
+#include "recipe/Recipe.h"
+
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+namespace graftlab {
+class Trainer;
+class RunDir;
+class DistContext;
+}  // namespace graftlab
 
 namespace graftlab::cli {
 
@@ -30,7 +39,31 @@ struct Args {
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags);
 int64_t parseInt(const std::string& opt, const std::string& v);
 
-// The commands that live in their own files.
+// A recipe argument is a file path, or the name of a preset (e.g. "mae"); FileError when neither.
+std::string resolveRecipe(const std::string& arg);
+// Loads and validates a recipe with --set overrides; prints every problem (with its field) when !ok.
+Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>& sets, bool& ok);
+
+// Runs the trainer with progress output (a redrawn line on a terminal, log lines otherwise); SIGINT and SIGTERM
+// stop it after the current step with a checkpoint. `dir` (may be null) receives the events as well.
+int runTraining(Trainer& trainer, RunDir* dir, const std::string& path, bool tty);
+
+// Data-parallel: this process's rank when the environment describes one (torchrun's RANK, WORLD_SIZE, ...);
+// null for a single process. spawnLocalRanks runs this command again in n local processes.
+std::unique_ptr<DistContext> joinFromEnvironment();
+int spawnLocalRanks(int argc, char** argv, int n);
+
+// The commands, one file each (TrainCommands, ProbeCommands, EvalCommands, TableCommand, ToolCommands,
+// ExportCommand).
+int cmdTrain(int argc, char** argv);
+int cmdResume(int argc, char** argv);
+int cmdReconstruct(int argc, char** argv);
+int cmdProbe(int argc, char** argv);
+int cmdEval(int argc, char** argv);
+int cmdEmbed(int argc, char** argv);
+int cmdTable(int argc, char** argv);
+int cmdRecipe(int argc, char** argv);
+int cmdBench(int argc, char** argv);
 int cmdExport(int argc, char** argv);
 int cmdReport(int argc, char** argv);
 

@@ -1,0 +1,127 @@
+// Data-parallel ranks: joining the ones torchrun (or the environment) describes, or starting N on this machine.
+#include "CliCommon.h"
+#include "recipe/Recipe.h"
+#include "util/Errors.h"
+#include "util/Log.h"
+#include "dist/Distributed.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+namespace graftlab::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+int freeLoopbackPort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error(std::string("cannot open a socket: ") + std::strerror(errno));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error(std::string("cannot find a free port: ") + std::strerror(errno));
+    }
+    int port = ntohs(addr.sin_port);
+    ::close(fd);
+    return port;
+}
+
+std::vector<pid_t> g_children;
+void forwardSignal(int sig) {
+    for (pid_t p : g_children) ::kill(p, sig);
+}
+
+// `--nproc N`: this command again in N processes with torchrun's environment (ranks 0..N-1 on this machine).
+
+}  // namespace
+
+std::unique_ptr<DistContext> joinFromEnvironment() {
+    DistConfig c;
+    try {
+        c = distConfigFromEnv();
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+    }
+    if (c.worldSize <= 1) return nullptr;
+    spdlog::set_pattern("[%H:%M:%S] [rank " + std::to_string(c.rank) + "] [%^%l%$] %v");
+    spdlog::info("joining {} ranks at {}:{} (timeout {} s)", c.worldSize, c.masterAddr, c.masterPort, c.timeout.count() / 1000);
+    auto d = std::make_unique<DistContext>(c);
+    spdlog::info("rank {} of {} ready (c10d Gloo)", c.rank, c.worldSize);
+    return d;
+}
+
+
+int spawnLocalRanks(int argc, char** argv, int n) {
+    if (n < 1 || n > 256) throw UsageError("--nproc must be in 1..256");
+    std::vector<std::string> args;
+    for (int i = 0; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--nproc") {
+            ++i;
+            continue;
+        }
+        if (s.rfind("--nproc=", 0) == 0) continue;
+        args.push_back(s);
+    }
+    const int port = freeLoopbackPort();
+    spdlog::info("starting {} local ranks (rendezvous 127.0.0.1:{})", n, port);
+    std::signal(SIGINT, forwardSignal);
+    std::signal(SIGTERM, forwardSignal);
+    for (int r = 0; r < n; ++r) {
+        pid_t pid = ::fork();
+        if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+        if (pid == 0) {
+            ::setenv("RANK", std::to_string(r).c_str(), 1);
+            ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+            ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+            ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+            ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+            std::vector<char*> cargs;
+            for (auto& a : args) cargs.push_back(a.data());
+            cargs.push_back(nullptr);
+            ::execv("/proc/self/exe", cargs.data());
+            std::perror("execv");
+            std::_Exit(127);
+        }
+        g_children.push_back(pid);
+    }
+    int status = kExitOk;
+    size_t alive = g_children.size();
+    bool failed = false;
+    while (alive > 0) {
+        int ws = 0;
+        pid_t pid = ::waitpid(-1, &ws, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        --alive;
+        int rank = int(std::find(g_children.begin(), g_children.end(), pid) - g_children.begin());
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if (code != 0 && !failed) {
+            failed = true;
+            status = code;
+            spdlog::error("rank {} ended with status {}{}; stopping the other ranks", rank, code,
+                          WIFSIGNALED(ws) ? std::string(" (signal ") + strsignal(WTERMSIG(ws)) + ")" : std::string());
+            for (pid_t p : g_children)
+                if (p != pid) ::kill(p, SIGTERM);
+        }
+    }
+    g_children.clear();
+    return status;
+}
+
+}  // namespace graftlab::cli

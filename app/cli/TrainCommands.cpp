@@ -1,0 +1,139 @@
+// graftlab-cli train and resume.
+#include "CliCommon.h"
+#include "recipe/Recipe.h"
+#include "util/Errors.h"
+#include "util/Log.h"
+#include "dist/Distributed.h"
+#include "train/Checkpoint.h"
+#include "train/RunDir.h"
+#include "train/Trainer.h"
+
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+namespace graftlab::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kTrainHelp =
+    "Usage: graftlab-cli train [--recipe FILE|PRESET] [--out DIR] [--steps N] [--set key=value ...]\n"
+    "                          [--force] [--stop-at K] [--verbose]\n"
+    "\n"
+    "  --recipe   recipe JSON file, or a preset name from resources/recipes (default: mae)\n"
+    "  --out      run directory to create (default: runs/<recipe name>-<date-time>)\n"
+    "  --steps    override train.steps\n"
+    "  --set      override any field, e.g. --set optim.batch_size=64 --set data.dataset=synthetic\n"
+    "  --force    replace a run that DIR already holds\n"
+    "  --stop-at  stop after K steps with a checkpoint, as an interruption would (resume continues)\n"
+    "  --nproc    data-parallel: N processes on this machine (c10d, Gloo), each with optim.batch_size images\n"
+    "             a step (global batch N x batch_size); rank 0 writes DIR\n"
+    "\n"
+    "Writes DIR/recipe.json, DIR/metrics.jsonl and DIR/checkpoints/. Ctrl-C stops after the current step\n"
+    "and writes a checkpoint. Recipe errors are all listed, with their field, and exit with status 2.\n"
+    "\n"
+    "Many machines: start one process per rank with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,\n"
+    "MASTER_ADDR, MASTER_PORT; GLOO_SOCKET_IFNAME picks the network interface; GRAFTLAB_DIST_TIMEOUT in\n"
+    "seconds, default 60, ends every rank when one dies or hangs), e.g. under torchrun --no-python or srun.\n"
+    "Every rank needs the data and DIR on a shared path (rank 0 writes it, resume reads it).\n";
+
+const char* kResumeHelp =
+    "Usage: graftlab-cli resume DIR [--nproc N] [--verbose]\n"
+    "\n"
+    "Continues the run in DIR from its newest readable checkpoint to the recipe's train.steps. A data-parallel\n"
+    "run resumes with --nproc N (or torchrun's environment): every rank loads the same checkpoint.\n";
+
+}  // namespace
+
+int cmdTrain(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "steps", "set", "stop-at", "nproc"}, {"force", "verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kTrainHelp;
+        return kExitOk;
+    }
+    if (!a.positional.empty()) throw UsageError("unexpected argument \"" + a.positional.front() + "\"");
+    setupLogging(a.has("verbose"));
+    if (a.has("nproc")) return spawnLocalRanks(argc, argv, int(parseInt("nproc", a.get("nproc"))));
+    std::unique_ptr<DistContext> dist = joinFromEnvironment();
+    const bool root = !dist || dist->rank() == 0;
+    std::string file = resolveRecipe(a.get("recipe", "mae"));
+    std::vector<std::string> sets = a.options["set"];
+    if (a.has("steps")) sets.push_back("train.steps=" + std::to_string(parseInt("steps", a.get("steps"))));
+    bool ok = false;
+    Recipe recipe = loadRecipeOrExit(file, sets, ok);
+    if (!ok) return kExitUsage;
+    logBlasAtStartup();
+
+    std::string out = a.get("out");
+    if (out.empty()) {
+        auto now = std::time(nullptr);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&now));
+        out = "runs/" + recipe.name + "-" + buf;
+    }
+    if (dist && !a.has("out")) throw UsageError("a data-parallel run needs --out DIR (the same directory on every rank)");
+    // Rank 0 alone writes the run directory, its checkpoints and probes.
+    std::unique_ptr<RunDir> dir;
+    if (root) dir = std::make_unique<RunDir>(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
+    else recipe.probes.every = 0;
+    TrainerOptions opts;
+    if (dir) {
+        opts.checkpointDir = dir->checkpointDir();
+        opts.snapshotDir = dir->snapshotDir();
+    }
+    opts.dist = dist.get();
+    if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
+    Trainer trainer(recipe, opts);
+    trainer.prepare();
+    if (dir) {
+        dir->writeRecipe(recipe);
+        spdlog::info("run directory: {}", dir->path());
+    }
+    return runTraining(trainer, dir.get(), out, root && isatty(STDERR_FILENO));
+}
+
+int cmdResume(int argc, char** argv) {
+    Args a = parseArgs(argc, argv, 2, {"nproc"}, {"verbose", "help"});
+    if (a.has("help")) {
+        std::cout << kResumeHelp;
+        return kExitOk;
+    }
+    if (a.positional.size() != 1) throw UsageError("resume needs exactly one run directory");
+    setupLogging(a.has("verbose"));
+    if (a.has("nproc")) return spawnLocalRanks(argc, argv, int(parseInt("nproc", a.get("nproc"))));
+    std::unique_ptr<DistContext> dist = joinFromEnvironment();
+    const bool root = !dist || dist->rank() == 0;
+    const std::string path = a.positional[0];
+    // Every rank resumes from the same checkpoint: the newest readable one, chosen before rank 0 writes any.
+    std::string ckptDir = (fs::path(path) / "checkpoints").string();
+    if (!fs::exists(fs::path(path) / "recipe.json")) throw FileError(path, "holds no run (no recipe.json)");
+    bool ok = false;
+    Recipe recipe = loadRecipeOrExit((fs::path(path) / "recipe.json").string(), {}, ok);
+    if (!ok) return kExitUsage;
+    std::string ckpt = latestGoodCheckpoint(ckptDir);
+    if (ckpt.empty()) throw FileError(ckptDir, "no readable checkpoint to resume from");
+    if (dist) dist->barrier();  // nobody writes a checkpoint before every rank has chosen this one
+    std::unique_ptr<RunDir> dir;
+    if (root) dir = std::make_unique<RunDir>(path, RunDirMode::Resume);
+    else recipe.probes.every = 0;
+    logBlasAtStartup();
+    TrainerOptions opts;
+    if (dir) {
+        opts.checkpointDir = dir->checkpointDir();
+        opts.snapshotDir = dir->snapshotDir();
+    }
+    opts.dist = dist.get();
+    Trainer trainer(recipe, opts);
+    trainer.prepare();
+    trainer.resumeFrom(ckpt);
+    if (dir) dir->truncateMetricsAfter(trainer.step());
+    if (trainer.step() >= recipe.totalSteps()) {
+        spdlog::info("{} is already complete ({} of {} steps)", path, trainer.step(), recipe.totalSteps());
+        return kExitOk;
+    }
+    return runTraining(trainer, dir.get(), path, root && isatty(STDERR_FILENO));
+}
+
+}  // namespace graftlab::cli

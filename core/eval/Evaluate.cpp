@@ -1,4 +1,5 @@
 #include "eval/Evaluate.h"
+#include "data/Augment.h"
 #include "export/Safetensors.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
@@ -7,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <fstream>
@@ -106,7 +108,7 @@ namespace {
 // Features cached beside the checkpoint, valid for the checkpoint's size and modification time.
 std::string cachePath(const EvalRequest& r, const std::string& split) {
     fs::path p(r.checkpoint);
-    return (p.parent_path() / ("." + p.filename().string() + ".features-" + r.pooling + "-" + split + "-n" +
+    return (p.parent_path() / ("." + p.filename().string() + ".features-" + (r.features == "pixels" ? "pixels" : r.pooling) + "-" + split + "-n" +
                                std::to_string(split == "train" ? r.maxTrain : 0) + ".pt"))
         .string();
 }
@@ -156,12 +158,16 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
     for (const auto& p : r.protocols)
         if (!known.count(p)) throw std::invalid_argument("unknown protocol \"" + p + "\"; expected linear, fewshot, knn or finetune");
     if (r.pooling != "cls" && r.pooling != "mean") throw std::invalid_argument("pooling must be cls or mean, got \"" + r.pooling + "\"");
+    const bool pixels = r.features == "pixels";
+    if (!pixels && r.features != "encoder") throw std::invalid_argument("features must be encoder or pixels, got \"" + r.features + "\"");
+    if (pixels && std::find(r.protocols.begin(), r.protocols.end(), "finetune") != r.protocols.end())
+        throw std::invalid_argument("fine-tuning needs an encoder; raw pixels have none");
     LoadedModel m = loadCheckpointModel(r.checkpoint);
     EvalReport rep;
     rep.checkpoint = r.checkpoint;
-    rep.method = m.method;
-    rep.step = m.meta.step;
-    rep.pooling = r.pooling;
+    rep.method = pixels ? "raw pixels" : m.method;
+    rep.step = pixels ? 0 : m.meta.step;
+    rep.pooling = pixels ? "pixels" : r.pooling;
     Dataset train = loadDataset(m.recipe.data, Split::Train, uint64_t(m.recipe.seed));
     Dataset test = loadDataset(m.recipe.data, Split::Test, uint64_t(m.recipe.seed));
     if (train.channels() != m.meta.channels)
@@ -188,6 +194,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
     if (frozen) {
         auto extract = [&](const Dataset& d, const std::string& split) {
             return cachedFeatures(r, split, [&] {
+                if (pixels) return normalizeImages(d.images.to(torch::kFloat32).div(255.0), mean, std).flatten(1).contiguous();
                 if (log) log("extracting " + r.pooling + " features of " + std::to_string(d.size()) + " " + split + " images");
                 return extractFeatures(encoder, d, mean, std, r.pooling);
             }, log);
@@ -197,7 +204,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
         f.trainLabels = train.labels;
         f.testLabels = test.labels;
         f.numClasses = train.numClasses;
-        f.pooling = r.pooling;
+        f.pooling = rep.pooling;
     }
     for (const auto& p : r.protocols) {
         auto t0 = std::chrono::steady_clock::now();

@@ -17,6 +17,9 @@ struct EvalRequest {
     std::string checkpoint;
     std::vector<std::string> protocols = {"linear", "fewshot", "knn", "finetune"};
     std::string pooling = "cls";   // cls | mean
+    // "encoder": the checkpoint's encoder; "pixels": the normalised pixels themselves, flattened (the raw-pixels
+    // baseline of a table: the checkpoint only names the data and its normalisation; fine-tuning does not apply).
+    std::string features = "encoder";
     int64_t maxTrain = 0;          // 0 = the whole training split; else a seeded random subset of this size
     int finetuneSteps = 300;
     double finetuneLr = 0;         // base lr of fine-tuning (x batch / 256); 0 = FineTuneOptions' default

@@ -1,33 +1,65 @@
 #!/usr/bin/env bash
-# `graftlab-cli table` end to end on a tiny budget and the synthetic set: trains, evaluates every protocol,
-# writes table.md / table.csv with the MTL run's gradient cosines; a second call reuses the finished runs.
+# `graftlab-cli table` end to end on a tiny budget and the synthetic set: trains, evaluates every protocol, writes
+# table.md / table.csv with the baselines (random-init encoder, raw pixels) and the MTL run's gradient cosines;
+# with --seeds 2 each cell is the mean ± sd of the per-seed results that eval.json holds; a second call reuses a
+# finished run only when its recipe is the one asked for.
 set -euo pipefail
 cli=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+py=/usr/bin/python3
 # (depth 6 as the presets: their per-block lr multipliers name 6 blocks)
 tiny=(--set data.dataset=synthetic --set data.synthetic_size=160 --set data.image_size=16 --set model.embed_dim=32
       --set model.depth=6 --set model.num_heads=2 --set model.decoder_embed_dim=16 --set model.decoder_depth=1
       --set model.decoder_num_heads=2 --set moco.hidden_dim=32 --set moco.out_dim=16 --set optim.batch_size=16
       --set probes.every=10 --set probes.samples=4)
-"$cli" table --out "$work/t" --recipes mae,mtl,mim_to_cl --budget tiny "${tiny[@]}" > "$work/out.md" 2> "$work/log" \
+"$cli" table --out "$work/t" --recipes mae,mtl,mim_to_cl --budget tiny --seeds 2 "${tiny[@]}" > "$work/out.md" 2> "$work/log" \
   || { cat "$work/log"; fail "table"; }
 [ -f "$work/t/table.md" ] && [ -f "$work/t/table.csv" ] || fail "table files missing"
 for m in "MAE" "MTL (MAE + MoCo v3)" "MIM → CL"; do grep -qF "| $m | 20 |" "$work/t/table.md" || { cat "$work/t/table.md"; fail "row $m"; }; done
+for m in "*Random-init encoder (baseline)* | 0 |" "*Raw pixels (baseline)* | 0 |"; do
+  grep -qF "| $m" "$work/t/table.md" || { cat "$work/t/table.md"; fail "baseline row $m"; }
+done
+grep -q "mean ± standard deviation over 2 seeds" "$work/t/table.md" || fail "seeds not stated"
+grep -q "^- Linear: above both baselines: " "$work/t/table.md" || fail "no statement of what exceeds the noise"
 grep -q "Gradient cosine between the MIM and CL losses" "$work/t/table.md" || fail "MTL gradient cosines missing"
 grep -q "| blocks.5 |" "$work/t/table.md" || fail "per-block cosine rows"
-[ "$(wc -l < "$work/t/table.csv")" -eq 4 ] || fail "csv rows"
-python3 - "$work/t/table.csv" <<'PY' || fail "csv values"
-import csv, math, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-assert [r["recipe"] for r in rows] == ["mae", "mtl", "mim_to_cl"], rows
-for r in rows:
-    for k in ("linear", "fewshot", "knn", "finetune"):
-        v = float(r[k]); assert 0 <= v <= 100 and math.isfinite(v), (k, r)
+for d in mae-seed0 mae-seed1 mtl-seed0 mim_to_cl-seed1 random_init-seed0 random_init-seed1; do [ -d "$work/t/$d" ] || fail "no run $d"; done
+# Each cell is the mean and sample sd of what the per-seed runs' eval.json files hold, recomputed here.
+"$py" - "$work/t" <<'PY' || fail "table values"
+import csv, glob, json, math, os, statistics, sys
+t = sys.argv[1]
+rows = {r["recipe"]: r for r in csv.DictReader(open(os.path.join(t, "table.csv")))}
+assert list(rows) == ["random_init", "raw_pixels", "mae", "mtl", "mim_to_cl"], list(rows)
+for key in ["random_init", "mae", "mtl", "mim_to_cl"]:
+    evals = []
+    for d in sorted(glob.glob(os.path.join(t, key + "-seed*"))):
+        e = json.load(open(os.path.join(d, "checkpoints", "eval.json")))
+        assert len(e) == 1, e.keys()
+        evals.append(next(iter(e.values())))
+    assert len(evals) == 2, key
+    assert rows[key]["seeds"] == "2"
+    for p in ("linear", "fewshot", "knn", "finetune"):
+        v = [100 * x["protocols"][p]["top1"] for x in evals]
+        mean, sd = float(rows[key][p]), float(rows[key][p + "_sd"])
+        assert abs(mean - statistics.mean(v)) < 1e-3, (key, p, mean, v)
+        assert abs(sd - statistics.stdev(v)) < 1e-3, (key, p, sd, v)
+px = rows["raw_pixels"]
+assert px["finetune"] == "" and px["baseline"] == "1" and px["method"] == "raw pixels", px
+for p in ("linear", "knn"):
+    assert 20 < float(px[p]) <= 100, (p, px)  # ten synthetic classes: pixels are well above chance (1% = 2 labels is not)
+assert px["fewshot"] != "", px
+print("table values OK")
 PY
-[ -f "$work/t/mim_to_cl/checkpoints/eval.json" ] || fail "eval.json beside the checkpoint"
-# again: the finished runs are reused, not retrained
-"$cli" table --out "$work/t" --recipes mae --budget tiny "${tiny[@]}" > /dev/null 2> "$work/log2" || { cat "$work/log2"; fail "table again"; }
-grep -q "reusing the finished run" "$work/log2" || { cat "$work/log2"; fail "finished run not reused"; }
+[ -f "$work/t/mim_to_cl-seed0/checkpoints/eval.json" ] || fail "eval.json beside the checkpoint"
+# Again with one seed and the same recipe: reused. With another batch size: that is another recipe, trained again.
+"$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log2" || { cat "$work/log2"; fail "table u"; }
+"$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log3" || { cat "$work/log3"; fail "table again"; }
+grep -q "reusing the finished run" "$work/log3" || { cat "$work/log3"; fail "finished run not reused"; }
+"$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set optim.batch_size=8 > /dev/null 2> "$work/log4" \
+  || { cat "$work/log4"; fail "table with another batch"; }
+grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \
+  || { cat "$work/log4"; fail "a run of another recipe was reused"; }
+grep -q '"batch_size": 8' "$work/u/mae/recipe.json" || fail "the retrained run does not have the new recipe"
 echo "e2e.table: all checks passed"

@@ -1,0 +1,322 @@
+#include "eval/Table.h"
+#include "probes/Snapshot.h"
+#include "train/Checkpoint.h"
+#include "train/RunDir.h"
+#include "train/Trainer.h"
+#include "util/AtomicFile.h"
+#include "util/Errors.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace graftlab {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kProtocols[] = {"linear", "fewshot", "knn", "finetune"};
+
+std::string cell(const TableRow& r, const char* protocol, int seeds) {
+    auto [mean, sd] = r.stat(protocol);
+    if (!std::isfinite(mean)) return "–";
+    char buf[48];
+    if (seeds > 1) std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * mean, 100 * sd);
+    else std::snprintf(buf, sizeof buf, "%.1f", 100 * mean);
+    return buf;
+}
+
+std::string num(double v) {
+    if (!std::isfinite(v)) return "";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", v);
+    return buf;
+}
+
+// Whether row a's mean exceeds row b's by more than twice the standard error of the difference of the means.
+bool clearlyAbove(const TableRow& a, const TableRow& b, const char* protocol) {
+    auto [ma, sa] = a.stat(protocol);
+    auto [mb, sb] = b.stat(protocol);
+    if (!std::isfinite(ma) || !std::isfinite(mb)) return false;
+    double na = double(a.reports.size()), nb = double(b.reports.size());
+    return ma - mb > 2 * std::sqrt(sa * sa / na + sb * sb / nb);
+}
+
+}  // namespace
+
+TableBudget tableBudget(const std::string& name) {
+    if (name == "tiny") return {name, 20, 0, 10};
+    if (name == "small") return {name, 600, 10000, 200};
+    if (name == "medium") return {name, 3000, 0, 1000};
+    throw std::invalid_argument("budget must be tiny, small or medium, got \"" + name + "\"");
+}
+
+void scaleToBudget(Recipe& r, int64_t steps) {
+    r.optim.warmupSteps = std::min<int64_t>(r.optim.warmupSteps, std::max<int64_t>(1, steps / 10));
+    if (r.stages.empty()) {
+        r.train.steps = steps;
+        return;
+    }
+    int64_t total = r.totalSteps(), used = 0;
+    for (size_t i = 0; i < r.stages.size(); ++i) {
+        auto& st = r.stages[i];
+        int64_t n = i + 1 == r.stages.size() ? steps - used : std::max<int64_t>(1, std::llround(double(st.steps) * steps / double(total)));
+        st.steps = std::max<int64_t>(1, n);
+        used += st.steps;
+        if (st.warmupSteps >= 0) st.warmupSteps = std::min<int64_t>(st.warmupSteps, std::max<int64_t>(1, st.steps / 10));
+    }
+    r.train.steps = r.totalSteps();
+}
+
+std::string methodDisplayName(const std::string& recipe) {
+    static const std::map<std::string, std::string> names = {
+        {"mae", "MAE"}, {"mocov3", "MoCo v3"}, {"mtl", "MTL (MAE + MoCo v3)"}, {"cl_to_mim", "CL → MIM"},
+        {"mim_to_cl", "MIM → CL"}, {"layer_grafted", "Layer Grafted"}, {"conmim", "ConMIM"},
+        {"random_init", "Random-init encoder (baseline)"}, {"raw_pixels", "Raw pixels (baseline)"}};
+    auto it = names.find(recipe);
+    return it == names.end() ? recipe : it->second;
+}
+
+std::pair<double, double> TableRow::stat(const std::string& protocol) const {
+    std::vector<double> v;
+    for (const auto& r : reports)
+        if (const ProtocolResult* p = r.find(protocol)) v.push_back(p->top1);
+    if (v.empty()) return {NAN, NAN};
+    double mean = 0;
+    for (double x : v) mean += x;
+    mean /= double(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    return {mean, v.size() > 1 ? std::sqrt(ss / double(v.size() - 1)) : 0.0};
+}
+
+namespace {
+
+struct RunOutcome {
+    std::string checkpoint;  // empty: stopped before the end
+};
+
+// Trains `recipe` into `dir`, or reuses / resumes what is there when its recipe is the same.
+RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,
+                         const std::function<void(const std::string&)>& log, bool randomInitOnly) {
+    const nlohmann::json wanted = recipe.toJson();
+    if (RunDir::holdsRun(dir)) {
+        auto stored = nlohmann::json::parse(readFile((fs::path(dir) / "recipe.json").string()), nullptr, false);
+        if (stored == wanted) {
+            RunDir rd(dir, RunDirMode::Resume);
+            std::string last = latestGoodCheckpoint(rd.checkpointDir());
+            int64_t need = randomInitOnly ? 0 : recipe.totalSteps();
+            if (!last.empty() && readCheckpointMeta(last).step >= need) {
+                log("reusing the finished run in " + dir);
+                return {last};
+            }
+            if (!last.empty() && !randomInitOnly) {
+                TrainerOptions opts;
+                opts.checkpointDir = rd.checkpointDir();
+                opts.snapshotDir = rd.snapshotDir();
+                Trainer trainer(recipe, opts);
+                trainer.prepare();
+                trainer.resumeFrom(last);
+                rd.truncateMetricsAfter(trainer.step());
+                log("resuming " + dir + " at step " + std::to_string(trainer.step()));
+                if (!train(trainer, rd) || trainer.step() < recipe.totalSteps()) return {};
+                return {latestGoodCheckpoint(rd.checkpointDir())};
+            }
+        } else {
+            log(dir + " holds a run of another recipe (or budget): training it again");
+        }
+    }
+    RunDir rd(dir, RunDirMode::Force);
+    TrainerOptions opts;
+    opts.checkpointDir = rd.checkpointDir();
+    opts.snapshotDir = rd.snapshotDir();
+    Trainer trainer(recipe, opts);
+    trainer.prepare();
+    rd.writeRecipe(recipe);
+    if (randomInitOnly) {
+        std::string ckpt = trainer.saveCheckpointNow();
+        log("random-init encoder of the same size written to " + ckpt);
+        return {ckpt};
+    }
+    log("training " + std::to_string(recipe.totalSteps()) + " steps into " + dir);
+    if (!train(trainer, rd) || trainer.step() < recipe.totalSteps()) return {};
+    return {latestGoodCheckpoint(rd.checkpointDir())};
+}
+
+}  // namespace
+
+TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
+    if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
+    if (req.seeds < 1 || req.seeds > 100) throw std::invalid_argument("seeds must be in 1..100");
+    auto log = [&](const std::string& m) {
+        if (logFn) logFn(m);
+    };
+    fs::create_directories(req.outDir);
+    TableResult result;
+    std::vector<TableRow> rows;
+    auto rowFor = [&](const std::string& key, bool baseline) -> TableRow& {
+        for (auto& r : rows)
+            if (r.key == key) return r;
+        TableRow r;
+        r.key = key;
+        r.name = methodDisplayName(key);
+        r.baseline = baseline;
+        rows.push_back(r);
+        return rows.back();
+    };
+    if (req.baselines) {
+        rowFor("random_init", true);
+        rowFor("raw_pixels", true);
+    }
+    for (const auto& e : req.recipes) rowFor(e.key, false);
+
+    auto evaluate = [&](const std::string& ckpt, const Recipe& recipe, const std::string& key, const std::string& features) {
+        EvalRequest er;
+        er.checkpoint = ckpt;
+        er.maxTrain = req.budget.maxTrain;
+        er.finetuneSteps = req.budget.finetuneSteps;
+        er.seed = uint64_t(recipe.seed);
+        er.features = features;
+        if (features == "pixels") er.protocols = {"linear", "fewshot", "knn"};
+        EvalReport rep = evaluateCheckpoint(er, [&](const std::string& m) { log(key + ": " + m); });
+        if (features == "encoder") writeEvalJson(rep);
+        return rep;
+    };
+
+    for (int s = 0; s < req.seeds; ++s) {
+        for (const auto& e : req.recipes) {
+            Recipe recipe = e.recipe;
+            recipe.seed += s;
+            scaleToBudget(recipe, req.budget.steps);
+            std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? e.key + "-seed" + std::to_string(recipe.seed) : e.key)).string();
+            RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e.key + ": " + m); }, false);
+            if (out.checkpoint.empty()) return result;  // stopped: the same command continues
+            TableRow& row = rowFor(e.key, false);
+            row.steps = recipe.totalSteps();
+            row.batch = recipe.optim.batchSize;
+            row.runDirs.push_back(dir);
+            row.reports.push_back(evaluate(out.checkpoint, recipe, e.key, "encoder"));
+        }
+        if (req.baselines) {
+            // The first recipe's architecture and data at step 0; its checkpoint also names the data and the
+            // normalisation for the raw-pixel row.
+            Recipe recipe = req.recipes.front().recipe;
+            recipe.seed += s;
+            scaleToBudget(recipe, req.budget.steps);
+            std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? "random_init-seed" + std::to_string(recipe.seed) : "random_init")).string();
+            RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log("random_init: " + m); }, true);
+            TableRow& ri = rowFor("random_init", true);
+            ri.batch = recipe.optim.batchSize;
+            ri.runDirs.push_back(dir);
+            ri.reports.push_back(evaluate(out.checkpoint, recipe, "random_init", "encoder"));
+            TableRow& px = rowFor("raw_pixels", true);
+            px.runDirs.push_back(dir);
+            px.reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", "pixels"));
+        }
+    }
+    result.rows = rows;
+    result.markdown = tableMarkdown(req, rows);
+    result.csv = tableCsv(rows);
+    writeFileAtomically((fs::path(req.outDir) / "table.md").string(), result.markdown);
+    writeFileAtomically((fs::path(req.outDir) / "table.csv").string(), result.csv);
+    result.complete = true;
+    return result;
+}
+
+std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& rows) {
+    std::ostringstream md;
+    const TableRow* first = nullptr;
+    for (const auto& r : rows)
+        if (!r.baseline && !r.reports.empty()) first = first ? first : &r;
+    if (!first) return "";
+    const EvalReport& rep = first->reports.front();
+    md << "| Method | Steps | Linear | 1% | k-NN | Fine-tuning |\n|---|---:|---:|---:|---:|---:|\n";
+    for (const auto& r : rows) {
+        if (r.reports.empty()) continue;
+        md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << (r.baseline ? std::string("0") : std::to_string(r.steps));
+        for (const char* p : kProtocols) md << " | " << cell(r, p, req.seeds);
+        md << " |\n";
+    }
+    md << "\nTop-1 accuracy (%) on the " << rep.dataset << " test split (" << rep.testImages << " images)";
+    if (req.seeds > 1) md << ", mean ± standard deviation over " << req.seeds << " seeds (" << first->reports.front().step << " steps each)";
+    md << "; budget `" << req.budget.name << "`: " << req.budget.steps << " optimizer steps per method at batch " << first->batch
+       << " (grafted recipes split them over their stages; equal optimizer steps, not equal compute: MoCo v3 runs two views "
+          "through the encoder, MAE a quarter of the patches). Linear and 1% use "
+       << rep.trainImages << " training images; fine-tuning " << req.budget.finetuneSteps << " steps.";
+    if (req.baselines)
+        md << " Baselines: the same encoder at random initialisation (fine-tuned from it, that column is training from "
+              "scratch), and the normalised pixels themselves as features.";
+    md << "\n";
+    // Which differences exceed the noise.
+    const TableRow* ri = nullptr;
+    const TableRow* px = nullptr;
+    for (const auto& r : rows) {
+        if (r.key == "random_init" && !r.reports.empty()) ri = &r;
+        if (r.key == "raw_pixels" && !r.reports.empty()) px = &r;
+    }
+    if (ri) {
+        md << "\nAbove the baselines by more than twice the standard error of the difference"
+           << (req.seeds > 1 ? "" : " (one seed: no noise estimate, so any difference counts; run with --seeds 3 to know)") << ":\n\n";
+        for (const char* p : {"linear", "fewshot", "knn", "finetune"}) {
+            std::vector<std::string> both, onlyRandom, neither;
+            for (const auto& r : rows) {
+                if (r.baseline || r.reports.empty()) continue;
+                bool aboveRandom = clearlyAbove(r, *ri, p);
+                bool abovePixels = !px || !std::isfinite(px->stat(p).first) || clearlyAbove(r, *px, p);
+                (aboveRandom && abovePixels ? both : aboveRandom ? onlyRandom : neither).push_back(r.name);
+            }
+            auto join = [](const std::vector<std::string>& v) {
+                std::string s;
+                for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+                return s.empty() ? std::string("none") : s;
+            };
+            static const std::map<std::string, std::string> label = {{"linear", "Linear"}, {"fewshot", "1%"}, {"knn", "k-NN"}, {"finetune", "Fine-tuning"}};
+            md << "- " << label.at(p) << ": above both baselines: " << join(both);
+            if (p != std::string("finetune") && px) md << "; above random init only: " << join(onlyRandom);
+            md << "; not above: " << join(neither) << "\n";
+        }
+    }
+    md << "\nCommand: `" << req.command << "`\n";
+    // The MTL run's per-block mean gradient cosine (its last probe, first seed).
+    for (const auto& r : rows) {
+        if (r.baseline || r.reports.empty() || r.reports.front().method != "mtl") continue;
+        auto snaps = SnapshotStore::load((fs::path(r.runDirs.front()) / "snapshots").string(), "gradcos");
+        const Snapshot* last = nullptr;
+        for (const auto& s : snaps)
+            if (s.unavailable().empty() && s.find("summary")) last = &s;
+        if (!last) continue;
+        auto groups = last->meta["groups"].get<std::vector<std::string>>();
+        const auto& sum = *last->find("summary");
+        md << "\nGradient cosine between the MIM and CL losses in the MTL run (step " << last->step
+           << ", mean over the probe images; Layer Grafted Pretraining's C_MIM,CL):\n\n| Group | mean cos | share negative |\n|---|---:|---:|\n";
+        for (size_t g = 0; g < groups.size(); ++g) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), 0}), 100.0 * sum.at({int64_t(g), 6}));
+            md << "| " << groups[g] << " | " << buf << " |\n";
+        }
+    }
+    return md.str();
+}
+
+std::string tableCsv(const std::vector<TableRow>& rows) {
+    std::ostringstream csv;
+    csv << "recipe,method,baseline,steps,batch,seeds";
+    for (const char* p : kProtocols) csv << ',' << p << ',' << p << "_sd";
+    csv << '\n';
+    for (const auto& r : rows) {
+        if (r.reports.empty()) continue;
+        csv << r.key << ',' << r.reports.front().method << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
+            << r.reports.size();
+        for (const char* p : kProtocols) {
+            auto [m, sd] = r.stat(p);
+            csv << ',' << num(std::isfinite(m) ? 100 * m : NAN) << ',' << num(std::isfinite(sd) ? 100 * sd : NAN);
+        }
+        csv << '\n';
+    }
+    return csv.str();
+}
+
+}  // namespace graftlab

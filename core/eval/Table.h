@@ -1,0 +1,78 @@
+#pragma once
+// The papers' Table 1 for a set of recipes: each trained with the same number of optimizer steps (the budget;
+// grafted recipes split them over their stages), for N seeds, then evaluated with every protocol; beside them
+// two baselines of the same protocols, so that a reader sees whether pretraining helped at all: the same
+// encoder at random initialisation, and the raw pixels. Cells are mean ± sample standard deviation over seeds.
+// Used by `graftlab-cli table`; torch-side (it trains).
+#include "eval/Evaluate.h"
+#include "recipe/Recipe.h"
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace graftlab {
+
+class Trainer;
+class RunDir;
+
+struct TableBudget {
+    std::string name;
+    int64_t steps = 0;          // optimizer steps per recipe
+    int64_t maxTrain = 0;       // training images for linear / 1% / k-NN (0 = all)
+    int finetuneSteps = 0;
+};
+// "tiny" (a smoke run), "small", "medium"; std::invalid_argument otherwise.
+TableBudget tableBudget(const std::string& name);
+
+// Scales a recipe to `steps` optimizer steps in all, keeping its stages' proportions and warm-ups sensible.
+void scaleToBudget(Recipe& r, int64_t steps);
+// "mae" -> "MAE", "mim_to_cl" -> "MIM → CL", ...; unknown keys unchanged.
+std::string methodDisplayName(const std::string& recipeKey);
+
+struct TableEntry {
+    std::string key;   // the recipe file's stem: the run directory's name and the CSV's recipe column
+    Recipe recipe;     // with the user's overrides, before scaling
+};
+
+struct TableRequest {
+    std::string outDir;
+    std::vector<TableEntry> recipes;
+    TableBudget budget;
+    int seeds = 1;              // seeds recipe.seed, recipe.seed + 1, ...
+    bool baselines = true;      // the random-init and raw-pixel rows
+    std::string command;        // the command line, for the footnote
+};
+
+struct TableRow {
+    std::string key, name;
+    bool baseline = false;
+    int64_t steps = 0;
+    int batch = 0;
+    std::vector<std::string> runDirs;   // one per seed
+    std::vector<EvalReport> reports;    // one per seed
+    // Mean and sample standard deviation (0 with one seed) of the top-1 accuracy (a fraction) over seeds;
+    // NaN when the protocol does not apply (fine-tuning raw pixels).
+    std::pair<double, double> stat(const std::string& protocol) const;
+};
+
+struct TableResult {
+    bool complete = false;      // false: a run was stopped (Ctrl-C); the same command continues
+    std::vector<TableRow> rows; // baselines first
+    std::string markdown, csv;
+};
+
+// Runs a trainer for the table with the caller's progress and signal handling; returns false when stopped early.
+using TableTrainFn = std::function<bool(Trainer&, RunDir&)>;
+
+// Trains what is missing, evaluates, writes DIR/table.md and DIR/table.csv. A finished run is reused only when its
+// stored recipe equals the one this table asks for; an unfinished one with the same recipe is resumed; any other
+// is trained again. Throws FileError / RecipeError naming the file or field.
+TableResult runTable(const TableRequest& request, const TableTrainFn& train, const std::function<void(const std::string&)>& log);
+
+// The table's text from finished rows (exposed for tests).
+std::string tableMarkdown(const TableRequest& request, const std::vector<TableRow>& rows);
+std::string tableCsv(const std::vector<TableRow>& rows);
+
+}  // namespace graftlab

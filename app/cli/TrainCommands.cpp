@@ -4,6 +4,7 @@
 #include "util/Errors.h"
 #include "util/Log.h"
 #include "dist/Distributed.h"
+#include "eval/Table.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "train/Trainer.h"
@@ -24,7 +25,7 @@ const char* kTrainHelp =
     "\n"
     "  --recipe   recipe JSON file, or a preset name from resources/recipes (default: mae)\n"
     "  --out      run directory to create (default: runs/<recipe name>-<date-time>)\n"
-    "  --steps    override train.steps\n"
+    "  --steps    train N steps in all: train.steps, or for a staged recipe every stage scaled in proportion\n"
     "  --set      override any field, e.g. --set optim.batch_size=64 --set data.dataset=synthetic\n"
     "  --force    replace a run that DIR already holds\n"
     "  --stop-at  stop after K steps with a checkpoint, as an interruption would (resume continues)\n"
@@ -40,10 +41,13 @@ const char* kTrainHelp =
     "Every rank needs the data and DIR on a shared path (rank 0 writes it, resume reads it).\n";
 
 const char* kResumeHelp =
-    "Usage: graftlab-cli resume DIR [--nproc N] [--verbose]\n"
+    "Usage: graftlab-cli resume DIR [--steps N] [--stop-at K] [--nproc N] [--verbose]\n"
     "\n"
     "Continues the run in DIR from its newest readable checkpoint to the recipe's train.steps. A data-parallel\n"
-    "run resumes with --nproc N (or torchrun's environment): every rank loads the same checkpoint.\n";
+    "run resumes with --nproc N (or torchrun's environment): every rank loads the same checkpoint.\n"
+    "  --steps    run to N steps in all instead: extends a finished run (the last stage of a staged recipe\n"
+    "             grows; the learning-rate schedule is recomputed for the new length); recipe.json is updated\n"
+    "  --stop-at  stop after K steps in all with a checkpoint, as an interruption would\n";
 
 }  // namespace
 
@@ -60,10 +64,27 @@ int cmdTrain(int argc, char** argv) {
     const bool root = !dist || dist->rank() == 0;
     std::string file = resolveRecipe(a.get("recipe", "mae"));
     std::vector<std::string> sets = a.options["set"];
-    if (a.has("steps")) sets.push_back("train.steps=" + std::to_string(parseInt("steps", a.get("steps"))));
+    const int64_t steps = a.has("steps") ? parseInt("steps", a.get("steps")) : 0;
+    if (a.has("steps") && steps < 1) throw UsageError("--steps must be >= 1");
     bool ok = false;
     Recipe recipe = loadRecipeOrExit(file, sets, ok);
     if (!ok) return kExitUsage;
+    if (a.has("steps")) {
+        if (recipe.stages.empty()) {
+            recipe.train.steps = steps;
+        } else {
+            // A staged recipe's length is its stages': scale them all, keeping their proportions.
+            scaleToBudget(recipe, steps);
+            std::string parts;
+            for (const auto& st : recipe.stages) parts += (parts.empty() ? "" : ", ") + st.name + " " + std::to_string(st.steps);
+            spdlog::info("--steps {}: the recipe's stages scaled to {}", steps, parts);
+        }
+        auto issues = recipe.validate();
+        if (!issues.empty()) {
+            std::cerr << "error: with --steps " << steps << " recipe " << file << " has " << issues.size() << " problem(s):\n" << formatIssues(issues);
+            return kExitUsage;
+        }
+    }
     logBlasAtStartup();
 
     std::string out = a.get("out");
@@ -95,7 +116,7 @@ int cmdTrain(int argc, char** argv) {
 }
 
 int cmdResume(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"nproc"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"nproc", "steps", "stop-at"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kResumeHelp;
         return kExitOk;
@@ -114,6 +135,24 @@ int cmdResume(int argc, char** argv) {
     if (!ok) return kExitUsage;
     std::string ckpt = latestGoodCheckpoint(ckptDir);
     if (ckpt.empty()) throw FileError(ckptDir, "no readable checkpoint to resume from");
+    const int64_t at = readCheckpointMeta(ckpt).step;
+    bool extended = false;
+    if (a.has("steps")) {
+        const int64_t steps = parseInt("steps", a.get("steps"));
+        if (steps < at) throw UsageError("--steps " + std::to_string(steps) + ": the run is already at step " + std::to_string(at));
+        if (recipe.stages.empty()) {
+            recipe.train.steps = steps;
+        } else {
+            auto& last = recipe.stages.back();
+            const int64_t lastStart = recipe.totalSteps() - last.steps;
+            if (steps <= lastStart)
+                throw UsageError("--steps " + std::to_string(steps) + " would end before the last stage, which starts at step " +
+                                 std::to_string(lastStart));
+            last.steps = steps - lastStart;
+            recipe.train.steps = recipe.totalSteps();
+        }
+        extended = true;
+    }
     if (dist) dist->barrier();  // nobody writes a checkpoint before every rank has chosen this one
     std::unique_ptr<RunDir> dir;
     if (root) dir = std::make_unique<RunDir>(path, RunDirMode::Resume);
@@ -125,10 +164,15 @@ int cmdResume(int argc, char** argv) {
         opts.snapshotDir = dir->snapshotDir();
     }
     opts.dist = dist.get();
+    if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
     Trainer trainer(recipe, opts);
     trainer.prepare();
     trainer.resumeFrom(ckpt);
     if (dir) dir->truncateMetricsAfter(trainer.step());
+    if (dir && extended) {
+        dir->writeRecipe(recipe);
+        spdlog::info("{}: extended to {} steps (recipe.json updated)", path, recipe.totalSteps());
+    }
     if (trainer.step() >= recipe.totalSteps()) {
         spdlog::info("{} is already complete ({} of {} steps)", path, trainer.step(), recipe.totalSteps());
         return kExitOk;

@@ -113,4 +113,22 @@ print(f"page faults per step: glibc default {d['page_faults_per_step']:.0f}, tun
 assert d["allocator"] == "glibc default" and t["allocator"].startswith("tuned"), (d["allocator"], t["allocator"])
 assert t["page_faults_per_step"] * 5 < d["page_faults_per_step"], (d["page_faults_per_step"], t["page_faults_per_step"])
 PY
+# --steps on a staged recipe scales its stages (it used to be ignored: the run did all stages' steps);
+# resume --steps extends a finished run, --stop-at stops it on the way; a length before the checkpoint is refused.
+small=(--set data.dataset=synthetic --set data.synthetic_size=128 --set model.embed_dim=48 --set model.depth=6
+       --set model.num_heads=3 --set optim.batch_size=16 --set probes.every=0 --set train.log_every=1)
+"$cli" train --recipe layer_grafted --out "$work/lg" --steps 6 "${small[@]}" 2> "$work/lg.log" || { cat "$work/lg.log"; fail "staged --steps"; }
+grep -q "stages scaled to" "$work/lg.log" || fail "staged --steps not reported"
+[ -f "$work/lg/checkpoints/step-00000006.ckpt" ] && [ "$(wc -l < "$work/lg/metrics.jsonl")" -eq 6 ] \
+  || { ls "$work/lg/checkpoints"; fail "a staged recipe with --steps 6 did not train 6 steps"; }
+"$cli" train --recipe mae --out "$work/ext" --steps 4 "${small[@]}" 2> /dev/null || fail "train ext"
+"$cli" resume "$work/ext" --steps 8 --stop-at 6 2> "$work/ext.log" || { cat "$work/ext.log"; fail "resume --steps --stop-at"; }
+[ "$(ls "$work/ext/checkpoints")" = "step-00000006.ckpt" ] || { ls "$work/ext/checkpoints"; fail "resume --stop-at 6"; }
+grep -q '"steps": 8' "$work/ext/recipe.json" || fail "recipe.json not extended"
+"$cli" resume "$work/ext" 2> "$work/ext2.log" || { cat "$work/ext2.log"; fail "resume to the extended end"; }
+[ -f "$work/ext/checkpoints/step-00000008.ckpt" ] && [ "$(wc -l < "$work/ext/metrics.jsonl")" -eq 8 ] || fail "extended run did not reach 8"
+set +e
+"$cli" resume "$work/ext" --steps 3 2> "$work/ext3.log"; code=$?
+set -e
+[ $code -eq 2 ] && grep -q "already at step 8" "$work/ext3.log" || { cat "$work/ext3.log"; fail "--steps before the checkpoint"; }
 echo "e2e.cli: all checks passed"

@@ -1,11 +1,15 @@
 // graftlab: the GUI. Configure a recipe, train it on a worker thread, watch losses and reconstructions live.
 #include "MainWindow.h"
+#include "SignalStop.h"
 #include "util/Log.h"
 #include "util/ThreadEnv.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QIcon>
+#include <QTimer>
+
+#include <spdlog/spdlog.h>
 
 int main(int argc, char** argv) {
     graftlab::ensureThreadEnvironment(argv);
@@ -41,6 +45,14 @@ int main(int argc, char** argv) {
     graftlab::logBlasAtStartup();
     graftlab::MainWindow w(o);
     if (parser.isSet(run)) w.openRun(parser.value(run));
+    // A signal closes the window as the user would: a running training stops with a checkpoint first.
+    graftlab::SignalStop signalStop([&w](const char* name) {
+        spdlog::warn("{} received: stopping the run after the current step, writing a checkpoint, then quitting", name);
+        QTimer::singleShot(0, &w, [&w] {
+            w.close();
+            QCoreApplication::quit();
+        });
+    });
     w.show();
     return app.exec();
 }

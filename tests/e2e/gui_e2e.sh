@@ -35,4 +35,30 @@ n=$(ls "$work/run/snapshots/reconstruction/" | wc -l)
 timeout 120 "$gui" --open-run "$work/run" --tab attention --screenshot "$work/open.png" > "$work/open.log" 2>&1 \
   || { cat "$work/open.log"; fail "open-run exited non-zero"; }
 [ -s "$work/open.png" ] || fail "no open-run screenshot"
+# SIGTERM (a logout, kill, a cluster's preemption) during a run: the GUI stops after the current step, writes a
+# checkpoint there and exits 0, so no step since the last periodic checkpoint is lost.
+python3 - "$work/recipe.json" "$work/long.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["train"].update(steps=100000, log_every=1, checkpoint_every=100000)
+r.setdefault("probes", {})["every"] = 0
+json.dump(r, open(sys.argv[2], "w"))
+PY
+"$gui" --recipe "$work/long.json" --autostart --out "$work/term" > "$work/term.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  [ -f "$work/term/metrics.jsonl" ] && [ "$(wc -l < "$work/term/metrics.jsonl")" -ge 5 ] && break
+  sleep 0.1
+done
+[ "$(wc -l < "$work/term/metrics.jsonl" 2> /dev/null || echo 0)" -ge 5 ] || { kill -9 $pid; cat "$work/term.log"; fail "the long run did not start"; }
+kill -TERM $pid
+set +e
+timeout 60 tail --pid=$pid -f /dev/null
+wait $pid; code=$?
+set -e
+[ $code -eq 0 ] || { cat "$work/term.log"; fail "the GUI ended with status $code on SIGTERM"; }
+grep -q "SIGTERM received" "$work/term.log" || { cat "$work/term.log"; fail "SIGTERM not reported"; }
+last=$(tail -1 "$work/term/metrics.jsonl" | python3 -c "import json,sys; print(json.load(sys.stdin)['step'])")
+ckpt=$(printf "%s/term/checkpoints/step-%08d.ckpt" "$work" "$last")
+[ -f "$ckpt" ] || { ls "$work/term/checkpoints"; fail "no checkpoint at the last step $last after SIGTERM"; }
 echo "e2e.gui: all checks passed"

@@ -274,8 +274,9 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
                 return s.empty() ? std::string("none") : s;
             };
             static const std::map<std::string, std::string> label = {{"linear", "Linear"}, {"fewshot", "1%"}, {"knn", "k-NN"}, {"finetune", "Fine-tuning"}};
-            md << "- " << label.at(p) << ": above both baselines: " << join(both);
-            if (p != std::string("finetune") && px) md << "; above random init only: " << join(onlyRandom);
+            const bool pixelsApply = px && std::isfinite(px->stat(p).first);
+            if (pixelsApply) md << "- " << label.at(p) << ": above both baselines: " << join(both) << "; above random init only: " << join(onlyRandom);
+            else md << "- " << label.at(p) << ": above the random-init encoder: " << join(both);
             md << "; not above: " << join(neither) << "\n";
         }
     }

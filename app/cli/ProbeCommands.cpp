@@ -167,7 +167,7 @@ int cmdProbe(int argc, char** argv) {
             other = makeObjective(recipe, missing, model.meta.channels, model.meta.mean, model.meta.std);
             if (auto* moco = dynamic_cast<MocoV3Impl*>(other.get())) {
                 auto enc = model.objective->encoder();
-                moco->heads()->syncMomentum(enc);  // keys from the probed encoder itself
+                moco->mocoHeads()->syncMomentum(enc);  // keys from the probed encoder itself
             }
             otherName = "freshly initialised " + missing + " (seed " + std::to_string(recipe.seed + 77) +
                         "; attach a trained one with --heads)";

@@ -57,10 +57,29 @@ torch::Tensor maeTargets(const torch::Tensor& imgs, int patchSize, bool normPix)
     return target;
 }
 
+namespace {
+// Mean squared error of each patch's prediction, (n, L).
+torch::Tensor maePatchErrors(const torch::Tensor& imgs, const torch::Tensor& pred, int patchSize, bool normPix) {
+    return (pred - maeTargets(imgs, patchSize, normPix)).pow(2).mean(-1);
+}
+}  // namespace
+
 torch::Tensor maeLoss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
                       bool normPix) {
-    auto perPatch = (pred - maeTargets(imgs, patchSize, normPix)).pow(2).mean(-1);
-    return (perPatch * mask).sum() / mask.sum();
+    return (maePatchErrors(imgs, pred, patchSize, normPix) * mask).sum() / mask.sum();
+}
+
+torch::Tensor maeLossPerSample(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
+                               bool normPix) {
+    return (maePatchErrors(imgs, pred, patchSize, normPix) * mask).sum(1) / mask.sum(1);
+}
+
+ObjectiveHeads MaeImpl::heads() {
+    ObjectiveHeads h;
+    h.mimDecoder = decoder_.ptr();
+    h.mae = mae_;
+    h.patchSize = patchSize_;
+    return h;
 }
 
 std::vector<torch::Tensor> MaeImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {

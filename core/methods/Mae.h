@@ -15,6 +15,10 @@ struct MaeForward {
 torch::Tensor maeTargets(const torch::Tensor& imgs, int patchSize, bool normPix);
 torch::Tensor maeLoss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
                       bool normPix);
+// The same loss per image, (n): each image's mean squared error over its masked patches. With the same number of
+// masked patches in every image (MAE's random masking) its mean is maeLoss.
+torch::Tensor maeLossPerSample(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask, int patchSize,
+                               bool normPix);
 // The MIM view: random resized crop (augment.crop_scale_min..max) + flip, normalised.
 torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, const std::vector<float>& mean,
                       const std::vector<float>& std, std::mt19937_64& rng);
@@ -30,6 +34,7 @@ public:
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
     VisionTransformer encoder() override { return encoder_; }
+    ObjectiveHeads heads() override;
 
     MaeForward forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask);
     MaeForward forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen);

@@ -44,9 +44,20 @@ torch::Tensor applyMocoMlp(torch::nn::Sequential& mlp, torch::Tensor x) {
     return x;
 }
 
+namespace {
+torch::Tensor unitRows(const torch::Tensor& x) {
+    return torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
+}  // namespace
+
+torch::Tensor mocoContrastiveLossPerSample(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
+    auto logits = torch::mm(unitRows(q), unitRows(k).t()) / temperature;
+    return -torch::log_softmax(logits, 1).diagonal() * (2.0 * temperature);
+}
+
 torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
-    auto qn = torch::nn::functional::normalize(q, torch::nn::functional::NormalizeFuncOptions().dim(1));
-    auto kn = torch::nn::functional::normalize(k, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    auto qn = unitRows(q);
+    auto kn = unitRows(k);
     // Data-parallel: the keys of every rank are the negatives (no gradient flows into keys anyway); the
     // positive of this rank's query i is key i of this rank's block.
     int64_t offset = 0;
@@ -132,6 +143,45 @@ torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tenso
         k2 = applyMocoMlp(momentum_projector, mcls.slice(0, n));
     }
     return mocoContrastiveLoss(q1, k2, cfg.temperature) + mocoContrastiveLoss(q2, k1, cfg.temperature);
+}
+
+torch::Tensor MocoHeadsImpl::perSampleLoss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
+    // Running BatchNorm statistics, and no synchronised BatchNorm: a probe runs in one process.
+    std::vector<std::pair<torch::nn::Module*, bool>> modes;
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(projector.ptr().get()), static_cast<torch::nn::Module*>(predictor.ptr().get()),
+                                 static_cast<torch::nn::Module*>(momentum_projector.ptr().get())}) {
+        modes.emplace_back(m, m->is_training());
+        m->eval();
+    }
+    const int64_t n = v1.size(0);
+    auto both = torch::cat({v1, v2}, 0);
+    auto cls = encoder->forward(both).select(1, 0);
+    auto q1 = predictor->forward(projector->forward(cls.slice(0, 0, n)));
+    auto q2 = predictor->forward(projector->forward(cls.slice(0, n)));
+    torch::Tensor k1, k2;
+    {
+        torch::NoGradGuard ng;
+        auto mcls = momentum_encoder->forward(both).select(1, 0);
+        k1 = momentum_projector->forward(mcls.slice(0, 0, n));
+        k2 = momentum_projector->forward(mcls.slice(0, n));
+    }
+    for (auto& [m, training] : modes) m->train(training);
+    return mocoContrastiveLossPerSample(q1, k2, cfg.temperature) + mocoContrastiveLossPerSample(q2, k1, cfg.temperature);
+}
+
+ObjectiveHeads MocoV3Impl::heads() {
+    ObjectiveHeads h;
+    h.clHeads = moco_.ptr();
+    return h;
+}
+
+ObjectiveHeads MtlImpl::heads() {
+    ObjectiveHeads h;
+    h.mimDecoder = decoder_.ptr();
+    h.mae = mae_;
+    h.patchSize = patchSize_;
+    h.clHeads = moco_.ptr();
+    return h;
 }
 
 MocoV3Impl::MocoV3Impl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)

@@ -13,8 +13,12 @@ namespace graftlab {
 // Linear(no bias)-BN-ReLU ... Linear-BN(affine-free) as MoCo v3's _build_mlp.
 torch::nn::Sequential buildMocoMlp(int numLayers, int inDim, int hiddenDim, int outDim, bool lastBatchNorm = true);
 
-// InfoNCE of q against k over the batch (positives on the diagonal), times 2T as in MoCo v3.
+// InfoNCE of q against k over the batch (positives on the diagonal), times 2T as in MoCo v3. Data-parallel: the
+// keys of every rank are the negatives.
 torch::Tensor mocoContrastiveLoss(const torch::Tensor& q, const torch::Tensor& k, double temperature);
+// Each query's term of that loss, (n), against this process's keys only: its mean is mocoContrastiveLoss in one
+// process.
+torch::Tensor mocoContrastiveLossPerSample(const torch::Tensor& q, const torch::Tensor& k, double temperature);
 
 // BYOL's photometric perturbation from the recipe's augment section, with the given blur/solarize probabilities.
 PhotometricConfig photometricFrom(const AugmentConfig& aug, double blurProbability, double solarizeProbability);
@@ -31,6 +35,11 @@ public:
     MocoHeadsImpl(const VitConfig& vit, const MocoConfig& cfg);
     // Loss for views (v1, v2) through `encoder`; keys come from the momentum branch without gradient.
     torch::Tensor loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2);
+    // The same loss per image, (n): image i's share, 2T * (CE_i(q1, k2) + CE_i(q2, k1)), in this process alone. The
+    // heads' BatchNorm layers use their running statistics (eval mode), so image i's value does not depend on the
+    // other images of the batch (in batch mode each "per-sample" loss would mix in the others' statistics); the
+    // training-mode loss above is what the optimiser sees.
+    torch::Tensor perSampleLoss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2);
     // momentum update: p_m = m p_m + (1 - m) p_b for encoder and projector parameters.
     void momentumUpdate(VisionTransformer& encoder, double m);
     // Copies the base encoder (and projector) into the momentum branch.
@@ -50,7 +59,9 @@ public:
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
     void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;
     VisionTransformer encoder() override { return encoder_; }
-    MocoHeads heads() { return moco_; }
+    ObjectiveHeads heads() override;
+    std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
+    MocoHeads mocoHeads() { return moco_; }
 
 private:
     AugmentConfig aug_;
@@ -65,7 +76,9 @@ public:
     MtlImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "mtl"; }
     MaeDecoder decoder() { return decoder_; }
-    MocoHeads heads() { return moco_; }
+    MocoHeads mocoHeads() { return moco_; }
+    ObjectiveHeads heads() override;
+    std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
     const MaeConfig& maeConfig() const { return mae_; }
     int patchSize() const { return patchSize_; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;

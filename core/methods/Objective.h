@@ -8,11 +8,24 @@
 #include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace graftlab {
+
+class MaeDecoderImpl;
+class MocoHeadsImpl;
+
+// The heads an objective puts around its encoder, for the two-loss probes (gradient cosines, reconstructions)
+// and for grafting, without anyone knowing the objective's class. Null where the objective has no such head.
+struct ObjectiveHeads {
+    std::shared_ptr<MaeDecoderImpl> mimDecoder;  // the MIM head: an MAE decoder
+    MaeConfig mae;                               // its loss settings (mask ratio, norm-pix)
+    int patchSize = 0;
+    std::shared_ptr<MocoHeadsImpl> clHeads;      // the CL head: MoCo v3's projector, predictor, momentum branch
+};
 
 struct LossOutput {
     torch::Tensor total;                                        // what backward() runs on
@@ -38,6 +51,10 @@ public:
     // After the optimizer step: momentum/EMA updates. Values to log (e.g. momentum) go into `metrics`.
     virtual void afterOptimizerStep(const StepContext&, std::vector<std::pair<std::string, double>>& metrics) {}
     virtual VisionTransformer encoder() = 0;
+    virtual ObjectiveHeads heads() { return {}; }
+    // Name prefixes of the modules that are copies of the encoder kept by an exponential moving average (MoCo v3's
+    // momentum encoder, ConMIM's slow model): grafting initialises them from the encoder; they are never trained.
+    virtual std::vector<std::string> encoderCopyPrefixes() const { return {}; }
 };
 
 // Builds the objective `method` (mae, mocov3, mtl) for `channels`-channel images normalised with `mean`/`std`.

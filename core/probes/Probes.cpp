@@ -46,12 +46,6 @@ struct EvalGuard {
     ~EvalGuard() { m.train(was); }
 };
 
-torch::Tensor perSampleInfoNce(const torch::Tensor& q, const torch::Tensor& k, double temperature) {
-    auto qn = F::normalize(q, F::NormalizeFuncOptions().dim(1));
-    auto kn = F::normalize(k, F::NormalizeFuncOptions().dim(1));
-    auto logp = torch::log_softmax(torch::mm(qn, kn.t()) / temperature, 1);
-    return -logp.diagonal() * (2.0 * temperature);
-}
 }  // namespace
 
 const std::vector<std::string> kCosineSummaryColumns = {"mean", "q10", "q25", "median", "q75", "q90", "frac_negative"};
@@ -65,22 +59,14 @@ SnapshotArray toArray(const std::string& name, const torch::Tensor& t) {
     return a;
 }
 
-torch::Tensor fromArray(const SnapshotArray& a) {
-    return torch::from_blob(const_cast<float*>(a.values.data()), a.shape, torch::kFloat32).clone();
-}
-
 ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::string& previousName) {
     ProbeHeads h;
     auto take = [&](Objective& o, const std::string& originPrefix, bool frozen) {
         std::string suffix = frozen ? " (as it was at the end of that stage)" : "";
-        if (!h.mim) {
-            if (auto* m = dynamic_cast<MaeImpl*>(&o)) h.mim = MimHead{m->decoder(), m->config(), m->patchSize(), originPrefix + " MAE decoder" + suffix};
-            else if (auto* t = dynamic_cast<MtlImpl*>(&o)) h.mim = MimHead{t->decoder(), t->maeConfig(), t->patchSize(), originPrefix + " MAE decoder" + suffix};
-        }
-        if (!h.cl) {
-            if (auto* c = dynamic_cast<MocoV3Impl*>(&o)) h.cl = ClHead{c->heads(), originPrefix + " MoCo v3 heads" + suffix};
-            else if (auto* t = dynamic_cast<MtlImpl*>(&o)) h.cl = ClHead{t->heads(), originPrefix + " MoCo v3 heads" + suffix};
-        }
+        ObjectiveHeads parts = o.heads();
+        if (!h.mim && parts.mimDecoder)
+            h.mim = MimHead{MaeDecoder(parts.mimDecoder), parts.mae, parts.patchSize, originPrefix + " MAE decoder" + suffix};
+        if (!h.cl && parts.clHeads) h.cl = ClHead{MocoHeads(parts.clHeads), originPrefix + " MoCo v3 heads" + suffix};
     };
     take(current, "this stage's", false);
     if (previous) take(*previous, previousName + "'s", true);
@@ -92,25 +78,11 @@ ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::st
 
 torch::Tensor mimLossPerSample(VisionTransformer& encoder, MimHead head, const torch::Tensor& x, const MaskSample& mask) {
     auto pred = head.decoder->forward(encoder->forwardVisible(x, mask), mask.idsRestore);
-    auto perPatch = (pred - maeTargets(x, head.patchSize, head.cfg.normPixLoss)).pow(2).mean(-1);
-    return (perPatch * mask.mask).sum(1) / mask.mask.sum(1);
+    return maeLossPerSample(x, pred, mask.mask, head.patchSize, head.cfg.normPixLoss);
 }
 
 torch::Tensor clLossPerSample(VisionTransformer& encoder, ClHead head, const torch::Tensor& v1, const torch::Tensor& v2) {
-    auto& moco = *head.heads;
-    const int64_t n = v1.size(0);
-    auto both = torch::cat({v1, v2}, 0);
-    auto cls = encoder->forward(both).select(1, 0);
-    auto q1 = moco.predictor->forward(moco.projector->forward(cls.slice(0, 0, n)));
-    auto q2 = moco.predictor->forward(moco.projector->forward(cls.slice(0, n)));
-    torch::Tensor k1, k2;
-    {
-        torch::NoGradGuard ng;
-        auto mcls = moco.momentum_encoder->forward(both).select(1, 0);
-        k1 = moco.momentum_projector->forward(mcls.slice(0, 0, n));
-        k2 = moco.momentum_projector->forward(mcls.slice(0, n));
-    }
-    return perSampleInfoNce(q1, k2, moco.cfg.temperature) + perSampleInfoNce(q2, k1, moco.cfg.temperature);
+    return head.heads->perSampleLoss(encoder, v1, v2);
 }
 
 std::vector<std::pair<std::string, std::vector<torch::Tensor>>> encoderParameterGroups(VisionTransformer& encoder) {
@@ -165,12 +137,11 @@ GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<to
         }
         return torch::stack({torch::stack(dots), torch::stack(na), torch::stack(nb)}).cpu();
     };
-    for (int64_t i = 0; i < n; ++i) {
-        auto ga = torch::autograd::grad({la[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
-        auto gb = torch::autograd::grad({lb[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+    // Cosines per group from the per-parameter dot products and squared norms of two gradients.
+    auto cosines = [&](const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
         auto s = perParam(ga, gb);
         auto sa = s.accessor<double, 2>();
-        std::vector<double> dot(G, 0), a2(G, 0), b2(G, 0);
+        std::vector<double> dot(G, 0), a2(G, 0), b2(G, 0), c(G, std::nan(""));
         for (size_t j = 0; j < all.size(); ++j) {
             for (size_t g : {groupOf[j], G - 1}) {
                 dot[g] += sa[0][int64_t(j)];
@@ -179,11 +150,23 @@ GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<to
             }
         }
         for (size_t g = 0; g < G; ++g)
-            if (a2[g] > 0 && b2[g] > 0) acc[int64_t(g)][i] = dot[g] / std::sqrt(a2[g] * b2[g]);
+            if (a2[g] > 0 && b2[g] > 0) c[g] = dot[g] / std::sqrt(a2[g] * b2[g]);
+        return c;
+    };
+    for (int64_t i = 0; i < n; ++i) {
+        auto ga = torch::autograd::grad({la[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+        auto gb = torch::autograd::grad({lb[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+        auto c = cosines(ga, gb);
+        for (size_t g = 0; g < G; ++g) acc[int64_t(g)][i] = c[g];
     }
+    // The whole-batch cosine: the gradients of the two mean losses (what one optimiser step on the batch sees).
+    auto ga = torch::autograd::grad({la.mean()}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+    auto gb = torch::autograd::grad({lb.mean()}, all, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    auto batch = cosines(ga, gb);
     GradCosResult r;
     for (const auto& g : groups) r.groups.push_back(g.first);
     r.cos = result.to(torch::kFloat32);
+    r.batchCos = torch::tensor(std::vector<double>(batch.begin(), batch.end()), torch::kFloat64).to(torch::kFloat32);
     return r;
 }
 
@@ -282,14 +265,15 @@ Snapshot ProbeRunner::gradcos(int64_t step, int stage, Objective& current, Objec
     auto views = contrastiveViews(imgs.cpu(), recipe_.augment, mean_, std_, rng);
     auto v1 = views[0].to(device_), v2 = views[1].to(device_);
     torch::Tensor mimLosses, clLosses;
-    // The CL heads run in training mode (batch statistics, as in training); their running statistics are put back
-    // once the backward passes are done (restoring them earlier would invalidate the saved graph).
+    // The CL heads' BatchNorm uses its running statistics here (MocoHeadsImpl::perSampleLoss), so each image's
+    // loss is its own; the guard keeps every buffer as it was all the same.
     BufferGuard keepStats(*heads.cl->heads);
     GradCosResult r = gradientCosines(
         encoder,
         [&] { return mimLosses = mimLossPerSample(encoder, *heads.mim, x, mask); },
         [&] { return clLosses = clLossPerSample(encoder, *heads.cl, v1, v2); });
     s.arrays.push_back(toArray("cos", r.cos));
+    s.arrays.push_back(toArray("batch_cos", r.batchCos));
     std::vector<float> summary;
     auto cosCpu = r.cos.contiguous();
     for (int64_t g = 0; g < cosCpu.size(0); ++g) {
@@ -308,8 +292,9 @@ Snapshot ProbeRunner::gradcos(int64_t step, int stage, Objective& current, Objec
     s.meta["summary_columns"] = kCosineSummaryColumns;
     s.meta["mim_head"] = heads.mim->origin;
     s.meta["cl_head"] = heads.cl->origin;
-    s.meta["note"] = "MIM: the probe images, no crop, one fixed mask; CL: two fixed augmented views; "
-                     "cos(grad L_MIM(x), grad L_CL(x)) per image and parameter group";
+    s.meta["note"] = "MIM: the probe images, no crop, one fixed mask; CL: two fixed augmented views, the heads' BatchNorm "
+                     "with its running statistics (each image's loss its own); cos(grad L_MIM(x), grad L_CL(x)) per image and "
+                     "parameter group; batch_cos: the same for the mean losses over the probe images";
     return s;
 }
 

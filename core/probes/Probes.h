@@ -38,9 +38,9 @@ ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::st
 
 // Per-sample MAE loss (mean squared error over each image's masked patches), shape (n).
 torch::Tensor mimLossPerSample(VisionTransformer& encoder, MimHead head, const torch::Tensor& x, const MaskSample& mask);
-// Per-sample MoCo v3 loss: sample i's share of the symmetric InfoNCE (2T * (CE_i(q1, k2) + CE_i(q2, k1))), so that
-// the mean over the batch is the training loss. Shape (n). The heads' BatchNorm running statistics move as in a
-// training forward pass: callers that must not disturb them save and restore them after backward.
+// Per-sample MoCo v3 loss (MocoHeadsImpl::perSampleLoss): sample i's share of the symmetric InfoNCE
+// (2T * (CE_i(q1, k2) + CE_i(q2, k1))), the heads' BatchNorm with its running statistics so that sample i's value
+// does not depend on the other samples. Shape (n).
 torch::Tensor clLossPerSample(VisionTransformer& encoder, ClHead head, const torch::Tensor& v1, const torch::Tensor& v2);
 
 // Parameter groups of an encoder: "embed" (patch projection, class token), "blocks.0" ..., "norm" (final norm),
@@ -52,7 +52,8 @@ std::vector<std::pair<std::string, std::vector<torch::Tensor>>> encoderParameter
 // requires_grad is restored). Returns (G, n); NaN where a gradient is zero.
 struct GradCosResult {
     std::vector<std::string> groups;
-    torch::Tensor cos;  // (G, n)
+    torch::Tensor cos;       // (G, n)
+    torch::Tensor batchCos;  // (G): cos(grad mean L_A, grad mean L_B), the whole batch's
 };
 GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<torch::Tensor()>& lossA,
                               const std::function<torch::Tensor()>& lossB);
@@ -107,6 +108,5 @@ private:
 
 // Tensor <-> snapshot array (float32, contiguous, CPU).
 SnapshotArray toArray(const std::string& name, const torch::Tensor& t);
-torch::Tensor fromArray(const SnapshotArray& a);
 
 }  // namespace graftlab

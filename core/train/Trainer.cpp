@@ -171,20 +171,25 @@ std::string multiplierName(double m) {
     return os.str();
 }
 
-// Copies tensors of `from` into `to` by name: encoder.* (also into moco.momentum_encoder.* / slow_encoder.* when
-// `to` has a momentum branch or slow model), and with `all` every other tensor whose name and shape match. Returns how many.
-int graftTensors(const std::map<std::string, torch::Tensor>& from, torch::nn::Module& to, bool all) {
+// Copies tensors of `from` into `to` by name: encoder.* (also into the objective's encoder copies, e.g. MoCo v3's
+// momentum encoder or ConMIM's slow model), and with `all` every other tensor whose name and shape match.
+// Returns how many.
+int graftTensors(const std::map<std::string, torch::Tensor>& from, Objective& to, bool all) {
     torch::NoGradGuard ng;
     int copied = 0;
+    const auto copies = to.encoderCopyPrefixes();
     auto copyInto = [&](const std::string& name, torch::Tensor& dst) {
         std::string src = name;
-        const std::string mom = "moco.momentum_encoder.", slow = "slow_encoder.";
-        if (name.rfind(mom, 0) == 0) src = "encoder." + name.substr(mom.size());
-        if (name.rfind(slow, 0) == 0) src = "encoder." + name.substr(slow.size());
+        bool isCopy = false;
+        for (const auto& prefix : copies)
+            if (name.rfind(prefix, 0) == 0) {
+                src = "encoder." + name.substr(prefix.size());
+                isCopy = true;
+            }
         bool isEncoder = src.rfind("encoder.", 0) == 0;
         if (!isEncoder && !all) return;
         auto it = from.find(src);
-        if (it == from.end() && name.rfind(mom, 0) == 0 && all) it = from.find(name);
+        if (it == from.end() && isCopy && all) it = from.find(name);
         if (it == from.end() || it->second.sizes() != dst.sizes()) return;
         dst.copy_(it->second);
         ++copied;

@@ -86,7 +86,7 @@ private slots:
         r.moco.outDim = 16;
         torch::manual_seed(0);
         MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
-        auto heads = moco.heads();
+        auto heads = moco.mocoHeads();
         auto enc = moco.encoder();
         for (auto& p : heads->momentum_encoder->parameters()) QVERIFY(!p.requires_grad());
         {

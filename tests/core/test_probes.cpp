@@ -84,6 +84,78 @@ private slots:
         QVERIFY(std::abs(loss().mean().item<double>() - batchLoss.item<double>()) < 1e-5);
     }
 
+    // Losses whose gradients are known by hand: each image's cosine is its own (not the batch's), each parameter
+    // lands in its own group, and the whole-batch cosine is that of the mean losses' gradients.
+    void gradientCosinePerImageGroupAndBatchByHand() {
+        Recipe r = tinyMtl();
+        Dataset d = tinyData(r);
+        MtlImpl mtl(r, 1, d.mean, d.std);
+        auto enc = mtl.encoder();
+        auto params = enc->named_parameters(true);
+        torch::Tensor w0 = params["blocks.0.norm1.weight"], w1 = params["blocks.1.norm1.weight"];
+        const int64_t D = w0.size(0);
+        auto e = [&](int64_t i, double v = 1) { return torch::zeros({D}).index_put_({i}, v); };
+        // blocks.0: image 0 a = b = e0 (cos 1), image 1 a = e1, b = -e1 (cos -1); batch: (e0+e1)/2 vs (e0-e1)/2 (cos 0)
+        // blocks.1: image 0 e0 vs e1 (cos 0), image 1 e2 vs e2 (cos 1); batch (e0+e2)/2 vs (e1+e2)/2 (cos 0.5)
+        auto lossA = [&] { return torch::stack({(w0 * e(0)).sum() + (w1 * e(0)).sum(), (w0 * e(1)).sum() + (w1 * e(2)).sum()}); };
+        auto lossB = [&] { return torch::stack({(w0 * e(0)).sum() + (w1 * e(1)).sum(), (w0 * e(1, -1)).sum() + (w1 * e(2)).sum()}); };
+        auto res = gradientCosines(enc, lossA, lossB);
+        auto at = [&](const std::string& g, int64_t i) {
+            auto it = std::find(res.groups.begin(), res.groups.end(), g);
+            return res.cos[it - res.groups.begin()][i].item<double>();
+        };
+        auto batchAt = [&](const std::string& g) {
+            auto it = std::find(res.groups.begin(), res.groups.end(), g);
+            return res.batchCos[it - res.groups.begin()].item<double>();
+        };
+        QVERIFY(std::abs(at("blocks.0", 0) - 1) < 1e-6);
+        QVERIFY(std::abs(at("blocks.0", 1) + 1) < 1e-6);
+        QVERIFY(std::abs(at("blocks.1", 0)) < 1e-6);
+        QVERIFY(std::abs(at("blocks.1", 1) - 1) < 1e-6);
+        QVERIFY(std::abs(at("encoder", 0) - 0.5) < 1e-6);  // (e0|e0) vs (e0|e1)
+        QVERIFY(std::abs(at("encoder", 1)) < 1e-6);        // (e1|e2) vs (-e1|e2)
+        QVERIFY(std::isnan(at("embed", 0)) && std::isnan(at("norm", 1)));  // no gradient there
+        QVERIFY(std::abs(batchAt("blocks.0")) < 1e-6);
+        QVERIFY(std::abs(batchAt("blocks.1") - 0.5) < 1e-6);
+    }
+
+    // Each image's CL loss is its own: the heads' BatchNorm uses its running statistics, not the probe batch's, so
+    // no image's projection mixes in the others'. Checked against the loss recomputed by hand with eval-mode heads,
+    // for four images and for the first two (in batch mode both would differ).
+    void perSampleClLossUsesRunningBatchNormStatistics() {
+        Recipe r = tinyMtl();
+        Dataset d = tinyData(r);
+        MtlImpl mtl(r, 1, d.mean, d.std);
+        auto enc = mtl.encoder();
+        auto heads = mtl.mocoHeads();
+        std::mt19937_64 rng(5);
+        auto views = contrastiveViews(pickProbeImages(d, 4).images01, r.augment, d.mean, d.std, rng);
+        for (int i = 0; i < 3; ++i) heads->loss(enc, views[0], views[1]);  // running statistics move, as in training
+        auto byHand = [&](int64_t n) {
+            torch::NoGradGuard ng;
+            heads->eval();
+            auto both = torch::cat({views[0].slice(0, 0, n), views[1].slice(0, 0, n)});
+            auto cls = enc->forward(both).select(1, 0);
+            auto mcls = heads->momentum_encoder->forward(both).select(1, 0);
+            auto q1 = heads->predictor->forward(heads->projector->forward(cls.slice(0, 0, n)));
+            auto q2 = heads->predictor->forward(heads->projector->forward(cls.slice(0, n)));
+            auto k1 = heads->momentum_projector->forward(mcls.slice(0, 0, n));
+            auto k2 = heads->momentum_projector->forward(mcls.slice(0, n));
+            heads->train();
+            const double T = r.moco.temperature;
+            return mocoContrastiveLossPerSample(q1, k2, T) + mocoContrastiveLossPerSample(q2, k1, T);
+        };
+        for (int64_t n : {int64_t(4), int64_t(2)}) {
+            auto got = heads->perSampleLoss(enc, views[0].slice(0, 0, n), views[1].slice(0, 0, n));
+            QCOMPARE(got.size(0), n);
+            QVERIFY2(torch::allclose(got.detach(), byHand(n), 1e-5, 1e-5), qPrintable(QString::number(n)));
+        }
+        QVERIFY(heads->projector->is_training() && heads->predictor->is_training());  // the training mode is put back
+        // the per-sample terms average to the batch loss (one process)
+        auto q = torch::randn({6, 8}), k = torch::randn({6, 8});
+        QVERIFY(std::abs(mocoContrastiveLossPerSample(q, k, 0.2).mean().item<double>() - mocoContrastiveLoss(q, k, 0.2).item<double>()) < 1e-5);
+    }
+
     // MIM vs CL on MTL: finite cosines in [-1, 1] per block and sample, a summary matching them, and the model's
     // state (weights, BN statistics, requires_grad flags) untouched.
     void gradientCosineProbeOnMtlLeavesTheModelAlone() {

@@ -1,5 +1,6 @@
 #include "GradCosView.h"
 #include "PlotExport.h"
+#include "probes/DepthProfile.h"
 
 #include <qcustomplot.h>
 
@@ -71,6 +72,15 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     samples_->setToolTip(tr("Every probe image's cosine per group at the chosen step (dots), and their mean (bar)"));
     installPlotExportMenu(samples_, "gradcos_samples");
 
+    profile_ = new QCustomPlot(this);
+    profile_->yAxis->setLabel(tr("mean cosine"));
+    profile_->xAxis->setLabel(tr("parameter group (input → output)"));
+    placeLegendAbove(profile_, 8);
+    profile_->setToolTip(tr("Depth profile: the mean cosine per parameter group, one line per training phase (its probes "
+                            "averaged), the band from the 10th to the 90th percentile over the probe images. Layer Grafted "
+                            "Pretraining finds the two losses conflicting more in the deeper blocks."));
+    installPlotExportMenu(profile_, "gradcos_depth_profile");
+
     slider_ = new QSlider(Qt::Horizontal, this);
     slider_->setEnabled(false);
     slider_->setToolTip(tr("Step shown in the per-image plot; the right end follows the newest"));
@@ -87,7 +97,14 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     bl->setContentsMargins(0, 0, 0, 0);
     bl->addWidget(samples_, 1);
     bl->addWidget(slider_);
-    split->addWidget(bottom);
+    auto* across = new QSplitter(Qt::Horizontal, this);
+    across->addWidget(bottom);
+    across->addWidget(profile_);
+    across->setStretchFactor(0, 1);
+    across->setStretchFactor(1, 1);
+    across->setSizes({500, 500});
+    split->addWidget(across);
+    profile_->setMinimumHeight(150);
     lines_->setMinimumHeight(150);
     heat_->setMinimumHeight(170);
     samples_->setMinimumHeight(150);
@@ -127,6 +144,7 @@ void GradCosView::rebuild() {
     map_->data()->clear();
     slider_->setEnabled(snaps_.size() > 1);
     slider_->setMaximum(std::max(0, int(snaps_.size()) - 1));
+    rebuildProfile();
     if (snaps_.isEmpty()) {
         lines_->replot(QCustomPlot::rpQueuedReplot);
         heat_->replot(QCustomPlot::rpQueuedReplot);
@@ -190,6 +208,52 @@ void GradCosView::rebuild() {
 
     if (followLatest_) slider_->setValue(N - 1);
     showStep(slider_->value());
+}
+
+void GradCosView::rebuildProfile() {
+    profile_->clearGraphs();
+    std::vector<Snapshot> all(snaps_.begin(), snaps_.end());
+    DepthProfile p = depthProfile(all);
+    if (p.phases.empty()) {
+        profile_->replot(QCustomPlot::rpQueuedReplot);
+        return;
+    }
+    const int P = int(p.phases.size()), G = int(p.groups.size());
+    double spread = 0.05;
+    for (int k = 0; k < P; ++k) {
+        const auto& ph = p.phases[size_t(k)];
+        // Late phases in red, early ones in blue, as the heat map's ends.
+        QColor c = P == 1 ? QColor(200, 40, 40) : QColor::fromHsvF(0.62 * (1.0 - double(k) / double(P - 1)), 0.8, 0.8);
+        QColor band = c;
+        band.setAlpha(40);
+        auto* lo = profile_->addGraph();
+        auto* hi = profile_->addGraph();
+        auto* mean = profile_->addGraph();
+        for (auto* g : {lo, hi}) {
+            g->setPen(Qt::NoPen);
+            g->removeFromLegend();
+        }
+        hi->setBrush(band);
+        hi->setChannelFillGraph(lo);
+        mean->setPen(QPen(c, 2));
+        mean->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 5));
+        mean->setName(QString::fromStdString(ph.label));
+        for (int g = 0; g < G; ++g) {
+            if (!std::isfinite(ph.mean[size_t(g)])) continue;
+            lo->addData(g, ph.q10[size_t(g)]);
+            hi->addData(g, ph.q90[size_t(g)]);
+            mean->addData(g, ph.mean[size_t(g)]);
+            for (double v : {ph.q10[size_t(g)], ph.q90[size_t(g)]})
+                if (std::isfinite(v)) spread = std::max(spread, std::abs(v));
+        }
+    }
+    QSharedPointer<QCPAxisTickerText> xt(new QCPAxisTickerText);
+    for (int g = 0; g < G; ++g) xt->addTick(g, QString::fromStdString(p.groups[size_t(g)]));
+    profile_->xAxis->setTicker(xt);
+    profile_->xAxis->setTickLabelRotation(G > 8 ? 45 : 0);
+    profile_->xAxis->setRange(-0.4, G - 0.6);
+    profile_->yAxis->setRange(-std::min(1.0, spread * 1.15), std::min(1.0, spread * 1.15));
+    profile_->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void GradCosView::showStep(int index) {

@@ -1,7 +1,8 @@
 #pragma once
 // Per-layer gradient cosines between the MIM and CL losses (Layer Grafted Pretraining): the mean per parameter
-// group over steps (a line per block), a group x step heat map on a diverging scale, and the per-image values at
-// a chosen step.
+// group over steps (a line per block), a group x step heat map on a diverging scale, the per-image values at
+// a chosen step, and the depth profile (x = group from the input up, y = mean cosine with the 10-90 % band over
+// the probe images, one line per training phase; probes/DepthProfile.h).
 #include "probes/Snapshot.h"
 
 #include <QVector>
@@ -25,6 +26,7 @@ public:
     QCustomPlot* linePlot() const { return lines_; }
     QCustomPlot* heatPlot() const { return heat_; }
     QCustomPlot* samplePlot() const { return samples_; }
+    QCustomPlot* profilePlot() const { return profile_; }
 
 private:
     void rebuild();
@@ -34,6 +36,8 @@ private:
     QCustomPlot* lines_;
     QCustomPlot* heat_;
     QCustomPlot* samples_;
+    QCustomPlot* profile_;
+    void rebuildProfile();
     QCPColorMap* map_ = nullptr;
     QSlider* slider_;
     bool followLatest_ = true;

@@ -3,6 +3,8 @@
 #include "eval/Evaluate.h"
 #include "export/Npz.h"
 #include "export/Report.h"
+#include "probes/DepthProfile.h"
+#include "util/AtomicFile.h"
 #include "probes/Snapshot.h"
 #include "util/Errors.h"
 #include "util/Log.h"
@@ -19,6 +21,7 @@ namespace {
 const char* kExportHelp =
     "Usage: graftlab-cli export --ckpt FILE --out ENCODER.pt|ENCODER.safetensors [--format pt|safetensors]\n"
     "       graftlab-cli export --run DIR --out PROBES.npz [--kind gradcos|attention|similarity|reconstruction]\n"
+    "       graftlab-cli export --run DIR --out PROFILE.csv --format profile [--phases N]\n"
     "\n"
     "Encoder: the checkpoint's encoder with timm's ViT names (patch_embed.proj.weight, cls_token, pos_embed,\n"
     "blocks.0.attn.qkv.weight, blocks.0.mlp.fc1.weight, ..., norm.weight), and what a user must know to feed it:\n"
@@ -31,7 +34,11 @@ const char* kExportHelp =
     "Probe results: every stored probe snapshot of the run DIR (or of one --kind) as one .npz:\n"
     "  z = numpy.load('PROBES.npz'); z['gradcos/000000200/cos'] is the cosine array of the step-200 probe,\n"
     "  json.loads(z['gradcos/000000200/meta'].item()) its labels and notes; z['index'].item() lists them all.\n"
-    "`graftlab-cli probe --format npz` writes one checkpoint's probes the same way.\n";
+    "`graftlab-cli probe --format npz` writes one checkpoint's probes the same way.\n"
+    "\n"
+    "Depth profile (--format profile): the gradient cosine between the MIM and CL losses per parameter group, from\n"
+    "the input up, one row per group and training phase (one phase per stage of a staged run, else N equal spans of\n"
+    "the probed steps, default 4): phase,first_step,last_step,probes,group,depth,mean,q10,q90,batch_cos.\n";
 
 const char* kReportHelp =
     "Usage: graftlab-cli report DIR [--out REPORT.html]\n"
@@ -61,6 +68,15 @@ int exportProbes(const Args& a) {
         index.push_back({{"kind", s.kind}, {"step", s.step}, {"stage", s.stage}, {"arrays", names}});
         arrays.insert(arrays.end(), part.begin(), part.end());
     }
+    if (a.get("format") == "profile") {
+        int phases = int(parseInt("phases", a.get("phases", "4")));
+        if (phases < 1 || phases > 100) throw UsageError("--phases must be in 1..100");
+        DepthProfile p = depthProfile(snaps, phases);
+        if (p.phases.empty()) throw FileError(dir, "holds no gradient-cosine probes (a run with a MIM and a CL loss and probes.every > 0 has them)");
+        writeFileAtomically(out, depthProfileCsv(p));
+        spdlog::info("wrote {}: the depth profile of {} groups in {} phases", out, p.groups.size(), p.phases.size());
+        return kExitOk;
+    }
     if (index.empty())
         throw FileError(dir, kind.empty() ? "holds no probe results (was the run trained with probes.every > 0?)"
                                           : "holds no \"" + kind + "\" probe results");
@@ -73,7 +89,7 @@ int exportProbes(const Args& a) {
 }  // namespace
 
 int cmdExport(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "out", "format", "run", "kind"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "out", "format", "run", "kind", "phases"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kExportHelp;
         return kExitOk;
@@ -83,7 +99,8 @@ int cmdExport(int argc, char** argv) {
     if (a.has("ckpt") == a.has("run")) throw UsageError("export needs either --ckpt FILE (the encoder) or --run DIR (probe results)");
     if (!a.has("out")) throw UsageError(a.has("ckpt") ? "export needs --out ENCODER.pt or ENCODER.safetensors" : "export needs --out PROBES.npz");
     if (a.has("run")) {
-        if (a.has("format") && a.get("format") != "npz") throw UsageError("--run exports probe results as npz only");
+        if (a.has("format") && a.get("format") != "npz" && a.get("format") != "profile")
+            throw UsageError("--run exports probe results as npz, or the gradient-cosine depth profile (--format profile)");
         return exportProbes(a);
     }
     if (a.has("kind")) throw UsageError("--kind goes with --run");

@@ -1,4 +1,5 @@
 #include "export/Report.h"
+#include "probes/DepthProfile.h"
 #include "probes/Snapshot.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -355,39 +356,26 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     // Gradient cosine between the MIM and CL losses, per block (Layer Grafted Pretraining's C_MIM,CL): a depth profile.
     {
         auto gcs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "gradcos") : std::vector<Snapshot>{};
-        std::vector<const Snapshot*> ok;
-        for (const auto& s : gcs)
-            if (s.unavailable().empty() && s.find("cos")) ok.push_back(&s);
-        if (!ok.empty()) {
-            // Up to four probes spread over the run, the last one included.
-            std::vector<const Snapshot*> picked;
-            size_t n = std::min<size_t>(4, ok.size());
-            for (size_t i = 0; i < n; ++i) picked.push_back(ok[n == 1 ? ok.size() - 1 : i * (ok.size() - 1) / (n - 1)]);
-            picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
+        DepthProfile prof = depthProfile(gcs);
+        if (!prof.phases.empty()) {
             std::vector<SvgSeries> series;
-            std::vector<std::string> groups = picked.back()->meta.value("groups", std::vector<std::string>{});
             int c = 0;
-            std::ostringstream table;
-            for (const Snapshot* s : picked) {
-                const auto& cos = *s->find("cos");
-                SvgSeries line{"step " + std::to_string(s->step), kPalette[c++ % 8], {}};
-                for (int64_t g = 0; g < cos.shape[0]; ++g) {
-                    std::vector<double> v;
-                    for (int64_t i = 0; i < cos.shape[1]; ++i)
-                        if (std::isfinite(cos.at({g, i}))) v.push_back(cos.at({g, i}));
-                    double mean = 0;
-                    for (double x : v) mean += x;
-                    mean = v.empty() ? NAN : mean / double(v.size());
-                    line.points.emplace_back(double(g), mean);
-                    line.band.emplace_back(quantile(v, 0.1), quantile(v, 0.9));
+            for (const auto& ph : prof.phases) {
+                SvgSeries line{ph.label, kPalette[c++ % 8], {}};
+                for (size_t g = 0; g < prof.groups.size(); ++g) {
+                    line.points.emplace_back(double(g), ph.mean[g]);
+                    line.band.emplace_back(ph.q10[g], ph.q90[g]);
                 }
                 series.push_back(line);
             }
-            const Snapshot* last = picked.back();
+            const Snapshot* last = nullptr;
+            for (const auto& sn : gcs)
+                if (sn.unavailable().empty() && sn.find("cos")) last = &sn;
             h << "<h2>Gradient cosine between the MIM and CL losses, by depth</h2>"
-              << svgLineChart("cos(∇L_MIM, ∇L_CL) per parameter group", "parameter group (input → output)", "mean cosine", series, {}, groups)
-              << "<p class=\"meta\">Mean over " << last->find("cos")->shape[1] << " probe images per group; the band spans their 10th to "
-              << "90th percentile. Negative = the two losses pull the weights apart (Layer Grafted Pretraining, Fig. 1). MIM head: "
+              << svgLineChart("cos(∇L_MIM, ∇L_CL) per parameter group", "parameter group (input → output)", "mean cosine", series, {}, prof.groups)
+              << "<p class=\"meta\">One line per training phase (the probes of that phase averaged): the mean over "
+              << last->find("cos")->shape[1] << " probe images per group; the band spans their 10th to 90th percentile. Negative = the two "
+              << "losses pull the weights apart (Layer Grafted Pretraining, Fig. 1). MIM head: "
               << htmlEscape(last->meta.value("mim_head", std::string("?"))) << "; CL head: " << htmlEscape(last->meta.value("cl_head", std::string("?")))
               << ".</p>";
             sections.push_back("gradient cosines");

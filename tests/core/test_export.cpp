@@ -5,6 +5,7 @@
 #include "export/Npz.h"
 #include "export/Safetensors.h"
 #include "export/TensorBoard.h"
+#include "probes/DepthProfile.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -194,6 +195,43 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(FileError, writeSafetensors(dir + "/bad.safetensors", {bad}, {}));
         writeFileAtomically(dir + "/cut.safetensors", bytes.substr(0, bytes.size() - 4));
         QVERIFY_THROWS_EXCEPTION(FileError, readSafetensors(dir + "/cut.safetensors"));
+    }
+
+    void depthProfileAveragesEachPhase() {
+        auto gc = [](int64_t step, int stage, float base) {
+            Snapshot s;
+            s.kind = "gradcos";
+            s.step = step;
+            s.stage = stage;
+            s.meta["groups"] = {"embed", "blocks.0", "encoder"};
+            std::vector<float> sum;
+            for (int g = 0; g < 3; ++g) sum.insert(sum.end(), {base + 0.1f * float(g), base - 0.2f, 0, 0, 0, base + 0.2f, 0});
+            s.arrays.push_back({"summary", {3, 7}, sum});
+            s.arrays.push_back({"batch_cos", {3}, {base, base, base}});
+            return s;
+        };
+        Snapshot off;
+        off.kind = "gradcos";
+        off.meta["unavailable"] = "no CL head";
+        // two stages: one phase each; stage 1 averages its two probes (0.1 and 0.3 -> 0.2)
+        DepthProfile p = depthProfile({gc(0, 0, 0.5f), off, gc(10, 1, 0.1f), gc(20, 1, 0.3f)});
+        QCOMPARE(p.groups, (std::vector<std::string>{"embed", "blocks.0"}));  // without the encoder total
+        QCOMPARE(p.phases.size(), size_t(2));
+        QCOMPARE(p.phases[1].label, std::string("stage 2, steps 10–20"));
+        QCOMPARE(p.phases[1].snapshots, 2);
+        QVERIFY(std::abs(p.phases[1].mean[1] - 0.3) < 1e-6);   // blocks.0: (0.1 + 0.3) / 2 + 0.1
+        QVERIFY(std::abs(p.phases[1].q10[0] - 0.0) < 1e-6);    // 0.2 - 0.2
+        QVERIFY(std::abs(p.phases[1].q90[0] - 0.4) < 1e-6);
+        QVERIFY(std::abs(p.phases[1].batch[0] - 0.2) < 1e-6);
+        QVERIFY(std::abs(p.phases[0].mean[0] - 0.5) < 1e-6);
+        // one stage: up to `phases` equal spans of the probed steps
+        DepthProfile q = depthProfile({gc(0, 0, 0), gc(10, 0, 0), gc(20, 0, 0), gc(30, 0, 0)}, 2);
+        QCOMPARE(q.phases.size(), size_t(2));
+        QCOMPARE(q.phases[0].label, std::string("steps 0–10"));
+        QCOMPARE(q.phases[1].label, std::string("steps 20–30"));
+        std::string csv = depthProfileCsv(p);
+        QVERIFY(csv.rfind("phase,first_step,last_step,probes,group,depth,mean,q10,q90,batch_cos\n", 0) == 0);
+        QCOMPARE(std::count(csv.begin(), csv.end(), '\n'), 5L);  // header + 2 phases x 2 groups
     }
 
     void npzIsAZipOfNpyFiles() {

@@ -473,6 +473,13 @@ private slots:
         }
         QCOMPARE(view.snapshotCount(), 3);
         QCOMPARE(view.linePlot()->graphCount(), 4);
+        // depth profile: groups without the encoder total; steps 0, 10, 20 of one stage make 3 phases of one probe
+        // each (band below, band above, mean per phase); the mean line of the last phase is the step-20 summary
+        QCOMPARE(view.profilePlot()->graphCount(), 9);
+        auto* lastMean = view.profilePlot()->graph(8);
+        QCOMPARE(lastMean->name(), QString("step 20"));
+        QCOMPARE(lastMean->dataCount(), 3);  // embed, blocks.0, norm
+        QVERIFY(std::abs((lastMean->data()->constBegin() + 1)->value - (0.1 - 0.05)) < 1e-6);  // k = 0: blocks.0
         auto* first = view.linePlot()->graph(0)->data().data();
         QCOMPARE(first->size(), 3);
         QCOMPARE(first->at(0)->key, 0.0);  // steps ascending

@@ -67,6 +67,35 @@ private slots:
         QVERIFY2(few.top1 > 0.5, std::to_string(few.top1).c_str());  // 3 labelled images a class; chance is 0.1
     }
 
+    // k-NN as MAE/DINO evaluate: the k = 20 nearest by cosine, votes weighted exp(sim / 0.07). A case built so that
+    // k, the weighting and the temperature each change the answer: a test point with 3 very close neighbours of
+    // class 1 and 17 less close of class 0 (then 30 far ones of class 2).
+    void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {
+        Features f;
+        const double a1 = 0.999, a0 = 0.75;  // cosine of class 1's and class 0's neighbours to the test point
+        std::vector<torch::Tensor> train;
+        std::vector<int64_t> labels;
+        auto at = [](double cosine, double side) { return torch::tensor({cosine, side * std::sqrt(1 - cosine * cosine), 0.0}); };
+        for (int i = 0; i < 3; ++i) train.push_back(at(a1, i % 2 ? 1 : -1)), labels.push_back(1);
+        for (int i = 0; i < 17; ++i) train.push_back(at(a0, i % 2 ? 1 : -1)), labels.push_back(0);
+        for (int i = 0; i < 30; ++i) train.push_back(torch::tensor({0.0, 0.0, 1.0})), labels.push_back(2);
+        f.train = torch::stack(train).to(torch::kFloat32);
+        f.trainLabels = torch::tensor(labels, torch::kInt64);
+        f.test = torch::tensor({{1.0, 0.0, 0.0}}, torch::kFloat32);
+        f.testLabels = torch::tensor({int64_t(1)});
+        f.numClasses = 3;
+        // weighted votes at T = 0.07: class 1 gets 3 e^{0.999/0.07}, class 0 17 e^{0.75/0.07}; the first is larger
+        QVERIFY(3 * std::exp(a1 / 0.07) > 17 * std::exp(a0 / 0.07));
+        QCOMPARE(knn(f).top1, 1.0);  // predicted class 1
+        QCOMPARE(knn(f).details["k"].get<int64_t>(), int64_t(20));
+        // the same 20 neighbours with nearly equal votes (a large T) say class 0: the temperature matters
+        f.testLabels = torch::tensor({int64_t(0)});
+        QCOMPARE(knn(f, KnnOptions{20, 100.0}).top1, 1.0);
+        // and 50 neighbours take in the 30 far class-2 points, which then win: k matters
+        f.testLabels = torch::tensor({int64_t(2)});
+        QCOMPARE(knn(f, KnnOptions{50, 100.0}).top1, 1.0);
+    }
+
     void knnOnSeparatedClustersIsExact() {
         Features f;
         torch::manual_seed(4);
@@ -122,6 +151,9 @@ private slots:
         EvalReport rep = evaluateCheckpoint(req);
         QCOMPARE(rep.results.size(), size_t(4));
         for (const auto& p : rep.results) QVERIFY(p.top1 >= 0 && p.top1 <= 1);
+        // top-1 is a count over the test split: a multiple of 1 / test images
+        for (const auto& p : rep.results)
+            QVERIFY2(std::abs(p.top1 * double(rep.testImages) - std::round(p.top1 * double(rep.testImages))) < 1e-6, p.protocol.c_str());
         QCOMPARE(rep.testImages, int64_t(64));
         std::string json = writeEvalJson(rep);
         auto j = nlohmann::json::parse(std::ifstream(json));

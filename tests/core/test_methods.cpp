@@ -108,6 +108,34 @@ private slots:
         QVERIFY(!enc->patch_embed->proj->weight.requires_grad());
         QVERIFY(std::abs(mocoMomentum(0.99, 0, 100) - 0.99) < 1e-12);
         QVERIFY(std::abs(mocoMomentum(0.99, 100, 100) - 1.0) < 1e-12);
+        QVERIFY(std::abs(mocoMomentum(0.99, 25, 100) - (1 - 0.01 * (std::cos(M_PI * 0.25) + 1) / 2)) < 1e-12);  // cosine, not linear
+    }
+
+    // MoCo v3's symmetric loss pairs q1 with k2 and q2 with k1 (the query of one view against the key of the other):
+    // with the predictor and projectors reduced to what matters, swapping the pairing changes the loss.
+    void mocoLossPairsEachViewWithTheOtherViewsKey() {
+        Recipe r = test::tinyRecipe();
+        r.moco.hiddenDim = 32;
+        r.moco.outDim = 16;
+        torch::manual_seed(1);
+        MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
+        auto heads = moco.mocoHeads();
+        auto enc = moco.encoder();
+        auto v1 = torch::randn({6, 1, 16, 16}), v2 = torch::randn({6, 1, 16, 16});
+        torch::NoGradGuard ng;
+        heads->eval();  // the same BatchNorm statistics for every forward pass below
+        auto project = [&](VisionTransformer e, torch::nn::Sequential proj, const torch::Tensor& x) { return proj->forward(e->forward(x).select(1, 0)); };
+        auto q1 = heads->predictor->forward(project(enc, heads->projector, v1));
+        auto q2 = heads->predictor->forward(project(enc, heads->projector, v2));
+        auto k1 = project(heads->momentum_encoder, heads->momentum_projector, v1);
+        auto k2 = project(heads->momentum_encoder, heads->momentum_projector, v2);
+        const double T = r.moco.temperature;
+        double got = heads->loss(enc, v1, v2).item<double>();
+        double crossed = (mocoContrastiveLoss(q1, k2, T) + mocoContrastiveLoss(q2, k1, T)).item<double>();
+        double same = (mocoContrastiveLoss(q1, k1, T) + mocoContrastiveLoss(q2, k2, T)).item<double>();
+        QVERIFY2(std::abs(got - crossed) < 1e-5, (std::to_string(got) + " vs " + std::to_string(crossed)).c_str());
+        QVERIFY(std::abs(same - crossed) > 1e-3);  // the test can tell the two pairings apart
+        heads->train();
     }
 
     void photometricIdentityAndSolarize() {
@@ -165,10 +193,17 @@ private slots:
         QVERIFY(std::abs(last.value("lr") - expectLr) < 1e-15);
         QVERIFY(std::abs(last.value("lr/x1") - expectLr) < 1e-15);
         QVERIFY(last.value("momentum", -1) > 0.99);
+        // the optimizer's groups hold the lr the schedule asks for the step after the last one trained: x1 groups the
+        // base lr, x0.1 groups a tenth of it
+        double nextLr = warmupCosineLr(4, 4, r.optim.warmupSteps, r.peakLr(), r.optim.minLr);
+        int tenth = 0, full = 0;
         for (const auto& p : t2.optimizer().param_groups()) {
             double lr = static_cast<const torch::optim::AdamWOptions&>(p.options()).lr();
-            QVERIFY(lr >= 0);
+            if (std::abs(lr - nextLr) < 1e-15 || std::abs(lr - expectLr) < 1e-15) ++full;
+            else if (std::abs(lr - 0.1 * nextLr) < 1e-15 || std::abs(lr - 0.1 * expectLr) < 1e-15) ++tenth;
+            else QFAIL(qPrintable(QString("an optimizer group has lr %1, neither the schedule's %2 nor a tenth of it").arg(lr).arg(expectLr)));
         }
+        QVERIFY(full > 0 && tenth > 0);
         // frozen block: no gradient, not in the optimizer
         auto w = t2.objective().encoder()->blocks[0]->as<Block>()->attn->qkv->weight;
         QVERIFY(!w.requires_grad());

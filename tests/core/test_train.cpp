@@ -75,6 +75,15 @@ private slots:
         QVERIFY(std::abs(warmupCosineLr(100, 100, 10, 1.0, 0.1) - 0.1) < 1e-12);
         QVERIFY(std::abs(cosineRamp(0, 10, 0.99, 1.0) - 0.99) < 1e-12);
         QVERIFY(std::abs(cosineRamp(10, 10, 0.99, 1.0) - 1.0) < 1e-12);
+        // between the ends it is a half cosine, not a line: 1 - (1 - m0)(cos(pi t / T) + 1) / 2
+        for (int64_t t : {1, 3, 5, 8}) {
+            double expected = 1.0 - 0.01 * (std::cos(M_PI * double(t) / 10.0) + 1) / 2;
+            QVERIFY2(std::abs(cosineRamp(t, 10, 0.99, 1.0) - expected) < 1e-12, std::to_string(t).c_str());
+        }
+        QVERIFY(std::abs(cosineRamp(5, 10, 0.99, 1.0) - 0.995) < 1e-12);       // a linear ramp agrees here ...
+        QVERIFY(std::abs(cosineRamp(2, 10, 0.99, 1.0) - 0.990955) < 1e-6);     // ... but not here (linear: 0.992)
+        // and the lr: a half cosine after the warm-up, not a line (a third of the way: 0.75, a line would give 0.667)
+        QVERIFY(std::abs(warmupCosineLr(40, 100, 10, 1.0, 0.0) - 0.75) < 1e-12);
     }
 
     void smallModelOverfitsOneBatch() {

@@ -14,8 +14,17 @@ pid=$!
 RANDOM=42
 kills=0
 for round in 1 2 3 4; do
-  sleep "$(( (RANDOM % 20) + 5 ))e-1" 2> /dev/null || sleep 1
-  sleep 0.$(( RANDOM % 9 + 1 ))
+  if [ $round -eq 1 ]; then
+    # the first kill lands mid-run for sure: once a few steps are written (a fast machine could otherwise finish
+    # all 60 steps before a timed kill, and the test would pass without killing anything)
+    for _ in $(seq 1 600); do
+      [ "$(wc -l < "$work/run/metrics.jsonl" 2> /dev/null || echo 0)" -ge 3 ] && break
+      sleep 0.05
+    done
+  else
+    sleep "$(( (RANDOM % 20) + 5 ))e-1" 2> /dev/null || sleep 1
+    sleep 0.$(( RANDOM % 9 + 1 ))
+  fi
   if kill -0 $pid 2> /dev/null; then kill -9 $pid; wait $pid 2> /dev/null || true; kills=$((kills + 1)); fi
   # metrics never hold a torn line; every line is a whole JSON object
   python3 - "$work/run/metrics.jsonl" <<'PY' || fail "metrics.jsonl has a torn line"
@@ -42,4 +51,5 @@ if [ -n "$src" ] && /usr/bin/python3 -c "import google.protobuf" 2> /dev/null &&
   /usr/bin/python3 "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/export/tensorboard.proto" 60 loss,lr \
     || fail "TensorBoard log after the kills"
 fi
+[ $kills -ge 1 ] || fail "no process was killed: the test checked nothing"
 echo "e2e.kill_resume: $kills kill(s) survived"

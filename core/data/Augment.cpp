@@ -168,4 +168,9 @@ torch::Tensor applyPhotometric(const torch::Tensor& images01, const PhotometricC
     return x.clamp(0, 1);
 }
 
+std::vector<CropBox> sampleResizedCrops(int64_t n, int height, int width, double scaleMin, double scaleMax, bool hflip,
+                                        std::mt19937_64& rng) {
+    return sampleCrops(n, height, width, scaleMin, scaleMax, kCropRatioMin, kCropRatioMax, hflip ? kFlipProbability : 0.0, rng);
+}
+
 }  // namespace graftlab

@@ -18,6 +18,13 @@ struct CropBox {
 std::vector<CropBox> sampleCrops(int64_t n, int height, int width, double scaleMin, double scaleMax,
                                  double ratioMin, double ratioMax, double flipProbability, std::mt19937_64& rng);
 
+// torchvision's RandomResizedCrop aspect ratios and RandomHorizontalFlip's probability, as every method's
+// official code uses them; the one place they are written down.
+constexpr double kCropRatioMin = 3.0 / 4.0, kCropRatioMax = 4.0 / 3.0, kFlipProbability = 0.5;
+// sampleCrops with those: area scale in [scaleMin, scaleMax], flipped with kFlipProbability when `hflip`.
+std::vector<CropBox> sampleResizedCrops(int64_t n, int height, int width, double scaleMin, double scaleMax, bool hflip,
+                                        std::mt19937_64& rng);
+
 // Resamples every image to its crop box at the input size (bilinear), one grid_sample for the batch.
 torch::Tensor applyCrops(const torch::Tensor& images, const std::vector<CropBox>& boxes);
 

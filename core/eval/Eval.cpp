@@ -1,6 +1,6 @@
 #include "eval/Eval.h"
 #include "data/Augment.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 
 #include <torch/torch.h>
 
@@ -271,7 +271,7 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
         cursor += o.batch;
         auto x = train.images.index_select(0, idx).to(torch::kFloat32).div(255.0);
         // Light augmentation: random resized crop (0.5..1) and flip.
-        auto boxes = sampleCrops(x.size(0), int(x.size(2)), int(x.size(3)), 0.5, 1.0, 3.0 / 4.0, 4.0 / 3.0, 0.5, rng);
+        auto boxes = sampleResizedCrops(x.size(0), int(x.size(2)), int(x.size(3)), 0.5, 1.0, /*hflip=*/true, rng);
         x = normalizeImages(applyCrops(x, boxes), mean, std).to(device);
         auto y = train.labels.index_select(0, idx).to(device);
         double lr = warmupCosineLr(step, o.steps, o.warmupSteps, peak, 1e-6);

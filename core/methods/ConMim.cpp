@@ -1,7 +1,8 @@
 #include "methods/ConMim.h"
+#include "methods/Ema.h"
 #include "data/Augment.h"
 #include "methods/MocoV3.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 
 #include <torch/torch.h>
 
@@ -41,10 +42,8 @@ ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, s
         slow_encoder_ = register_module("slow_encoder", VisionTransformer(vit));
         slow_projector_ = register_module("slow_projector", buildProjector(vit.embedDim, cfg_.projDim));
         torch::NoGradGuard ng;
-        auto a = encoder_->parameters(), b = slow_encoder_->parameters();
-        for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
-        auto pa = projector_->parameters(), pb = slow_projector_->parameters();
-        for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+        emaUpdate(*slow_encoder_, *encoder_, 0.0);  // the slow model starts as a copy
+        emaUpdate(*slow_projector_, *projector_, 0.0);
         for (auto& p : slow_encoder_->parameters()) p.set_requires_grad(false);
         for (auto& p : slow_projector_->parameters()) p.set_requires_grad(false);
     }
@@ -53,8 +52,8 @@ ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, s
 std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
     // One geometric transform for both inputs, so patch j of one is patch j of the other.
-    auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
-                             aug_.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug_.hflip ? 0.5 : 0.0, rng);
+    auto boxes = sampleResizedCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
+                                    aug_.cropScaleMax, aug_.hflip, rng);
     auto base = applyCrops(images01, boxes);
     PhotometricConfig strong = photometricFrom(aug_, cfg_.strongBlurProb, cfg_.strongSolarizeProb);
     auto strongOf = [&](const torch::Tensor& x) { return applyPhotometric(x, strong, rng); };
@@ -121,11 +120,8 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
 void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     if (!cfg_.slowModel) return;
     double m = cosineRamp(ctx.stageStep, ctx.stageSteps, cfg_.momentum, 1.0);
-    torch::NoGradGuard ng;
-    auto a = encoder_->parameters(), b = slow_encoder_->parameters();
-    for (size_t i = 0; i < a.size(); ++i) b[i].mul_(m).add_(a[i].detach(), 1.0 - m);
-    auto pa = projector_->parameters(), pb = slow_projector_->parameters();
-    for (size_t i = 0; i < pa.size(); ++i) pb[i].mul_(m).add_(pa[i].detach(), 1.0 - m);
+    emaUpdate(*slow_encoder_, *encoder_, m);
+    emaUpdate(*slow_projector_, *projector_, m);
     metrics.emplace_back("momentum", m);
 }
 

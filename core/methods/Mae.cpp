@@ -8,18 +8,6 @@
 
 namespace graftlab {
 
-VitConfig vitConfigFrom(const Recipe& r, int channels) {
-    VitConfig c;
-    c.imageSize = r.data.imageSize;
-    c.patchSize = r.model.patchSize;
-    c.inChans = channels;
-    c.embedDim = r.model.embedDim;
-    c.depth = r.model.depth;
-    c.numHeads = r.model.numHeads;
-    c.mlpRatio = r.model.mlpRatio;
-    return c;
-}
-
 MaeImpl::MaeImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : mae_(r.mae), aug_(r.augment), patchSize_(r.model.patchSize), channels_(channels), mean_(std::move(mean)),
       std_(std::move(std)) {
@@ -42,8 +30,8 @@ MaeDecoderConfig maeDecoderConfigFrom(const Recipe& r, int channels) {
 
 torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, const std::vector<float>& mean,
                       const std::vector<float>& std, std::mt19937_64& rng) {
-    auto boxes = sampleCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug.cropScaleMin,
-                             aug.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug.hflip ? 0.5 : 0.0, rng);
+    auto boxes = sampleResizedCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug.cropScaleMin,
+                                    aug.cropScaleMax, aug.hflip, rng);
     return normalizeImages(applyCrops(images01, boxes), mean, std);
 }
 

@@ -1,8 +1,8 @@
 #include "methods/MocoV3.h"
+#include "methods/Ema.h"
 #include "dist/Distributed.h"
-#include "methods/ConMim.h"
 #include "data/Augment.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 #include "util/Errors.h"
 
 #include <torch/torch.h>
@@ -94,7 +94,7 @@ std::vector<torch::Tensor> contrastiveViews(const torch::Tensor& images01, const
     const int H = int(images01.size(2)), W = int(images01.size(3));
     std::vector<torch::Tensor> views;
     for (int v = 0; v < 2; ++v) {
-        auto boxes = sampleCrops(n, H, W, aug.clCropScaleMin, aug.cropScaleMax, 3.0 / 4.0, 4.0 / 3.0, aug.hflip ? 0.5 : 0.0, rng);
+        auto boxes = sampleResizedCrops(n, H, W, aug.clCropScaleMin, aug.cropScaleMax, aug.hflip, rng);
         PhotometricConfig pc = photometricFrom(aug, v == 0 ? aug.view1BlurProb : aug.view2BlurProb,
                                                v == 0 ? aug.view1SolarizeProb : aug.view2SolarizeProb);
         views.push_back(normalizeImages(applyPhotometric(applyCrops(images01, boxes), pc, rng), mean, std));
@@ -111,20 +111,11 @@ MocoHeadsImpl::MocoHeadsImpl(const VitConfig& vit, const MocoConfig& c) : cfg(c)
     for (auto& p : momentum_projector->parameters()) p.set_requires_grad(false);
 }
 
-void MocoHeadsImpl::syncMomentum(VisionTransformer& encoder) {
-    torch::NoGradGuard ng;
-    auto src = encoder->parameters(), dst = momentum_encoder->parameters();
-    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
-    auto ps = projector->parameters(), pd = momentum_projector->parameters();
-    for (size_t i = 0; i < ps.size(); ++i) pd[i].copy_(ps[i]);
-}
+void MocoHeadsImpl::syncMomentum(VisionTransformer& encoder) { momentumUpdate(encoder, 0.0); }
 
 void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m) {
-    torch::NoGradGuard ng;
-    auto src = encoder->parameters(), dst = momentum_encoder->parameters();
-    for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(m).add_(src[i].detach(), 1.0 - m);
-    auto ps = projector->parameters(), pd = momentum_projector->parameters();
-    for (size_t i = 0; i < ps.size(); ++i) pd[i].mul_(m).add_(ps[i].detach(), 1.0 - m);
+    emaUpdate(*momentum_encoder, *encoder, m);
+    emaUpdate(*momentum_projector, *projector, m);
 }
 
 torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
@@ -175,15 +166,6 @@ ObjectiveHeads MocoV3Impl::heads() {
     return h;
 }
 
-ObjectiveHeads MtlImpl::heads() {
-    ObjectiveHeads h;
-    h.mimDecoder = decoder_.ptr();
-    h.mae = mae_;
-    h.patchSize = patchSize_;
-    h.clHeads = moco_.ptr();
-    return h;
-}
-
 MocoV3Impl::MocoV3Impl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : aug_(r.augment), cfg_(r.moco), mean_(std::move(mean)), std_(std::move(std)) {
     VitConfig vit = vitConfigFrom(r, channels);
@@ -209,52 +191,6 @@ void MocoV3Impl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pai
     double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
     moco_->momentumUpdate(encoder_, m);
     metrics.emplace_back("momentum", m);
-}
-
-MtlImpl::MtlImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
-    : aug_(r.augment), mae_(r.mae), cfg_(r.moco), mtl_(r.mtl), patchSize_(r.model.patchSize), mean_(std::move(mean)),
-      std_(std::move(std)) {
-    VitConfig vit = vitConfigFrom(r, channels);
-    encoder_ = register_module("encoder", VisionTransformer(vit));
-    decoder_ = register_module("decoder", MaeDecoder(maeDecoderConfigFrom(r, channels)));
-    moco_ = register_module("moco", MocoHeads(vit, cfg_));
-    initMaeWeights(*moco_);
-    moco_->syncMomentum(encoder_);
-    // MAE needs a trainable patch projection: the MTL encoder keeps it trainable.
-}
-
-std::vector<torch::Tensor> MtlImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
-    std::mt19937_64 rng(seed);
-    std::vector<torch::Tensor> v = {maeView(images01, aug_, mean_, std_, rng)};  // minimally augmented MIM view
-    for (auto& t : contrastiveViews(images01, aug_, mean_, std_, rng)) v.push_back(t);
-    return v;
-}
-
-LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
-    const auto& mimView = batch.views.at(0);
-    DistContext* dist = activeDist();
-    auto mask = randomMasking(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device(),
-                              dist ? dist->rank() : 0, dist ? dist->worldSize() : 1);
-    auto pred = decoder_->forward(encoder_->forwardVisible(mimView, mask), mask.idsRestore);
-    auto lMae = maeLoss(mimView, pred, mask.mask, patchSize_, mae_.normPixLoss);
-    auto lMoco = moco_->loss(encoder_, batch.views.at(1), batch.views.at(2));
-    auto total = mtl_.mimWeight * lMae + mtl_.clWeight * lMoco;
-    return {total, {{"mae", lMae}, {"moco", lMoco}}};
-}
-
-void MtlImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
-    double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
-    moco_->momentumUpdate(encoder_, m);
-    metrics.emplace_back("momentum", m);
-}
-
-std::shared_ptr<Objective> makeObjective(const Recipe& recipe, const std::string& method, int channels,
-                                         std::vector<float> mean, std::vector<float> std) {
-    if (method == "mae") return std::make_shared<MaeImpl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "mocov3") return std::make_shared<MocoV3Impl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "mtl") return std::make_shared<MtlImpl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "conmim") return std::make_shared<ConMimImpl>(recipe, channels, std::move(mean), std::move(std));
-    throw RecipeError("method", "unknown method \"" + method + "\"");
 }
 
 }  // namespace graftlab

@@ -1,7 +1,7 @@
 #pragma once
 // MoCo v3 for ViT (Chen, Xie, He 2021), as facebookresearch/moco-v3: projector (3 layers) + predictor (2 layers)
-// on the base encoder, projector on a momentum encoder; symmetric InfoNCE scaled by 2T. And the naive MTL
-// combination of the Layer Grafted paper: MAE + MoCo v3 losses on one shared encoder.
+// on the base encoder, projector on a momentum encoder; symmetric InfoNCE scaled by 2T. (MTL, which combines it
+// with MAE, is in methods/Mtl.h.)
 #include "data/Augment.h"
 #include "methods/Mae.h"
 
@@ -68,33 +68,6 @@ private:
     MocoConfig cfg_;
     std::vector<float> mean_, std_;
     VisionTransformer encoder_{nullptr};
-    MocoHeads moco_{nullptr};
-};
-
-class MtlImpl : public Objective {
-public:
-    MtlImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
-    std::string methodName() const override { return "mtl"; }
-    MaeDecoder decoder() { return decoder_; }
-    MocoHeads mocoHeads() { return moco_; }
-    ObjectiveHeads heads() override;
-    std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
-    const MaeConfig& maeConfig() const { return mae_; }
-    int patchSize() const { return patchSize_; }
-    std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
-    LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
-    void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;
-    VisionTransformer encoder() override { return encoder_; }
-
-private:
-    AugmentConfig aug_;
-    MaeConfig mae_;
-    MocoConfig cfg_;
-    MtlConfig mtl_;
-    int patchSize_;
-    std::vector<float> mean_, std_;
-    VisionTransformer encoder_{nullptr};
-    MaeDecoder decoder_{nullptr};
     MocoHeads moco_{nullptr};
 };
 

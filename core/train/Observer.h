@@ -12,7 +12,7 @@
 
 namespace graftlab {
 
-enum class TrainerState { Idle, Running, Paused, Stopping, Finished, Stopped, Failed };
+enum class TrainerState { Running, Paused, Finished, Stopped, Failed };
 const char* toString(TrainerState s);
 
 struct RunInfo {

@@ -7,7 +7,7 @@
 #include "probes/Probes.h"
 #include "probes/Snapshot.h"
 #include "train/Checkpoint.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 #include "util/Errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -21,10 +21,8 @@ namespace graftlab {
 
 const char* toString(TrainerState s) {
     switch (s) {
-        case TrainerState::Idle: return "idle";
         case TrainerState::Running: return "running";
         case TrainerState::Paused: return "paused";
-        case TrainerState::Stopping: return "stopping";
         case TrainerState::Finished: return "finished";
         case TrainerState::Stopped: return "stopped";
         case TrainerState::Failed: return "failed";

@@ -52,7 +52,6 @@ public:
     int64_t step() const { return step_; }
     const Recipe& recipe() const { return recipe_; }
     Objective& objective() { return *objective_; }
-    std::shared_ptr<Objective> objectivePtr() { return objective_; }
     const Dataset& trainData() const { return *train_; }
     torch::Device device() const { return device_; }
     torch::optim::Optimizer& optimizer() { return *optimizer_; }
@@ -66,7 +65,6 @@ public:
     void enterStage(int stage, bool initialise);
     // Names of the parameter groups' lr multipliers, e.g. {"x1", "x0.1"}, parallel to the optimizer's groups.
     const std::vector<std::string>& groupNames() const { return groupNames_; }
-    const std::vector<double>& groupMultipliers() const { return groupMultiplier_; }
 
 private:
     void setState(TrainerState s, const std::string& detail = {});

@@ -2,7 +2,7 @@
 #include "methods/ConMim.h"
 #include "methods/MocoV3.h"
 #include "train/Checkpoint.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 #include "train/Trainer.h"
 #include "util/Errors.h"
 #include "TestRegistry.h"

@@ -3,6 +3,7 @@
 #include "methods/MocoV3.h"
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
+#include "methods/Mtl.h"
 #include "probes/Snapshot.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"

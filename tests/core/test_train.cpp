@@ -6,7 +6,7 @@
 #include "methods/Mae.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"

@@ -1,4 +1,4 @@
-#include "train/Schedule.h"
+#include "util/Schedule.h"
 
 #include <algorithm>
 #include <cmath>

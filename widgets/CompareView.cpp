@@ -1,5 +1,7 @@
 #include "CompareView.h"
 #include "PlotExport.h"
+#include "recipe/Recipe.h"
+#include "run/RunLayout.h"
 
 #include <nlohmann/json.hpp>
 #include <qcustomplot.h>
@@ -42,7 +44,11 @@ const int kFixedColumns = 4;  // run, method, step, dataset
 }  // namespace
 
 const QStringList& CompareView::protocols() {
-    static const QStringList p = {"linear", "fewshot", "knn", "finetune"};
+    static const QStringList p = [] {
+        QStringList out;
+        for (const auto& k : kProtocols) out << QString::fromStdString(k);
+        return out;
+    }();
     return p;
 }
 
@@ -137,7 +143,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     for (auto* box : protocolBoxes_) connect(box, &QCheckBox::toggled, this, [this] { setBusy(false); });
 
     for (const auto& d : QSettings().value("compare/runs").toStringList())
-        if (QFileInfo::exists(QDir(d).filePath("recipe.json"))) runs_.push_back(readRun(d));
+        if (RunLayout(d.toStdString()).holdsRun()) runs_.push_back(readRun(d));
     refresh();
     setBusy(false);
 }
@@ -146,7 +152,7 @@ CompareView::Run CompareView::readRun(const QString& dir) {
     Run r;
     r.dir = QDir(dir).absolutePath();
     r.name = QFileInfo(r.dir).fileName();
-    QFile recipe(QDir(dir).filePath("recipe.json"));
+    QFile recipe(QString::fromStdString(RunLayout(dir.toStdString()).recipe()));
     if (recipe.open(QIODevice::ReadOnly)) {
         auto j = nlohmann::json::parse(recipe.readAll().toStdString(), nullptr, false);
         try {
@@ -165,7 +171,7 @@ CompareView::Run CompareView::readRun(const QString& dir) {
             r.method = QStringLiteral("?");  // a recipe of another shape: the run is still listed
         }
     }
-    QFile eval(QDir(dir).filePath("checkpoints/eval.json"));
+    QFile eval(QString::fromStdString(RunLayout(dir.toStdString()).evalJson()));
     if (eval.open(QIODevice::ReadOnly)) {
         auto j = nlohmann::json::parse(eval.readAll().toStdString(), nullptr, false);
         try {
@@ -194,7 +200,7 @@ CompareView::Run CompareView::readRun(const QString& dir) {
 }
 
 bool CompareView::addRun(const QString& dir, QString* error) {
-    if (!QFileInfo::exists(QDir(dir).filePath("recipe.json"))) {
+    if (!RunLayout(dir.toStdString()).holdsRun()) {
         if (error) *error = tr("%1 holds no recipe.json: not a run directory").arg(dir);
         return false;
     }

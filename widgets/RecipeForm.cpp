@@ -193,7 +193,7 @@ void RecipeForm::buildStageEditor() {
     stageName_ = new QLineEdit;
     form->addRow(tr("name"), tipped(stageName_, "name", tr("Shown on the loss plot where the stage begins.")));
     stageMethod_ = new QComboBox;
-    stageMethod_->addItems({"mae", "mocov3", "mtl", "conmim"});
+    for (const auto& m : kMethods) stageMethod_->addItem(QString::fromStdString(m));
     form->addRow(tr("method"), tipped(stageMethod_, "method", tr("Objective of this stage: mae, mocov3, mtl or conmim.")));
     stageSteps_ = new QSpinBox;
     stageSteps_->setRange(0, 100000000);

@@ -1,6 +1,8 @@
 #include "RunTailer.h"
 
 #include <nlohmann/json.hpp>
+#include "run/RunLayout.h"
+#include "train/Observer.h"
 
 #include <QDir>
 #include <QFile>
@@ -20,7 +22,7 @@ RunTailer::RunTailer(QObject* parent) : QObject(parent) {
 
 bool RunTailer::open(const QString& dir, int intervalMs, QString* error) {
     close();
-    if (!QFileInfo::exists(QDir(dir).filePath("recipe.json"))) {
+    if (!RunLayout(dir.toStdString()).holdsRun()) {
         if (error) *error = tr("%1 is not a run directory: it holds no recipe.json").arg(dir);
         return false;
     }
@@ -49,7 +51,7 @@ int RunTailer::poll() {
 }
 
 int RunTailer::readMetrics() {
-    QFileInfo info(QDir(dir_).filePath("metrics.jsonl"));
+    QFileInfo info(QString::fromStdString(RunLayout(dir_.toStdString()).metrics()));
     if (!info.exists()) return 0;
     if (info.size() < offset_) {
         // Rewritten shorter: a resumed run dropped the rows after its checkpoint.
@@ -75,32 +77,25 @@ int RunTailer::readMetrics() {
     int count = 0;
     for (const QByteArray& line : data.left(lastNewline + 1).split('\n')) {
         if (line.trimmed().isEmpty()) continue;
-        auto j = nlohmann::json::parse(line.constData(), line.constData() + line.size(), nullptr, false);
-        if (j.is_discarded() || !j.is_object()) {
-            emit warning(tr("%1: a line that is not JSON was skipped").arg(info.fileName()));
+        auto row = MetricsRow::parseLine(std::string_view(line.constData(), size_t(line.size())));
+        if (!row) {
+            emit warning(tr("%1: a line that is not a metrics row was skipped").arg(info.fileName()));
             continue;
         }
-        qint64 step = 0, epoch = 0;
-        int stage = 0;
         MetricValues values;
-        for (auto it = j.begin(); it != j.end(); ++it) {
-            if (it.key() == "step" && it->is_number()) step = it->get<qint64>();
-            else if (it.key() == "epoch" && it->is_number()) epoch = it->get<qint64>();
-            else if (it.key() == "stage" && it->is_number()) stage = it->get<int>();
-            else if (it->is_number()) values.append({QString::fromStdString(it.key()), it->get<double>()});
-            else if (it->is_null()) values.append({QString::fromStdString(it.key()), std::nan("")});
-        }
+        values.reserve(qsizetype(row->values.size()));
+        for (const auto& [k, v] : row->values) values.append({QString::fromStdString(k), v});
         ++rows_;
         ++count;
-        lastStep_ = step;
-        emit metricsRow(step, epoch, stage, values);
+        lastStep_ = row->step;
+        emit metricsRow(row->step, row->epoch, row->stage, values);
     }
     if (count) lastWrite_ = info.lastModified();
     return count;
 }
 
 int RunTailer::readSnapshots() {
-    QString snapDir = QDir(dir_).filePath("snapshots");
+    QString snapDir = QString::fromStdString(RunLayout(dir_.toStdString()).snapshots());
     QFileInfo index(QDir(snapDir).filePath("index.jsonl"));
     if (!index.exists()) return 0;
     if (index.size() == indexSize_ && index.lastModified() == indexTime_) return 0;
@@ -127,7 +122,7 @@ int RunTailer::readSnapshots() {
 }
 
 QString RunTailer::exportMetricsCsv(const QString& runDir, const QString& csvPath) {
-    QFile in(QDir(runDir).filePath("metrics.jsonl"));
+    QFile in(QString::fromStdString(RunLayout(runDir.toStdString()).metrics()));
     if (!in.open(QIODevice::ReadOnly)) return tr("%1: cannot be read: %2").arg(in.fileName(), in.errorString());
     std::vector<nlohmann::json> rows;
     QStringList columns = {"step", "epoch", "stage"};

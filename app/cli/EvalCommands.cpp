@@ -40,12 +40,12 @@ const char* kEmbedHelp =
     "torch's format: feats = torch.load('FEATS.pt').\n";
 
 std::vector<std::string> protocolsFrom(const std::string& arg) {
-    if (arg == "all") return {"linear", "fewshot", "knn", "finetune"};
+    if (arg == "all") return kProtocols;
     std::vector<std::string> out;
     std::stringstream ss(arg);
     std::string p;
     while (std::getline(ss, p, ',')) {
-        if (p != "linear" && p != "fewshot" && p != "knn" && p != "finetune")
+        if (std::find(kProtocols.begin(), kProtocols.end(), p) == kProtocols.end())
             throw UsageError("--protocol: unknown protocol \"" + p + "\" (linear, fewshot, knn, finetune or all)");
         out.push_back(p);
     }

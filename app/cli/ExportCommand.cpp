@@ -6,6 +6,7 @@
 #include "probes/DepthProfile.h"
 #include "util/AtomicFile.h"
 #include "probes/Snapshot.h"
+#include "run/RunLayout.h"
 #include "util/Errors.h"
 #include "util/Log.h"
 
@@ -50,8 +51,8 @@ const char* kReportHelp =
 
 int exportProbes(const Args& a) {
     std::string run = a.get("run"), out = a.get("out"), kind = a.get("kind");
-    if (!fs::exists(fs::path(run) / "recipe.json")) throw FileError(run, "holds no run (no recipe.json)");
-    std::string dir = (fs::path(run) / "snapshots").string();
+    if (!RunLayout(run).holdsRun()) throw FileError(run, "holds no run (no recipe.json)");
+    std::string dir = RunLayout(run).snapshots();
     std::vector<std::string> warnings;
     auto snaps = SnapshotStore::load(dir, kind, &warnings);
     for (const auto& w : warnings) spdlog::warn("{}", w);
@@ -120,7 +121,7 @@ int cmdReport(int argc, char** argv) {
     if (a.positional.size() != 1) throw UsageError("report needs exactly one run directory");
     setupLogging(a.has("verbose"));
     std::string run = a.positional[0];
-    std::string out = a.get("out", (fs::path(run) / "report.html").string());
+    std::string out = a.get("out", RunLayout(run).report());
     ReportSummary r = writeRunReport(run, out);
     spdlog::info("wrote {} ({} KB: {} metrics rows, {} evaluation entries, {})", out, r.bytes / 1024, r.metricsRows, r.evalEntries,
                  r.sections);

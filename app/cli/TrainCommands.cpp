@@ -5,6 +5,7 @@
 #include "util/Log.h"
 #include "dist/Distributed.h"
 #include "eval/Table.h"
+#include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "train/Trainer.h"
@@ -128,10 +129,11 @@ int cmdResume(int argc, char** argv) {
     const bool root = !dist || dist->rank() == 0;
     const std::string path = a.positional[0];
     // Every rank resumes from the same checkpoint: the newest readable one, chosen before rank 0 writes any.
-    std::string ckptDir = (fs::path(path) / "checkpoints").string();
-    if (!fs::exists(fs::path(path) / "recipe.json")) throw FileError(path, "holds no run (no recipe.json)");
+    const RunLayout layout(path);
+    std::string ckptDir = layout.checkpoints();
+    if (!layout.holdsRun()) throw FileError(path, "holds no run (no recipe.json)");
     bool ok = false;
-    Recipe recipe = loadRecipeOrExit((fs::path(path) / "recipe.json").string(), {}, ok);
+    Recipe recipe = loadRecipeOrExit(layout.recipe(), {}, ok);
     if (!ok) return kExitUsage;
     std::string ckpt = latestGoodCheckpoint(ckptDir);
     if (ckpt.empty()) throw FileError(ckptDir, "no readable checkpoint to resume from");

@@ -1,5 +1,6 @@
 // Torch (through the core headers) comes before any Qt header: Qt's `slots` macro breaks ATen's ivalue_inl.h.
 #include "eval/Evaluate.h"
+#include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 #include "util/Errors.h"
@@ -37,7 +38,7 @@ bool EvalRunner::wait(int ms) {
 }
 
 QString EvalRunner::latestCheckpoint(const QString& runDir) {
-    return QString::fromStdString(latestGoodCheckpoint(QDir(runDir).filePath("checkpoints").toStdString()));
+    return QString::fromStdString(latestGoodCheckpoint(RunLayout(runDir.toStdString()).checkpoints()));
 }
 
 QString EvalRunner::exportEncoder(const QString& checkpoint, const QString& outPath, QString* summary) {

@@ -11,6 +11,7 @@
 #include "RunTailer.h"
 #include "EvalRunner.h"
 #include "export/Report.h"
+#include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
@@ -450,7 +451,7 @@ void MainWindow::continueRun() {
     std::vector<RecipeIssue> issues;
     Recipe r;
     try {
-        r = graftlab::loadRecipeFile(QDir(dir).filePath("recipe.json").toStdString(), {}, issues);
+        r = graftlab::loadRecipeFile(RunLayout(dir.toStdString()).recipe(), {}, issues);
     } catch (const std::exception& e) {
         QMessageBox::warning(this, tr("Cannot continue"), QString::fromStdString(e.what()));
         return;
@@ -460,7 +461,7 @@ void MainWindow::continueRun() {
         return;
     }
     // The history up to the checkpoint stays; what came after it is dropped by the trainer, as on disk.
-    auto listed = listCheckpoints(QDir(dir).filePath("checkpoints").toStdString());
+    auto listed = listCheckpoints(RunLayout(dir.toStdString()).checkpoints());
     qint64 ckptStep = -1;
     for (const auto& [step, path] : listed)
         if (QString::fromStdString(path) == ckpt) ckptStep = step;
@@ -469,13 +470,13 @@ void MainWindow::continueRun() {
     clearProbeViews();
     form_->setRecipe(r);
     markStages(r);
-    for (const auto& row : RunDir::readMetrics(QDir(dir).filePath("metrics.jsonl").toStdString())) {
+    for (const auto& row : RunDir::readMetrics(RunLayout(dir.toStdString()).metrics())) {
         if (ckptStep >= 0 && row.step > ckptStep) continue;
         MetricValues v;
         for (const auto& [k, x] : row.values) v.append({QString::fromStdString(k), x});
         lossView_->addRow(row.step, v);
     }
-    for (const auto& snap : SnapshotStore::load(QDir(dir).filePath("snapshots").toStdString(), ""))
+    for (const auto& snap : SnapshotStore::load(RunLayout(dir.toStdString()).snapshots(), ""))
         if (ckptStep < 0 || snap.step <= ckptStep) onSnapshot(snap);
     QString error;
     if (!session_->start(r, dir, ckpt, &error)) {
@@ -492,10 +493,10 @@ void MainWindow::setCurrentRunDir(const QString& dir) {
     currentRunDir_ = dir;
     continuable_ = false;
     if (!dir.isEmpty()) {
-        auto listed = listCheckpoints(QDir(dir).filePath("checkpoints").toStdString());
+        auto listed = listCheckpoints(RunLayout(dir.toStdString()).checkpoints());
         std::vector<RecipeIssue> issues;
         try {
-            Recipe r = graftlab::loadRecipeFile(QDir(dir).filePath("recipe.json").toStdString(), {}, issues);
+            Recipe r = graftlab::loadRecipeFile(RunLayout(dir.toStdString()).recipe(), {}, issues);
             continuable_ = issues.empty() && !listed.empty() && listed.front().first < r.totalSteps();
         } catch (const std::exception&) {
             continuable_ = false;
@@ -530,7 +531,7 @@ void MainWindow::rebuildRecentMenu() {
     recentMenu_->clear();
     int n = 0;
     for (const auto& d : QSettings().value("runs/recent").toStringList()) {
-        if (!QFileInfo::exists(QDir(d).filePath("recipe.json"))) continue;
+        if (!RunLayout(d.toStdString()).holdsRun()) continue;
         auto* a = recentMenu_->addAction(QStringLiteral("&%1 %2").arg(++n % 10).arg(d), this, [this, d] { openRun(d); });
         a->setToolTip(d);
     }
@@ -576,7 +577,7 @@ void MainWindow::exportEncoder() {
 }
 
 void MainWindow::exportReport() {
-    QString path = QFileDialog::getSaveFileName(this, tr("Export run report"), QDir(currentRunDir_).filePath("report.html"),
+    QString path = QFileDialog::getSaveFileName(this, tr("Export run report"), QString::fromStdString(RunLayout(currentRunDir_.toStdString()).report()),
                                                 tr("HTML (*.html)"));
     if (path.isEmpty()) return;
     QString err = writeReport(currentRunDir_, path);
@@ -643,7 +644,7 @@ void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricVal
 }
 
 void MainWindow::onFinished(const QString& state, const QString& detail) {
-    if (QFileInfo::exists(QDir(session_->runDir()).filePath("recipe.json"))) {
+    if (RunLayout(session_->runDir().toStdString()).holdsRun()) {
         addRecentRun(session_->runDir());
         if (state == "finished" || state == "stopped") compareView_->addRun(session_->runDir());
     }
@@ -709,7 +710,7 @@ void MainWindow::openRun(const QString& dir) {
     tailer_->close();
     lossView_->clear();
     clearProbeViews();
-    loadRecipeFile(QDir(dir).filePath("recipe.json"));
+    loadRecipeFile(QString::fromStdString(RunLayout(dir.toStdString()).recipe()));
     markStages(form_->recipe());
     QString error;
     if (!tailer_->open(dir, 1000, &error)) {

@@ -1,6 +1,7 @@
 #include "eval/Evaluate.h"
 #include "data/Augment.h"
 #include "export/Safetensors.h"
+#include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
@@ -154,7 +155,7 @@ torch::Tensor cachedFeatures(const EvalRequest& r, const std::string& split, con
 }  // namespace
 
 EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(const std::string&)>& log) {
-    static const std::set<std::string> known = {"linear", "fewshot", "knn", "finetune"};
+    static const std::set<std::string> known(kProtocols.begin(), kProtocols.end());
     for (const auto& p : r.protocols)
         if (!known.count(p)) throw std::invalid_argument("unknown protocol \"" + p + "\"; expected linear, fewshot, knn or finetune");
     if (r.pooling != "cls" && r.pooling != "mean") throw std::invalid_argument("pooling must be cls or mean, got \"" + r.pooling + "\"");
@@ -240,7 +241,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
 
 std::string writeEvalJson(const EvalReport& report) {
     fs::path ckpt(report.checkpoint);
-    std::string path = (ckpt.parent_path() / "eval.json").string();
+    std::string path = RunLayout::evalJsonBeside(report.checkpoint);
     nlohmann::json all = nlohmann::json::object();
     if (fs::exists(path)) {
         try {

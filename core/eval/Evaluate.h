@@ -15,7 +15,7 @@ namespace graftlab {
 
 struct EvalRequest {
     std::string checkpoint;
-    std::vector<std::string> protocols = {"linear", "fewshot", "knn", "finetune"};
+    std::vector<std::string> protocols = kProtocols;
     std::string pooling = "cls";   // cls | mean
     // "encoder": the checkpoint's encoder; "pixels": the normalised pixels themselves, flattened (the raw-pixels
     // baseline of a table: the checkpoint only names the data and its normalisation; fine-tuning does not apply).

@@ -1,5 +1,6 @@
 #include "eval/Table.h"
 #include "probes/Snapshot.h"
+#include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "train/Trainer.h"
@@ -18,9 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kProtocols[] = {"linear", "fewshot", "knn", "finetune"};
 
-std::string cell(const TableRow& r, const char* protocol, int seeds) {
+std::string cell(const TableRow& r, const std::string& protocol, int seeds) {
     auto [mean, sd] = r.stat(protocol);
     if (!std::isfinite(mean)) return "–";
     char buf[48];
@@ -37,7 +37,7 @@ std::string num(double v) {
 }
 
 // Whether row a's mean exceeds row b's by more than twice the standard error of the difference of the means.
-bool clearlyAbove(const TableRow& a, const TableRow& b, const char* protocol) {
+bool clearlyAbove(const TableRow& a, const TableRow& b, const std::string& protocol) {
     auto [ma, sa] = a.stat(protocol);
     auto [mb, sb] = b.stat(protocol);
     if (!std::isfinite(ma) || !std::isfinite(mb)) return false;
@@ -104,7 +104,7 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
                          const std::function<void(const std::string&)>& log, bool randomInitOnly) {
     const nlohmann::json wanted = recipe.toJson();
     if (RunDir::holdsRun(dir)) {
-        auto stored = nlohmann::json::parse(readFile((fs::path(dir) / "recipe.json").string()), nullptr, false);
+        auto stored = nlohmann::json::parse(readFile(RunLayout(dir).recipe()), nullptr, false);
         if (stored == wanted) {
             RunDir rd(dir, RunDirMode::Resume);
             std::string last = latestGoodCheckpoint(rd.checkpointDir());
@@ -237,7 +237,7 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
         md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << (r.baseline ? std::string("0") : std::to_string(r.steps));
-        for (const char* p : kProtocols) md << " | " << cell(r, p, req.seeds);
+        for (const std::string& p : kProtocols) md << " | " << cell(r, p, req.seeds);
         md << " |\n";
     }
     md << "\nTop-1 accuracy (%) on the " << rep.dataset << " test split (" << rep.testImages << " images)";
@@ -260,7 +260,7 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     if (ri) {
         md << "\nAbove the baselines by more than twice the standard error of the difference"
            << (req.seeds > 1 ? "" : " (one seed: no noise estimate, so any difference counts; run with --seeds 3 to know)") << ":\n\n";
-        for (const char* p : {"linear", "fewshot", "knn", "finetune"}) {
+        for (const std::string& p : kProtocols) {
             std::vector<std::string> both, onlyRandom, neither;
             for (const auto& r : rows) {
                 if (r.baseline || r.reports.empty()) continue;
@@ -284,7 +284,7 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     // The MTL run's per-block mean gradient cosine (its last probe, first seed).
     for (const auto& r : rows) {
         if (r.baseline || r.reports.empty() || r.reports.front().method != "mtl") continue;
-        auto snaps = SnapshotStore::load((fs::path(r.runDirs.front()) / "snapshots").string(), "gradcos");
+        auto snaps = SnapshotStore::load(RunLayout(r.runDirs.front()).snapshots(), "gradcos");
         const Snapshot* last = nullptr;
         for (const auto& s : snaps)
             if (s.unavailable().empty() && s.find("summary")) last = &s;
@@ -305,13 +305,13 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
 std::string tableCsv(const std::vector<TableRow>& rows) {
     std::ostringstream csv;
     csv << "recipe,method,baseline,steps,batch,seeds";
-    for (const char* p : kProtocols) csv << ',' << p << ',' << p << "_sd";
+    for (const std::string& p : kProtocols) csv << ',' << p << ',' << p << "_sd";
     csv << '\n';
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
         csv << r.key << ',' << r.reports.front().method << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
             << r.reports.size();
-        for (const char* p : kProtocols) {
+        for (const std::string& p : kProtocols) {
             auto [m, sd] = r.stat(p);
             csv << ',' << num(std::isfinite(m) ? 100 * m : NAN) << ',' << num(std::isfinite(sd) ? 100 * sd : NAN);
         }

@@ -1,6 +1,8 @@
 #include "export/Report.h"
 #include "probes/DepthProfile.h"
+#include "recipe/Recipe.h"
 #include "probes/Snapshot.h"
+#include "run/RunLayout.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
 #include "util/Png.h"
@@ -213,11 +215,12 @@ std::string svgLineChart(const std::string& title, const std::string& xLabel, co
 
 std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     fs::path dir(runDir);
-    if (!fs::exists(dir / "recipe.json")) throw FileError(runDir, "holds no run (no recipe.json)");
+    const RunLayout run(runDir);
+    if (!run.holdsRun()) throw FileError(runDir, "holds no run (no recipe.json)");
     ReportSummary sum;
     std::vector<std::string> sections;
-    auto recipe = nlohmann::json::parse(readFile((dir / "recipe.json").string()), nullptr, false);
-    if (recipe.is_discarded()) throw FileError((dir / "recipe.json").string(), "is not valid JSON");
+    auto recipe = nlohmann::json::parse(readFile(run.recipe()), nullptr, false);
+    if (recipe.is_discarded()) throw FileError(run.recipe(), "is not valid JSON");
     std::string name = recipe.value("name", dir.filename().string());
 
     // metrics.jsonl: one object a line; a torn last line (a killed run) is skipped.
@@ -226,7 +229,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     int lastStage = 0;
     int64_t lastStep = 0;
     {
-        std::ifstream in(dir / "metrics.jsonl");
+        std::ifstream in(run.metrics());
         std::string line;
         while (std::getline(in, line)) {
             auto j = nlohmann::json::parse(line, nullptr, false);
@@ -305,14 +308,13 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     // Evaluation: checkpoints/eval.json, one entry per checkpoint file.
     h << "<h2>Evaluation</h2>";
     {
-        auto evalPath = dir / "checkpoints" / "eval.json";
-        auto ev = fs::exists(evalPath) ? nlohmann::json::parse(readFile(evalPath.string()), nullptr, false) : nlohmann::json();
+        auto ev = fs::exists(run.evalJson()) ? nlohmann::json::parse(readFile(run.evalJson()), nullptr, false) : nlohmann::json();
         if (ev.is_object() && !ev.empty()) {
             h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
             for (auto it = ev.begin(); it != ev.end(); ++it) {
                 const auto& e = *it;
                 h << "<tr><td>" << htmlEscape(it.key()) << "</td><td class=\"num\">" << e.value("step", int64_t(0)) << "</td>";
-                for (const char* p : {"linear", "fewshot", "knn", "finetune"}) {
+                for (const std::string& p : kProtocols) {
                     double v = NAN;
                     if (e.contains("protocols") && e["protocols"].contains(p)) v = 100.0 * e["protocols"][p].value("top1", NAN);
                     char buf[16];
@@ -329,12 +331,12 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
               << "T = 0.07; fine-tuning: whole encoder.</p>";
             sections.push_back("evaluation");
         } else {
-            h << "<p>Not evaluated yet: <code>graftlab-cli eval --ckpt " << htmlEscape((dir / "checkpoints").string())
+            h << "<p>Not evaluated yet: <code>graftlab-cli eval --ckpt " << htmlEscape(run.checkpoints())
               << "/step-….ckpt</code> (or <i>Evaluate &amp; compare</i> in the GUI) writes checkpoints/eval.json.</p>";
         }
     }
 
-    std::string snapDir = (dir / "snapshots").string();
+    std::string snapDir = run.snapshots();
     // Reconstructions: the last stored MAE reconstruction probe.
     {
         auto recs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "reconstruction") : std::vector<Snapshot>{};
@@ -384,7 +386,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     h << "<h2>Recipe</h2><pre>" << htmlEscape(recipe.dump(2)) << "</pre>";
     sections.push_back("recipe");
     h << "<p class=\"meta\">Files of this run: recipe.json, metrics.jsonl, checkpoints/, snapshots/, tensorboard/. "
-      << "Reproduce: <code>graftlab-cli train --recipe " << htmlEscape((dir / "recipe.json").string()) << "</code>.</p></body></html>\n";
+      << "Reproduce: <code>graftlab-cli train --recipe " << htmlEscape(run.recipe()) << "</code>.</p></body></html>\n";
 
     std::string out = h.str();
     sum.bytes = out.size();

@@ -9,6 +9,9 @@
 #include <variant>
 
 namespace graftlab {
+
+const std::vector<std::string> kMethods = {"mae", "mocov3", "mtl", "conmim"};
+const std::vector<std::string> kProtocols = {"linear", "fewshot", "knn", "finetune"};
 using nlohmann::json;
 
 namespace {
@@ -455,7 +458,7 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (conmim.projDim <= 0) e.push_back({"conmim.proj_dim", "must be positive"});
     if (!(conmim.strongBlurProb >= 0 && conmim.strongBlurProb <= 1)) e.push_back({"conmim.strong_blur_prob", "is a probability: must be inside [0, 1]"});
     if (!(conmim.strongSolarizeProb >= 0 && conmim.strongSolarizeProb <= 1)) e.push_back({"conmim.strong_solarize_prob", "is a probability: must be inside [0, 1]"});
-    static const std::set<std::string> methods = {"mae", "mocov3", "mtl", "conmim"};
+    static const std::set<std::string> methods(kMethods.begin(), kMethods.end());
     bool usesConMim = method == "conmim";
     for (const auto& st : stages) usesConMim = usesConMim || st.method == "conmim";
     if (usesConMim && conmim.masking && !(conmim.maskRatio > 0 && conmim.maskRatio < 1))

@@ -9,6 +9,10 @@
 
 namespace graftlab {
 
+// The vocabularies every part of GraftLab spells the same way.
+extern const std::vector<std::string> kMethods;    // the objectives: mae, mocov3, mtl, conmim
+extern const std::vector<std::string> kProtocols;  // the evaluation protocols: linear, fewshot, knn, finetune
+
 struct RecipeIssue {
     std::string field;    // dotted JSON path, e.g. "model.patch_size"; "" for the document itself
     std::string message;  // what is wrong and what is expected

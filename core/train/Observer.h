@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +37,10 @@ struct MetricsRow {
     double value(const std::string& key, double fallback = 0.0) const;
     nlohmann::json toJson() const;
     static MetricsRow fromJson(const nlohmann::json& j);
+    // One line of metrics.jsonl; nothing for a line that is not a row (e.g. the torn last line of a killed run).
+    static std::optional<MetricsRow> parseLine(std::string_view line);
+    // Every row of a metrics.jsonl file (run/Metrics.cpp; torch-free).
+    static std::vector<MetricsRow> readFile(const std::string& path);
 };
 
 class TrainerObserver {

@@ -1,6 +1,7 @@
 #include "train/RunDir.h"
 #include "export/TensorBoard.h"
 #include "probes/ProbeExport.h"
+#include "run/RunLayout.h"
 #include "util/Png.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -48,11 +49,11 @@ RunDir::~RunDir() {
     if (metricsFd_ >= 0) ::close(metricsFd_);
 }
 
-std::string RunDir::checkpointDir() const { return (fs::path(path_) / "checkpoints").string(); }
-std::string RunDir::snapshotDir() const { return (fs::path(path_) / "snapshots").string(); }
-std::string RunDir::recipePath() const { return (fs::path(path_) / "recipe.json").string(); }
-std::string RunDir::metricsPath() const { return (fs::path(path_) / "metrics.jsonl").string(); }
-std::string RunDir::tensorBoardDir() const { return (fs::path(path_) / "tensorboard").string(); }
+std::string RunDir::checkpointDir() const { return RunLayout(path_).checkpoints(); }
+std::string RunDir::snapshotDir() const { return RunLayout(path_).snapshots(); }
+std::string RunDir::recipePath() const { return RunLayout(path_).recipe(); }
+std::string RunDir::metricsPath() const { return RunLayout(path_).metrics(); }
+std::string RunDir::tensorBoardDir() const { return RunLayout(path_).tensorBoard(); }
 
 // TensorBoard logs are a convenience: a failure to write them is said once and training goes on.
 void RunDir::checkTensorBoard() {
@@ -88,7 +89,7 @@ void RunDir::onSnapshot(const Snapshot& s) {
     checkTensorBoard();
 }
 
-bool RunDir::holdsRun(const std::string& path) { return fs::exists(fs::path(path) / "recipe.json"); }
+bool RunDir::holdsRun(const std::string& path) { return RunLayout(path).holdsRun(); }
 
 void RunDir::writeRecipe(const Recipe& r) { writeFileAtomically(recipePath(), r.toJson().dump(2) + "\n"); }
 
@@ -104,21 +105,7 @@ void RunDir::onMetrics(const MetricsRow& row) {
     }
 }
 
-std::vector<MetricsRow> RunDir::readMetrics(const std::string& path) {
-    std::vector<MetricsRow> rows;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.is_object()) continue;  // a torn last line of a killed run
-        try {
-            rows.push_back(MetricsRow::fromJson(j));
-        } catch (const std::exception&) {
-        }
-    }
-    return rows;
-}
+std::vector<MetricsRow> RunDir::readMetrics(const std::string& path) { return MetricsRow::readFile(path); }
 
 void RunDir::truncateMetricsAfter(int64_t step) {
     auto rows = readMetrics(metricsPath());

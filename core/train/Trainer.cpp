@@ -30,33 +30,6 @@ const char* toString(TrainerState s) {
     return "?";
 }
 
-double MetricsRow::value(const std::string& key, double fallback) const {
-    for (const auto& [k, v] : values)
-        if (k == key) return v;
-    return fallback;
-}
-
-nlohmann::json MetricsRow::toJson() const {
-    nlohmann::json j;
-    j["step"] = step;
-    j["epoch"] = epoch;
-    j["stage"] = stage;
-    for (const auto& [k, v] : values) j[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-    return j;
-}
-
-MetricsRow MetricsRow::fromJson(const nlohmann::json& j) {
-    MetricsRow r;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        if (it.key() == "step") r.step = it->get<int64_t>();
-        else if (it.key() == "epoch") r.epoch = it->get<int64_t>();
-        else if (it.key() == "stage") r.stage = it->get<int>();
-        else if (it->is_number()) r.values.emplace_back(it.key(), it->get<double>());
-        else if (it->is_null()) r.values.emplace_back(it.key(), std::nan(""));
-    }
-    return r;
-}
-
 torch::Device resolveDevice(const std::string& device) {
     if (device == "cpu") return torch::kCPU;
     bool cuda = torch::cuda::is_available();

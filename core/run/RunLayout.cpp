@@ -1,0 +1,19 @@
+#include "run/RunLayout.h"
+
+#include <filesystem>
+
+namespace graftlab {
+namespace fs = std::filesystem;
+
+std::string RunLayout::join(const char* name) const { return (fs::path(dir_) / name).string(); }
+
+bool RunLayout::holdsRun() const {
+    std::error_code ec;
+    return fs::exists(recipe(), ec);
+}
+
+std::string RunLayout::evalJsonBeside(const std::string& checkpoint) {
+    return (fs::path(checkpoint).parent_path() / "eval.json").string();
+}
+
+}  // namespace graftlab

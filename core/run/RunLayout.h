@@ -1,0 +1,36 @@
+#pragma once
+// Where the files of a run directory are: the one place their names are written (torch-free, so the widgets use
+// it too). A run directory holds
+//   recipe.json            the recipe, every default filled in (its presence makes a directory a run)
+//   metrics.jsonl          one JSON object per logged step
+//   checkpoints/           step-NNNNNNNN.ckpt, and eval.json with the evaluations of those checkpoints
+//   snapshots/             probe results (probes/Snapshot.h)
+//   tensorboard/           TensorBoard event files (export/TensorBoard.h)
+//   report.html            the HTML report, when written (export/Report.h)
+#include <string>
+
+namespace graftlab {
+
+class RunLayout {
+public:
+    explicit RunLayout(std::string dir) : dir_(std::move(dir)) {}
+    const std::string& dir() const { return dir_; }
+    std::string recipe() const { return join("recipe.json"); }
+    std::string metrics() const { return join("metrics.jsonl"); }
+    std::string checkpoints() const { return join("checkpoints"); }
+    std::string evalJson() const { return join("checkpoints/eval.json"); }
+    std::string snapshots() const { return join("snapshots"); }
+    std::string tensorBoard() const { return join("tensorboard"); }
+    std::string report() const { return join("report.html"); }
+    // Whether the directory holds a run (has recipe.json).
+    bool holdsRun() const;
+
+    // The eval.json that holds the evaluations of `checkpoint` (beside it).
+    static std::string evalJsonBeside(const std::string& checkpoint);
+
+private:
+    std::string join(const char* name) const;
+    std::string dir_;
+};
+
+}  // namespace graftlab

@@ -100,11 +100,7 @@ int cmdTrain(int argc, char** argv) {
     std::unique_ptr<RunDir> dir;
     if (root) dir = std::make_unique<RunDir>(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
     else recipe.probes.every = 0;
-    TrainerOptions opts;
-    if (dir) {
-        opts.checkpointDir = dir->checkpointDir();
-        opts.snapshotDir = dir->snapshotDir();
-    }
+    TrainerOptions opts = trainerOptionsFor(dir.get());
     opts.dist = dist.get();
     if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
     Trainer trainer(recipe, opts);
@@ -160,11 +156,7 @@ int cmdResume(int argc, char** argv) {
     if (root) dir = std::make_unique<RunDir>(path, RunDirMode::Resume);
     else recipe.probes.every = 0;
     logBlasAtStartup();
-    TrainerOptions opts;
-    if (dir) {
-        opts.checkpointDir = dir->checkpointDir();
-        opts.snapshotDir = dir->snapshotDir();
-    }
+    TrainerOptions opts = trainerOptionsFor(dir.get());
     opts.dist = dist.get();
     if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
     Trainer trainer(recipe, opts);

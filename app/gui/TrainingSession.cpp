@@ -134,10 +134,7 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
         QString state = "failed", detail;
         try {
             RunDir dir(dirPath, resume.empty() ? RunDirMode::Create : RunDirMode::Resume);
-            TrainerOptions opts;
-            opts.checkpointDir = dir.checkpointDir();
-            opts.snapshotDir = dir.snapshotDir();
-            Trainer trainer(recipe, opts);
+            Trainer trainer(recipe, trainerOptionsFor(&dir));
             trainer.prepare();
             if (resume.empty()) dir.writeRecipe(recipe);
             else {

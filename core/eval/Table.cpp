@@ -114,10 +114,7 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
                 return {last};
             }
             if (!last.empty() && !randomInitOnly) {
-                TrainerOptions opts;
-                opts.checkpointDir = rd.checkpointDir();
-                opts.snapshotDir = rd.snapshotDir();
-                Trainer trainer(recipe, opts);
+                Trainer trainer(recipe, trainerOptionsFor(&rd));
                 trainer.prepare();
                 trainer.resumeFrom(last);
                 rd.truncateMetricsAfter(trainer.step());
@@ -130,10 +127,7 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
         }
     }
     RunDir rd(dir, RunDirMode::Force);
-    TrainerOptions opts;
-    opts.checkpointDir = rd.checkpointDir();
-    opts.snapshotDir = rd.snapshotDir();
-    Trainer trainer(recipe, opts);
+    Trainer trainer(recipe, trainerOptionsFor(&rd));
     trainer.prepare();
     rd.writeRecipe(recipe);
     if (randomInitOnly) {

@@ -1,4 +1,5 @@
 #include "train/Trainer.h"
+#include "train/RunDir.h"
 
 #include <ATen/autocast_mode.h>
 #include "dist/Distributed.h"
@@ -18,6 +19,15 @@
 #include <thread>
 
 namespace graftlab {
+
+TrainerOptions trainerOptionsFor(const RunDir* dir) {
+    TrainerOptions o;
+    if (dir) {
+        o.checkpointDir = dir->checkpointDir();
+        o.snapshotDir = dir->snapshotDir();
+    }
+    return o;
+}
 
 const char* toString(TrainerState s) {
     switch (s) {

@@ -31,6 +31,11 @@ struct TrainerOptions {
 
 class ProbeRunner;
 class SnapshotStore;
+class RunDir;
+
+// Options that write a trainer's checkpoints and probes into a run directory (null: neither, e.g. a data-parallel
+// rank other than 0).
+TrainerOptions trainerOptionsFor(const RunDir* dir);
 
 class Trainer {
 public:

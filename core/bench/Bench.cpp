@@ -120,16 +120,9 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     b.images = b.images.to(device);
     b.labels = data.labels.slice(0, 0, batch).to(device);
 
-    // AdamW as the trainer builds it: weight decay on matrices, none on biases, norms and tokens.
-    std::vector<torch::Tensor> decay, noDecay;
-    for (auto& p : obj->parameters())
-        if (p.requires_grad()) (p.dim() >= 2 ? decay : noDecay).push_back(p);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(r.peakLr()).betas({r.optim.beta1, r.optim.beta2}).weight_decay(r.optim.weightDecay)));
-    groups.emplace_back(noDecay, std::make_unique<torch::optim::AdamWOptions>(
-                                     torch::optim::AdamWOptions(r.peakLr()).betas({r.optim.beta1, r.optim.beta2}).weight_decay(0.0)));
-    torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(r.peakLr()));
+    // AdamW as the trainer builds it (a single-stage recipe: every multiplier 1).
+    AdamwGroups built = adamwGroups(*obj, r, [](const std::string&) { return 1.0; });
+    torch::optim::AdamW opt(built.groups, torch::optim::AdamWOptions(r.peakLr()));
 
     std::unique_ptr<ProbeRunner> probes;
     if (r.probes.every > 0) probes = std::make_unique<ProbeRunner>(r, data, device);

@@ -20,6 +20,34 @@
 
 namespace graftlab {
 
+AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf) {
+    std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
+    for (const auto& p : model.named_parameters(true)) {
+        if (!p.value().requires_grad()) continue;
+        double m = multiplierOf(p.key());
+        if (m == 0.0) {
+            p.value().set_requires_grad(false);  // no gradient is computed for it at all
+            continue;
+        }
+        const std::string& name = p.key();
+        bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+        bool decay = !(p.value().dim() <= 1 || isBias);
+        buckets[{-m, !decay}].push_back(p.value());  // largest multiplier first, decay before no-decay
+    }
+    AdamwGroups out;
+    for (auto& [key, params] : buckets) {
+        double m = -key.first;
+        bool decay = !key.second;
+        out.groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                            torch::optim::AdamWOptions(recipe.peakLr())
+                                                .betas({recipe.optim.beta1, recipe.optim.beta2})
+                                                .weight_decay(decay ? recipe.optim.weightDecay : 0.0)
+                                                .eps(1e-8)));
+        out.multipliers.push_back(m);
+    }
+    return out;
+}
+
 TrainerOptions trainerOptionsFor(const RunDir* dir) {
     TrainerOptions o;
     if (dir) {
@@ -239,35 +267,11 @@ void Trainer::enterStage(int stage, bool initialise) {
 }
 
 void Trainer::buildOptimizer(const StageConfig& st) {
-    // One AdamW group per (multiplier, decay): weights with decay; biases, norms and other 1-D parameters without.
-    // A multiplier of 0 freezes the parameter: no gradient is computed for it at all.
-    std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
-    for (const auto& p : objective_->named_parameters(true)) {
-        if (!p.value().requires_grad()) continue;
-        double m = multiplierFor(p.key(), st);
-        if (m == 0.0) {
-            p.value().set_requires_grad(false);
-            continue;
-        }
-        const std::string& name = p.key();
-        bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-        bool decay = !(p.value().dim() <= 1 || isBias);
-        buckets[{-m, !decay}].push_back(p.value());  // largest multiplier first, decay before no-decay
-    }
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groupMultiplier_.clear();
+    AdamwGroups built = adamwGroups(*objective_, recipe_, [&](const std::string& name) { return multiplierFor(name, st); });
+    auto& groups = built.groups;
+    groupMultiplier_ = built.multipliers;
     groupNames_.clear();
-    for (auto& [key, params] : buckets) {
-        double m = -key.first;
-        bool decay = !key.second;
-        groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                        torch::optim::AdamWOptions(recipe_.peakLr())
-                                            .betas({recipe_.optim.beta1, recipe_.optim.beta2})
-                                            .weight_decay(decay ? recipe_.optim.weightDecay : 0.0)
-                                            .eps(1e-8)));
-        groupMultiplier_.push_back(m);
-        groupNames_.push_back(multiplierName(m));
-    }
+    for (double m : groupMultiplier_) groupNames_.push_back(multiplierName(m));
     if (groups.empty()) throw RecipeError("stages[" + std::to_string(stage_) + "].lr_mult", "every parameter is frozen");
     optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(recipe_.peakLr()));
 }

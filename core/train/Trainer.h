@@ -11,6 +11,7 @@
 #include <torch/optim/adamw.h>
 
 #include <atomic>
+#include <functional>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -32,6 +33,16 @@ struct TrainerOptions {
 class ProbeRunner;
 class SnapshotStore;
 class RunDir;
+
+// AdamW's parameter groups as the trainer builds them (and the benchmark times them): one group per (lr multiplier,
+// weight decay or not), the largest multiplier first; decay on weight matrices, none on biases, norms and other
+// 1-D parameters; a multiplier of 0 freezes a parameter (requires_grad off, in no group). Every group starts at
+// recipe.peakLr() (the trainer sets each step's lr times the group's multiplier).
+struct AdamwGroups {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    std::vector<double> multipliers;  // per group
+};
+AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf);
 
 // Options that write a trainer's checkpoints and probes into a run directory (null: neither, e.g. a data-parallel
 // rank other than 0).

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include "run/RunLayout.h"
-#include "train/Observer.h"
+#include "run/Observer.h"
 
 #include <QDir>
 #include <QFile>

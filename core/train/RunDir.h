@@ -4,7 +4,7 @@
 // recipe as TensorBoard event files, written live; see export/TensorBoard.h).
 // The CLI writes it; the GUI can open any run directory, live or finished, through the same reader.
 #include "recipe/Recipe.h"
-#include "train/Observer.h"
+#include "run/Observer.h"
 
 #include <memory>
 #include <string>

@@ -6,7 +6,7 @@
 #include "methods/Objective.h"
 #include "recipe/Recipe.h"
 #include "train/Checkpoint.h"
-#include "train/Observer.h"
+#include "run/Observer.h"
 
 #include <torch/optim/adamw.h>
 

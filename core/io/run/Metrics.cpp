@@ -1,6 +1,6 @@
 // MetricsRow (train/Observer.h) as JSON: the rows of metrics.jsonl. Torch-free, so the widgets read rows with the
 // same code the trainer writes them with.
-#include "train/Observer.h"
+#include "run/Observer.h"
 
 #include <cmath>
 #include <fstream>

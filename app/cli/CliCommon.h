@@ -10,8 +10,7 @@
 #include <vector>
 
 namespace graftlab {
-class Trainer;
-class RunDir;
+class RunSession;
 class DistContext;
 }  // namespace graftlab
 
@@ -44,9 +43,9 @@ std::string resolveRecipe(const std::string& arg);
 // Loads and validates a recipe with --set overrides; prints every problem (with its field) when !ok.
 Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>& sets, bool& ok);
 
-// Runs the trainer with progress output (a redrawn line on a terminal, log lines otherwise); SIGINT and SIGTERM
-// stop it after the current step with a checkpoint. `dir` (may be null) receives the events as well.
-int runTraining(Trainer& trainer, RunDir* dir, const std::string& path, bool tty);
+// Trains the session with progress output (a redrawn line on a terminal, log lines otherwise); SIGINT, SIGTERM and
+// SIGHUP stop it after the current step with a checkpoint.
+int runTraining(RunSession& session, bool tty);
 
 // Data-parallel: this process's rank when the environment describes one (torchrun's RANK, WORLD_SIZE, ...);
 // null for a single process. spawnLocalRanks runs this command again in n local processes.

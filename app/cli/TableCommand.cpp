@@ -2,8 +2,7 @@
 #include "CliCommon.h"
 #include "eval/Table.h"
 #include "recipe/Recipe.h"
-#include "train/RunDir.h"
-#include "train/Trainer.h"
+#include "train/RunSession.h"
 #include "util/Errors.h"
 #include "util/Log.h"
 
@@ -72,7 +71,7 @@ int cmdTable(int argc, char** argv) {
 
     const bool tty = isatty(STDERR_FILENO);
     TableResult res = runTable(
-        req, [&](Trainer& trainer, RunDir& dir) { return runTraining(trainer, &dir, dir.path(), tty) == kExitOk && trainer.step() >= trainer.recipe().totalSteps(); },
+        req, [&](RunSession& session) { return runTraining(session, tty) == kExitOk && session.complete(); },
         [](const std::string& m) { spdlog::info("{}", m); });
     if (!res.complete) {
         spdlog::info("stopped; run the same command again to continue the table");

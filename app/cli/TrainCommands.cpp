@@ -7,7 +7,7 @@
 #include "eval/Table.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
-#include "train/RunDir.h"
+#include "train/RunSession.h"
 #include "train/Trainer.h"
 
 #include <ctime>
@@ -97,19 +97,12 @@ int cmdTrain(int argc, char** argv) {
     }
     if (dist && !a.has("out")) throw UsageError("a data-parallel run needs --out DIR (the same directory on every rank)");
     // Rank 0 alone writes the run directory, its checkpoints and probes.
-    std::unique_ptr<RunDir> dir;
-    if (root) dir = std::make_unique<RunDir>(out, a.has("force") ? RunDirMode::Force : RunDirMode::Create);
-    else recipe.probes.every = 0;
-    TrainerOptions opts = trainerOptionsFor(dir.get());
-    opts.dist = dist.get();
-    if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
-    Trainer trainer(recipe, opts);
-    trainer.prepare();
-    if (dir) {
-        dir->writeRecipe(recipe);
-        spdlog::info("run directory: {}", dir->path());
-    }
-    return runTraining(trainer, dir.get(), out, root && isatty(STDERR_FILENO));
+    RunSessionOptions so;
+    so.dist = dist.get();
+    if (a.has("stop-at")) so.stopAtStep = parseInt("stop-at", a.get("stop-at"));
+    RunSession session(recipe, out, a.has("force") ? RunDirMode::Force : RunDirMode::Create, so);
+    if (root) spdlog::info("run directory: {}", out);
+    return runTraining(session, root && isatty(STDERR_FILENO));
 }
 
 int cmdResume(int argc, char** argv) {
@@ -125,14 +118,10 @@ int cmdResume(int argc, char** argv) {
     const bool root = !dist || dist->rank() == 0;
     const std::string path = a.positional[0];
     // Every rank resumes from the same checkpoint: the newest readable one, chosen before rank 0 writes any.
-    const RunLayout layout(path);
-    std::string ckptDir = layout.checkpoints();
-    if (!layout.holdsRun()) throw FileError(path, "holds no run (no recipe.json)");
+    std::string ckpt = RunSession::newestCheckpoint(path);
     bool ok = false;
-    Recipe recipe = loadRecipeOrExit(layout.recipe(), {}, ok);
+    Recipe recipe = loadRecipeOrExit(RunLayout(path).recipe(), {}, ok);
     if (!ok) return kExitUsage;
-    std::string ckpt = latestGoodCheckpoint(ckptDir);
-    if (ckpt.empty()) throw FileError(ckptDir, "no readable checkpoint to resume from");
     const int64_t at = readCheckpointMeta(ckpt).step;
     bool extended = false;
     if (a.has("steps")) {
@@ -152,26 +141,17 @@ int cmdResume(int argc, char** argv) {
         extended = true;
     }
     if (dist) dist->barrier();  // nobody writes a checkpoint before every rank has chosen this one
-    std::unique_ptr<RunDir> dir;
-    if (root) dir = std::make_unique<RunDir>(path, RunDirMode::Resume);
-    else recipe.probes.every = 0;
     logBlasAtStartup();
-    TrainerOptions opts = trainerOptionsFor(dir.get());
-    opts.dist = dist.get();
-    if (a.has("stop-at")) opts.stopAtStep = parseInt("stop-at", a.get("stop-at"));
-    Trainer trainer(recipe, opts);
-    trainer.prepare();
-    trainer.resumeFrom(ckpt);
-    if (dir) dir->truncateMetricsAfter(trainer.step());
-    if (dir && extended) {
-        dir->writeRecipe(recipe);
-        spdlog::info("{}: extended to {} steps (recipe.json updated)", path, recipe.totalSteps());
-    }
-    if (trainer.step() >= recipe.totalSteps()) {
-        spdlog::info("{} is already complete ({} of {} steps)", path, trainer.step(), recipe.totalSteps());
+    RunSessionOptions so;
+    so.dist = dist.get();
+    if (a.has("stop-at")) so.stopAtStep = parseInt("stop-at", a.get("stop-at"));
+    RunSession session(recipe, path, ckpt, extended, so);
+    if (extended && root) spdlog::info("{}: extended to {} steps (recipe.json updated)", path, recipe.totalSteps());
+    if (session.complete()) {
+        spdlog::info("{} is already complete ({} of {} steps)", path, session.trainer().step(), recipe.totalSteps());
         return kExitOk;
     }
-    return runTraining(trainer, dir.get(), path, root && isatty(STDERR_FILENO));
+    return runTraining(session, root && isatty(STDERR_FILENO));
 }
 
 }  // namespace graftlab::cli

@@ -4,7 +4,7 @@
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"
-#include "train/RunDir.h"
+#include "train/RunSession.h"
 #include "train/Trainer.h"
 
 #include <atomic>
@@ -77,16 +77,19 @@ private:
 
 }  // namespace
 
-int runTraining(Trainer& trainer, RunDir* dir, const std::string& path, bool tty) {
+int runTraining(RunSession& session, bool tty) {
+    Trainer& trainer = session.trainer();
+    const std::string& path = session.path();
     ProgressPrinter progress(tty);
-    if (dir) trainer.addObserver(dir);
-    trainer.addObserver(&progress);
+    session.addObserver(&progress);
     g_trainer = &trainer;
+    // Ctrl-C, kill, a logout or a cluster's preemption: stop after the step with a checkpoint (the GUI does the same).
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
+    std::signal(SIGHUP, onSignal);
     TrainerState s;
     try {
-        s = trainer.run();
+        s = session.run();
     } catch (...) {
         g_trainer = nullptr;
         progress.closeLine();

@@ -2,7 +2,7 @@
 #include "data/Dataset.h"
 #include "methods/Mae.h"
 #include "probes/Reconstruction.h"
-#include "train/RunDir.h"
+#include "train/RunSession.h"
 #include "train/Trainer.h"
 #include "util/Errors.h"
 
@@ -133,17 +133,12 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
     d->thread = QThread::create([this, recipe = runRecipe, dirPath, resume] {
         QString state = "failed", detail;
         try {
-            RunDir dir(dirPath, resume.empty() ? RunDirMode::Create : RunDirMode::Resume);
-            Trainer trainer(recipe, trainerOptionsFor(&dir));
-            trainer.prepare();
-            if (resume.empty()) dir.writeRecipe(recipe);
-            else {
-                trainer.resumeFrom(resume);
-                dir.truncateMetricsAfter(trainer.step());
-            }
+            // A new run, or the run continued from the checkpoint asked for (the session writes the directory).
+            std::unique_ptr<RunSession> session = resume.empty() ? std::make_unique<RunSession>(recipe, dirPath, RunDirMode::Create)
+                                                                 : std::make_unique<RunSession>(recipe, dirPath, resume, false);
+            Trainer& trainer = session->trainer();
             Bridge bridge(this, trainer);
-            trainer.addObserver(&dir);
-            trainer.addObserver(&bridge);
+            session->addObserver(&bridge);
             {
                 std::lock_guard<std::mutex> lock(d->mutex);
                 d->trainer = &trainer;

@@ -2,7 +2,7 @@
 #include "probes/Snapshot.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
-#include "train/RunDir.h"
+#include "train/RunSession.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -102,42 +102,35 @@ struct RunOutcome {
 // Trains `recipe` into `dir`, or reuses / resumes what is there when its recipe is the same.
 RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,
                          const std::function<void(const std::string&)>& log, bool randomInitOnly) {
-    const nlohmann::json wanted = recipe.toJson();
-    if (RunDir::holdsRun(dir)) {
-        auto stored = nlohmann::json::parse(readFile(RunLayout(dir).recipe()), nullptr, false);
-        if (stored == wanted) {
-            RunDir rd(dir, RunDirMode::Resume);
-            std::string last = latestGoodCheckpoint(rd.checkpointDir());
+    const RunLayout layout(dir);
+    if (layout.holdsRun()) {
+        auto stored = nlohmann::json::parse(readFile(layout.recipe()), nullptr, false);
+        if (stored == recipe.toJson()) {
+            std::string last = latestGoodCheckpoint(layout.checkpoints());
             int64_t need = randomInitOnly ? 0 : recipe.totalSteps();
             if (!last.empty() && readCheckpointMeta(last).step >= need) {
                 log("reusing the finished run in " + dir);
                 return {last};
             }
             if (!last.empty() && !randomInitOnly) {
-                Trainer trainer(recipe, trainerOptionsFor(&rd));
-                trainer.prepare();
-                trainer.resumeFrom(last);
-                rd.truncateMetricsAfter(trainer.step());
-                log("resuming " + dir + " at step " + std::to_string(trainer.step()));
-                if (!train(trainer, rd) || trainer.step() < recipe.totalSteps()) return {};
-                return {latestGoodCheckpoint(rd.checkpointDir())};
+                RunSession session(recipe, dir, last, false);
+                log("resuming " + dir + " at step " + std::to_string(session.trainer().step()));
+                if (!train(session) || !session.complete()) return {};
+                return {latestGoodCheckpoint(layout.checkpoints())};
             }
         } else {
             log(dir + " holds a run of another recipe (or budget): training it again");
         }
     }
-    RunDir rd(dir, RunDirMode::Force);
-    Trainer trainer(recipe, trainerOptionsFor(&rd));
-    trainer.prepare();
-    rd.writeRecipe(recipe);
+    RunSession session(recipe, dir, RunDirMode::Force);
     if (randomInitOnly) {
-        std::string ckpt = trainer.saveCheckpointNow();
+        std::string ckpt = session.trainer().saveCheckpointNow();
         log("random-init encoder of the same size written to " + ckpt);
         return {ckpt};
     }
     log("training " + std::to_string(recipe.totalSteps()) + " steps into " + dir);
-    if (!train(trainer, rd) || trainer.step() < recipe.totalSteps()) return {};
-    return {latestGoodCheckpoint(rd.checkpointDir())};
+    if (!train(session) || !session.complete()) return {};
+    return {latestGoodCheckpoint(layout.checkpoints())};
 }
 
 }  // namespace

@@ -14,8 +14,7 @@
 
 namespace graftlab {
 
-class Trainer;
-class RunDir;
+class RunSession;
 
 struct TableBudget {
     std::string name;
@@ -63,8 +62,8 @@ struct TableResult {
     std::string markdown, csv;
 };
 
-// Runs a trainer for the table with the caller's progress and signal handling; returns false when stopped early.
-using TableTrainFn = std::function<bool(Trainer&, RunDir&)>;
+// Trains a run of the table with the caller's progress and signal handling; returns false when stopped early.
+using TableTrainFn = std::function<bool(RunSession&)>;
 
 // Trains what is missing, evaluates, writes DIR/table.md and DIR/table.csv. A finished run is reused only when its
 // stored recipe equals the one this table asks for; an unfinished one with the same recipe is resumed; any other

@@ -6,6 +6,7 @@
 #include "data/Augment.h"
 #include "data/Dataset.h"
 #include "eval/Evaluate.h"
+#include "train/LoadedModel.h"
 #include "train/Trainer.h"
 
 #include <torch/torch.h>

@@ -11,6 +11,7 @@
 #include "probes/Probes.h"
 #include "probes/Reconstruction.h"
 #include "train/Checkpoint.h"
+#include "train/LoadedModel.h"
 #include "train/Trainer.h"
 #include "util/ImageIO.h"
 

@@ -3,6 +3,7 @@
 #include "export/Safetensors.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
+#include "train/LoadedModel.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"

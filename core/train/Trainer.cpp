@@ -68,69 +68,6 @@ const char* toString(TrainerState s) {
     return "?";
 }
 
-torch::Device resolveDevice(const std::string& device) {
-    if (device == "cpu") return torch::kCPU;
-    bool cuda = torch::cuda::is_available();
-    if (device == "cuda") {
-        if (!cuda) throw RecipeError("device", "cuda requested but this LibTorch has no CUDA device available");
-        return torch::kCUDA;
-    }
-    return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
-bool useBf16Autocast(const std::string& precision, const torch::Device& device) {
-    return precision == "bf16" || (precision == "auto" && device.is_cuda());
-}
-
-AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
-    if (!enabled_) return;
-    if (cuda_) {
-        previous_ = at::autocast::is_enabled();
-        previousDtype_ = at::autocast::get_autocast_gpu_dtype();
-        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-        at::autocast::set_enabled(true);
-    } else {
-        previous_ = at::autocast::is_cpu_enabled();
-        previousDtype_ = at::autocast::get_autocast_cpu_dtype();
-        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-        at::autocast::set_cpu_enabled(true);
-    }
-    at::autocast::increment_nesting();
-}
-
-AutocastScope::~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    if (cuda_) {
-        at::autocast::set_enabled(previous_);
-        at::autocast::set_autocast_gpu_dtype(previousDtype_);
-    } else {
-        at::autocast::set_cpu_enabled(previous_);
-        at::autocast::set_autocast_cpu_dtype(previousDtype_);
-    }
-}
-
-LoadedModel loadCheckpointModel(const std::string& path, torch::Device device) {
-    LoadedModel m;
-    m.meta = readCheckpointMeta(path);
-    std::vector<RecipeIssue> issues;
-    m.recipe = Recipe::fromJson(m.meta.recipe, issues);
-    if (issues.empty()) issues = m.recipe.validate();
-    if (!issues.empty()) throw FileError(path, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
-    auto stages = m.recipe.effectiveStages();
-    m.method = stages[size_t(std::clamp(m.meta.stage, 0, int(stages.size()) - 1))].method;
-    torch::manual_seed(uint64_t(m.recipe.seed));
-    m.objective = makeObjective(m.recipe, m.method, m.meta.channels, m.meta.mean, m.meta.std);
-    loadModelState(path, *m.objective, true);
-    m.objective->to(device);
-    return m;
-}
-
-void applyThreadSetting(int threads) {
-    tuneAllocator();  // every training or benchmark path passes here (util/ThreadEnv.h explains why)
-    int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    torch::set_num_threads(n);
-}
 
 Trainer::Trainer(Recipe recipe, TrainerOptions options) : recipe_(std::move(recipe)), options_(std::move(options)) {}
 

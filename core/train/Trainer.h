@@ -6,6 +6,7 @@
 #include "methods/Objective.h"
 #include "recipe/Recipe.h"
 #include "train/Checkpoint.h"
+#include "train/Device.h"
 #include "run/Observer.h"
 
 #include <torch/optim/adamw.h>
@@ -115,36 +116,6 @@ private:
     std::string failure_;
 };
 
-// A checkpoint's model, rebuilt: its recipe, the objective of the stage it was written in, with the weights.
-struct LoadedModel {
-    Recipe recipe;
-    CheckpointMeta meta;
-    std::string method;
-    std::shared_ptr<Objective> objective;
-};
-// Throws FileError naming the file (not a checkpoint, truncated, recipe that no longer parses, tensors that do
-// not match the architecture).
-LoadedModel loadCheckpointModel(const std::string& path, torch::Device device = torch::kCPU);
 
-// The device a recipe asks for ("auto" = CUDA when available). Throws RecipeError for "cuda" without CUDA.
-torch::Device resolveDevice(const std::string& device);
-// Whether train.precision asks for bf16 autocast on `device` ("auto" = on CUDA only).
-bool useBf16Autocast(const std::string& precision, const torch::Device& device);
-
-// bf16 autocast for the forward pass on `device` while alive (CUDA or CPU autocast); does nothing when off.
-// The backward pass runs outside it, as torch.autocast recommends.
-class AutocastScope {
-public:
-    AutocastScope(bool enabled, const torch::Device& device);
-    ~AutocastScope();
-    AutocastScope(const AutocastScope&) = delete;
-    AutocastScope& operator=(const AutocastScope&) = delete;
-
-private:
-    bool enabled_ = false, cuda_ = false, previous_ = false;
-    c10::ScalarType previousDtype_ = c10::ScalarType::Float;
-};
-// Applies recipe.threads (0 = all cores) to LibTorch's intra-op pool.
-void applyThreadSetting(int threads);
 
 }  // namespace graftlab

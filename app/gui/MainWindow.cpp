@@ -151,9 +151,9 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     connect(session_, &TrainingSession::stageStarted, lossView_,
             [this](int, const QString& name, qint64 step) { lossView_->markStage(step, name); });
     connect(session_, &TrainingSession::snapshot, this, &MainWindow::onSnapshot);
-    connect(session_, &TrainingSession::stateChanged, this, [this](const QString& state, const QString&) {
-        pauseAct_->setChecked(state == "paused");
-        if (state == "paused") statusLabel_->setText(tr("Paused at step %1.").arg(progress_->value()));
+    connect(session_, &TrainingSession::stateChanged, this, [this](TrainerState state, const QString&) {
+        pauseAct_->setChecked(state == TrainerState::Paused);
+        if (state == TrainerState::Paused) statusLabel_->setText(tr("Paused at step %1.").arg(progress_->value()));
     });
     connect(session_, &TrainingSession::finished, this, &MainWindow::onFinished);
 
@@ -643,23 +643,23 @@ void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricVal
     if (options_.steps > 0 && step >= options_.steps) session_->stop();
 }
 
-void MainWindow::onFinished(const QString& state, const QString& detail) {
+void MainWindow::onFinished(TrainerState state, const QString& detail) {
     if (RunLayout(session_->runDir().toStdString()).holdsRun()) {
         addRecentRun(session_->runDir());
-        if (state == "finished" || state == "stopped") compareView_->addRun(session_->runDir());
+        if (state == TrainerState::Finished || state == TrainerState::Stopped) compareView_->addRun(session_->runDir());
     }
     setCurrentRunDir(session_->runDir());
     pauseAct_->setChecked(false);
-    if (state == "failed") {
+    if (state == TrainerState::Failed) {
         statusLabel_->setText(tr("Training failed."));
         if (!closing_ && options_.screenshot.isEmpty())
             QMessageBox::critical(this, tr("Training failed"), detail);
     } else {
-        statusLabel_->setText(state == "stopped" && continuable_
+        statusLabel_->setText(state == TrainerState::Stopped && continuable_
                                   ? tr("Stopped at step %1; a checkpoint was written. Continue run (Ctrl+Shift+R) goes on. Run directory: %2")
                                         .arg(progress_->value())
                                         .arg(session_->runDir())
-                                  : tr("Training %1 at step %2. Run directory: %3").arg(state).arg(progress_->value()).arg(session_->runDir()));
+                                  : tr("Training %1 at step %2. Run directory: %3").arg(QString::fromLatin1(toString(state))).arg(progress_->value()).arg(session_->runDir()));
     }
     if (!options_.screenshot.isEmpty()) QTimer::singleShot(400, this, &MainWindow::takeScreenshotAndQuit);
 }

@@ -68,7 +68,7 @@ private:
     void updateActions();
     void saveRecipeAs();
     void onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values);
-    void onFinished(const QString& state, const QString& detail);
+    void onFinished(TrainerState state, const QString& detail);
     QString newRunDir() const;
     void takeScreenshotAndQuit();
     void onSnapshot(const Snapshot& s);

@@ -63,7 +63,7 @@ public:
     }
 
     void onStateChanged(TrainerState st, const std::string& detail) override {
-        emit s_->stateChanged(QString::fromLatin1(toString(st)), QString::fromStdString(detail));
+        emit s_->stateChanged(st, QString::fromStdString(detail));
     }
 
     void onSnapshot(const Snapshot& snap) override { emit s_->snapshot(snap); }
@@ -81,6 +81,7 @@ TrainingSession::TrainingSession(QObject* parent) : QObject(parent), d(new Impl)
     d->q = this;
     qRegisterMetaType<graftlab::MetricValues>("graftlab::MetricValues");
     qRegisterMetaType<graftlab::Snapshot>("graftlab::Snapshot");
+    qRegisterMetaType<graftlab::TrainerState>("graftlab::TrainerState");
 }
 
 TrainingSession::~TrainingSession() {
@@ -131,7 +132,8 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
     Recipe runRecipe = recipe;
     if (d->probeEvery > 0) runRecipe.probes.every = d->probeEvery;
     d->thread = QThread::create([this, recipe = runRecipe, dirPath, resume] {
-        QString state = "failed", detail;
+        TrainerState state = TrainerState::Failed;
+        QString detail;
         try {
             // A new run, or the run continued from the checkpoint asked for (the session writes the directory).
             std::unique_ptr<RunSession> session = resume.empty() ? std::make_unique<RunSession>(recipe, dirPath, RunDirMode::Create)
@@ -157,14 +159,14 @@ bool TrainingSession::start(const Recipe& recipe, const QString& runDir, const Q
                 std::lock_guard<std::mutex> lock(d->mutex);
                 d->trainer = nullptr;
             }
-            state = QString::fromLatin1(toString(s));
+            state = s;
             detail = QString::fromStdString(trainer.failure());
         } catch (const c10::Error& e) {
             detail = QString::fromStdString(e.what_without_backtrace());
         } catch (const std::exception& e) {
             detail = QString::fromStdString(e.what());
         }
-        if (state == "failed") spdlog::error("training failed: {}", detail.toStdString());
+        if (state == TrainerState::Failed) spdlog::error("training failed: {}", detail.toStdString());
         emit finished(state, detail);
     });
     d->thread->setObjectName("graftlab-trainer");

@@ -1,7 +1,8 @@
 #pragma once
 // Bridge between the GUI thread and a Trainer on a worker QThread. The header stays free of torch: the GUI
 // sees plain Qt values (metrics rows, QImages made on the worker with copy()), delivered by queued signals.
-#include "RunTailer.h"  // MetricValues, Snapshot as a Qt meta type
+#include "RunTailer.h"
+#include "run/Observer.h"  // MetricValues, Snapshot as a Qt meta type
 #include "recipe/Recipe.h"
 
 #include <QImage>
@@ -40,9 +41,9 @@ signals:
     // A probe result (reconstruction, attention, similarity, gradcos), or why a probe is unavailable.
     void snapshot(const graftlab::Snapshot& s);
     void checkpointWritten(const QString& path, qint64 step);
-    void stateChanged(const QString& state, const QString& detail);
-    // The worker ended: state is finished, stopped or failed; detail says why for a failure.
-    void finished(const QString& state, const QString& detail);
+    void stateChanged(graftlab::TrainerState state, const QString& detail);
+    // The worker ended: Finished, Stopped or Failed; detail says why for a failure.
+    void finished(graftlab::TrainerState state, const QString& detail);
 
 private:
     struct Impl;
@@ -51,3 +52,4 @@ private:
 
 }  // namespace graftlab
 
+Q_DECLARE_METATYPE(graftlab::TrainerState)

@@ -52,7 +52,7 @@ Recipe tinyRecipe(const std::string& method, int64_t steps) {
 // Waits for the session's finished signal and returns its state.
 QString waitFinished(QSignalSpy& finished, int ms = 240000) {
     if (finished.isEmpty() && !finished.wait(ms)) return "timeout";
-    return finished.last().at(0).toString();
+    return QString::fromLatin1(toString(finished.last().at(0).value<TrainerState>()));
 }
 }  // namespace
 
@@ -236,7 +236,7 @@ private slots:
         QVERIFY(w->close());
         QVERIFY(!w->session()->isRunning());
         QCOMPARE(finished.count(), 1);
-        QCOMPARE(finished.last().at(0).toString(), QString("stopped"));
+        QCOMPARE(finished.last().at(0).value<TrainerState>(), TrainerState::Stopped);
         QVERIFY2(clock.elapsed() < 60000, "closing took too long");
         QVERIFY(!EvalRunner::latestCheckpoint(o.outDir).isEmpty());
         delete w;

@@ -166,9 +166,9 @@ int cmdProbe(int argc, char** argv) {
         if (!missing.empty()) {
             torch::manual_seed(uint64_t(recipe.seed) + 77);
             other = makeObjective(recipe, missing, model.meta.channels, model.meta.mean, model.meta.std);
-            if (auto* moco = dynamic_cast<MocoV3Impl*>(other.get())) {
+            if (auto cl = other->heads().clHeads) {
                 auto enc = model.objective->encoder();
-                moco->mocoHeads()->syncMomentum(enc);  // keys from the probed encoder itself
+                cl->syncMomentum(enc);  // keys from the probed encoder itself
             }
             otherName = "freshly initialised " + missing + " (seed " + std::to_string(recipe.seed + 77) +
                         "; attach a trained one with --heads)";

@@ -2,7 +2,8 @@
 // The files of one run: recipe.json, metrics.jsonl (one JSON object a line, appended whole), checkpoints/,
 // snapshots/ (probe results, see probes/Snapshot.h), tensorboard/ (the same metrics, probe figures and the
 // recipe as TensorBoard event files, written live; see export/TensorBoard.h).
-// The CLI writes it; the GUI can open any run directory, live or finished, through the same reader.
+// A RunSession (train/RunSession.h) wires it to the trainer, in the CLI and the GUI alike; the GUI can open any run
+// directory, live or finished, through the same reader (run/RunLayout.h names the files).
 #include "recipe/Recipe.h"
 #include "run/Observer.h"
 

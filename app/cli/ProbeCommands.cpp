@@ -46,7 +46,9 @@ const char* kProbeHelp =
     "same the training-time probes use) and writes DIR/<kind>.png, DIR/<kind>.snap and DIR/<kind>.csv, or with\n"
     "--format npz DIR/<kind>.npz instead of the CSV: z = numpy.load('DIR/gradcos.npz'); z['cos'], z['summary'], ...;\n"
     "json.loads(z['meta'].item()) holds the kind, step, labels and notes.\n"
-    "  gradcos         per-block cosine between the MIM (MAE) and CL (MoCo v3) loss gradients, per image.\n"
+    "  gradcos         per-block cosine between the MIM (MAE) and CL (MoCo v3) loss gradients, per image (N images,\n"
+    "                  default the recipe's probes.gradcos_samples = 64, in chunks of probes.samples), and for\n"
+    "                  the summed losses of all of them (batch_cos).\n"
     "                  Needs both heads: an MTL checkpoint has them; otherwise --heads CKPT attaches the\n"
     "                  missing one from another checkpoint of the same architecture, and without it a freshly\n"
     "                  initialised head is attached (said in the output).\n"
@@ -127,7 +129,8 @@ int cmdProbe(int argc, char** argv) {
     if (a.has("samples")) {
         int64_t n = parseInt("samples", a.get("samples"));
         if (n < 1 || n > 256) throw UsageError("--samples must be in 1..256");
-        recipe.probes.samples = int(n);
+        recipe.probes.samples = int(std::min<int64_t>(n, recipe.probes.samples));  // the chunk the CL loss contrasts
+        recipe.probes.gradcosSamples = int(std::max<int64_t>(2, n));
     }
     int block = int(parseInt("block", a.get("block", "-1")));
     if (block < -1 || block >= recipe.model.depth)

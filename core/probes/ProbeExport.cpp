@@ -272,21 +272,23 @@ std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& o) {
         const auto& cos = need(s, "cos");
         const auto& sum = need(s, "summary");
         const int64_t G = cos.shape[0], n = cos.shape[1];
+        // Columns narrow with many probe images (64 by default) so that the figure stays about 1,500 px wide;
+        // the values are written into the cells while they fit.
         const int cell = 40, labelW = 80, meanW = 50;
-        cv::Mat m(int(G) * cell, labelW + int(n) * cell + meanW + 8, CV_8UC3, cv::Scalar(255, 255, 255));
+        const int colW = int(std::clamp<int64_t>(1400 / std::max<int64_t>(1, n), 8, 40));
+        cv::Mat m(int(G) * cell, labelW + int(n) * colW + meanW + 8, CV_8UC3, cv::Scalar(255, 255, 255));
         for (int64_t g = 0; g < G; ++g) {
             put(m, groupName(s, g), 4, int(g) * cell + cell / 2 + 4);
             for (int64_t i = 0; i <= n; ++i) {
                 double v = i < n ? cos.at({g, i}) : sum.at({g, 0});
-                int x0 = labelW + int(i) * cell + (i == n ? 8 : 0);
-                cv::Rect r(x0, int(g) * cell, i == n ? meanW : cell - 1, cell - 1);
+                int x0 = labelW + int(i) * colW + (i == n ? 8 : 0);
+                cv::Rect r(x0, int(g) * cell, i == n ? meanW : colW - 1, cell - 1);
                 m(r).setTo(cv::Scalar(diverging(v)[0], diverging(v)[1], diverging(v)[2]));
-                put(m, std::isfinite(v) ? fixed2(v) : "-", x0 + 3,
-                    int(g) * cell + cell / 2 + 4, 0.3);
+                if (i == n || colW >= 34) put(m, std::isfinite(v) ? fixed2(v) : "-", x0 + 3, int(g) * cell + cell / 2 + 4, 0.3);
             }
         }
         // Colour scale.
-        cv::Mat scale(22, int(n) * cell, CV_8UC3, cv::Scalar(255, 255, 255));
+        cv::Mat scale(22, int(n) * colW, CV_8UC3, cv::Scalar(255, 255, 255));
         for (int x = 0; x < scale.cols; ++x) {
             auto c = diverging(-1.0 + 2.0 * x / std::max(1, scale.cols - 1));
             cv::line(scale, {x, 0}, {x, 9}, cv::Scalar(c[0], c[1], c[2]));

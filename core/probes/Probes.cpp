@@ -108,66 +108,106 @@ std::vector<std::pair<std::string, std::vector<torch::Tensor>>> encoderParameter
     return groups;
 }
 
-GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<torch::Tensor()>& lossA,
-                              const std::function<torch::Tensor()>& lossB) {
-    auto groups = encoderParameterGroups(encoder);
-    const auto& all = groups.back().second;
-    GradFlagGuard flags(all);
-    // Which group (other than "encoder") each parameter belongs to.
-    std::vector<size_t> groupOf(all.size(), 0);
-    for (size_t g = 0; g + 1 < groups.size(); ++g)
-        for (const auto& p : groups[g].second)
-            for (size_t j = 0; j < all.size(); ++j)
-                if (all[j].is_same(p)) groupOf[j] = g;
+namespace {
+// The encoder's parameter groups, every parameter once (`all`, the "encoder" group) and the group of each.
+struct GroupMap {
+    std::vector<std::pair<std::string, std::vector<torch::Tensor>>> groups;
+    std::vector<torch::Tensor> all;
+    std::vector<size_t> groupOf;
+};
 
+GroupMap groupMap(VisionTransformer& encoder) {
+    GroupMap m;
+    m.groups = encoderParameterGroups(encoder);
+    m.all = m.groups.back().second;
+    m.groupOf.assign(m.all.size(), 0);
+    for (size_t g = 0; g + 1 < m.groups.size(); ++g)
+        for (const auto& p : m.groups[g].second)
+            for (size_t j = 0; j < m.all.size(); ++j)
+                if (m.all[j].is_same(p)) m.groupOf[j] = g;
+    return m;
+}
+
+// Cosines per group (the last: all parameters) of two gradients given per parameter (undefined = zero).
+std::vector<double> groupCosines(const GroupMap& m, const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
+    std::vector<torch::Tensor> dots, na, nb;
+    for (size_t j = 0; j < m.all.size(); ++j) {
+        auto zero = torch::zeros({}, m.all[j].options().dtype(torch::kFloat64));
+        bool a = ga[j].defined(), b = gb[j].defined();
+        dots.push_back(a && b ? (ga[j].to(torch::kFloat64) * gb[j].to(torch::kFloat64)).sum() : zero);
+        na.push_back(a ? ga[j].to(torch::kFloat64).pow(2).sum() : zero);
+        nb.push_back(b ? gb[j].to(torch::kFloat64).pow(2).sum() : zero);
+    }
+    auto s = torch::stack({torch::stack(dots), torch::stack(na), torch::stack(nb)}).cpu();
+    auto sa = s.accessor<double, 2>();
+    const size_t G = m.groups.size();
+    std::vector<double> dot(G, 0), a2(G, 0), b2(G, 0), c(G, std::nan(""));
+    for (size_t j = 0; j < m.all.size(); ++j) {
+        for (size_t g : {m.groupOf[j], G - 1}) {
+            dot[g] += sa[0][int64_t(j)];
+            a2[g] += sa[1][int64_t(j)];
+            b2[g] += sa[2][int64_t(j)];
+        }
+    }
+    for (size_t g = 0; g < G; ++g)
+        if (a2[g] > 0 && b2[g] > 0) c[g] = dot[g] / std::sqrt(a2[g] * b2[g]);
+    return c;
+}
+}  // namespace
+
+void GradSums::add(const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
+    if (a.empty()) {
+        a.resize(ga.size());
+        b.resize(gb.size());
+    }
+    auto accumulate = [](std::vector<torch::Tensor>& sum, const std::vector<torch::Tensor>& g) {
+        for (size_t j = 0; j < g.size(); ++j) {
+            if (!g[j].defined()) continue;
+            auto d = g[j].detach().to(torch::kFloat64);
+            sum[j] = sum[j].defined() ? sum[j] + d : d;
+        }
+    };
+    accumulate(a, ga);
+    accumulate(b, gb);
+}
+
+GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<torch::Tensor()>& lossA,
+                              const std::function<torch::Tensor()>& lossB, GradSums* sums) {
+    GroupMap m = groupMap(encoder);
+    const auto& all = m.all;
+    GradFlagGuard flags(all);
     torch::Tensor la = lossA(), lb = lossB();
     TORCH_CHECK(la.dim() == 1 && lb.sizes() == la.sizes(), "per-sample losses must be two vectors of one length");
     const int64_t n = la.size(0);
-    const size_t G = groups.size();
+    const size_t G = m.groups.size();
     auto result = torch::full({int64_t(G), n}, std::nan(""), torch::kFloat64);
     auto acc = result.accessor<double, 2>();
-    auto perParam = [&](const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
-        std::vector<torch::Tensor> dots, na, nb;
-        for (size_t j = 0; j < all.size(); ++j) {
-            auto zero = torch::zeros({}, all[j].options().dtype(torch::kFloat64));
-            bool a = ga[j].defined(), b = gb[j].defined();
-            dots.push_back(a && b ? (ga[j].to(torch::kFloat64) * gb[j].to(torch::kFloat64)).sum() : zero);
-            na.push_back(a ? ga[j].to(torch::kFloat64).pow(2).sum() : zero);
-            nb.push_back(b ? gb[j].to(torch::kFloat64).pow(2).sum() : zero);
-        }
-        return torch::stack({torch::stack(dots), torch::stack(na), torch::stack(nb)}).cpu();
-    };
-    // Cosines per group from the per-parameter dot products and squared norms of two gradients.
-    auto cosines = [&](const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb) {
-        auto s = perParam(ga, gb);
-        auto sa = s.accessor<double, 2>();
-        std::vector<double> dot(G, 0), a2(G, 0), b2(G, 0), c(G, std::nan(""));
-        for (size_t j = 0; j < all.size(); ++j) {
-            for (size_t g : {groupOf[j], G - 1}) {
-                dot[g] += sa[0][int64_t(j)];
-                a2[g] += sa[1][int64_t(j)];
-                b2[g] += sa[2][int64_t(j)];
-            }
-        }
-        for (size_t g = 0; g < G; ++g)
-            if (a2[g] > 0 && b2[g] > 0) c[g] = dot[g] / std::sqrt(a2[g] * b2[g]);
-        return c;
-    };
     for (int64_t i = 0; i < n; ++i) {
         auto ga = torch::autograd::grad({la[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
         auto gb = torch::autograd::grad({lb[i]}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
-        auto c = cosines(ga, gb);
+        auto c = groupCosines(m, ga, gb);
         for (size_t g = 0; g < G; ++g) acc[int64_t(g)][i] = c[g];
     }
-    // The whole-batch cosine: the gradients of the two mean losses (what one optimiser step on the batch sees).
-    auto ga = torch::autograd::grad({la.mean()}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
-    auto gb = torch::autograd::grad({lb.mean()}, all, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
-    auto batch = cosines(ga, gb);
+    // The whole-batch cosine: the gradients of the two summed (equivalently, mean) losses, what one optimiser step
+    // on the batch sees. With `sums`, they are also added up over several calls (a probe in chunks).
+    auto ga = torch::autograd::grad({la.sum()}, all, {}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+    auto gb = torch::autograd::grad({lb.sum()}, all, {}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    auto batch = groupCosines(m, ga, gb);
+    if (sums) sums->add(ga, gb);
     GradCosResult r;
-    for (const auto& g : groups) r.groups.push_back(g.first);
+    for (const auto& g : m.groups) r.groups.push_back(g.first);
     r.cos = result.to(torch::kFloat32);
     r.batchCos = torch::tensor(std::vector<double>(batch.begin(), batch.end()), torch::kFloat64).to(torch::kFloat32);
     return r;
+}
+
+torch::Tensor summedGradientCosines(VisionTransformer& encoder, const GradSums& sums) {
+    GroupMap m = groupMap(encoder);
+    std::vector<torch::Tensor> a = sums.a, b = sums.b;
+    a.resize(m.all.size());
+    b.resize(m.all.size());
+    auto c = groupCosines(m, a, b);
+    return torch::tensor(std::vector<double>(c.begin(), c.end()), torch::kFloat64).to(torch::kFloat32);
 }
 
 torch::Tensor attentionRollout(const std::vector<torch::Tensor>& attn) {
@@ -228,8 +268,8 @@ ProbeImages pickProbeImages(const Dataset& data, int n) {
 }
 
 ProbeRunner::ProbeRunner(const Recipe& recipe, const Dataset& data, torch::Device device)
-    : recipe_(recipe), cfg_(recipe.probes), images_(pickProbeImages(data, recipe.probes.samples)), mean_(data.mean),
-      std_(data.std), device_(device) {}
+    : recipe_(recipe), cfg_(recipe.probes), images_(pickProbeImages(data, recipe.probes.samples)),
+      gradImages_(pickProbeImages(data, recipe.probes.gradcosSamples)), mean_(data.mean), std_(data.std), device_(device) {}
 
 Snapshot ProbeRunner::base(const std::string& kind, int64_t step, int stage) const {
     Snapshot s;
@@ -252,26 +292,52 @@ Snapshot ProbeRunner::gradcos(int64_t step, int stage, Objective& current, Objec
                                 " (MTL has both; grafting stages borrow the other head from the stage before)";
         return s;
     }
-    if (images_.images01.size(0) < 2) {
-        s.meta["unavailable"] = "the gradient cosine needs at least 2 probe images (probes.samples): the CL loss contrasts them";
+    const int64_t total = gradImages_.images01.size(0);
+    const int64_t chunk = std::max<int64_t>(2, cfg_.samples);
+    if (total < 2) {
+        s.meta["unavailable"] = "the gradient cosine needs at least 2 probe images (probes.gradcos_samples): the CL loss contrasts them";
         return s;
     }
     auto encoder = current.encoder();
-    auto imgs = images_.images01.to(device_);
-    auto x = normalizeImages(imgs, mean_, std_);
-    at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed);
-    auto mask = randomMasking(x.size(0), encoder->cfg.numPatches(), heads.mim->cfg.maskRatio, gen, x.device());
-    std::mt19937_64 rng(kProbeViewSeed);
-    auto views = contrastiveViews(imgs.cpu(), recipe_.augment, mean_, std_, rng);
-    auto v1 = views[0].to(device_), v2 = views[1].to(device_);
-    torch::Tensor mimLosses, clLosses;
     // The CL heads' BatchNorm uses its running statistics here (MocoHeadsImpl::perSampleLoss), so each image's
     // loss is its own; the guard keeps every buffer as it was all the same.
     BufferGuard keepStats(*heads.cl->heads);
-    GradCosResult r = gradientCosines(
-        encoder,
-        [&] { return mimLosses = mimLossPerSample(encoder, *heads.mim, x, mask); },
-        [&] { return clLosses = clLossPerSample(encoder, *heads.cl, v1, v2); });
+    // probes.gradcos_samples images in chunks of probes.samples (the CL loss contrasts the images of a chunk); each
+    // chunk its own fixed mask and views; the whole-probe cosine from the gradients summed over the chunks.
+    std::vector<torch::Tensor> cosParts, mimParts, clParts;
+    std::vector<std::string> groups;
+    GradSums sums;
+    std::vector<std::pair<int64_t, int64_t>> spans;
+    for (int64_t c0 = 0; c0 < total; c0 += chunk) spans.emplace_back(c0, std::min(total, c0 + chunk));
+    if (spans.size() > 1 && spans.back().second - spans.back().first < 2) {  // a last chunk of one image joins the one before
+        spans[spans.size() - 2].second = total;
+        spans.pop_back();
+    }
+    for (size_t c = 0; c < spans.size(); ++c) {
+        auto imgs = gradImages_.images01.slice(0, spans[c].first, spans[c].second).to(device_);
+        auto x = normalizeImages(imgs, mean_, std_);
+        at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed + uint64_t(c));
+        auto mask = randomMasking(x.size(0), encoder->cfg.numPatches(), heads.mim->cfg.maskRatio, gen, x.device());
+        std::mt19937_64 rng(kProbeViewSeed + uint64_t(c));
+        auto views = contrastiveViews(imgs.cpu(), recipe_.augment, mean_, std_, rng);
+        auto v1 = views[0].to(device_), v2 = views[1].to(device_);
+        torch::Tensor mimLosses, clLosses;
+        GradCosResult part = gradientCosines(
+            encoder,
+            [&] { return mimLosses = mimLossPerSample(encoder, *heads.mim, x, mask); },
+            [&] { return clLosses = clLossPerSample(encoder, *heads.cl, v1, v2); }, &sums);
+        cosParts.push_back(part.cos);
+        mimParts.push_back(mimLosses.detach());
+        clParts.push_back(clLosses.detach());
+        groups = part.groups;
+    }
+    GradCosResult r;
+    r.groups = groups;
+    r.cos = torch::cat(cosParts, 1);
+    r.batchCos = summedGradientCosines(encoder, sums);
+    torch::Tensor mimLosses = torch::cat(mimParts), clLosses = torch::cat(clParts);
+    s.meta["image_indices"] = gradImages_.indices;
+    s.meta["labels"] = gradImages_.labels;
     s.arrays.push_back(toArray("cos", r.cos));
     s.arrays.push_back(toArray("batch_cos", r.batchCos));
     std::vector<float> summary;

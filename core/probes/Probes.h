@@ -55,8 +55,16 @@ struct GradCosResult {
     torch::Tensor cos;       // (G, n)
     torch::Tensor batchCos;  // (G): cos(grad mean L_A, grad mean L_B), the whole batch's
 };
+// Gradients of summed losses, added up over calls (a probe over many images in chunks): per parameter, float64.
+struct GradSums {
+    std::vector<torch::Tensor> a, b;
+    void add(const std::vector<torch::Tensor>& ga, const std::vector<torch::Tensor>& gb);
+};
+// With `sums`, the gradients of the summed losses of this call are added to it.
 GradCosResult gradientCosines(VisionTransformer& encoder, const std::function<torch::Tensor()>& lossA,
-                              const std::function<torch::Tensor()>& lossB);
+                              const std::function<torch::Tensor()>& lossB, GradSums* sums = nullptr);
+// The cosine per group of the summed gradients: the whole-probe cosine over every chunk. (G).
+torch::Tensor summedGradientCosines(VisionTransformer& encoder, const GradSums& sums);
 
 // Attention rollout (Abnar & Zuidema 2020): per block the head-averaged attention plus the identity (residual),
 // rows renormalised, multiplied from the first block up. attn: per block (n, N, N). Returns (n, N, N).
@@ -101,6 +109,7 @@ private:
     Recipe recipe_;
     ProbeConfig cfg_;
     ProbeImages images_;
+    ProbeImages gradImages_;  // the gradient-cosine probe's (probes.gradcos_samples)
     std::vector<float> mean_, std_;
     torch::Device device_;
     std::set<std::pair<std::string, int>> reported_;

@@ -118,6 +118,18 @@ private slots:
         QVERIFY(std::isnan(at("embed", 0)) && std::isnan(at("norm", 1)));  // no gradient there
         QVERIFY(std::abs(batchAt("blocks.0")) < 1e-6);
         QVERIFY(std::abs(batchAt("blocks.1") - 0.5) < 1e-6);
+        // a probe in chunks: the whole-probe cosine comes from the gradients summed over the chunks, not from the
+        // chunks' own cosines (chunk 1: e0 vs e0, cos 1; chunk 2: e1 vs -e1, cos -1; together e0+e1 vs e0-e1: 0)
+        GradSums sums;
+        auto one = [&](int64_t i, double sign) {
+            return gradientCosines(
+                enc, [&] { return torch::stack({(w0 * e(i)).sum()}); }, [&] { return torch::stack({(w0 * e(i, sign)).sum()}); }, &sums);
+        };
+        auto c1 = one(0, 1), c2 = one(1, -1);
+        auto blocks0 = size_t(std::find(res.groups.begin(), res.groups.end(), "blocks.0") - res.groups.begin());
+        QVERIFY(std::abs(c1.batchCos[int64_t(blocks0)].item<double>() - 1) < 1e-6);
+        QVERIFY(std::abs(c2.batchCos[int64_t(blocks0)].item<double>() + 1) < 1e-6);
+        QVERIFY(std::abs(summedGradientCosines(enc, sums)[int64_t(blocks0)].item<double>()) < 1e-6);
     }
 
     // Each image's CL loss is its own: the heads' BatchNorm uses its running statistics, not the probe batch's, so
@@ -162,6 +174,7 @@ private slots:
     void gradientCosineProbeOnMtlLeavesTheModelAlone() {
         Recipe r = tinyMtl();
         Dataset d = tinyData(r);
+        r.probes.gradcosSamples = 7;  // in chunks of probes.samples = 4: 4 + 3 images
         auto obj = makeObjective(r, "mtl", 1, d.mean, d.std);
         for (auto& p : obj->encoder()->patch_embed->parameters()) p.set_requires_grad(false);  // as a frozen stage
         auto before = stateOf(*obj);
@@ -170,15 +183,20 @@ private slots:
         QVERIFY2(s.unavailable().empty(), s.unavailable().c_str());
         const SnapshotArray* cos = s.find("cos");
         QVERIFY(cos);
-        QCOMPARE(cos->shape, (std::vector<int64_t>{r.model.depth + 3, 4}));
+        const int64_t n = 7;
+        QCOMPARE(cos->shape, (std::vector<int64_t>{r.model.depth + 3, n}));
+        QCOMPARE(s.meta["image_indices"].size(), size_t(n));
+        QCOMPARE(s.find("mim_loss")->shape, (std::vector<int64_t>{n}));
+        QCOMPARE(s.find("batch_cos")->shape, (std::vector<int64_t>{r.model.depth + 3}));
+        for (float v : s.find("batch_cos")->values) QVERIFY(std::isfinite(v) && std::abs(v) <= 1.0001f);
         for (float v : cos->values) QVERIFY(std::isfinite(v) && v >= -1.0001f && v <= 1.0001f);
         const SnapshotArray* sum = s.find("summary");
         QVERIFY(sum);
         for (int64_t g = 0; g < cos->shape[0]; ++g) {
             double mean = 0, neg = 0;
-            for (int64_t i = 0; i < 4; ++i) {
-                mean += cos->at({g, i}) / 4.0;
-                neg += cos->at({g, i}) < 0 ? 0.25 : 0.0;
+            for (int64_t i = 0; i < n; ++i) {
+                mean += cos->at({g, i}) / double(n);
+                neg += cos->at({g, i}) < 0 ? 1.0 / double(n) : 0.0;
             }
             QVERIFY(std::abs(sum->at({g, 0}) - mean) < 1e-5);
             QVERIFY(std::abs(sum->at({g, 6}) - neg) < 1e-6);

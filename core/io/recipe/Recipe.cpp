@@ -108,6 +108,7 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("train.precision", train.precision, "Arithmetic of the training forward pass: auto (bf16 autocast on CUDA, fp32 on CPU), fp32, or bf16 (autocast: matrix products in bfloat16, reductions and losses in fp32; on a CPU without bf16 instructions it is slower than fp32). Probes and evaluation always run in fp32.", "auto", "fp32", "bf16"),
         GL_FIELD("probes.every", probes.every, "Run the probes every this many steps (and at the start and end of the run); 0 = no probes. They run on the training thread and their share of the time is logged as probe_share."),
         GL_FIELD("probes.samples", probes.samples, "Number of fixed probe images (evenly spaced over the training set); the gradient-cosine probe costs two backward passes per image."),
+        GL_FIELD("probes.gradcos_samples", probes.gradcosSamples, "Images of the gradient-cosine probe (evenly spaced over the training set), in chunks of probes.samples: the CL loss contrasts the images of a chunk; each image costs two backward passes."),
         GL_FIELD("probes.keep", probes.keep, "Snapshots kept per probe kind in the run's snapshots/ folder; beyond it older ones are thinned (the first, the last and an even spread stay). 0 = keep all."),
         GL_FIELD("probes.gradcos", probes.gradcos, "Per-block cosine between the gradients of the MIM and the CL loss, per probe image (Layer Grafted Pretraining); needs both heads: MTL, or a grafting stage after a stage of the other kind."),
         GL_FIELD("probes.attention", probes.attention, "Class-token attention to every patch per block and head, and attention rollout."),
@@ -431,6 +432,7 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (moco.outDim <= 0) e.push_back({"moco.out_dim", "must be positive"});
     if (probes.every < 0) e.push_back({"probes.every", "must be >= 0 (0 = no probes)"});
     if (probes.samples < 1 || probes.samples > 256) e.push_back({"probes.samples", "must be between 1 and 256"});
+    if (probes.gradcosSamples < 2 || probes.gradcosSamples > 1024) e.push_back({"probes.gradcos_samples", "must be between 2 and 1024"});
     if (probes.keep < 0) e.push_back({"probes.keep", "must be >= 0 (0 = keep all)"});
     if (probes.keep == 1) e.push_back({"probes.keep", "must be at least 2 (the first and the last snapshot) or 0"});
     if (probes.similarityBlock < -1 || probes.similarityBlock >= model.depth)

@@ -123,6 +123,7 @@ struct TrainConfig {
 struct ProbeConfig {
     int every = 100;                // steps between probes; 0 = off
     int samples = 8;                // probe images (fixed: evenly spaced over the training set)
+    int gradcosSamples = 64;        // images of the gradient-cosine probe, taken in chunks of `samples`
     int keep = 100;                 // snapshots kept per kind; older ones are thinned (first, last, even spread)
     bool gradcos = true;            // per-block cosine of the MIM and CL gradients (needs both heads)
     bool attention = true;          // class-token attention per block and head, and rollout

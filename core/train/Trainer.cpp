@@ -120,7 +120,9 @@ std::string multiplierName(double m) {
 // Copies tensors of `from` into `to` by name: encoder.* (also into the objective's encoder copies, e.g. MoCo v3's
 // momentum encoder or ConMIM's slow model), and with `all` every other tensor whose name and shape match.
 // Returns how many.
-int graftTensors(const std::map<std::string, torch::Tensor>& from, Objective& to, bool all) {
+// With `lowerBlocks` >= 0 only the embedding and encoder blocks below it are taken (the seed's "MIM lower blocks +
+// random upper blocks" experiment): higher blocks and the final norm keep their fresh initialisation.
+int graftTensors(const std::map<std::string, torch::Tensor>& from, Objective& to, bool all, int lowerBlocks) {
     torch::NoGradGuard ng;
     int copied = 0;
     const auto copies = to.encoderCopyPrefixes();
@@ -134,6 +136,11 @@ int graftTensors(const std::map<std::string, torch::Tensor>& from, Objective& to
             }
         bool isEncoder = src.rfind("encoder.", 0) == 0;
         if (!isEncoder && !all) return;
+        if (isEncoder && lowerBlocks >= 0) {
+            const std::string rest = src.substr(8);
+            if (rest.rfind("norm.", 0) == 0) return;
+            if (rest.rfind("blocks.", 0) == 0 && std::stoi(rest.substr(7, rest.find('.', 7) - 7)) >= lowerBlocks) return;
+        }
         auto it = from.find(src);
         if (it == from.end() && isCopy && all) it = from.find(name);
         if (it == from.end() || it->second.sizes() != dst.sizes()) return;
@@ -170,11 +177,12 @@ void Trainer::enterStage(int stage, bool initialise) {
             source = readModelTensors(st.checkpoint);
             origin = st.checkpoint;
         }
-        int n = graftTensors(source, *objective, st.initModules == "all");
+        int n = graftTensors(source, *objective, st.initModules == "all", st.initBlocks);
         if (n == 0)
             throw RecipeError("stages[" + std::to_string(stage) + "].init",
                               "nothing to take from " + origin + " (no tensor matches the model by name and shape)");
-        spdlog::info("stage {} ({}): {} tensors from {}", stage + 1, st.method, n, origin);
+        spdlog::info("stage {} ({}): {} tensors from {}{}", stage + 1, st.method, n, origin,
+                     st.initBlocks >= 0 ? " (the embedding and blocks 0.." + std::to_string(st.initBlocks - 1) + " only; the rest freshly initialised)" : "");
     }
     objective->to(device_);
     if (objective_ && stage > 0) {

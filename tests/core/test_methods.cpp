@@ -255,6 +255,39 @@ private slots:
         fs::remove_all(dir);
     }
 
+    // stages[i].init_blocks = k: the embedding and the lower k blocks come from the stage before (base and momentum
+    // encoder), the upper blocks and the final norm are freshly initialised (the seed's "MIM lower blocks + random
+    // upper blocks" experiment).
+    void stageTakesOnlyTheLowerBlocksWhenAsked() {
+        Recipe r = tinyStages("mae", "mocov3", {0.1, 1.0}, 0.1);
+        r.stages[1].initBlocks = 1;
+        QVERIFY(r.validate().empty());
+        auto dir = test::tempDir("graft-lower");
+        std::string ckpt = trainFirstStage(r, dir);
+        auto stage1 = readModelTensors(ckpt);
+        TrainerOptions o2;
+        o2.checkpointDir = dir;
+        Trainer b(r, o2);
+        b.prepare();
+        b.resumeFrom(ckpt);
+        b.enterStage(1, true);
+        auto named = b.objective().named_parameters();
+        for (const char* key : {"encoder.patch_embed.proj.weight", "encoder.cls_token", "encoder.blocks.0.attn.qkv.weight",
+                                "encoder.blocks.0.mlp.fc2.weight"}) {
+            QVERIFY2(torch::equal(named[key], stage1.at(key)), key);
+            QVERIFY2(torch::equal(named[std::string("moco.momentum_") + key], stage1.at(key)), key);
+        }
+        for (const char* key : {"encoder.blocks.1.attn.qkv.weight", "encoder.blocks.1.mlp.fc1.weight", "encoder.norm.weight"})
+            QVERIFY2(!torch::equal(named[key], stage1.at(key)), key);
+        // a fresh block is the stage's own initialisation, the same in the momentum copy
+        QVERIFY(torch::equal(named["moco.momentum_encoder.blocks.1.attn.qkv.weight"], named["encoder.blocks.1.attn.qkv.weight"]));
+        // out of range is refused with the field named
+        r.stages[1].initBlocks = r.model.depth + 1;
+        auto issues = r.validate();
+        QVERIFY(!issues.empty() && issues.front().field == "stages[1].init_blocks");
+        fs::remove_all(dir);
+    }
+
     void stageStartsFromAnotherRunsCheckpoint() {
         Recipe mae = test::tinyRecipe();
         mae.train.steps = 3;

@@ -195,6 +195,7 @@ json Recipe::toJson() const {
             o["init"] = st.init;
             o["checkpoint"] = st.checkpoint;
             o["init_modules"] = st.initModules;
+            o["init_blocks"] = st.initBlocks;
             o["base_lr"] = st.baseLr;
             o["warmup_steps"] = st.warmupSteps;
             o["lr_mult"] = {{"embed", st.embedLr}, {"blocks", st.blockLr}, {"head", st.headLr}};
@@ -242,6 +243,10 @@ void parseStages(const json& v, std::vector<StageConfig>& out, std::vector<Recip
         str("init", st.init);
         str("checkpoint", st.checkpoint);
         str("init_modules", st.initModules);
+        if (o.contains("init_blocks")) {
+            if (o["init_blocks"].is_number_integer()) st.initBlocks = int(o["init_blocks"].get<int64_t>());
+            else issues.push_back({base + ".init_blocks", "expected an integer, got " + typeName(o["init_blocks"])});
+        }
         num(o, base + ".base_lr", "base_lr", st.baseLr);
         integer("warmup_steps", st.warmupSteps);
         if (o.contains("lr_mult")) {
@@ -265,7 +270,7 @@ void parseStages(const json& v, std::vector<StageConfig>& out, std::vector<Recip
                         issues.push_back({mb + "." + it.key(), "unknown key (expected embed, blocks or head)"});
             }
         }
-        static const std::set<std::string> known = {"name", "method", "steps", "init", "checkpoint", "init_modules",
+        static const std::set<std::string> known = {"name", "method", "steps", "init", "checkpoint", "init_modules", "init_blocks",
                                                     "base_lr", "warmup_steps", "lr_mult"};
         for (auto it = o.begin(); it != o.end(); ++it)
             if (!known.count(it.key())) issues.push_back({base + "." + it.key(), "unknown key"});
@@ -480,6 +485,10 @@ std::vector<RecipeIssue> Recipe::validate() const {
         if (st.init == "checkpoint" && st.checkpoint.empty()) e.push_back({b + ".checkpoint", "init = checkpoint needs a checkpoint file"});
         if (st.initModules != "encoder" && st.initModules != "all")
             e.push_back({b + ".init_modules", "expected encoder or all, got \"" + st.initModules + "\""});
+        if (st.initBlocks < -1 || st.initBlocks > model.depth)
+            e.push_back({b + ".init_blocks", "must be -1 (every block) or 0.." + std::to_string(model.depth) + " (model.depth)"});
+        if (st.initBlocks >= 0 && st.init == "random")
+            e.push_back({b + ".init_blocks", "takes blocks from the previous stage or a checkpoint; init is random"});
         if (st.baseLr < 0) e.push_back({b + ".base_lr", "must be >= 0 (0 = optim.base_lr)"});
         if (st.embedLr < 0) e.push_back({b + ".lr_mult.embed", "must be >= 0 (0 = frozen)"});
         if (st.headLr < 0) e.push_back({b + ".lr_mult.head", "must be >= 0 (0 = frozen)"});

@@ -92,6 +92,7 @@ struct StageConfig {
     std::string init = "previous";      // random | previous | checkpoint
     std::string checkpoint;             // with init = checkpoint
     std::string initModules = "encoder";  // encoder (into base and momentum encoders) | all (heads too)
+    int initBlocks = -1;                // take only the embedding and the lower k encoder blocks; -1 = all blocks
     double baseLr = 0;                  // 0 = optim.base_lr
     int64_t warmupSteps = -1;           // -1 = optim.warmup_steps
     double embedLr = 1.0;               // patch + position embedding, class token

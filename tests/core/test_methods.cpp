@@ -288,6 +288,33 @@ private slots:
         fs::remove_all(dir);
     }
 
+    // The layer_grafted preset as the official code: stage 2 (MoCo v3) keeps the patch projection it took from the
+    // MAE stage fixed (--stop-grad-conv1), while class token and position embedding train at lr_mult.embed.
+    void layerGraftedPresetFreezesTheGraftedPatchProjection() {
+        std::vector<RecipeIssue> issues;
+        Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/layer_grafted.json", {}, issues);
+        QVERIFY(issues.empty());
+        QVERIFY(r.moco.frozenPatchEmbed);
+        test::shrinkToTiny(r);
+        for (auto& st : r.stages) st.steps = 4;
+        r.train.checkpointEvery = 100;
+        auto dir = test::tempDir("graft-conv1");
+        std::string ckpt = trainFirstStage(r, dir);
+        auto stage1 = readModelTensors(ckpt);
+        TrainerOptions o2;
+        o2.checkpointDir = dir;
+        Trainer b(r, o2);
+        b.prepare();
+        b.resumeFrom(ckpt);
+        b.enterStage(1, true);
+        auto named = b.objective().named_parameters();
+        auto w = named["encoder.patch_embed.proj.weight"];
+        QVERIFY(!w.requires_grad());
+        QVERIFY(torch::equal(w, stage1.at("encoder.patch_embed.proj.weight")));  // MAE's projection, not a random one
+        QVERIFY(named["encoder.cls_token"].requires_grad());
+        fs::remove_all(dir);
+    }
+
     void stageStartsFromAnotherRunsCheckpoint() {
         Recipe mae = test::tinyRecipe();
         mae.train.steps = 3;

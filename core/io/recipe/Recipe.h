@@ -74,7 +74,7 @@ struct ConMimConfig {
     std::string perturbation = "asymmetric";  // asymmetric | strong_both | basic_both | switched
     std::string contrast = "patch";     // patch (denoising, intra-image) | instance (mean token, over the batch)
     bool masking = true;                // false: patch-level contrast without masking (reported to fail)
-    double strongBlurProb = 0.5;
+    double strongBlurProb = 0.1;        // the official code's; 0.5 was GraftLab's first choice
     double strongSolarizeProb = 0.2;
 };
 

@@ -21,26 +21,60 @@ torch::Tensor patchContrastLoss(const torch::Tensor& feats, const torch::Tensor&
 }
 
 namespace {
-torch::nn::Sequential buildProjector(int dim, int out) {
+torch::nn::Sequential buildProjector(const ConMimConfig& c, int dim) {
+    if (c.projector == "mlp_bn") return buildMocoMlp(3, dim, c.projHiddenDim, c.projDim, /*lastBatchNorm=*/true);
     torch::nn::Sequential p;
     p->push_back(torch::nn::Linear(dim, dim));
     p->push_back(torch::nn::GELU());
-    p->push_back(torch::nn::Linear(dim, out));
+    p->push_back(torch::nn::Linear(dim, c.projDim));
     return p;
 }
 }  // namespace
+
+torch::Tensor blockwiseMask(int height, int width, int64_t count, std::mt19937_64& rng) {
+    // BEiT's MaskingGenerator: rectangles of 16 patches or more at 14x14 (scaled to this grid), aspect ratio in
+    // [0.3, 1/0.3], each adding only unmasked patches, until `count` patches are masked or no block fits.
+    auto mask = torch::zeros({height, width}, torch::kFloat32);
+    auto m = mask.accessor<float, 2>();
+    const double minPatches = std::max(1.0, std::round(16.0 * height * width / 196.0));
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    int64_t masked = 0;
+    while (masked < count) {
+        const int64_t room = count - masked;
+        int64_t added = 0;
+        for (int attempt = 0; attempt < 10 && added == 0; ++attempt) {
+            double area = minPatches + unit(rng) * (std::max<double>(minPatches, double(room)) - minPatches);
+            double aspect = std::exp(std::log(0.3) + unit(rng) * (std::log(1 / 0.3) - std::log(0.3)));
+            int h = int(std::lround(std::sqrt(area * aspect))), w = int(std::lround(std::sqrt(area / aspect)));
+            if (h < 1 || w < 1 || h >= height || w >= width) continue;
+            int top = int(unit(rng) * (height - h + 1)), left = int(unit(rng) * (width - w + 1));
+            top = std::min(top, height - h);
+            left = std::min(left, width - w);
+            int64_t fresh = 0;
+            for (int i = top; i < top + h; ++i)
+                for (int j = left; j < left + w; ++j) fresh += m[i][j] == 0.f;
+            if (fresh == 0 || fresh > room) continue;
+            for (int i = top; i < top + h; ++i)
+                for (int j = left; j < left + w; ++j) m[i][j] = 1.f;
+            added = fresh;
+        }
+        if (added == 0) break;
+        masked += added;
+    }
+    return mask.reshape({height * width});
+}
 
 ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : aug_(r.augment), cfg_(r.conmim), mean_(std::move(mean)), std_(std::move(std)) {
     VitConfig vit = vitConfigFrom(r, channels);
     encoder_ = register_module("encoder", VisionTransformer(vit));
     mask_token = register_parameter("mask_token", torch::zeros({1, 1, vit.embedDim}));
-    projector_ = register_module("projector", buildProjector(vit.embedDim, cfg_.projDim));
+    projector_ = register_module("projector", buildProjector(cfg_, vit.embedDim));
     initMaeWeights(*projector_);
     torch::nn::init::normal_(mask_token, 0.0, 0.02);
     if (cfg_.slowModel) {
         slow_encoder_ = register_module("slow_encoder", VisionTransformer(vit));
-        slow_projector_ = register_module("slow_projector", buildProjector(vit.embedDim, cfg_.projDim));
+        slow_projector_ = register_module("slow_projector", buildProjector(cfg_, vit.embedDim));
         torch::NoGradGuard ng;
         emaUpdate(*slow_encoder_, *encoder_, 0.0);  // the slow model starts as a copy
         emaUpdate(*slow_projector_, *projector_, 0.0);
@@ -68,7 +102,12 @@ std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, 
 }
 
 torch::Tensor ConMimImpl::project(torch::nn::Sequential& projector, const torch::Tensor& tokens) {
-    return F::normalize(applySequential(projector, tokens), F::NormalizeFuncOptions().dim(-1));
+    // (N, L, D) tokens as N*L rows: BatchNorm layers then see one feature vector per patch
+    auto rows = tokens.reshape({-1, tokens.size(-1)});
+    auto out = applySequential(projector, rows);
+    auto shape = tokens.sizes().vec();
+    shape.back() = out.size(-1);
+    return F::normalize(out.reshape(shape), F::NormalizeFuncOptions().dim(-1));
 }
 
 torch::Tensor ConMimImpl::onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask) {
@@ -91,7 +130,14 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& full = batch.views.at(1);
     const int64_t n = online.size(0), L = encoder_->cfg.numPatches();
     torch::Tensor mask;
-    if (cfg_.masking) {
+    if (cfg_.masking && cfg_.maskStyle == "blockwise") {
+        const int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
+        const int grid = int(std::lround(std::sqrt(double(L))));
+        std::mt19937_64 rng(uint64_t(torch::randint(int64_t(1) << 62, {1}, ctx.generator).item<int64_t>()));
+        std::vector<torch::Tensor> rows;
+        for (int64_t i = 0; i < n; ++i) rows.push_back(blockwiseMask(grid, grid, masked, rng));
+        mask = torch::stack(rows).to(online.device());
+    } else if (cfg_.masking) {
         int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
         auto noise = torch::rand({n, L}, ctx.generator);
         auto order = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
@@ -104,7 +150,7 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     torch::Tensor loss;
     if (cfg_.contrast == "instance") {
         // Ablation: mean of the patch tokens, contrasted over the batch.
-        auto q = F::normalize(projector_->forward(tokens.mean(1)), F::NormalizeFuncOptions().dim(-1));
+        auto q = F::normalize(applySequential(projector_, tokens.mean(1)), F::NormalizeFuncOptions().dim(-1));
         auto kk = F::normalize(k.mean(1), F::NormalizeFuncOptions().dim(-1));
         auto logits = torch::mm(q, kk.t()) / cfg_.temperature;
         loss = F::cross_entropy(logits, torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(q.device())));

@@ -15,6 +15,10 @@ namespace graftlab {
 torch::Tensor patchContrastLoss(const torch::Tensor& feats, const torch::Tensor& keys, const torch::Tensor& mask,
                                 double temperature);
 
+// BEiT's block-wise masking (as the official ConMIM code uses it): `count` of the height x width patches masked in
+// rectangles, row-major (height * width) with 1 = masked; fewer when no further block fits.
+torch::Tensor blockwiseMask(int height, int width, int64_t count, std::mt19937_64& rng);
+
 class ConMimImpl : public Objective {
 public:
     ConMimImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);

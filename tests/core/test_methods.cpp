@@ -413,6 +413,62 @@ private slots:
         QVERIFY(std::isfinite(out.total.item<double>()));
     }
 
+    // ConMIM as the official code masks: BEiT's block-wise rectangles (few connected regions), not scattered patches.
+    void conmimMasksBlockwiseAndProjectsWithBatchNorm() {
+        auto components = [](const torch::Tensor& flat, int g) {
+            auto m = flat.reshape({g, g});
+            auto a = m.accessor<float, 2>();
+            std::vector<std::vector<int>> seen(size_t(g), std::vector<int>(size_t(g), 0));
+            int count = 0;
+            for (int i = 0; i < g; ++i)
+                for (int j = 0; j < g; ++j) {
+                    if (a[i][j] == 0.f || seen[size_t(i)][size_t(j)]) continue;
+                    ++count;
+                    std::vector<std::pair<int, int>> stack{{i, j}};
+                    seen[size_t(i)][size_t(j)] = 1;
+                    while (!stack.empty()) {
+                        auto [y, x] = stack.back();
+                        stack.pop_back();
+                        for (auto [dy, dx] : {std::pair{1, 0}, {-1, 0}, {0, 1}, {0, -1}}) {
+                            int yy = y + dy, xx = x + dx;
+                            if (yy < 0 || xx < 0 || yy >= g || xx >= g || a[yy][xx] == 0.f || seen[size_t(yy)][size_t(xx)]) continue;
+                            seen[size_t(yy)][size_t(xx)] = 1;
+                            stack.push_back({yy, xx});
+                        }
+                    }
+                }
+            return count;
+        };
+        const int g = 7;
+        const int64_t target = 19;  // 40 % of 49, as ConMIM's 75 of 196
+        std::mt19937_64 rng(3);
+        double blocks = 0, scattered = 0, maskedMean = 0;
+        for (int k = 0; k < 200; ++k) {
+            auto m = blockwiseMask(g, g, target, rng);
+            QVERIFY(m.sum().item<float>() <= float(target));
+            maskedMean += m.sum().item<double>() / 200;
+            blocks += components(m, g) / 200.0;
+            auto order = torch::randperm(g * g);
+            auto r = torch::zeros({g * g}).index_fill_(0, order.slice(0, 0, target), 1.0);
+            scattered += components(r, g) / 200.0;
+        }
+        QVERIFY2(maskedMean > 0.8 * target, std::to_string(maskedMean).c_str());
+        QVERIFY2(blocks < 3.0 && scattered > 5.0, (std::to_string(blocks) + " vs " + std::to_string(scattered)).c_str());
+        // the official projector: 3 layers with BatchNorm, the last without affine; GraftLab's earlier one on request
+        Recipe r = test::tinyRecipe();
+        r.method = "conmim";
+        ConMimImpl official(r, 1, {0.5f}, {0.25f});
+        int bns = 0;
+        for (auto& m : official.modules(false))
+            if (m->as<torch::nn::BatchNorm1d>()) ++bns;
+        QVERIFY2(bns >= 6, std::to_string(bns).c_str());  // projector and slow projector: 3 each
+        r.conmim.projector = "simple";
+        ConMimImpl simple(r, 1, {0.5f}, {0.25f});
+        for (auto& m : simple.modules(false)) QVERIFY(!m->as<torch::nn::BatchNorm1d>());
+        r.conmim.maskStyle = "checkerboard";
+        QVERIFY(!r.validate().empty() && r.validate().front().field == "conmim.mask_style");
+    }
+
     void conmimViewsShareGeometry() {
         Recipe r = test::tinyRecipe();
         r.method = "conmim";

@@ -85,6 +85,9 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("conmim.momentum", conmim.momentum, "Starting EMA momentum of the slow model; rises to 1 on a cosine over the stage (0.996)."),
         GL_FIELD("conmim.mask_ratio", conmim.maskRatio, "Fraction of patches replaced by the learned mask token in the online input, in (0, 1)."),
         GL_FIELD("conmim.proj_dim", conmim.projDim, "Output width of the projector applied after the final LayerNorm (online and slow model)."),
+        GL_FIELD("conmim.mask_style", conmim.maskStyle, "How patches are masked: blockwise (BEiT's block-wise masking, as the official ConMIM code) or random (uniformly at random, GraftLab's earlier choice).", "blockwise", "random"),
+        GL_FIELD("conmim.projector", conmim.projector, "The projector after the final LayerNorm: mlp_bn (3 layers with BatchNorm, the last without affine, as the official code) or simple (Linear-GELU-Linear, GraftLab's earlier choice).", "mlp_bn", "simple"),
+        GL_FIELD("conmim.proj_hidden_dim", conmim.projHiddenDim, "Hidden width of the mlp_bn projector (the official code: 4096 at ViT-B)."),
         GL_FIELD("conmim.slow_model", conmim.slowModel, "Keys from a slow (EMA) model; false = keys from the online model with stop-gradient (ablation)."),
         GL_FIELD("conmim.perturbation", conmim.perturbation, "Image perturbations: asymmetric (basic for the masked online input, strong for the slow input), strong_both, basic_both, or switched (ablations).", "asymmetric", "strong_both", "basic_both", "switched"),
         GL_FIELD("conmim.contrast", conmim.contrast, "patch: denoising patch-level contrast within each image; instance: mean of the patch tokens contrasted over the batch (ablation).", "patch", "instance"),
@@ -463,6 +466,11 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (!(conmim.temperature > 0)) e.push_back({"conmim.temperature", "must be positive"});
     if (!(conmim.momentum >= 0 && conmim.momentum <= 1)) e.push_back({"conmim.momentum", "must be inside [0, 1]"});
     if (conmim.projDim <= 0) e.push_back({"conmim.proj_dim", "must be positive"});
+    if (conmim.projHiddenDim <= 0) e.push_back({"conmim.proj_hidden_dim", "must be positive"});
+    if (conmim.maskStyle != "blockwise" && conmim.maskStyle != "random")
+        e.push_back({"conmim.mask_style", "expected blockwise or random, got \"" + conmim.maskStyle + "\""});
+    if (conmim.projector != "mlp_bn" && conmim.projector != "simple")
+        e.push_back({"conmim.projector", "expected mlp_bn or simple, got \"" + conmim.projector + "\""});
     if (!(conmim.strongBlurProb >= 0 && conmim.strongBlurProb <= 1)) e.push_back({"conmim.strong_blur_prob", "is a probability: must be inside [0, 1]"});
     if (!(conmim.strongSolarizeProb >= 0 && conmim.strongSolarizeProb <= 1)) e.push_back({"conmim.strong_solarize_prob", "is a probability: must be inside [0, 1]"});
     static const std::set<std::string> methods(kMethods.begin(), kMethods.end());

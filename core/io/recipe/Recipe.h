@@ -68,8 +68,11 @@ struct MocoConfig {
 struct ConMimConfig {
     double temperature = 0.1;
     double momentum = 0.996;            // slow model EMA, rising to 1 on a cosine over the stage
-    double maskRatio = 0.4;             // random patch masking (the paper masks ~40% with BEiT's block-wise masks)
+    double maskRatio = 0.4;             // share of patches masked (the paper: ~40%, 75 of 196)
+    std::string maskStyle = "blockwise";  // blockwise (BEiT's, as the official code) | random (GraftLab's first)
     int projDim = 128;                  // output width of the projector (after the final LayerNorm)
+    std::string projector = "mlp_bn";   // mlp_bn: 3 layers with BatchNorm, last BN without affine (official) | simple: Linear-GELU-Linear
+    int projHiddenDim = 512;            // hidden width of the mlp_bn projector (official: 4096 at ViT-B)
     bool slowModel = true;              // false: keys from the online model with stop-gradient
     std::string perturbation = "asymmetric";  // asymmetric | strong_both | basic_both | switched
     std::string contrast = "patch";     // patch (denoising, intra-image) | instance (mean token, over the batch)

@@ -200,6 +200,17 @@ CompareView::Run CompareView::readRun(const QString& dir) {
 }
 
 bool CompareView::addRun(const QString& dir, QString* error) {
+    // A sweep's folder: every run it lists, at once.
+    QFile sweep(QString::fromStdString(RunLayout::sweepIndex(dir.toStdString())));
+    if (!RunLayout(dir.toStdString()).holdsRun() && sweep.open(QIODevice::ReadOnly)) {
+        auto j = nlohmann::json::parse(sweep.readAll().toStdString(), nullptr, false);
+        int added = 0;
+        if (j.is_object() && j.contains("runs") && j["runs"].is_array())
+            for (const auto& name : j["runs"])
+                if (name.is_string()) added += addRun(QDir(dir).filePath(QString::fromStdString(name.get<std::string>())));
+        if (added == 0 && error) *error = tr("%1: the sweep lists no run directory that holds a run yet").arg(dir);
+        return added > 0;
+    }
     if (!RunLayout(dir.toStdString()).holdsRun()) {
         if (error) *error = tr("%1 holds no recipe.json: not a run directory").arg(dir);
         return false;

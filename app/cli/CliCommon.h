@@ -61,6 +61,7 @@ int cmdProbe(int argc, char** argv);
 int cmdEval(int argc, char** argv);
 int cmdEmbed(int argc, char** argv);
 int cmdTable(int argc, char** argv);
+int cmdSweep(int argc, char** argv);
 int cmdRecipe(int argc, char** argv);
 int cmdBench(int argc, char** argv);
 int cmdExport(int argc, char** argv);

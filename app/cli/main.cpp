@@ -27,6 +27,7 @@ const char* kMainHelp =
     "  reconstruct  MAE demo grid (original / masked / reconstruction / + visible) from a checkpoint\n"
     "  eval         linear probe, 1% few-shot, k-NN and fine-tuning of a checkpoint's encoder\n"
     "  table        train several recipes with equal compute and evaluate them all (the papers' Table 1)\n"
+    "  sweep        train one recipe over a grid of field values, evaluate each, one table and one figure\n"
     "  embed        frozen features of a split, for Python (torch.load)\n"
     "  export       the encoder with timm's names (.pt or .safetensors), or a run's probe results as .npz\n"
     "  report       one self-contained HTML page of a run: curves, recipe, evaluation, probes\n"
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
         if (cmd == "embed") return cmdEmbed(argc, argv);
         if (cmd == "export") return cmdExport(argc, argv);
         if (cmd == "table") return cmdTable(argc, argv);
+        if (cmd == "sweep") return cmdSweep(argc, argv);
         if (cmd == "report") return cmdReport(argc, argv);
         if (cmd == "bench") return cmdBench(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;

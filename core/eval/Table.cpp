@@ -94,10 +94,19 @@ std::pair<double, double> TableRow::stat(const std::string& protocol) const {
 }
 
 namespace {
-
 struct RunOutcome {
     std::string checkpoint;  // empty: stopped before the end
 };
+RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,
+                         const std::function<void(const std::string&)>& log, bool randomInitOnly);
+}  // namespace
+
+std::string trainOrReuse(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,
+                         const std::function<void(const std::string&)>& log) {
+    return ensureTrained(recipe, dir, train, log, false).checkpoint;
+}
+
+namespace {
 
 // Trains `recipe` into `dir`, or reuses / resumes what is there when its recipe is the same.
 RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,

@@ -65,6 +65,11 @@ struct TableResult {
 // Trains a run of the table with the caller's progress and signal handling; returns false when stopped early.
 using TableTrainFn = std::function<bool(RunSession&)>;
 
+// Trains `recipe` into `dir` unless a finished run of the same recipe is there (then reused) or an unfinished one
+// (then resumed); returns the final checkpoint, or "" when the training was stopped.
+std::string trainOrReuse(const Recipe& recipe, const std::string& dir, const TableTrainFn& train,
+                         const std::function<void(const std::string&)>& log);
+
 // Trains what is missing, evaluates, writes DIR/table.md and DIR/table.csv. A finished run is reused only when its
 // stored recipe equals the one this table asks for; an unfinished one with the same recipe is resumed; any other
 // is trained again. Throws FileError / RecipeError naming the file or field.

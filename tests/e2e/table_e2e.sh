@@ -62,4 +62,34 @@ grep -q "reusing the finished run" "$work/log3" || { cat "$work/log3"; fail "fin
 grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \
   || { cat "$work/log4"; fail "a run of another recipe was reused"; }
 grep -q '"batch_size": 8' "$work/u/mae/recipe.json" || fail "the retrained run does not have the new recipe"
+# A sweep over two keys: a run per combination with that recipe, a table whose cells are those runs' eval.json,
+# a heat map; the same command reuses the runs; a grid value the recipe refuses is named and exits 2.
+sweep=(--set data.dataset=synthetic --set data.synthetic_size=160 --set data.image_size=16 --set model.embed_dim=32
+       --set model.depth=2 --set model.num_heads=2 --set optim.batch_size=16 --set probes.every=0)
+"$cli" sweep --recipe mae --out "$work/s" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
+  "${sweep[@]}" > /dev/null 2> "$work/sweep.log" || { cat "$work/sweep.log"; fail "sweep"; }
+"$py" - "$work/s" <<'PY' || fail "sweep values"
+import csv, json, os, sys
+s = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(s, "sweep.csv"))))
+assert [(r["optim.base_lr"], r["mae.mask_ratio"]) for r in rows] == [("1e-3", "0.5"), ("1e-3", "0.75"), ("4e-3", "0.5"), ("4e-3", "0.75")], rows
+index = json.load(open(os.path.join(s, "sweep.json")))
+assert len(index["runs"]) == 4
+for r, name in zip(rows, index["runs"]):
+    recipe = json.load(open(os.path.join(s, name, "recipe.json")))
+    assert abs(recipe["optim"]["base_lr"] - float(r["optim.base_lr"])) < 1e-12 and abs(recipe["mae"]["mask_ratio"] - float(r["mae.mask_ratio"])) < 1e-12, (name, recipe["optim"], recipe["mae"])
+    e = next(iter(json.load(open(os.path.join(s, name, "checkpoints", "eval.json"))).values()))
+    for p in ("linear", "knn"):
+        assert abs(float(r[p]) - 100 * e["protocols"][p]["top1"]) < 0.051, (name, p, r[p], e["protocols"][p])
+svg = open(os.path.join(s, "sweep.svg")).read()
+assert svg.count("<rect") == 4 and "mae.mask_ratio (columns)" in svg
+print("sweep values OK")
+PY
+"$cli" sweep --recipe mae --out "$work/s" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
+  "${sweep[@]}" > /dev/null 2> "$work/sweep2.log" || { cat "$work/sweep2.log"; fail "sweep again"; }
+[ "$(grep -c "reusing the finished run" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep runs not reused"; }
+set +e
+"$cli" sweep --recipe mae --out "$work/s2" --grid mae.mask_ratio=0.5,1.5 --budget tiny "${sweep[@]}" > /dev/null 2> "$work/sweep3.log"; code=$?
+set -e
+[ $code -eq 2 ] && grep -q "mae.mask_ratio" "$work/sweep3.log" || { cat "$work/sweep3.log"; fail "a bad grid value was not named"; }
 echo "e2e.table: all checks passed"

@@ -431,6 +431,28 @@ private slots:
         QSettings().remove("lossView/smoothing");
     }
 
+    // Add run… on a sweep's folder adds every run it lists.
+    void compareViewAddsASweepsRuns() {
+        QTemporaryDir dir;
+        for (const char* run : {"a=1", "a=2"}) {
+            QDir(dir.path()).mkpath(run);
+            QFile f(QDir(dir.filePath(run)).filePath("recipe.json"));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\"name\": \"x\", \"method\": \"mae\"}");
+        }
+        QFile index(dir.filePath("sweep.json"));
+        QVERIFY(index.open(QIODevice::WriteOnly));
+        index.write("{\"axes\": [{\"key\": \"a\", \"values\": [\"1\", \"2\", \"3\"]}], \"runs\": [\"a=1\", \"a=2\", \"a=3\"]}");
+        index.close();
+        CompareView view;
+        for (const auto& d : view.runs()) view.removeRun(d);
+        QString err;
+        QVERIFY2(view.addRun(dir.path(), &err), qPrintable(err));
+        QCOMPARE(view.runs().size(), 2);  // a=3 has not been trained yet: not a run
+        for (const auto& d : view.runs()) view.removeRun(d);
+        QVERIFY(!view.addRun(QDir(dir.path()).filePath("nothing"), &err));
+    }
+
     void reconstructionViewKeepsHistory() {
         ReconstructionView view;
         view.resize(500, 500);

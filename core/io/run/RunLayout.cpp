@@ -12,6 +12,8 @@ bool RunLayout::holdsRun() const {
     return fs::exists(recipe(), ec);
 }
 
+std::string RunLayout::sweepIndex(const std::string& sweepDir) { return (fs::path(sweepDir) / "sweep.json").string(); }
+
 std::string RunLayout::evalJsonBeside(const std::string& checkpoint) {
     return (fs::path(checkpoint).parent_path() / "eval.json").string();
 }

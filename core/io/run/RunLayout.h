@@ -7,6 +7,7 @@
 //   snapshots/             probe results (probes/Snapshot.h)
 //   tensorboard/           TensorBoard event files (export/TensorBoard.h)
 //   report.html            the HTML report, when written (export/Report.h)
+// and a sweep's folder holds sweep.json (its grid and runs), sweep.csv / .md / .svg and one run directory a point.
 #include <string>
 
 namespace graftlab {
@@ -27,6 +28,8 @@ public:
 
     // The eval.json that holds the evaluations of `checkpoint` (beside it).
     static std::string evalJsonBeside(const std::string& checkpoint);
+    // A sweep's folder (eval/Sweep.h) lists its runs, one sub-folder each, in sweep.json.
+    static std::string sweepIndex(const std::string& sweepDir);
 
 private:
     std::string join(const char* name) const;

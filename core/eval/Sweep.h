@@ -1,0 +1,50 @@
+#pragma once
+// A sweep: one recipe trained for every combination of grid values (`--set` keys, e.g. optim.base_lr or
+// conmim.mask_ratio), each as its own run directory, each evaluated; one table (CSV and markdown) and one figure
+// (SVG: a line per protocol over one key, a heat map over two). DIR/sweep.json lists the runs, so the GUI can add
+// them all to Evaluate & compare.
+#include "eval/Table.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace graftlab {
+
+struct SweepAxis {
+    std::string key;                  // a recipe field as --set spells it
+    std::vector<std::string> values;  // as --set spells them
+};
+// "key=v1,v2,..." (a value may not contain a comma); std::invalid_argument naming the problem.
+SweepAxis parseSweepAxis(const std::string& arg);
+
+struct SweepRequest {
+    std::string outDir;
+    Recipe base;                       // the recipe with the user's --set
+    std::string recipeFile;            // to re-apply grid values on top of the file and --set
+    std::vector<std::string> sets;
+    std::vector<SweepAxis> axes;       // one or two
+    TableBudget budget;
+    std::vector<std::string> protocols = {"linear", "knn"};
+    std::string command;
+};
+
+struct SweepPoint {
+    std::vector<std::string> values;   // one per axis
+    std::string runDir;
+    EvalReport report;
+};
+
+struct SweepResult {
+    bool complete = false;
+    std::vector<SweepPoint> points;
+    std::string csv, markdown, svg;
+};
+
+// Throws RecipeError (a grid value that does not parse or validate, with the field), FileError.
+SweepResult runSweep(const SweepRequest& request, const TableTrainFn& train, const std::function<void(const std::string&)>& log);
+
+// The figure: one key -> top-1 per protocol over its values; two keys -> a heat map of the first protocol.
+std::string sweepSvg(const SweepRequest& request, const std::vector<SweepPoint>& points);
+
+}  // namespace graftlab

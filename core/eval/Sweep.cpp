@@ -19,7 +19,13 @@ SweepAxis parseSweepAxis(const std::string& arg) {
     auto eq = arg.find('=');
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--grid expects key=v1,v2,..., got \"" + arg + "\"");
     SweepAxis a;
-    a.key = arg.substr(0, eq);
+    std::string lhs = arg.substr(0, eq);
+    auto colon = lhs.find(':');
+    a.key = colon == std::string::npos ? lhs : lhs.substr(0, colon);
+    std::stringstream fields(colon == std::string::npos ? lhs : lhs.substr(colon + 1));
+    for (std::string f; std::getline(fields, f, '+');)
+        if (!f.empty()) a.fields.push_back(f);
+    if (a.key.empty() || a.fields.empty()) throw std::invalid_argument("--grid expects [name:]field[+field...]=v1,v2,..., got \"" + arg + "\"");
     std::stringstream ss(arg.substr(eq + 1));
     for (std::string v; std::getline(ss, v, ',');)
         if (!v.empty()) a.values.push_back(v);
@@ -73,10 +79,11 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         combos = next;
     }
     nlohmann::json index = {{"axes", nlohmann::json::array()}, {"runs", nlohmann::json::array()}, {"command", req.command}};
-    for (const auto& a : req.axes) index["axes"].push_back({{"key", a.key}, {"values", a.values}});
+    for (const auto& a : req.axes) index["axes"].push_back({{"key", a.key}, {"fields", a.fields}, {"values", a.values}});
     for (const auto& values : combos) {
         std::vector<std::string> sets = req.sets;
-        for (size_t i = 0; i < req.axes.size(); ++i) sets.push_back(req.axes[i].key + "=" + values[i]);
+        for (size_t i = 0; i < req.axes.size(); ++i)
+            for (const auto& f : req.axes[i].fields) sets.push_back(f + "=" + values[i]);
         std::vector<RecipeIssue> issues;
         Recipe r = loadRecipeFile(req.recipeFile, sets, issues);
         for (auto& v : r.validate()) issues.push_back(v);

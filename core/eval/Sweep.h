@@ -12,10 +12,14 @@
 namespace graftlab {
 
 struct SweepAxis {
-    std::string key;                  // a recipe field as --set spells it
+    std::string key;                  // the axis' name in the table and the run directories' names
+    std::vector<std::string> fields;  // recipe fields as --set spells them, all set to the axis' value
     std::vector<std::string> values;  // as --set spells them
 };
-// "key=v1,v2,..." (a value may not contain a comma); std::invalid_argument naming the problem.
+// "key=v1,v2,..." (a value may not contain a comma). Several fields move together with '+', under a name given
+// before ':' — e.g. Layer Grafted Pretraining's lower-block lr multiplier:
+// "lower:stages.1.lr_mult.embed+stages.1.lr_mult.blocks.0+stages.1.lr_mult.blocks.1=0,0.01,0.1,1".
+// std::invalid_argument naming the problem.
 SweepAxis parseSweepAxis(const std::string& arg);
 
 struct SweepRequest {

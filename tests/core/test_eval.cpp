@@ -3,6 +3,7 @@
 #include "train/Trainer.h"
 #include "util/Errors.h"
 #include "TestRegistry.h"
+#include "eval/Sweep.h"
 #include "TestUtil.h"
 
 #include <torch/torch.h>
@@ -70,6 +71,20 @@ private slots:
     // k-NN as MAE/DINO evaluate: the k = 20 nearest by cosine, votes weighted exp(sim / 0.07). A case built so that
     // k, the weighting and the temperature each change the answer: a test point with 3 very close neighbours of
     // class 1 and 17 less close of class 0 (then 30 far ones of class 2).
+    void sweepAxesNameFieldsThatMoveTogether() {
+        auto a = parseSweepAxis("optim.base_lr=1e-3,3e-3");
+        QCOMPARE(a.key, std::string("optim.base_lr"));
+        QCOMPARE(a.fields, (std::vector<std::string>{"optim.base_lr"}));
+        QCOMPARE(a.values, (std::vector<std::string>{"1e-3", "3e-3"}));
+        auto b = parseSweepAxis("lower:stages.1.lr_mult.embed+stages.1.lr_mult.blocks.0=0,0.1");
+        QCOMPARE(b.key, std::string("lower"));
+        QCOMPARE(b.fields, (std::vector<std::string>{"stages.1.lr_mult.embed", "stages.1.lr_mult.blocks.0"}));
+        QCOMPARE(b.values.size(), size_t(2));
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("novalues="));
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("=1,2"));
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("name:=1,2"));
+    }
+
     void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {
         Features f;
         const double a1 = 0.999, a0 = 0.75;  // cosine of class 1's and class 0's neighbours to the test point

@@ -1,4 +1,4 @@
-// MetricsRow (train/Observer.h) as JSON: the rows of metrics.jsonl. Torch-free, so the widgets read rows with the
+// MetricsRow (run/Observer.h) as JSON: the rows of metrics.jsonl. Torch-free, so the widgets read rows with the
 // same code the trainer writes them with.
 #include "run/Observer.h"
 

@@ -166,7 +166,7 @@ std::string sweepSvg(const SweepRequest& req, const std::vector<SweepPoint>& poi
     }
     const int cell = 70, left = 120, top = 50;
     const std::string title = p + " top-1 (%) over " + req.axes[0].key + " (rows) and " + req.axes[1].key + " (columns)";
-    const int width = std::max(left + int(cols.size()) * cell + 20, int(7.5 * double(title.size())) + 20);
+    const int width = std::max(left + int(cols.size()) * cell + 20, int(8.6 * double(title.size())) + 20);
     const int height = top + int(rows.size()) * cell + 50;
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height

@@ -54,6 +54,25 @@ std::string trainFirstStage(const Recipe& r, const std::string& dir) {
     a.run();
     return latestGoodCheckpoint(dir);
 }
+// Trains stage 1 of `r` into `dir`, then a trainer resumed from its end enters stage 2 (initialised as the recipe
+// says); `stage1` holds stage 1's final tensors.
+struct SecondStage {
+    std::map<std::string, torch::Tensor> stage1;
+    std::unique_ptr<Trainer> trainer;
+};
+SecondStage enterSecondStage(const Recipe& r, const std::string& dir) {
+    std::string ckpt = trainFirstStage(r, dir);
+    SecondStage s;
+    s.stage1 = readModelTensors(ckpt);
+    TrainerOptions o;
+    o.checkpointDir = dir;
+    s.trainer = std::make_unique<Trainer>(r, o);
+    s.trainer->prepare();
+    s.trainer->resumeFrom(ckpt);
+    if (s.trainer->stage() != 0) throw std::runtime_error("resumed at the end of stage 1 but in another stage");
+    s.trainer->enterStage(1, true);
+    return s;
+}
 }  // namespace
 
 class MethodsTest : public QObject {
@@ -232,15 +251,9 @@ private slots:
     void stageTwoStartsFromStageOneInBothEncoders() {
         Recipe r = tinyStages("mae", "mocov3", {0.1, 1.0}, 0.1);
         auto dir = test::tempDir("graft");
-        std::string ckpt = trainFirstStage(r, dir);
-        auto stage1 = readModelTensors(ckpt);
-        TrainerOptions o2;
-        o2.checkpointDir = dir;
-        Trainer b(r, o2);
-        b.prepare();
-        b.resumeFrom(ckpt);
-        QCOMPARE(b.stage(), 0);
-        b.enterStage(1, true);
+        SecondStage second = enterSecondStage(r, dir);
+        auto& stage1 = second.stage1;
+        Trainer& b = *second.trainer;
         auto* moco = dynamic_cast<MocoV3Impl*>(&b.objective());
         QVERIFY(moco);
         auto named = moco->named_parameters();
@@ -263,14 +276,9 @@ private slots:
         r.stages[1].initBlocks = 1;
         QVERIFY(r.validate().empty());
         auto dir = test::tempDir("graft-lower");
-        std::string ckpt = trainFirstStage(r, dir);
-        auto stage1 = readModelTensors(ckpt);
-        TrainerOptions o2;
-        o2.checkpointDir = dir;
-        Trainer b(r, o2);
-        b.prepare();
-        b.resumeFrom(ckpt);
-        b.enterStage(1, true);
+        SecondStage second = enterSecondStage(r, dir);
+        auto& stage1 = second.stage1;
+        Trainer& b = *second.trainer;
         auto named = b.objective().named_parameters();
         for (const char* key : {"encoder.patch_embed.proj.weight", "encoder.cls_token", "encoder.blocks.0.attn.qkv.weight",
                                 "encoder.blocks.0.mlp.fc2.weight"}) {
@@ -299,14 +307,9 @@ private slots:
         for (auto& st : r.stages) st.steps = 4;
         r.train.checkpointEvery = 100;
         auto dir = test::tempDir("graft-conv1");
-        std::string ckpt = trainFirstStage(r, dir);
-        auto stage1 = readModelTensors(ckpt);
-        TrainerOptions o2;
-        o2.checkpointDir = dir;
-        Trainer b(r, o2);
-        b.prepare();
-        b.resumeFrom(ckpt);
-        b.enterStage(1, true);
+        SecondStage second = enterSecondStage(r, dir);
+        auto& stage1 = second.stage1;
+        Trainer& b = *second.trainer;
         auto named = b.objective().named_parameters();
         auto w = named["encoder.patch_embed.proj.weight"];
         QVERIFY(!w.requires_grad());

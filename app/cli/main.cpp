@@ -31,7 +31,7 @@ const char* kMainHelp =
     "  embed        frozen features of a split, for Python (torch.load)\n"
     "  export       the encoder with timm's names (.pt or .safetensors), or a run's probe results as .npz\n"
     "  report       one self-contained HTML page of a run: curves, recipe, evaluation, probes\n"
-    "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV)\n"
+    "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV or .npz)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
     "  bench        training speed: images/s, model FLOPs, achieved vs measured sgemm GFLOP/s\n"
     "\n"

@@ -24,10 +24,16 @@ struct Rows : TrainerObserver {
     void onMetrics(const MetricsRow& r) override { rows.push_back(r); }
 };
 
-Recipe tinyStages(const std::string& first, const std::string& second, std::vector<double> blocks, double embed) {
+// tinyRecipe() with MoCo v3 heads of its size.
+Recipe tinyMoco() {
     Recipe r = test::tinyRecipe();
     r.moco.hiddenDim = 32;
     r.moco.outDim = 16;
+    return r;
+}
+
+Recipe tinyStages(const std::string& first, const std::string& second, std::vector<double> blocks, double embed) {
+    Recipe r = tinyMoco();
     StageConfig a;
     a.name = "one";
     a.method = first;
@@ -100,9 +106,7 @@ private slots:
     }
 
     void momentumUpdateFollowsFormulaOutsideAutograd() {
-        Recipe r = test::tinyRecipe();
-        r.moco.hiddenDim = 32;
-        r.moco.outDim = 16;
+        Recipe r = tinyMoco();
         torch::manual_seed(0);
         MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
         auto heads = moco.mocoHeads();
@@ -133,9 +137,7 @@ private slots:
     // MoCo v3's symmetric loss pairs q1 with k2 and q2 with k1 (the query of one view against the key of the other):
     // with the predictor and projectors reduced to what matters, swapping the pairing changes the loss.
     void mocoLossPairsEachViewWithTheOtherViewsKey() {
-        Recipe r = test::tinyRecipe();
-        r.moco.hiddenDim = 32;
-        r.moco.outDim = 16;
+        Recipe r = tinyMoco();
         torch::manual_seed(1);
         MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
         auto heads = moco.mocoHeads();

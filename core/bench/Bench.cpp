@@ -1,4 +1,6 @@
 #include "bench/Bench.h"
+#include "bench/DeviceTimer.h"
+#include "train/Optimizer.h"
 #include "util/ThreadEnv.h"
 #include "data/Dataset.h"
 #include "methods/Objective.h"
@@ -85,6 +87,10 @@ nlohmann::json BenchResult::toJson() const {
                         {"sgemm_gflops_torch_mm", sgemmGflopsTorch},
                         {"sgemm_gflops_onednn", sgemmGflopsGemm},
                         {"gemm", gemm},
+                        {"optimizer", optimizer},
+                        {"timing", timing},
+                        {"roofline", roofline},
+                        {"roofline_gflops", {{"bf16", rooflineBf16}, {"tf32", rooflineTf32}, {"fp32", rooflineFp32}}},
                         {"mfu", mfu},
                         {"peak_rss_mb", peakRssMb},
                         {"page_faults_per_step", minorFaultsPerStep},
@@ -122,7 +128,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
 
     // AdamW as the trainer builds it (a single-stage recipe: every multiplier 1).
     AdamwGroups built = adamwGroups(*obj, r, [](const std::string&) { return 1.0; });
-    torch::optim::AdamW opt(built.groups, torch::optim::AdamWOptions(r.peakLr()));
+    AdamW opt(built.groups, torch::optim::AdamWOptions(r.peakLr()));
 
     std::unique_ptr<ProbeRunner> probes;
     if (r.probes.every > 0) probes = std::make_unique<ProbeRunner>(r, data, device);
@@ -134,7 +140,8 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.precision = bf16 ? "bf16" : "fp32";
     res.allocatorTuned = tuneAllocator();
     res.gemm = (device.is_cpu() && !bf16 && fastLinearEnabled()) ? gemmBackendName(gemmBackend()) : "LibTorch (at::linear)";
-    res.attention = (device.is_cpu() && !bf16) ? fusedAttentionDescription() : "eager (fused core is CPU float32 only)";
+    res.attention = attentionPathFor(torch::empty({1, 1, 3 * r.model.embedDim}, torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat32)));
+    res.optimizer = opt.fused() ? "AdamW, fused kernel (at::_fused_adamw_)" : "AdamW (LibTorch, per parameter)";
     res.threads = torch::get_num_threads();
     res.batch = batch;
     res.steps = o.steps;
@@ -142,9 +149,6 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     std::vector<double> stepSeconds;
     double probeSeconds = 0;
     using clock = std::chrono::steady_clock;
-    auto sync = [&] {
-        if (device.is_cuda()) torch::cuda::synchronize();
-    };
     clock::time_point timedStart;
     long faultsAtStart = 0;
     auto minorFaults = [] {
@@ -152,15 +156,25 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         getrusage(RUSAGE_SELF, &ru);
         return ru.ru_minflt;
     };
+    // Five marks a timed step (start, after the forward, the backward, the optimizer, the momentum update), on the
+    // device's own clock (bench/DeviceTimer.h): on CUDA nothing in the loop waits for the GPU.
+    DeviceTimer timer(device);
+    res.timing = timer.method();
+    std::vector<std::vector<double>> stepIntervals;
+    torch::Tensor lastLoss;
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+    auto flushTimer = [&] {
+        auto ms = timer.intervalsMs();
+        for (size_t k = 0; k + 3 < ms.size(); k += 5) stepIntervals.push_back({ms[k], ms[k + 1], ms[k + 2], ms[k + 3]});
+    };
     for (int i = 0; i < total; ++i) {
         if (i == o.warmup) {
-            sync();
+            if (device.is_cuda()) torch::cuda::synchronize();
             timedStart = clock::now();
             faultsAtStart = minorFaults();
             if (!o.profilePath.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(o.profilePath);
         }
-        auto t0 = clock::now();
+        const bool timed = i >= o.warmup;
         StepContext ctx;
         ctx.step = i;
         ctx.totalSteps = total;
@@ -168,40 +182,43 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         ctx.stageSteps = total;
         ctx.seed = uint64_t(r.seed);
         ctx.generator = at::detail::createCPUGenerator(uint64_t(r.seed) * 1000003ULL + uint64_t(i));
-        auto lap = [&, last = t0](double& acc) mutable {
-            sync();
-            auto now = clock::now();
-            if (i >= o.warmup) acc += std::chrono::duration<double>(now - last).count();
-            last = now;
-        };
+        if (timed) timer.mark();
         opt.zero_grad();
         LossOutput out;
         {
             AutocastScope autocast(bf16, device);
             out = obj->computeLoss(b, ctx);
         }
-        lap(res.forwardSeconds);
+        if (timed) timer.mark();
         out.total.backward();
-        lap(res.backwardSeconds);
+        if (timed) timer.mark();
         opt.step();
-        lap(res.optimizerSeconds);
+        if (timed) timer.mark();
         std::vector<std::pair<std::string, double>> metrics;
         obj->afterOptimizerStep(ctx, metrics);
-        lap(res.afterStepSeconds);
-        double loss = out.total.item<double>();  // also a device sync
-        if (i == 0) res.firstLoss = loss;
-        res.lastLoss = loss;
-        if (probes && i >= o.warmup && (i - o.warmup) % r.probes.every == 0) {
+        if (timed) timer.mark();
+        if (i == 0) res.firstLoss = out.total.item<double>();  // in the warm-up: the one read back
+        lastLoss = out.total.detach();
+        if (probes && timed && (i - o.warmup) % r.probes.every == 0) {
+            flushTimer();  // probes wait for the device anyway; their time is not a step's
             auto p0 = clock::now();
             probes->run(i, 0, *obj, nullptr, "");
             probeSeconds += std::chrono::duration<double>(clock::now() - p0).count();
         }
-        if (i >= o.warmup) stepSeconds.push_back(std::chrono::duration<double>(clock::now() - t0).count());
     }
-    sync();
+    flushTimer();
+    if (device.is_cuda()) torch::cuda::synchronize();
     res.seconds = std::chrono::duration<double>(clock::now() - timedStart).count();
+    res.lastLoss = lastLoss.item<double>();
     res.minorFaultsPerStep = double(minorFaults() - faultsAtStart) / o.steps;
     profile.reset();  // writes the trace
+    for (const auto& iv : stepIntervals) {
+        res.forwardSeconds += iv[0] / 1000;
+        res.backwardSeconds += iv[1] / 1000;
+        res.optimizerSeconds += iv[2] / 1000;
+        res.afterStepSeconds += iv[3] / 1000;
+        stepSeconds.push_back((iv[0] + iv[1] + iv[2] + iv[3]) / 1000);
+    }
     std::vector<double> sorted = stepSeconds;
     std::sort(sorted.begin(), sorted.end());
     res.stepMs = 1000.0 * sorted[sorted.size() / 2];
@@ -210,11 +227,23 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     FlopCount f = modelFlopsPerImage(r, data.channels());
     res.gflopPerImage = f.trainStep / 1e9;
     res.achievedGflops = res.gflopPerImage * res.imagesPerSecond;
-    // The roofline is the fastest product this process can run: LibTorch's matmul (the BLAS) and, when the
-    // model's layers use it, oneDNN's sgemm through util/Gemm.h; MFU is against the faster of the two.
-    res.sgemmGflopsTorch = measureSgemmGflops(o.sgemmSize, 0.6);
-    res.sgemmGflopsGemm = (device.is_cpu() && gemmBackend() == GemmBackend::OneDnn) ? measureGemmGflops(GemmBackend::OneDnn, o.sgemmSize, 0.6) : 0;
-    res.sgemmGflops = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
+    // The roofline is the fastest product this process can run. CPU: LibTorch's matmul (the BLAS) and, when the
+    // model's layers use it, oneDNN's sgemm through util/Gemm.h, the faster of the two. CUDA: a large product in
+    // the precision the step runs in (bf16 under autocast; float32 as tf32 when matmul precision allows it, else
+    // float32), measured here in the same process.
+    if (device.is_cuda()) {
+        const bool tf32 = at::globalContext().float32MatmulPrecision() != at::Float32MatmulPrecision::HIGHEST;
+        res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false);
+        res.rooflineTf32 = measureMatmulGflops(device, torch::kFloat32, true);
+        res.rooflineFp32 = measureMatmulGflops(device, torch::kFloat32, false);
+        res.sgemmGflops = bf16 ? res.rooflineBf16 : (tf32 ? res.rooflineTf32 : res.rooflineFp32);
+        res.roofline = bf16 ? "bf16 8192^3 matmul" : (tf32 ? "tf32 8192^3 matmul" : "fp32 8192^3 matmul");
+    } else {
+        res.sgemmGflopsTorch = measureSgemmGflops(o.sgemmSize, 0.6);
+        res.sgemmGflopsGemm = gemmBackend() == GemmBackend::OneDnn ? measureGemmGflops(GemmBackend::OneDnn, o.sgemmSize, 0.6) : 0;
+        res.sgemmGflops = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
+        res.roofline = "fp32 " + std::to_string(o.sgemmSize) + "^3 sgemm";
+    }
     res.mfu = res.sgemmGflops > 0 ? res.achievedGflops / res.sgemmGflops : 0;
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);

@@ -34,13 +34,17 @@ struct BenchResult {
     bool allocatorTuned = false;  // tuneAllocator() in effect (util/ThreadEnv.h)
     std::string gemm;             // what the linear layers' products run on (model/Linear.h)
     std::string attention;        // which attention core ran (model/FusedAttention.h)
+    std::string optimizer;        // fused AdamW kernel or LibTorch's (train/Optimizer.h)
+    std::string timing;           // how steps were timed (bench/DeviceTimer.h)
+    std::string roofline;         // what mfu is measured against
+    double rooflineBf16 = 0, rooflineTf32 = 0, rooflineFp32 = 0;  // CUDA: large matmul rates (GFLOP/s), 0 on CPU
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only
     double imagesPerSecond = 0;
     double stepMs = 0;               // median step time
     double gflopPerImage = 0;        // trainStep FLOPs / 1e9
     double achievedGflops = 0;
-    double sgemmGflops = 0;          // the roofline: the faster of the two below
+    double sgemmGflops = 0;          // the roofline (GFLOP/s): CPU the faster of the two below, CUDA the matmul rate in the step's precision
     double sgemmGflopsTorch = 0;     // torch::mm (LibTorch's BLAS), n x n x n
     double sgemmGflopsGemm = 0;      // oneDNN's sgemm through util/Gemm.h when the layers use it, else 0
     double mfu = 0;                  // achieved / sgemm

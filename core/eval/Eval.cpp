@@ -1,6 +1,7 @@
 #include "eval/Eval.h"
 #include "data/Augment.h"
 #include "util/Schedule.h"
+#include "train/Optimizer.h"
 
 #include <torch/torch.h>
 
@@ -251,7 +252,7 @@ std::vector<std::pair<std::string, double>> fineTuneLearningRates(VisionTransfor
 ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const Dataset& test, const std::vector<float>& mean,
                         const std::vector<float>& std, const FineTuneOptions& o) {
     FineTuneModel m = buildFineTune(encoder, train.numClasses, o);
-    torch::optim::AdamW opt(m.groups, torch::optim::AdamWOptions(o.baseLr));
+    AdamW opt(m.groups, torch::optim::AdamWOptions(o.baseLr));  // the fused kernel where LibTorch has it
     const double peak = o.baseLr * o.batch / 256.0;
     auto device = encoder->cls_token.device();
     std::mt19937_64 rng(o.seed);

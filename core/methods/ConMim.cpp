@@ -3,6 +3,7 @@
 #include "data/Augment.h"
 #include "methods/MocoV3.h"
 #include "util/Schedule.h"
+#include "util/DeviceCopy.h"
 
 #include <torch/torch.h>
 
@@ -136,12 +137,12 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
         std::mt19937_64 rng(uint64_t(torch::randint(int64_t(1) << 62, {1}, ctx.generator).item<int64_t>()));
         std::vector<torch::Tensor> rows;
         for (int64_t i = 0; i < n; ++i) rows.push_back(blockwiseMask(grid, grid, masked, rng));
-        mask = torch::stack(rows).to(online.device());
+        mask = toDeviceAsync(torch::stack(rows), online.device());
     } else if (cfg_.masking) {
         int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
         auto noise = torch::rand({n, L}, ctx.generator);
         auto order = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
-        mask = torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0).to(online.device());
+        mask = toDeviceAsync(torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0), online.device());
     } else {
         mask = torch::zeros({n, L}, online.options());
     }

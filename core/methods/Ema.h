@@ -4,6 +4,8 @@
 // m = 0 copies the source exactly.
 #include <torch/nn/module.h>
 #include <torch/utils.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_mul.h>
 
 namespace graftlab {
 
@@ -11,10 +13,15 @@ inline void emaUpdate(torch::nn::Module& target, const torch::nn::Module& source
     torch::NoGradGuard ng;
     auto dst = target.parameters(), src = source.parameters();
     TORCH_CHECK(dst.size() == src.size(), "emaUpdate: the two modules differ in their parameters");
-    for (size_t i = 0; i < dst.size(); ++i) {
-        if (m == 0.0) dst[i].copy_(src[i]);
-        else dst[i].mul_(m).add_(src[i].detach(), 1.0 - m);
+    if (m == 0.0) {
+        for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+        return;
     }
+    // two multi-tensor launches for the whole model instead of two kernels per parameter (what counts on a GPU)
+    std::vector<at::Tensor> s(src.size());
+    for (size_t i = 0; i < src.size(); ++i) s[i] = src[i].detach();
+    at::_foreach_mul_(dst, m);
+    at::_foreach_add_(dst, s, 1.0 - m);
 }
 
 }  // namespace graftlab

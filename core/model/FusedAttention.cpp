@@ -1,5 +1,6 @@
 #include "model/FusedAttention.h"
 #include "util/Gemm.h"
+#include "util/TorchVersion.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -11,6 +12,11 @@ namespace {
 
 std::atomic<bool>& fusedAttentionFlag() {
     static std::atomic<bool> on{envSwitchOn("GRAFTLAB_FUSED_ATTENTION")};
+    return on;
+}
+
+std::atomic<bool>& sdpaFlag() {
+    static std::atomic<bool> on{envSwitchOn("GRAFTLAB_SDPA")};
     return on;
 }
 
@@ -131,6 +137,40 @@ const char* fusedAttentionDescription() {
     case GemmBackend::None: break;
     }
     return "eager (no sgemm found in this process)";
+}
+
+bool sdpaAvailable() {
+#if GRAFTLAB_TORCH_AT_LEAST(2, 1)
+    return sdpaFlag().load(std::memory_order_relaxed);
+#else
+    return false;
+#endif
+}
+
+void setSdpaEnabled(bool on) { sdpaFlag().store(on); }
+
+at::Tensor sdpaAttention(const at::Tensor& qkv, int64_t heads, double scale) {
+#if GRAFTLAB_TORCH_AT_LEAST(2, 1)
+    const Shape s = shapeOf(qkv, heads);
+    // (B, N, 3, heads, d) -> 3 x (B, heads, N, d): strided views, no copy; the kernels take them as they are
+    auto t = qkv.view({s.B, s.N, 3, heads, s.d}).permute({2, 0, 3, 1, 4});
+    auto out = at::scaled_dot_product_attention(t[0], t[1], t[2], /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+    return out.transpose(1, 2).reshape({s.B, s.N, s.C});
+#else
+    TORCH_CHECK(false, "sdpaAttention needs LibTorch >= 2.1 (this build: ", TORCH_VERSION, ")");
+#endif
+}
+
+std::string attentionPathFor(const at::Tensor& qkv) {
+    if (fusedAttentionUsable(qkv)) return fusedAttentionDescription();
+    if (sdpaAvailable()) return qkv.is_cuda() ? "sdpa (at::scaled_dot_product_attention: flash / memory-efficient kernels)"
+                                              : "sdpa (at::scaled_dot_product_attention)";
+#if GRAFTLAB_TORCH_AT_LEAST(2, 1)
+    const char* why = "GRAFTLAB_SDPA=0";
+#else
+    const char* why = "LibTorch < 2.1 has no scaled_dot_product_attention";
+#endif
+    return std::string("eager (softmax(q k^T) v; ") + why + ")";
 }
 
 }  // namespace graftlab

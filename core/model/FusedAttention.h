@@ -15,6 +15,8 @@
 // to float rounding (tests/core/test_model.cpp compares outputs and gradients).
 #include <ATen/core/Tensor.h>
 
+#include <string>
+
 namespace graftlab {
 
 // True when fusedAttention can run on this tensor: CPU, float32, 3-D, sgemm_ found, and not switched off.
@@ -30,5 +32,18 @@ bool fusedAttentionEnabled();
 
 // What the benchmark prints: "fused (per-head sgemm, N threads)" or why the eager path is used.
 const char* fusedAttentionDescription();
+
+// LibTorch >= 2.1: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA, a flash kernel on
+// CPU for bf16). Used wherever the CPU float32 core above is not, except when the caller needs the attention
+// weights (probe steps record them): those take the explicit softmax(q k^T) v.
+// True when compiled against LibTorch >= 2.1 and not switched off (GRAFTLAB_SDPA=0 at start, or the setter).
+bool sdpaAvailable();
+void setSdpaEnabled(bool on);
+// Same contract as fusedAttention without probs: qkv (B x N x 3C) -> (B x N x C).
+at::Tensor sdpaAttention(const at::Tensor& qkv, int64_t heads, double scale);
+
+// The attention core a layer would take for this qkv (what the benchmark prints): "fused ...", "sdpa ..." or
+// "eager ...".
+std::string attentionPathFor(const at::Tensor& qkv);
 
 }  // namespace graftlab

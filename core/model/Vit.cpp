@@ -1,6 +1,7 @@
 #include "model/Vit.h"
 #include "model/FusedAttention.h"
 #include "model/PosEmbed.h"
+#include "util/DeviceCopy.h"
 
 #include <torch/torch.h>
 
@@ -20,6 +21,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
         if (recordAttention) lastAttention = probs.detach();
         return applyLinear(proj, out);
     }
+    if (!recordAttention && sdpaAvailable()) return applyLinear(proj, sdpaAttention(fused, numHeads, scale));
     auto t = fused.reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
     auto q = t[0], k = t[1], v = t[2];
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
@@ -75,11 +77,11 @@ MaskSample randomMasking(int64_t n, int64_t L, double maskRatio, at::Generator& 
     auto idsShuffle = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
     auto idsRestore = torch::argsort(idsShuffle, /*dim=*/1, /*descending=*/false);
     MaskSample m;
-    m.idsKeep = idsShuffle.slice(1, 0, keep).to(device);
+    m.idsKeep = toDeviceAsync(idsShuffle.slice(1, 0, keep).contiguous(), device);
     auto mask = torch::ones({n, L});
     mask.slice(1, 0, keep).zero_();
-    m.mask = torch::gather(mask, 1, idsRestore).to(device);
-    m.idsRestore = idsRestore.to(device);
+    m.mask = toDeviceAsync(torch::gather(mask, 1, idsRestore), device);
+    m.idsRestore = toDeviceAsync(idsRestore, device);
     return m;
 }
 

@@ -20,34 +20,6 @@
 
 namespace graftlab {
 
-AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf) {
-    std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
-    for (const auto& p : model.named_parameters(true)) {
-        if (!p.value().requires_grad()) continue;
-        double m = multiplierOf(p.key());
-        if (m == 0.0) {
-            p.value().set_requires_grad(false);  // no gradient is computed for it at all
-            continue;
-        }
-        const std::string& name = p.key();
-        bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-        bool decay = !(p.value().dim() <= 1 || isBias);
-        buckets[{-m, !decay}].push_back(p.value());  // largest multiplier first, decay before no-decay
-    }
-    AdamwGroups out;
-    for (auto& [key, params] : buckets) {
-        double m = -key.first;
-        bool decay = !key.second;
-        out.groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                            torch::optim::AdamWOptions(recipe.peakLr())
-                                                .betas({recipe.optim.beta1, recipe.optim.beta2})
-                                                .weight_decay(decay ? recipe.optim.weightDecay : 0.0)
-                                                .eps(1e-8)));
-        out.multipliers.push_back(m);
-    }
-    return out;
-}
-
 TrainerOptions trainerOptionsFor(const RunDir* dir) {
     TrainerOptions o;
     if (dir) {
@@ -159,6 +131,56 @@ std::map<std::string, torch::Tensor> tensorsOf(torch::nn::Module& m) {
     return out;
 }
 
+// What a run of steps leaves for the host to read when the loss is checked on the device (TrainerOptions::
+// deviceChecks): the sums of finite losses and parts, how many steps had a finite loss, the first step whose loss
+// was not, and the longest run of non-finite losses in a row. Nothing here waits for the device; read() does.
+class DeviceWindow {
+public:
+    void add(const LossOutput& out, const at::Tensor& loss, const at::Tensor& bad, int64_t step) {
+        torch::NoGradGuard ng;
+        auto zero = at::zeros_like(loss);
+        auto keep = [&](const at::Tensor& v) { return at::where(bad, zero, v.detach().to(at::kFloat)); };
+        accumulate(sums_["loss"], keep(loss));
+        for (const auto& [name, t] : out.parts) accumulate(sums_["loss/" + name], keep(t));
+        auto badF = bad.to(at::kFloat);
+        accumulate(good_, 1.0 - badF);
+        run_ = run_.defined() ? (run_ + 1.0) * badF : badF;
+        maxRun_ = maxRun_.defined() ? at::maximum(maxRun_, run_) : run_.clone();
+        auto stepT = at::full({}, double(step), loss.options());
+        firstBad_ = firstBad_.defined() ? at::where(firstBad_.lt(0).logical_and(bad), stepT, firstBad_)
+                                        : at::where(bad, stepT, at::full({}, -1.0, loss.options()));
+        ++steps_;
+    }
+    int steps() const { return steps_; }
+
+    struct Read {
+        std::map<std::string, double> means;  // over the steps with a finite loss
+        int good = 0, bad = 0;
+        int64_t firstBad = -1;
+        int longestBadRun = 0;
+    };
+    // Reads the window back (one device sync) and starts a new one; the current run of non-finite losses carries on.
+    Read read() {
+        Read r;
+        if (steps_ == 0) return r;
+        r.good = int(std::lround(good_.item<double>()));
+        r.bad = steps_ - r.good;
+        r.firstBad = int64_t(std::llround(firstBad_.item<double>()));
+        r.longestBadRun = int(std::lround(maxRun_.item<double>()));
+        for (auto& [k, v] : sums_) r.means[k] = r.good > 0 ? v.item<double>() / r.good : std::nan("");
+        sums_.clear();
+        good_ = firstBad_ = maxRun_ = at::Tensor();
+        steps_ = 0;
+        return r;
+    }
+
+private:
+    static void accumulate(at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v.clone(); }
+    std::map<std::string, at::Tensor> sums_;
+    at::Tensor good_, run_, maxRun_, firstBad_;
+    int steps_ = 0;
+};
+
 }  // namespace
 
 void Trainer::enterStage(int stage, bool initialise) {
@@ -218,7 +240,7 @@ void Trainer::buildOptimizer(const StageConfig& st) {
     groupNames_.clear();
     for (double m : groupMultiplier_) groupNames_.push_back(multiplierName(m));
     if (groups.empty()) throw RecipeError("stages[" + std::to_string(stage_) + "].lr_mult", "every parameter is frozen");
-    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(recipe_.peakLr()));
+    optimizer_ = std::make_unique<AdamW>(groups, torch::optim::AdamWOptions(recipe_.peakLr()));
 }
 
 void Trainer::resumeFrom(const std::string& path) {
@@ -338,13 +360,45 @@ TrainerState Trainer::run() {
     loader_->seek(step_);
     objective_->train();
     std::map<std::string, double> windowSums;
-    int windowSteps = 0;
+    int windowSteps = 0;  // steps whose losses are in windowSums (finite ones)
+    int64_t windowStartStep = step_;
+    DeviceWindow deviceWindow;
+    std::vector<std::pair<std::string, double>> lastExtra;  // the objective's own values after the last step
+    constexpr int kMaxSkippedInARow = 10;
+    auto fail = [&](const std::string& what) {
+        failure_ = what + "; the optimizer step was not taken and the last checkpoint is kept " +
+                   "(lower optim.base_lr or set optim.clip_grad)";
+        spdlog::error("{}", failure_);
+        setState(TrainerState::Failed, failure_);
+        return TrainerState::Failed;
+    };
+    // Reads what the device kept of the last steps (one sync); false when the run has failed.
+    auto readDeviceWindow = [&]() -> bool {
+        auto w = deviceWindow.read();
+        if (w.bad > 0) {
+            std::string what = "loss is not finite (NaN or infinite) at step " + std::to_string(w.firstBad);
+            if (recipe_.train.onNonFinite != "skip") {
+                fail(what + " (checked on the device: steps up to " + std::to_string(step_) +
+                     " ran, none with a non-finite loss took an optimizer step)");
+                return false;
+            }
+            if (w.longestBadRun >= kMaxSkippedInARow) {
+                fail(what + " (" + std::to_string(w.longestBadRun) + " batches in a row; at most " +
+                     std::to_string(kMaxSkippedInARow - 1) + " are skipped)");
+                return false;
+            }
+            spdlog::warn("{}: {} batch{} skipped up to step {}, no optimizer step for them (train.on_nonfinite = skip)", what,
+                         w.bad, w.bad == 1 ? "" : "es", step_);
+        }
+        for (auto& [k, v] : w.means) windowSums[k] += v * w.good;
+        windowSteps += w.good;
+        return true;
+    };
     double windowProbeSeconds = 0;
     const int probeEvery = recipe_.probes.every;
     auto windowStart = std::chrono::steady_clock::now();
     if (probes_ && step_ == 0) windowProbeSeconds += runProbes();  // the untrained model: every series starts from it
     const int log = recipe_.train.logEvery;
-    constexpr int kMaxSkippedInARow = 10;
     int skippedInARow = 0;
 
     struct ActiveDist {
@@ -369,6 +423,7 @@ TrainerState Trainer::run() {
                 if (stop_) break;
                 setState(TrainerState::Running);
                 windowStart = std::chrono::steady_clock::now();
+                windowStartStep = step_;
             }
             // Stage boundary: the next stage takes over (grafting), initialised as its recipe says.
             if (recipe_.stageAt(step_) != stage_) {
@@ -397,72 +452,94 @@ TrainerState Trainer::run() {
                 AutocastScope autocast(bf16_, device_);
                 out = objective_->computeLoss(batch, ctx);
             }
-            double lossValue = out.total.item<double>();
-            bool finite = std::isfinite(lossValue);
-            if (options_.dist) {
-                // one rank's non-finite loss is every rank's: they skip or stop together
-                auto bad = torch::full({1}, finite ? 0.0f : 1.0f);
-                options_.dist->allReduceSum(bad, "non-finite loss check");
-                if (bad.item<float>() > 0 && finite) {
-                    finite = false;
-                    lossValue = std::nan("");
+            // On CUDA with the fused AdamW the loss is checked on the device: a non-finite loss skips the optimizer
+            // step there (found_inf), and the host reads the outcome only where it stops anyway (logging,
+            // checkpoints, probes, the end): no step waits for the GPU.
+            const bool deviceChecks = optimizer_->fused() && !options_.dist && (device_.is_cuda() || options_.deviceChecks);
+            if (deviceChecks) {
+                auto loss = out.total.detach().to(at::kFloat);
+                auto bad = loss.isfinite().logical_not();
+                out.total.backward();
+                if (recipe_.optim.clipGrad > 0) clipGradNorm(objective_->parameters(), recipe_.optim.clipGrad);
+                optimizer_->stepWithFlag(bad.to(at::kFloat));
+                std::vector<std::pair<std::string, double>> extra;
+                objective_->afterOptimizerStep(ctx, extra);
+                deviceWindow.add(out, loss, bad, step_);
+                ++step_;
+                lastExtra = std::move(extra);
+            } else {
+                double lossValue = out.total.item<double>();
+                bool finite = std::isfinite(lossValue);
+                if (options_.dist) {
+                    // one rank's non-finite loss is every rank's: they skip or stop together
+                    auto bad = torch::full({1}, finite ? 0.0f : 1.0f);
+                    options_.dist->allReduceSum(bad, "non-finite loss check");
+                    if (bad.item<float>() > 0 && finite) {
+                        finite = false;
+                        lossValue = std::nan("");
+                    }
                 }
-            }
-            if (!finite) {
-                std::string what = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
-                                   std::to_string(step_);
-                if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
-                    spdlog::warn("{}: batch skipped, no optimizer step (train.on_nonfinite = skip)", what);
-                    ++step_;
-                    continue;
+                if (!finite) {
+                    std::string what = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
+                                       std::to_string(step_);
+                    if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
+                        spdlog::warn("{}: batch skipped, no optimizer step (train.on_nonfinite = skip)", what);
+                        ++step_;
+                        continue;
+                    }
+                    return fail(what + (skippedInARow >= kMaxSkippedInARow ? " (" + std::to_string(kMaxSkippedInARow) + " batches in a row)" : ""));
                 }
-                failure_ = what + (skippedInARow >= kMaxSkippedInARow ? " (" + std::to_string(kMaxSkippedInARow) + " batches in a row)" : "") +
-                           "; the optimizer step was not taken and the last checkpoint is kept " +
-                           "(lower optim.base_lr or set optim.clip_grad)";
-                spdlog::error("{}", failure_);
-                setState(TrainerState::Failed, failure_);
-                return TrainerState::Failed;
+                skippedInARow = 0;
+                out.total.backward();
+                if (options_.dist) options_.dist->averageGradients(objective_->parameters());
+                if (recipe_.optim.clipGrad > 0) clipGradNorm(objective_->parameters(), recipe_.optim.clipGrad);
+                optimizer_->step();
+                std::vector<std::pair<std::string, double>> extra;
+                objective_->afterOptimizerStep(ctx, extra);
+                ++step_;
+                windowSums["loss"] += lossValue;
+                for (auto& [name, t] : out.parts) windowSums["loss/" + name] += t.item<double>();
+                ++windowSteps;
+                lastExtra = std::move(extra);
             }
-            skippedInARow = 0;
-            out.total.backward();
-            if (options_.dist) options_.dist->averageGradients(objective_->parameters());
-            if (recipe_.optim.clipGrad > 0)
-                torch::nn::utils::clip_grad_norm_(objective_->parameters(), recipe_.optim.clipGrad);
-            optimizer_->step();
-            std::vector<std::pair<std::string, double>> extra;
-            objective_->afterOptimizerStep(ctx, extra);
-            ++step_;
 
-            windowSums["loss"] += lossValue;
-            for (auto& [name, t] : out.parts) windowSums["loss/" + name] += t.item<double>();
-            ++windowSteps;
-            if (probes_ && (step_ % probeEvery == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_))
-                windowProbeSeconds += runProbes();
-            if (step_ % log == 0 || step_ == endStep) {
+            const bool probeNow = probes_ && (step_ % probeEvery == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_);
+            const bool logNow = step_ % log == 0 || step_ == endStep;
+            const bool checkpointNow = step_ % recipe_.train.checkpointEvery == 0 && step_ != lastCheckpointStep_;
+            if (deviceWindow.steps() > 0 && (probeNow || logNow || checkpointNow || step_ >= endStep || stop_ || paused_ ||
+                                             recipe_.stageAt(step_) != stage_)) {
+                if (!readDeviceWindow()) return TrainerState::Failed;
+            }
+            if (probeNow) windowProbeSeconds += runProbes();
+            if (logNow) {
                 double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - windowStart).count();
                 MetricsRow row;
                 row.step = step_;
                 row.epoch = batch.epoch;
                 row.stage = stage_;
-                row.values.emplace_back("loss", windowSums["loss"] / windowSteps);
+                const double n = std::max(1, windowSteps);
+                row.values.emplace_back("loss", windowSteps > 0 ? windowSums["loss"] / n : std::nan(""));
                 for (auto& [k, v] : windowSums)
-                    if (k != "loss") row.values.emplace_back(k, v / windowSteps);
+                    if (k != "loss") row.values.emplace_back(k, v / n);
                 row.values.emplace_back("lr", baseLr);
                 for (size_t g = 0; g < groupNames_.size(); ++g)
                     if (g == 0 || groupNames_[g] != groupNames_[g - 1])
                         row.values.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
                 const int world = options_.dist ? options_.dist->worldSize() : 1;  // images of every rank
-                row.values.emplace_back("images_per_s", seconds > 0 ? windowSteps * double(recipe_.optim.batchSize) * world / seconds : 0.0);
+                const int64_t stepsInWindow = step_ - windowStartStep;
+                row.values.emplace_back("images_per_s", seconds > 0 ? stepsInWindow * double(recipe_.optim.batchSize) * world / seconds : 0.0);
                 if (probes_) row.values.emplace_back("probe_share", seconds > 0 ? windowProbeSeconds / seconds : 0.0);
-                for (auto& e : extra) row.values.push_back(e);
+                for (auto& e : lastExtra) row.values.push_back(e);
                 for (auto* o : observers_) o->onMetrics(row);
                 windowSums.clear();
                 windowSteps = 0;
                 windowProbeSeconds = 0;
                 windowStart = std::chrono::steady_clock::now();
+                windowStartStep = step_;
             }
-            if (step_ % recipe_.train.checkpointEvery == 0 && step_ != lastCheckpointStep_) saveCheckpointNow();
+            if (checkpointNow) saveCheckpointNow();
         }
+        if (deviceWindow.steps() > 0 && !readDeviceWindow()) return TrainerState::Failed;
         bool stopped = step_ < total;
         if (probes_ && stopped && step_ != lastProbeStep_) runProbes();  // what the model was when stopped
         if (step_ != lastCheckpointStep_) saveCheckpointNow();

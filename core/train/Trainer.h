@@ -7,6 +7,7 @@
 #include "recipe/Recipe.h"
 #include "train/Checkpoint.h"
 #include "train/Device.h"
+#include "train/Optimizer.h"
 #include "run/Observer.h"
 
 #include <torch/optim/adamw.h>
@@ -29,21 +30,16 @@ struct TrainerOptions {
     // ranks, weights broadcast from rank 0 at every stage start; stop and non-finite decisions taken by all
     // ranks together. Null = one process. Not owned.
     DistContext* dist = nullptr;
+    // Check each step's loss on the device instead of reading it back (as on CUDA, where the fused AdamW skips a
+    // non-finite step by itself): the host learns of a non-finite loss at the next log, checkpoint or probe step.
+    // Always on for CUDA with the fused AdamW; this turns it on for the CPU too (tests). Needs the fused AdamW.
+    bool deviceChecks = false;
 };
 
 class ProbeRunner;
 class SnapshotStore;
 class RunDir;
 
-// AdamW's parameter groups as the trainer builds them (and the benchmark times them): one group per (lr multiplier,
-// weight decay or not), the largest multiplier first; decay on weight matrices, none on biases, norms and other
-// 1-D parameters; a multiplier of 0 freezes a parameter (requires_grad off, in no group). Every group starts at
-// recipe.peakLr() (the trainer sets each step's lr times the group's multiplier).
-struct AdamwGroups {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    std::vector<double> multipliers;  // per group
-};
-AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf);
 
 // Options that write a trainer's checkpoints and probes into a run directory (null: neither, e.g. a data-parallel
 // rank other than 0).
@@ -101,7 +97,7 @@ private:
     std::shared_ptr<Objective> previousObjective_;
     std::unique_ptr<ProbeRunner> probes_;
     std::unique_ptr<SnapshotStore> snapshots_;
-    std::unique_ptr<torch::optim::AdamW> optimizer_;
+    std::unique_ptr<AdamW> optimizer_;
     std::vector<double> groupMultiplier_;
     std::vector<std::string> groupNames_;
     int stage_ = 0;

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -54,7 +56,11 @@ std::atomic<bool>& fusedFlag() {
 // string (1.13).
 template <class Map>
 typename Map::key_type stateKeyOf(const Map&, const at::Tensor& p) {
-    if constexpr (std::is_same_v<typename Map::key_type, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+        std::ostringstream os;  // as c10::guts::to_string wrote the address in LibTorch 1.13
+        os << static_cast<const void*>(p.unsafeGetTensorImpl());
+        return os.str();
+    }
     else return p.unsafeGetTensorImpl();
 }
 

@@ -158,6 +158,7 @@ public:
         int good = 0, bad = 0;
         int64_t firstBad = -1;
         int longestBadRun = 0;
+        int currentBadRun = 0;  // non-finite losses in a row up to the last step
     };
     // Reads the window back (one device sync) and starts a new one; the current run of non-finite losses carries on.
     Read read() {
@@ -167,6 +168,7 @@ public:
         r.bad = steps_ - r.good;
         r.firstBad = int64_t(std::llround(firstBad_.item<double>()));
         r.longestBadRun = int(std::lround(maxRun_.item<double>()));
+        r.currentBadRun = int(std::lround(run_.item<double>()));
         for (auto& [k, v] : sums_) r.means[k] = r.good > 0 ? v.item<double>() / r.good : std::nan("");
         sums_.clear();
         good_ = firstBad_ = maxRun_ = at::Tensor();
@@ -373,8 +375,10 @@ TrainerState Trainer::run() {
         return TrainerState::Failed;
     };
     // Reads what the device kept of the last steps (one sync); false when the run has failed.
+    bool lastStepSkipped = false;  // as on the host path, no checkpoint right after a skipped batch
     auto readDeviceWindow = [&]() -> bool {
         auto w = deviceWindow.read();
+        lastStepSkipped = w.currentBadRun > 0;
         if (w.bad > 0) {
             std::string what = "loss is not finite (NaN or infinite) at step " + std::to_string(w.firstBad);
             if (recipe_.train.onNonFinite != "skip") {
@@ -511,7 +515,7 @@ TrainerState Trainer::run() {
                 if (!readDeviceWindow()) return TrainerState::Failed;
             }
             if (probeNow) windowProbeSeconds += runProbes();
-            if (logNow) {
+            if (logNow && windowSteps > 0) {  // a window of skipped batches only has nothing to log
                 double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - windowStart).count();
                 MetricsRow row;
                 row.step = step_;
@@ -537,7 +541,8 @@ TrainerState Trainer::run() {
                 windowStart = std::chrono::steady_clock::now();
                 windowStartStep = step_;
             }
-            if (checkpointNow) saveCheckpointNow();
+            if (checkpointNow && !lastStepSkipped) saveCheckpointNow();
+            lastStepSkipped = false;
         }
         if (deviceWindow.steps() > 0 && !readDeviceWindow()) return TrainerState::Failed;
         bool stopped = step_ < total;

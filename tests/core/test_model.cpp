@@ -1,5 +1,7 @@
 #include "methods/Mae.h"
 #include "model/FusedAttention.h"
+#include "train/Device.h"
+#include "util/TorchVersion.h"
 #include "model/Linear.h"
 #include "util/Gemm.h"
 #include "util/ThreadEnv.h"
@@ -119,6 +121,58 @@ private slots:
         };
         QVERIFY(hasFusedNode(yFused));
         QVERIFY(!hasFusedNode(yEager));
+    }
+
+    // LibTorch >= 2.1: wherever the CPU float32 core is not used (CUDA, bf16 autocast, or switched off), an
+    // attention layer runs at::scaled_dot_product_attention on strided views of qkv; it must give timm's explicit
+    // softmax(q k^T * scale) v (output and gradients to float rounding), leave the explicit path to steps that
+    // record the weights, and take bf16 under autocast. With LibTorch 1.13 it is compiled out (and this skips).
+    void sdpaMatchesExplicitAttention() {
+        QCOMPARE(sdpaAvailable(), bool(GRAFTLAB_TORCH_AT_LEAST(2, 1)));  // on by default where it exists
+        if (!sdpaAvailable()) QSKIP("LibTorch < 2.1: scaled_dot_product_attention is compiled out");
+        setFusedAttentionEnabled(false);
+        for (auto [dim, heads, tokens] : {std::tuple{48, 3, 9}, std::tuple{20, 2, 17}}) {
+            torch::manual_seed(5);
+            Attention a(dim, heads);
+            auto x = torch::randn({3, tokens, dim}, torch::requires_grad());
+            auto g = torch::randn({3, tokens, dim});
+            auto run = [&](bool sdpa) {
+                setSdpaEnabled(sdpa);
+                a->zero_grad();
+                x.mutable_grad() = torch::Tensor();
+                auto y = a->forward(x);
+                y.backward(g);
+                setSdpaEnabled(true);
+                return std::make_tuple(y.detach(), x.grad().clone(), a->qkv->weight.grad().clone());
+            };
+            auto [ys, gxs, gws] = run(true);
+            auto [ye, gxe, gwe] = run(false);
+            QVERIFY2(torch::allclose(ys, ye, 1e-5, 1e-6), qPrintable(QString("max |d y| %1").arg((ys - ye).abs().max().item<double>())));
+            QVERIFY(torch::allclose(gxs, gxe, 1e-4, 1e-6));
+            QVERIFY(torch::allclose(gws, gwe, 1e-4, 1e-6));
+            QVERIFY(!torch::equal(ys, ye) || !torch::equal(gws, gwe));  // two different computations
+            QVERIFY(QString::fromStdString(attentionPathFor(torch::zeros({1, 1, 3 * dim}))).startsWith("sdpa"));
+            // a probe step records the weights: the explicit path, whose weights are softmax rows
+            a->recordAttention = true;
+            auto yr = a->forward(x);
+            a->recordAttention = false;
+            QVERIFY(torch::allclose(yr, ye, 1e-5, 1e-6));
+            QCOMPARE(a->lastAttention.sizes(), (std::vector<int64_t>{3, heads, tokens, tokens}));
+            QVERIFY(torch::allclose(a->lastAttention.sum(-1), torch::ones({3, heads, tokens}), 1e-5, 1e-5));
+        }
+        {  // bf16 autocast on the CPU: scaled_dot_product_attention in bf16, close to float32
+            torch::manual_seed(6);
+            Attention a(48, 3);
+            auto x = torch::randn({2, 9, 48});
+            auto y32 = a->forward(x);
+            AutocastScope autocast(true, torch::kCPU);
+            auto y16 = a->forward(x);
+            QCOMPARE(y16.scalar_type(), torch::kBFloat16);
+            QVERIFY(torch::allclose(y16.to(torch::kFloat32), y32, 5e-2, 5e-2));
+        }
+        setFusedAttentionEnabled(true);
+        // the CPU float32 core stays first where it applies
+        QVERIFY(QString::fromStdString(attentionPathFor(torch::zeros({1, 1, 12}))).startsWith("fused"));
     }
 
     // util/Gemm.h: every transpose combination, strided leading dimensions, alpha and beta, through each

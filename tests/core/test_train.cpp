@@ -8,6 +8,8 @@
 #include "train/RunDir.h"
 #include "util/Schedule.h"
 #include "train/Trainer.h"
+#include "train/Optimizer.h"
+#include "util/TorchVersion.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
 #include "TestRegistry.h"
@@ -15,6 +17,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+
+#include <sstream>
 
 #include <QtTest>
 
@@ -33,6 +37,18 @@ struct Recorder : TrainerObserver {
     void onStateChanged(TrainerState s, const std::string&) override { states.push_back(s); }
     void onCheckpoint(const std::string& p, int64_t) override { checkpoints.push_back(p); }
 };
+
+// The key LibTorch's optimizers file a parameter's state under (the TensorImpl's address in 2.x, its string in 1.13).
+template <class Opt>
+auto stateKeyFor(const Opt& o, const torch::Tensor& p) {
+    using Key = typename std::decay_t<decltype(o.state())>::key_type;
+    if constexpr (std::is_same_v<Key, std::string>) {
+        std::ostringstream os;  // as c10::guts::to_string wrote the address in LibTorch 1.13
+        os << static_cast<const void*>(p.unsafeGetTensorImpl());
+        return os.str();
+    }
+    else return Key(p.unsafeGetTensorImpl());
+}
 
 bool sameParameters(torch::nn::Module& a, torch::nn::Module& b) {
     auto pa = a.named_parameters(), pb = b.named_parameters();
@@ -353,6 +369,163 @@ private slots:
             QCOMPARE(t.step(), policy == "stop" ? int64_t(4) : int64_t(4 + 9));  // skip: gives up at the 10th in a row
             QVERIFY(torch::equal(before, t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight));  // no step taken
             QCOMPARE(latestGoodCheckpoint(dir), ckpt);  // the good checkpoint stays the newest
+        }
+        fs::remove_all(dir);
+    }
+
+    // train/Optimizer.h: the fused AdamW kernel (LibTorch >= 2.4 on the CPU) against LibTorch's AdamW, step by step
+    // over two groups (decay and none, different lrs, lr changed mid-way): parameters to float rounding; a step
+    // flagged found_inf changes nothing (parameters, moments, step count); the state saved from the fused optimizer
+    // loads into LibTorch's AdamW with the same step counts and moments (the checkpoint format is LibTorch's).
+    void fusedAdamwMatchesLibTorch() {
+        QVERIFY(!fusedAdamwAvailable(torch::kCPU) || GRAFTLAB_TORCH_AT_LEAST(2, 4));
+        if (!fusedAdamwAvailable(torch::kCPU)) QSKIP("LibTorch < 2.4: no fused AdamW on the CPU");
+        torch::manual_seed(3);
+        auto w0 = torch::randn({6, 5}), b0 = torch::randn({6});
+        auto wa = w0.clone().requires_grad_(true), ba = b0.clone().requires_grad_(true);
+        auto wb = w0.clone().requires_grad_(true), bb = b0.clone().requires_grad_(true);
+        auto groups = [](torch::Tensor w, torch::Tensor b) {
+            std::vector<torch::optim::OptimizerParamGroup> g;
+            g.emplace_back(std::vector<torch::Tensor>{w}, std::make_unique<torch::optim::AdamWOptions>(
+                                                              torch::optim::AdamWOptions(3e-2).weight_decay(0.1).betas({0.9, 0.95})));
+            g.emplace_back(std::vector<torch::Tensor>{b}, std::make_unique<torch::optim::AdamWOptions>(
+                                                              torch::optim::AdamWOptions(1e-2).weight_decay(0.0)));
+            return g;
+        };
+        AdamW fused(groups(wa, ba), torch::optim::AdamWOptions(1e-3));
+        torch::optim::AdamW ref(groups(wb, bb), torch::optim::AdamWOptions(1e-3));
+        QVERIFY(fused.fused());
+        auto setGrads = [&](int step) {
+            auto gen = at::detail::createCPUGenerator(100 + step);
+            auto gw = torch::randn({6, 5}, gen), gb = torch::randn({6}, gen);
+            wa.mutable_grad() = gw.clone();
+            wb.mutable_grad() = gw.clone();
+            ba.mutable_grad() = gb.clone();
+            bb.mutable_grad() = gb.clone();
+        };
+        auto close = [&] { return torch::allclose(wa, wb, 1e-5, 1e-6) && torch::allclose(ba, bb, 1e-5, 1e-6); };
+        for (int step = 0; step < 6; ++step) {
+            if (step == 3)
+                for (auto* o : {static_cast<torch::optim::Optimizer*>(&fused), static_cast<torch::optim::Optimizer*>(&ref)})
+                    static_cast<torch::optim::AdamWOptions&>(o->param_groups()[0].options()).lr(5e-3);
+            setGrads(step);
+            fused.stepWithFlag(torch::zeros({}));
+            ref.step();
+            QVERIFY2(close(), qPrintable(QString("step %1: max |d w| %2").arg(step).arg((wa - wb).abs().max().item<double>())));
+        }
+        QVERIFY(!torch::equal(wa, w0));
+        // a flagged step: nothing moves, and the next step is the 7th, as for the reference
+        auto wBefore = wa.detach().clone();
+        setGrads(6);
+        fused.stepWithFlag(torch::ones({}));
+        QVERIFY(torch::equal(wa, wBefore));
+        fused.stepWithFlag(torch::zeros({}));
+        ref.step();
+        QVERIFY(close());
+        // saved by the fused optimizer, loaded by LibTorch's: same counts and moments
+        torch::serialize::OutputArchive out;
+        fused.save(out);
+        std::ostringstream bytes;
+        out.save_to(bytes);
+        auto wc = w0.clone().requires_grad_(true), bc = b0.clone().requires_grad_(true);
+        torch::optim::AdamW loaded(groups(wc, bc), torch::optim::AdamWOptions(1e-3));
+        torch::serialize::InputArchive in;
+        std::istringstream is(bytes.str());
+        in.load_from(is);
+        loaded.load(in);
+        for (auto [p, q] : {std::pair{wc, wb}, std::pair{bc, bb}}) {
+            const auto& stLoaded = static_cast<const torch::optim::AdamWParamState&>(*loaded.state().at(stateKeyFor(loaded, p)));
+            const auto& stRef = static_cast<const torch::optim::AdamWParamState&>(*ref.state().at(stateKeyFor(ref, q)));
+            QCOMPARE(stLoaded.step(), int64_t(7));
+            QCOMPARE(stLoaded.step(), stRef.step());
+            QVERIFY(torch::allclose(stLoaded.exp_avg(), stRef.exp_avg(), 1e-5, 1e-7));
+            QVERIFY(torch::allclose(stLoaded.exp_avg_sq(), stRef.exp_avg_sq(), 1e-5, 1e-8));
+        }
+    }
+
+    // Gradient clipping on the device: PyTorch's rule (coefficient max / (norm + 1e-6), capped at 1) against
+    // LibTorch's clip_grad_norm_, clipping and not.
+    void clipGradNormMatchesLibTorch() {
+        for (double maxNorm : {0.5, 1e6}) {
+            torch::manual_seed(8);
+            std::vector<torch::Tensor> a, b;
+            for (auto shape : {std::vector<int64_t>{4, 3}, std::vector<int64_t>{7}}) {
+                auto p = torch::zeros(shape, torch::requires_grad()), q = torch::zeros(shape, torch::requires_grad());
+                auto g = torch::randn(shape);
+                p.mutable_grad() = g.clone();
+                q.mutable_grad() = g.clone();
+                a.push_back(p);
+                b.push_back(q);
+            }
+            auto norm = clipGradNorm(a, maxNorm);
+            double refNorm = torch::nn::utils::clip_grad_norm_(b, maxNorm);
+            QVERIFY(std::abs(norm.item<double>() - refNorm) < 1e-5 * refNorm);
+            for (size_t i = 0; i < a.size(); ++i) QVERIFY(torch::allclose(a[i].grad(), b[i].grad(), 1e-6, 1e-7));
+            const double after = torch::stack({a[0].grad().norm(), a[1].grad().norm()}).norm().item<double>();
+            QVERIFY(maxNorm < 1 ? std::abs(after - maxNorm) < 1e-4 : std::abs(after - refNorm) < 1e-5 * refNorm);
+        }
+    }
+
+    // TrainerOptions::deviceChecks (always on for CUDA with the fused AdamW): the loss is checked on the device and
+    // read back only at log, checkpoint and probe steps. A clean run is the same run, bit for bit, with the same
+    // logged losses; a non-finite loss still stops (or, skipped, gives up after 10 in a row) with no optimizer
+    // step taken and the good checkpoint kept, the failure naming the first bad step.
+    void deviceChecksKeepTheRunAndItsFailures() {
+        if (!fusedAdamwAvailable(torch::kCPU)) QSKIP("LibTorch < 2.4: no fused AdamW on the CPU, so no device checks");
+        Recipe r = test::tinyRecipe();
+        r.optim.clipGrad = 1.0;
+        Recorder hostRows, deviceRows;
+        std::shared_ptr<torch::nn::Module> hostObj, deviceObj;
+        for (bool device : {false, true}) {
+            TrainerOptions o;
+            o.deviceChecks = device;
+            Trainer t(r, o);
+            t.addObserver(device ? &deviceRows : &hostRows);
+            QCOMPARE(int(t.run()), int(TrainerState::Finished));
+            (device ? deviceObj : hostObj) = t.objective().shared_from_this();
+        }
+        QVERIFY(sameParameters(*hostObj, *deviceObj));
+        QCOMPARE(deviceRows.rows.size(), hostRows.rows.size());
+        for (size_t i = 0; i < hostRows.rows.size(); ++i) {
+            QCOMPARE(deviceRows.rows[i].step, hostRows.rows[i].step);
+            for (const auto& [k, v] : hostRows.rows[i].values) {
+                if (k == "images_per_s") continue;
+                double dv = std::nan("");
+                for (const auto& [k2, v2] : deviceRows.rows[i].values)
+                    if (k2 == k) dv = v2;
+                QVERIFY2(std::abs(dv - v) <= 1e-6 * std::max(1.0, std::abs(v)), qPrintable(QString::fromStdString(k) + QString(": %1 vs %2").arg(dv).arg(v)));
+            }
+        }
+
+        r.train.steps = 40;
+        auto dir = test::tempDir("nan-device");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        o.stopAtStep = 4;
+        {
+            Trainer good(r, o);
+            good.run();
+        }
+        std::string ckpt = latestGoodCheckpoint(dir);
+        for (const std::string policy : {"stop", "skip"}) {
+            r.train.onNonFinite = policy;
+            TrainerOptions o2;
+            o2.checkpointDir = dir;
+            o2.deviceChecks = true;
+            Trainer t(r, o2);
+            t.prepare();
+            t.resumeFrom(ckpt);
+            {
+                torch::NoGradGuard ng;
+                t.objective().encoder()->norm->weight.fill_(std::nan(""));
+            }
+            auto before = t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
+            QCOMPARE(int(t.run()), int(TrainerState::Failed));
+            QVERIFY2(t.failure().find("at step 4") != std::string::npos, t.failure().c_str());
+            // read back at the first log step (every 2) after the stop condition: 6 for stop, 14 for 10 skipped in a row
+            QCOMPARE(t.step(), policy == "stop" ? int64_t(6) : int64_t(14));
+            QVERIFY(torch::equal(before, t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight));
+            QCOMPARE(latestGoodCheckpoint(dir), ckpt);
         }
         fs::remove_all(dir);
     }

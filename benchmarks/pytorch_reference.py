@@ -8,6 +8,15 @@ times `--steps` steps after `--warmup` on one fixed in-memory batch: forward, ba
 matrices only), momentum / EMA update. Prints images/s and writes the figures as JSON.
 
     /usr/bin/python3 benchmarks/pytorch_reference.py r.json --threads 2 --steps 20 --json out.json
+
+What a PyTorch 2.x user runs (the GPU comparison, tests/gpu/run_on_device.sh):
+
+    python3 benchmarks/pytorch_reference.py r.json --device cuda --bf16 --attention sdpa --optimizer fused [--compile]
+
+--attention sdpa: F.scaled_dot_product_attention (flash / memory-efficient kernels) instead of the explicit
+softmax(q k^T) v; --optimizer fused: torch.optim.AdamW(fused=True); --compile: torch.compile of the loss (forward
+and, through AOTAutograd, backward). On CUDA the steps are timed with CUDA events and nothing is read back inside
+the timed loop (the losses are read at the end).
 """
 import argparse
 import json
@@ -19,6 +28,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+SDPA = False  # --attention sdpa
 
 
 class Attention(nn.Module):
@@ -33,8 +45,11 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = torch.matmul(q * self.scale, k.transpose(-2, -1)).softmax(-1)
-        x = torch.matmul(attn, v).transpose(1, 2).reshape(B, N, C)
+        if SDPA:
+            x = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C)
+        else:
+            attn = torch.matmul(q * self.scale, k.transpose(-2, -1)).softmax(-1)
+            x = torch.matmul(attn, v).transpose(1, 2).reshape(B, N, C)
         return self.proj(x)
 
 
@@ -103,12 +118,14 @@ class MAE(nn.Module):
         self.ratio = r["mae"]["mask_ratio"]
         self.norm_pix = r["mae"]["norm_pix_loss"]
 
-    def loss(self, imgs, gen):
+    def noise(self, views, gen):
+        return torch.rand(views.shape[0], self.encoder.num_patches, generator=gen, device=gen.device)
+
+    def loss(self, imgs, noise):
         enc = self.encoder
         x = enc.embed(imgs)
         N, L, D = x.shape
         keep = L - int(L * self.ratio)
-        noise = torch.rand(N, L, generator=gen)
         ids_shuffle = torch.argsort(noise, 1)
         ids_restore = torch.argsort(ids_shuffle, 1)
         ids_keep = ids_shuffle[:, :keep]
@@ -188,7 +205,10 @@ class MocoV3(nn.Module):
         logits = q @ k.t() / self.T
         return F.cross_entropy(logits, torch.arange(logits.shape[0])) * (2 * self.T)
 
-    def loss(self, views, gen):
+    def noise(self, views, gen):
+        return None
+
+    def loss(self, views, noise):
         v1, v2 = views
         n = v1.shape[0]
         both = torch.cat([v1, v2], 0)
@@ -224,12 +244,15 @@ class ConMIM(nn.Module):
         self.ratio = c["mask_ratio"]
         self.m0 = c["momentum"]
 
-    def loss(self, views, gen):
+    def noise(self, views, gen):
+        return torch.rand(views[0].shape[0], self.encoder.num_patches, generator=gen, device=gen.device)
+
+    def loss(self, views, noise):
         online, full = views
         enc = self.encoder
         n, L = online.shape[0], enc.num_patches
         masked = int(L * self.ratio)
-        order = torch.argsort(torch.rand(n, L, generator=gen), 1)
+        order = torch.argsort(noise, 1)
         mask = torch.zeros(n, L).scatter_(1, order[:, :masked], 1.0)
         x = enc.patch_embed(online).flatten(2).transpose(1, 2)
         w = mask.unsqueeze(-1)
@@ -259,12 +282,22 @@ def main():
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda: PyTorch >= 2.0, for torch.set_default_device)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast in the forward pass, as train.precision = bf16")
+    ap.add_argument("--attention", choices=("explicit", "sdpa"), default="explicit",
+                    help="explicit softmax(q k^T) v (timm's code before 2.0) or F.scaled_dot_product_attention (PyTorch >= 2.0)")
+    ap.add_argument("--optimizer", choices=("default", "foreach", "fused"), default="default",
+                    help="torch.optim.AdamW as constructed by default, with foreach=True, or with fused=True")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the loss (PyTorch >= 2.0)")
     a = ap.parse_args()
+    global SDPA
+    SDPA = a.attention == "sdpa"
+    if SDPA and not hasattr(F, "scaled_dot_product_attention"):
+        sys.exit(f"--attention sdpa needs PyTorch >= 2.0 (this is {torch.__version__})")
+    if a.compile and not hasattr(torch, "compile"):
+        sys.exit(f"--compile needs PyTorch >= 2.0 (this is {torch.__version__})")
     if a.device != "cpu":
         torch.set_default_device(a.device)  # every tensor and module below is made there
-    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
+    cuda = a.device.startswith("cuda")
     r = json.load(open(a.recipe))
-    threads = a.threads or r.get("threads", 0) or torch.get_num_threads()
     import os
     threads = a.threads or r.get("threads", 0) or os.cpu_count()
     torch.set_num_threads(threads)
@@ -278,45 +311,70 @@ def main():
     lr = o["base_lr"] * batch / 256
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    extra = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(a.optimizer, {})
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(o["beta1"], o["beta2"]))
+                            lr=lr, betas=(o["beta1"], o["beta2"]), **extra)
+    loss_fn = torch.compile(model.loss) if a.compile else model.loss
     total = a.warmup + a.steps
-    step_times, losses = [], []
-    split = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0, "momentum_update": 0.0}
+
+    # Marks on the device's clock: CUDA events (no wait inside the loop), the host clock on the CPU.
+    if cuda:
+        def mark():
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+
+        def elapsed_ms(e0, e1):
+            return e0.elapsed_time(e1)
+    else:
+        mark = time.perf_counter
+
+        def elapsed_ms(t0, t1):
+            return 1000 * (t1 - t0)
+
+    marks, losses = [], []
     start = None
     for i in range(total):
         if i == a.warmup:
+            if cuda:
+                torch.cuda.synchronize()
             start = time.perf_counter()
-        sync()
-        t0 = time.perf_counter()
         gen = torch.Generator(device=a.device).manual_seed(1000003 * r.get("seed", 0) + i)
+        noise = model.noise(views, gen)
+        m0 = mark()
         opt.zero_grad(set_to_none=False)
         with torch.autocast(device_type=a.device.split(":")[0], dtype=torch.bfloat16, enabled=a.bf16):
-            loss = model.loss(views, gen)
-        sync()
-        t1 = time.perf_counter()
+            loss = loss_fn(views, noise)
+        m1 = mark()
         loss.backward()
-        sync()
-        t2 = time.perf_counter()
+        m2 = mark()
         opt.step()
-        sync()
-        t3 = time.perf_counter()
+        m3 = mark()
         model.after_step(i, total)
-        sync()
-        t4 = time.perf_counter()
+        m4 = mark()
         if i >= a.warmup:
-            for k, v in zip(split, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                split[k] += v
-        losses.append(loss.item())
-        if i >= a.warmup:
-            step_times.append(time.perf_counter() - t0)
+            marks.append((m0, m1, m2, m3, m4))
+        losses.append(loss.detach())
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    split = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0, "momentum_update": 0.0}
+    step_times = []
+    for ms in marks:
+        parts = [elapsed_ms(ms[k], ms[k + 1]) / 1000 for k in range(4)]
+        for k, v in zip(split, parts):
+            split[k] += v
+        step_times.append(sum(parts))
+    losses = [float(l) for l in losses]
     step_times.sort()
     out = {"recipe": r["name"], "method": method, "threads": threads, "batch": batch, "steps": a.steps,
            "seconds": seconds, "images_per_s": batch * a.steps / seconds, "step_ms_median": 1000 * step_times[len(step_times) // 2],
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "first_loss": losses[0], "last_loss": losses[-1],
-           "torch": torch.__version__, "device": a.device, "precision": "bf16" if a.bf16 else "fp32", "split_ms_per_step": {k: 1000 * v / a.steps for k, v in split.items()}}
-    print(f"pytorch {out['recipe']} ({method}), {threads} threads, batch {batch}: {out['images_per_s']:.1f} images/s, "
+           "torch": torch.__version__, "device": a.device, "precision": "bf16" if a.bf16 else "fp32",
+           "attention": a.attention, "optimizer": a.optimizer, "compile": a.compile, "timing": "cuda events" if cuda else "host clock",
+           "split_ms_per_step": {k: 1000 * v / a.steps for k, v in split.items()}}
+    flavour = f"{a.attention} attention, {a.optimizer} AdamW" + (", torch.compile" if a.compile else "")
+    print(f"pytorch {torch.__version__} [{flavour}] {out['recipe']} ({method}), {threads} threads, batch {batch}: {out['images_per_s']:.1f} images/s, "
           f"median step {out['step_ms_median']:.1f} ms ("
           + " · ".join(f"{k} {v:.1f} ms" for k, v in out["split_ms_per_step"].items()) + f"), peak RSS {out['peak_rss_mb']:.0f} MB, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
     if a.json:

@@ -2,6 +2,7 @@
 #define USE_C10D_GLOO 1
 #include "dist/Distributed.h"
 #include "util/Errors.h"
+#include "util/TorchVersion.h"
 
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -64,7 +65,19 @@ DistContext::DistContext(const DistConfig& c) : cfg_(c), d(new Impl) {
     so.waitWorkers = true;
     so.timeout = c.timeout;
     try {
+#if GRAFTLAB_TORCH_AT_LEAST(2, 3)
+        try {
+            d->store = c10::make_intrusive<c10d::TCPStore>(c.masterAddr, so);
+        } catch (const std::exception& e) {
+            // LibTorch >= 2.4 asks for the libuv store by default; a build without libuv (Debian's 2.6) has only the
+            // classic one
+            if (std::string(e.what()).find("libuv") == std::string::npos) throw;
+            so.useLibUV = false;
+            d->store = c10::make_intrusive<c10d::TCPStore>(c.masterAddr, so);
+        }
+#else
         d->store = c10::make_intrusive<c10d::TCPStore>(c.masterAddr, so);
+#endif
         auto opts = c10d::ProcessGroupGloo::Options::create(c.timeout);
         if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
             opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));

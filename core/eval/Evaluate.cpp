@@ -9,6 +9,9 @@
 #include "util/Errors.h"
 
 #include <torch/torch.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -41,8 +44,23 @@ std::map<std::string, torch::Tensor> encoderStateDict(VisionTransformer encoder)
 void saveForPython(const std::string& path, const std::map<std::string, torch::Tensor>& tensors) {
     c10::Dict<std::string, torch::Tensor> dict;
     for (const auto& [k, v] : tensors) dict.insert(k, v);
-    std::vector<char> bytes = torch::pickle_save(torch::IValue(dict));
-    writeFileAtomically(path, std::string_view(bytes.data(), bytes.size()));
+    // torch::pickle_save tags the dict with its C++ type (torch.jit._pickle.restore_type_tag), a global that
+    // torch.load refuses by default from PyTorch 2.6 on (weights_only=True): the pickle here is written untagged,
+    // as Python's torch.save writes a dict of tensors, so plain `torch.load(path)` reads it everywhere.
+    std::vector<char> pickle;
+    torch::jit::Pickler pickler([&](const char* buf, size_t size) { pickle.insert(pickle.end(), buf, buf + size); }, nullptr,
+                                nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+    pickler.protocol();
+    pickler.pushIValue(torch::IValue(dict));
+    pickler.stop();
+    std::string container;
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t len) {
+        container.append(static_cast<const char*>(data), len);
+        return len;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+    writer.writeEndOfFile();
+    writeFileAtomically(path, container);
 }
 
 std::map<std::string, std::string> encoderExportMetadata(const Recipe& r, const CheckpointMeta& meta, const std::string& method) {

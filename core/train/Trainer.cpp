@@ -144,11 +144,18 @@ public:
         for (const auto& [name, t] : out.parts) accumulate(sums_["loss/" + name], keep(t));
         auto badF = bad.to(at::kFloat);
         accumulate(good_, 1.0 - badF);
-        run_ = run_.defined() ? (run_ + 1.0) * badF : badF;
-        maxRun_ = maxRun_.defined() ? at::maximum(maxRun_, run_) : run_.clone();
         auto stepT = at::full({}, double(step), loss.options());
-        firstBad_ = firstBad_.defined() ? at::where(firstBad_.lt(0).logical_and(bad), stepT, firstBad_)
-                                        : at::where(bad, stepT, at::full({}, -1.0, loss.options()));
+        auto none = at::full({}, -1.0, loss.options());
+        run_ = run_.defined() ? (run_ + 1.0) * badF : badF;
+        runStart_ = at::where(bad.logical_and(run_.eq(1.0)), stepT, runStart_.defined() ? runStart_ : none);
+        if (!maxRun_.defined()) {
+            maxRun_ = run_.clone();
+            maxRunStart_ = runStart_.clone();
+        } else {
+            maxRunStart_ = at::where(run_.gt(maxRun_), runStart_, maxRunStart_);
+            maxRun_ = at::maximum(maxRun_, run_);
+        }
+        firstBad_ = firstBad_.defined() ? at::where(firstBad_.lt(0).logical_and(bad), stepT, firstBad_) : at::where(bad, stepT, none);
         ++steps_;
     }
     int steps() const { return steps_; }
@@ -159,6 +166,7 @@ public:
         int64_t firstBad = -1;
         int longestBadRun = 0;
         int currentBadRun = 0;  // non-finite losses in a row up to the last step
+        int64_t longestBadRunStart = -1;
     };
     // Reads the window back (one device sync) and starts a new one; the current run of non-finite losses carries on.
     Read read() {
@@ -168,10 +176,11 @@ public:
         r.bad = steps_ - r.good;
         r.firstBad = int64_t(std::llround(firstBad_.item<double>()));
         r.longestBadRun = int(std::lround(maxRun_.item<double>()));
+        r.longestBadRunStart = int64_t(std::llround(maxRunStart_.item<double>()));
         r.currentBadRun = int(std::lround(run_.item<double>()));
         for (auto& [k, v] : sums_) r.means[k] = r.good > 0 ? v.item<double>() / r.good : std::nan("");
         sums_.clear();
-        good_ = firstBad_ = maxRun_ = at::Tensor();
+        good_ = firstBad_ = maxRun_ = maxRunStart_ = at::Tensor();
         steps_ = 0;
         return r;
     }
@@ -179,7 +188,7 @@ public:
 private:
     static void accumulate(at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v.clone(); }
     std::map<std::string, at::Tensor> sums_;
-    at::Tensor good_, run_, maxRun_, firstBad_;
+    at::Tensor good_, run_, runStart_, maxRun_, maxRunStart_, firstBad_;  // run_ and runStart_ outlive a window
     int steps_ = 0;
 };
 
@@ -387,8 +396,9 @@ TrainerState Trainer::run() {
                 return false;
             }
             if (w.longestBadRun >= kMaxSkippedInARow) {
-                fail(what + " (" + std::to_string(w.longestBadRun) + " batches in a row; at most " +
-                     std::to_string(kMaxSkippedInARow - 1) + " are skipped)");
+                fail("loss is not finite (NaN or infinite) at steps " + std::to_string(w.longestBadRunStart) + " to " +
+                     std::to_string(w.longestBadRunStart + w.longestBadRun - 1) + " (" + std::to_string(w.longestBadRun) +
+                     " batches in a row; at most " + std::to_string(kMaxSkippedInARow - 1) + " are skipped)");
                 return false;
             }
             spdlog::warn("{}: {} batch{} skipped up to step {}, no optimizer step for them (train.on_nonfinite = skip)", what,

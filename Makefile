@@ -3,6 +3,9 @@
 #               (or train it headless with graftlab-cli when there is no display)
 #   make test   install what is missing, build, run every test with ctest
 BUILD ?= build
+# The LibTorch to build against (packaging/find-torch.sh): empty = a CUDA PyTorch of python3 when there is one
+# (pip / conda), else Debian's; TORCH=system = Debian's; TORCH=DIR = the torch package at DIR (or TORCH=PYTHON).
+TORCH ?= $(GRAFTLAB_TORCH_DIR)
 JOBS ?= $(shell nproc)
 RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
@@ -16,7 +19,8 @@ deps:
 	@bash packaging/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRAFTLAB_GUI=$(GUI) > $(BUILD).configure.log 2>&1 \
+	@torch=$$(bash packaging/find-torch.sh "$(TORCH)") || exit 1; \
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRAFTLAB_GUI=$(GUI) $$torch > $(BUILD).configure.log 2>&1 \
 	  || { cat $(BUILD).configure.log; exit 1; }
 
 build: configure

@@ -18,7 +18,7 @@ cp /usr/include/zlib.h /usr/include/zconf.h "$dest/include/"
 
 # Qt 6 for the GUI check: the -dev packages the build needs, the libraries Qt loads that a plain CUDA machine may
 # lack (ICU, glib, fontconfig, X/GL client libraries, a font for the offscreen renderer)
-qt=(qt6-base-dev qt6-base-dev-tools qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 qt6-qpa-plugins
+qt=(qt6-base-dev qt6-base-dev-tools qmake6 qmake6-bin qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6 qt6-qpa-plugins
     libqt6core6 libqt6gui6 libqt6widgets6 libqt6test6 libqt6printsupport6 libqt6svg6 libqt6opengl6 libqt6dbus6
     libqt6network6 libqt6concurrent6 libqt6sql6 libqt6xml6 libqt6opengl6-dev
     libicu72 libdouble-conversion3 libpcre2-16-0 libb2-1 libmd4c0 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libfreetype6

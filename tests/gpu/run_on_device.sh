@@ -13,6 +13,8 @@
 #      MAE ViT-S/16 and ViT-B/16, MoCo v3 and ConMIM ViT-S/16, 224 px, bf16, batch 256;
 #   5. a real `graftlab-cli train` of MAE ViT-S/16 (loader, augmentation, metrics) against its bench figure.
 # Everything lands in $OUT (default /tmp/graftlab-gpu): summary.txt, logs, JSON figures. Budget: 8 minutes.
+# DEVICE=cpu rehearses it on a machine without a GPU (e.g. a bare Debian chroot with only a PyTorch): the build
+# from the carried files, the core tests and the GUI test, on the CPU; nothing is benchmarked.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -90,11 +92,14 @@ if [ -x build-gpu/tests/graftlab_core_tests ]; then
     || say "FAIL: core tests: $(grep -m3 -E '^FAIL|Loc' "$out/logs/core-tests.log" | tr '\n' ' ')"
 fi
 # 2. the GUI on CUDA
+device=${DEVICE:-cuda}
 if [ $gui = ON ]; then
-  GRAFTLAB_TEST_DEVICE=cuda timeout 180 build-gpu/tests/graftlab_gui_tests shortRunFeedsEveryLiveView > "$out/logs/gui-test.log" 2>&1 \
-    && say "GUI test on CUDA: a run started from the GUI trained on cuda on its worker thread; every live view got data" \
-    || say "FAIL: GUI test on CUDA: $(grep -m3 -E '^FAIL|Loc|error' "$out/logs/gui-test.log" | tr '\n' ' ')"
+  GRAFTLAB_TEST_DEVICE=$device timeout 180 build-gpu/tests/graftlab_gui_tests shortRunFeedsEveryLiveView > "$out/logs/gui-test.log" 2>&1 \
+    && say "GUI test on $device: a run started from the GUI trained on $device on its worker thread; every live view got data" \
+    || say "FAIL: GUI test on $device: $(grep -m3 -E '^FAIL|Loc|error' "$out/logs/gui-test.log" | tr '\n' ' ')"
 fi
+
+[ "$device" = cuda ] || { say "DEVICE=$device: rehearsal ends here (no CUDA train or benchmark) after $(elapsed) s"; exit 0; }
 
 # 3. train on CUDA, bf16 autocast (precision auto), synthetic data, stop and resume
 tiny=(--set device=cuda --set data.dataset=synthetic --set data.synthetic_size=4096 --set optim.batch_size=256

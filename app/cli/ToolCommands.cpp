@@ -108,9 +108,12 @@ int cmdBench(int argc, char** argv) {
                 1000 * res.afterStepSeconds / res.steps);
     std::printf("  model GFLOP/image   %10.4f  (forward + backward, analytic)\n", res.gflopPerImage);
     std::printf("  achieved GFLOP/s    %10.2f\n", res.achievedGflops);
-    if (res.rooflineBf16 > 0)
-        std::printf("  roofline GFLOP/s    %10.0f  (%s, measured now; bf16 %.0f, tf32 %.0f, fp32 %.0f)\n", res.sgemmGflops,
-                    res.roofline.c_str(), res.rooflineBf16, res.rooflineTf32, res.rooflineFp32);
+    if (res.rooflineBf16 > 0) {
+        std::string rates;
+        for (auto [name, v] : {std::pair{"bf16", res.rooflineBf16}, {"tf32", res.rooflineTf32}, {"fp32", res.rooflineFp32}})
+            if (v > 0) rates += (rates.empty() ? "" : ", ") + std::string(name) + " " + std::to_string(int64_t(v));
+        std::printf("  roofline GFLOP/s    %10.1f  (%s, measured now; %s)\n", res.sgemmGflops, res.roofline.c_str(), rates.c_str());
+    }
     else if (res.sgemmGflopsGemm > 0)
         std::printf("  sgemm GFLOP/s       %10.2f  (measured now, n = %d: oneDNN %.1f, torch::mm %.1f; the faster one)\n",
                     res.sgemmGflops, o.sgemmSize, res.sgemmGflopsGemm, res.sgemmGflopsTorch);

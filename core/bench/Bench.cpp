@@ -241,8 +241,14 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     } else {
         res.sgemmGflopsTorch = measureSgemmGflops(o.sgemmSize, 0.6);
         res.sgemmGflopsGemm = gemmBackend() == GemmBackend::OneDnn ? measureGemmGflops(GemmBackend::OneDnn, o.sgemmSize, 0.6) : 0;
-        res.sgemmGflops = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
+        res.rooflineFp32 = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
+        res.sgemmGflops = res.rooflineFp32;
         res.roofline = "fp32 " + std::to_string(o.sgemmSize) + "^3 sgemm";
+        if (bf16) {  // the step's products run in bf16 under autocast: their roofline is a bf16 product's rate
+            res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false, o.sgemmSize, 20);
+            res.sgemmGflops = res.rooflineBf16;
+            res.roofline = "bf16 " + std::to_string(o.sgemmSize) + "^3 matmul";
+        }
     }
     res.mfu = res.sgemmGflops > 0 ? res.achievedGflops / res.sgemmGflops : 0;
     struct rusage ru {};

@@ -66,8 +66,27 @@ private slots:
             QVERIFY(b.forwardSeconds > 0 && b.backwardSeconds > 0 && b.optimizerSeconds > 0);
             QVERIFY(std::isfinite(b.firstLoss) && std::isfinite(b.lastLoss));
             auto j = b.toJson();
-            for (const char* k : {"images_per_s", "gflop_per_image", "achieved_gflops", "sgemm_gflops", "mfu", "peak_rss_mb", "probe_share"})
+            for (const char* k : {"images_per_s", "gflop_per_image", "achieved_gflops", "sgemm_gflops", "mfu", "peak_rss_mb",
+                                  "probe_share", "optimizer", "timing", "roofline", "roofline_gflops"})
                 QVERIFY2(j.contains(k), k);
+            QCOMPARE(b.timing, std::string("host clock"));
+            QCOMPARE(b.roofline, std::string("fp32 128^3 sgemm"));
+            QCOMPARE(b.sgemmGflops, b.rooflineFp32);
+        }
+        {  // bf16 autocast: MFU against a bf16 product's rate, measured beside it
+            Recipe r = tinyRecipe();
+            r.train.precision = "bf16";
+            BenchOptions o;
+            o.steps = 2;
+            o.warmup = 1;
+            o.threads = 2;
+            o.sgemmSize = 128;
+            BenchResult b = runBench(r, o, "tiny");
+            QCOMPARE(b.precision, std::string("bf16"));
+            QCOMPARE(b.roofline, std::string("bf16 128^3 matmul"));
+            QVERIFY(b.rooflineBf16 > 0 && b.rooflineFp32 > 0);
+            QCOMPARE(b.sgemmGflops, b.rooflineBf16);
+            QVERIFY(std::abs(b.mfu - b.achievedGflops / b.rooflineBf16) <= 1e-9 * b.mfu + 1e-12);
         }
         // the same fixed batch, trained: MAE's loss falls over a few steps
         Recipe r = tinyRecipe();

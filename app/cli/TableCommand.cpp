@@ -18,7 +18,7 @@ namespace {
 
 const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
-    "                          [--budget tiny|small|medium] [--seeds N] [--no-baselines] [--set key=value ...]\n"
+    "                          [--budget tiny|small|medium|large] [--seeds N] [--no-baselines] [--set key=value ...]\n"
     "                          [--seed S]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
@@ -30,7 +30,8 @@ const char* kTableHelp =
     "  baselines       two rows with the same protocols: the first recipe's encoder at random initialisation\n"
     "                  (DIR/random_init), and the normalised raw pixels as features; --no-baselines leaves them out\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
-    "protocols), medium (3,000 steps, all images). An interrupted table continues where it stopped; a finished\n"
+    "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps).\n"
+    "An interrupted table continues where it stopped; a finished\n"
     "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set).\n";
 
 }  // namespace
@@ -49,7 +50,7 @@ int cmdTable(int argc, char** argv) {
     try {
         req.budget = tableBudget(a.get("budget", "small"));
     } catch (const std::invalid_argument&) {
-        throw UsageError("--budget must be tiny, small or medium");
+        throw UsageError("--budget must be tiny, small, medium or large");
     }
     req.seeds = int(parseInt("seeds", a.get("seeds", "1")));
     if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");

@@ -51,7 +51,8 @@ TableBudget tableBudget(const std::string& name) {
     if (name == "tiny") return {name, 20, 0, 10};
     if (name == "small") return {name, 600, 10000, 200};
     if (name == "medium") return {name, 3000, 0, 1000};
-    throw std::invalid_argument("budget must be tiny, small or medium, got \"" + name + "\"");
+    if (name == "large") return {name, 12000, 0, 2000};
+    throw std::invalid_argument("budget must be tiny, small, medium or large, got \"" + name + "\"");
 }
 
 void scaleToBudget(Recipe& r, int64_t steps) {

@@ -1,4 +1,6 @@
 #include "TestUtil.h"
+#include "train/Checkpoint.h"
+#include "train/Trainer.h"
 
 #include <filesystem>
 #include <random>
@@ -54,5 +56,14 @@ std::string tempDir(const std::string& tag) {
 }
 
 std::string sourceDir() { return GRAFTLAB_SOURCE_DIR; }
+
+std::string trainAndStopAt(const Recipe& r, const std::string& dir, int64_t step) {
+    TrainerOptions o;
+    o.checkpointDir = dir;
+    o.stopAtStep = step;
+    Trainer t(r, o);
+    t.run();
+    return latestGoodCheckpoint(dir);
+}
 
 }  // namespace graftlab::test

@@ -1,6 +1,7 @@
 #pragma once
 #include "recipe/Recipe.h"
 
+#include <cstdint>
 #include <string>
 
 namespace graftlab::test {
@@ -12,5 +13,7 @@ void shrinkToTiny(Recipe& r);
 // A fresh empty directory under the system temp dir.
 std::string tempDir(const std::string& tag);
 std::string sourceDir();
+// Trains `r` with checkpoints into `dir`, stopping after `step` steps; returns the checkpoint written there.
+std::string trainAndStopAt(const Recipe& r, const std::string& dir, int64_t step);
 
 }  // namespace graftlab::test

@@ -37,6 +37,16 @@ private slots:
         QVERIFY(modelFlopsPerImage(r, 1).parts.contains("conmim_slow"));
     }
 
+    // `steps` timed steps after one warm-up on 2 threads, the roofline from a 128^3 product
+    static BenchOptions quickBench(int steps) {
+        BenchOptions o;
+        o.steps = steps;
+        o.warmup = 1;
+        o.threads = 2;
+        o.sgemmSize = 128;
+        return o;
+    }
+
     void benchRunsAndReportsEveryFigure() {
         for (const char* method : {"mae", "mocov3", "conmim"}) {
             Recipe r = tinyRecipe();
@@ -45,12 +55,7 @@ private slots:
             r.moco.outDim = 16;
             r.probes.every = 2;
             r.probes.samples = 2;
-            BenchOptions o;
-            o.steps = 4;
-            o.warmup = 1;
-            o.threads = 2;
-            o.sgemmSize = 128;
-            BenchResult b = runBench(r, o, "tiny");
+            BenchResult b = runBench(r, quickBench(4), "tiny");
             QCOMPARE(b.method, std::string(method));
             QCOMPARE(b.batch, r.optim.batchSize);
             QVERIFY(b.imagesPerSecond > 0);
@@ -76,12 +81,7 @@ private slots:
         {  // bf16 autocast: MFU against a bf16 product's rate, measured beside it
             Recipe r = tinyRecipe();
             r.train.precision = "bf16";
-            BenchOptions o;
-            o.steps = 2;
-            o.warmup = 1;
-            o.threads = 2;
-            o.sgemmSize = 128;
-            BenchResult b = runBench(r, o, "tiny");
+            BenchResult b = runBench(r, quickBench(2), "tiny");
             QCOMPARE(b.precision, std::string("bf16"));
             QCOMPARE(b.roofline, std::string("bf16 128^3 matmul"));
             QVERIFY(b.rooflineBf16 > 0 && b.rooflineFp32 > 0);

@@ -51,15 +51,6 @@ Recipe tinyStages(const std::string& first, const std::string& second, std::vect
     r.train.checkpointEvery = 100;
     return r;
 }
-// Trains stage 1 (4 steps) of `r` into `dir`; returns the checkpoint at its end.
-std::string trainFirstStage(const Recipe& r, const std::string& dir) {
-    TrainerOptions o;
-    o.checkpointDir = dir;
-    o.stopAtStep = 4;
-    Trainer a(r, o);
-    a.run();
-    return latestGoodCheckpoint(dir);
-}
 // Trains stage 1 of `r` into `dir`, then a trainer resumed from its end enters stage 2 (initialised as the recipe
 // says); `stage1` holds stage 1's final tensors.
 struct SecondStage {
@@ -67,7 +58,7 @@ struct SecondStage {
     std::unique_ptr<Trainer> trainer;
 };
 SecondStage enterSecondStage(const Recipe& r, const std::string& dir) {
-    std::string ckpt = trainFirstStage(r, dir);
+    std::string ckpt = test::trainAndStopAt(r, dir, 4)  /* the end of stage 1 */;
     SecondStage s;
     s.stage1 = readModelTensors(ckpt);
     TrainerOptions o;
@@ -233,7 +224,7 @@ private slots:
     void frozenBlockIsBitIdenticalAcrossStageTwo() {
         Recipe r = tinyStages("mae", "mocov3", {0.0, 1.0}, 0.0);
         auto dir = test::tempDir("frozen");
-        std::string ckpt = trainFirstStage(r, dir);
+        std::string ckpt = test::trainAndStopAt(r, dir, 4)  /* the end of stage 1 */;
         auto stage1 = readModelTensors(ckpt);
         TrainerOptions o2;
         o2.checkpointDir = dir;

@@ -50,6 +50,19 @@ auto stateKeyFor(const Opt& o, const torch::Tensor& p) {
     else return Key(p.unsafeGetTensorImpl());
 }
 
+// A trainer resumed from `ckpt` whose encoder norm is NaN: every loss from there on is NaN.
+std::unique_ptr<Trainer> poisonedTrainer(const Recipe& r, const std::string& dir, const std::string& ckpt, bool deviceChecks) {
+    TrainerOptions o;
+    o.checkpointDir = dir;
+    o.deviceChecks = deviceChecks;
+    auto t = std::make_unique<Trainer>(r, o);
+    t->prepare();
+    t->resumeFrom(ckpt);
+    torch::NoGradGuard ng;
+    t->objective().encoder()->norm->weight.fill_(std::nan(""));
+    return t;
+}
+
 bool sameParameters(torch::nn::Module& a, torch::nn::Module& b) {
     auto pa = a.named_parameters(), pb = b.named_parameters();
     if (pa.size() != pb.size()) return false;
@@ -344,25 +357,11 @@ private slots:
         Recipe r = test::tinyRecipe();
         r.train.steps = 30;
         auto dir = test::tempDir("nan");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        o.stopAtStep = 4;
-        {
-            Trainer good(r, o);
-            good.run();  // a good checkpoint at step 4
-        }
-        std::string ckpt = latestGoodCheckpoint(dir);
+        std::string ckpt = test::trainAndStopAt(r, dir, 4);
         for (const std::string policy : {"stop", "skip"}) {
             r.train.onNonFinite = policy;
-            TrainerOptions o2;
-            o2.checkpointDir = dir;
-            Trainer t(r, o2);
-            t.prepare();
-            t.resumeFrom(ckpt);
-            {
-                torch::NoGradGuard ng;
-                t.objective().encoder()->norm->weight.fill_(std::nan(""));  // every loss is NaN from here on
-            }
+            auto owned = poisonedTrainer(r, dir, ckpt, /*deviceChecks=*/false);
+            Trainer& t = *owned;
             auto before = t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
             QCOMPARE(int(t.run()), int(TrainerState::Failed));
             QVERIFY(t.failure().find("NaN") != std::string::npos);
@@ -499,26 +498,11 @@ private slots:
 
         r.train.steps = 40;
         auto dir = test::tempDir("nan-device");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        o.stopAtStep = 4;
-        {
-            Trainer good(r, o);
-            good.run();
-        }
-        std::string ckpt = latestGoodCheckpoint(dir);
+        std::string ckpt = test::trainAndStopAt(r, dir, 4);
         for (const std::string policy : {"stop", "skip"}) {
             r.train.onNonFinite = policy;
-            TrainerOptions o2;
-            o2.checkpointDir = dir;
-            o2.deviceChecks = true;
-            Trainer t(r, o2);
-            t.prepare();
-            t.resumeFrom(ckpt);
-            {
-                torch::NoGradGuard ng;
-                t.objective().encoder()->norm->weight.fill_(std::nan(""));
-            }
+            auto owned = poisonedTrainer(r, dir, ckpt, /*deviceChecks=*/true);
+            Trainer& t = *owned;
             auto before = t.objective().encoder()->blocks[0]->as<Block>()->mlp->fc1->weight.clone();
             QCOMPARE(int(t.run()), int(TrainerState::Failed));
             const std::string named = policy == "stop" ? "at step 4 " : "at steps 4 to 13 (10 batches in a row";

@@ -40,6 +40,7 @@ case "$want" in
       read -r dir abi ver cuda <<< "$(probe "$py")" || true
       [ -n "${dir:-}" ] || { echo "find-torch: $want cannot import torch" >&2; exit 1; }
     else
+      [ -d "$want" ] || { echo "find-torch: TORCH=$want is neither a torch package folder nor a python executable" >&2; exit 1; }
       dir=$(cd "$want" && pwd)
       # the ABI and version of a torch package without importing it (its python may not be ours)
       abi=1

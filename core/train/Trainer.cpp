@@ -531,8 +531,8 @@ TrainerState Trainer::run() {
                 row.step = step_;
                 row.epoch = batch.epoch;
                 row.stage = stage_;
-                const double n = std::max(1, windowSteps);
-                row.values.emplace_back("loss", windowSteps > 0 ? windowSums["loss"] / n : std::nan(""));
+                const double n = windowSteps;
+                row.values.emplace_back("loss", windowSums["loss"] / n);
                 for (auto& [k, v] : windowSums)
                     if (k != "loss") row.values.emplace_back(k, v / n);
                 row.values.emplace_back("lr", baseLr);

@@ -107,7 +107,7 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("train.steps", train.steps, "Total optimisation steps of the run."),
         GL_FIELD("train.log_every", train.logEvery, "Write a metrics row every this many steps."),
         GL_FIELD("train.checkpoint_every", train.checkpointEvery, "Write a checkpoint every this many steps (and always at the end or on stop)."),
-        GL_FIELD("train.on_nonfinite", train.onNonFinite, "When a loss is NaN or infinite: stop (no optimizer step; the last checkpoint stays the newest) or skip that batch (the run fails after 10 skips in a row).", "stop", "skip"),
+        GL_FIELD("train.on_nonfinite", train.onNonFinite, "When a loss is NaN or infinite: stop (no optimizer step; the last checkpoint stays the newest) or skip that batch (the run fails after 10 skips in a row). On CUDA with LibTorch 2.x the loss is checked on the GPU: the bad step is skipped there and the stop is reported at the next log, checkpoint or probe step.", "stop", "skip"),
         GL_FIELD("train.precision", train.precision, "Arithmetic of the training forward pass: auto (bf16 autocast on CUDA, fp32 on CPU), fp32, or bf16 (autocast: matrix products in bfloat16, reductions and losses in fp32; on a CPU without bf16 instructions it is slower than fp32). Probes and evaluation always run in fp32.", "auto", "fp32", "bf16"),
         GL_FIELD("probes.every", probes.every, "Run the probes every this many steps (and at the start and end of the run); 0 = no probes. They run on the training thread and their share of the time is logged as probe_share."),
         GL_FIELD("probes.samples", probes.samples, "Number of fixed probe images (evenly spaced over the training set); the gradient-cosine probe costs two backward passes per image."),

@@ -198,7 +198,10 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         obj->afterOptimizerStep(ctx, metrics);
         if (timed) timer.mark();
         if (i == 0) res.firstLoss = out.total.item<double>();  // in the warm-up: the one read back
-        lastLoss = out.total.detach();
+        // on CUDA the last loss stays on the device (read once at the end); on the CPU reading it costs nothing, and
+        // holding a tensor of the step across steps would change what the allocator reuses
+        if (device.is_cuda()) lastLoss = out.total.detach().clone();
+        else res.lastLoss = out.total.item<double>();
         if (probes && timed && (i - o.warmup) % r.probes.every == 0) {
             flushTimer();  // probes wait for the device anyway; their time is not a step's
             auto p0 = clock::now();
@@ -209,7 +212,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     flushTimer();
     if (device.is_cuda()) torch::cuda::synchronize();
     res.seconds = std::chrono::duration<double>(clock::now() - timedStart).count();
-    res.lastLoss = lastLoss.item<double>();
+    if (lastLoss.defined()) res.lastLoss = lastLoss.item<double>();
     res.minorFaultsPerStep = double(minorFaults() - faultsAtStart) / o.steps;
     profile.reset();  // writes the trace
     for (const auto& iv : stepIntervals) {

@@ -32,7 +32,8 @@ const char* kTableHelp =
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
     "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps).\n"
     "An interrupted table continues where it stopped; a finished\n"
-    "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set).\n";
+    "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set; `threads`\n"
+    "aside, so seeds trained side by side with --set threads=1 count).\n";
 
 }  // namespace
 

@@ -19,6 +19,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What decides whether a stored run is the one asked for: its recipe without `threads`, which says how many cores
+// ran it, not what was trained (a run trained with --set threads=1 beside another one is the same experiment).
+nlohmann::json experimentOf(nlohmann::json recipe) {
+    if (recipe.is_object()) recipe.erase("threads");
+    return recipe;
+}
 
 std::string cell(const TableRow& r, const std::string& protocol, int seeds) {
     auto [mean, sd] = r.stat(protocol);
@@ -115,7 +121,7 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
     const RunLayout layout(dir);
     if (layout.holdsRun()) {
         auto stored = nlohmann::json::parse(readFile(layout.recipe()), nullptr, false);
-        if (stored == recipe.toJson()) {
+        if (experimentOf(stored) == experimentOf(recipe.toJson())) {
             std::string last = latestGoodCheckpoint(layout.checkpoints());
             int64_t need = randomInitOnly ? 0 : recipe.totalSteps();
             if (!last.empty() && readCheckpointMeta(last).step >= need) {

@@ -71,7 +71,8 @@ std::string trainOrReuse(const Recipe& recipe, const std::string& dir, const Tab
                          const std::function<void(const std::string&)>& log);
 
 // Trains what is missing, evaluates, writes DIR/table.md and DIR/table.csv. A finished run is reused only when its
-// stored recipe equals the one this table asks for; an unfinished one with the same recipe is resumed; any other
+// stored recipe equals the one this table asks for (`threads` aside: it says how a run ran, not what it trained);
+// an unfinished one with the same recipe is resumed; any other
 // is trained again. Throws FileError / RecipeError naming the file or field.
 TableResult runTable(const TableRequest& request, const TableTrainFn& train, const std::function<void(const std::string&)>& log);
 

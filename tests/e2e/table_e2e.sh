@@ -57,6 +57,10 @@ PY
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log2" || { cat "$work/log2"; fail "table u"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log3" || { cat "$work/log3"; fail "table again"; }
 grep -q "reusing the finished run" "$work/log3" || { cat "$work/log3"; fail "finished run not reused"; }
+# Another thread count is how the run ran, not what it trained: still reused (seeds trained side by side).
+"$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set threads=1 > /dev/null 2> "$work/log3t" \
+  || { cat "$work/log3t"; fail "table with threads=1"; }
+grep -q "reusing the finished run" "$work/log3t" || { cat "$work/log3t"; fail "a run was trained again for another thread count"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set optim.batch_size=8 > /dev/null 2> "$work/log4" \
   || { cat "$work/log4"; fail "table with another batch"; }
 grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \

@@ -25,8 +25,10 @@ const char* kBenchHelp =
     "matmuls, forward + backward = 3x forward for trained parts), the GFLOP/s achieved, the sgemm GFLOP/s\n"
     "measured in the same run (512 x 512 x 512; the faster of torch::mm and oneDNN's sgemm, which the linear\n"
     "layers use when LibTorch loaded it; on CUDA an 8192^3 matmul in the step's precision, bf16 or tf32/fp32)\n"
-    "and their ratio (model FLOP utilisation), peak RSS, and the\n"
-    "share of time in probes when probes.every > 0. benchmarks/pytorch_reference.py times eager PyTorch alike.\n"
+    "and their ratio (model FLOP utilisation), peak RSS, the share of time in probes when probes.every > 0,\n"
+    "and on a CPU its bf16 matrix instructions as read from the processor (AMX-BF16, AVX512-BF16 or none:\n"
+    "train.precision=bf16 is worth trying with either, and slower than fp32 without).\n"
+    "benchmarks/pytorch_reference.py times eager PyTorch alike.\n"
     "\n"
     "  --recipe   recipe file or preset (default: bench_mae_tiny)\n"
     "  --steps    timed steps (default 20)      --warmup  untimed steps first (default 3)\n"
@@ -97,6 +99,7 @@ int cmdBench(int argc, char** argv) {
     std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up, %s allocator\n", res.recipe.c_str(),
                 res.method.c_str(), res.device.c_str(), res.precision.c_str(), res.threads, res.batch, res.steps, o.warmup,
                 res.allocatorTuned ? "tuned" : "default");
+    if (!res.cpuBf16.empty()) std::printf("  cpu bf16 products   %s\n", res.cpuBf16.c_str());
     std::printf("  linear layers       %s\n", res.gemm.c_str());
     std::printf("  attention           %s\n", res.attention.c_str());
     std::printf("  optimizer           %s\n", res.optimizer.c_str());

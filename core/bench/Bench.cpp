@@ -1,4 +1,5 @@
 #include "bench/Bench.h"
+#include "util/CpuFeatures.h"
 #include "bench/DeviceTimer.h"
 #include "train/Optimizer.h"
 #include "util/ThreadEnv.h"
@@ -73,6 +74,7 @@ nlohmann::json BenchResult::toJson() const {
                         {"method", method},
                         {"device", device},
                         {"precision", precision},
+                        {"cpu_bf16", cpuBf16},
                         {"allocator", allocatorTuned ? "tuned (no mmap per block, no trim)" : "glibc default"},
                         {"attention", attention},
                         {"threads", threads},
@@ -138,6 +140,7 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.method = method;
     res.device = device.str();
     res.precision = bf16 ? "bf16" : "fp32";
+    if (!device.is_cuda()) res.cpuBf16 = detectCpuMatrixIsa().describe();
     res.allocatorTuned = tuneAllocator();
     res.gemm = (device.is_cpu() && !bf16 && fastLinearEnabled()) ? gemmBackendName(gemmBackend()) : "LibTorch (at::linear)";
     res.attention = attentionPathFor(torch::empty({1, 1, 3 * r.model.embedDim}, torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat32)));

@@ -37,6 +37,7 @@ struct BenchResult {
     std::string optimizer;        // fused AdamW kernel or LibTorch's (train/Optimizer.h)
     std::string timing;           // how steps were timed (bench/DeviceTimer.h)
     std::string roofline;         // what mfu is measured against
+    std::string cpuBf16;          // CPU: its bf16 matrix instructions, detected (util/CpuFeatures.h); "" on CUDA
     double rooflineBf16 = 0, rooflineTf32 = 0, rooflineFp32 = 0;  // CUDA: large matmul rates (GFLOP/s), 0 on CPU
     int threads = 0, batch = 0, steps = 0;
     double seconds = 0;              // timed steps only

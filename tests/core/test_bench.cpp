@@ -2,7 +2,11 @@
 #include "TestRegistry.h"
 #include "TestUtil.h"
 #include "bench/Bench.h"
+#include "util/CpuFeatures.h"
 #include "util/Errors.h"
+
+#include <fstream>
+#include <sstream>
 
 #include <torch/torch.h>
 
@@ -14,6 +18,25 @@ using namespace graftlab::test;
 class BenchTest : public QObject {
     Q_OBJECT
 private slots:
+    // The bf16 instructions bench reports are the ones the kernel lists for this CPU (/proc/cpuinfo), read
+    // independently of cpuid: AMX on the CI machine, AVX-512 BF16 on the AMD one, neither elsewhere.
+    void cpuBf16InstructionsAsTheKernelListsThem() {
+        std::ifstream in("/proc/cpuinfo");
+        if (!in) QSKIP("no /proc/cpuinfo");
+        std::string line, flags;
+        while (std::getline(in, line))
+            if (line.rfind("flags", 0) == 0) {
+                flags = line.substr(line.find(':') + 1) + " ";
+                break;
+            }
+        if (flags.empty()) QSKIP("no x86 flags line in /proc/cpuinfo");
+        auto has = [&](const char* f) { return flags.find(" " + std::string(f) + " ") != std::string::npos; };
+        CpuMatrixIsa isa = detectCpuMatrixIsa();
+        QVERIFY(isa.known);
+        QCOMPARE(isa.amxBf16, has("amx_bf16") && has("amx_tile"));
+        QCOMPARE(isa.avx512Bf16, has("avx512_bf16"));
+        qInfo("this CPU: %s", isa.describe().c_str());
+    }
     void flopsOfTheHeadlineMaeConfiguration() {
         std::vector<RecipeIssue> issues;
         Recipe r = loadRecipeFile(sourceDir() + "/resources/recipes/bench_mae_tiny.json", {}, issues);
@@ -75,6 +98,8 @@ private slots:
                                   "probe_share", "optimizer", "timing", "roofline", "roofline_gflops"})
                 QVERIFY2(j.contains(k), k);
             QCOMPARE(b.timing, std::string("host clock"));
+            QCOMPARE(b.cpuBf16, detectCpuMatrixIsa().describe());
+            QCOMPARE(j.value("cpu_bf16", std::string()), b.cpuBf16);
             QCOMPARE(b.roofline, std::string("fp32 128^3 sgemm"));
             QCOMPARE(b.sgemmGflops, b.rooflineFp32);
         }

@@ -2,6 +2,7 @@
 // What every graftlab-cli command shares: exit codes, the usage error, option parsing.
 #include "recipe/Recipe.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -51,6 +52,13 @@ int runTraining(RunSession& session, bool tty);
 // null for a single process. spawnLocalRanks runs this command again in n local processes.
 std::unique_ptr<DistContext> joinFromEnvironment();
 int spawnLocalRanks(int argc, char** argv, int n);
+// Runs this program again once per argument list (argvs[i], argv[0] first), `atOnce` at a time (0: all at once),
+// the next as soon as one ends; `beforeExec(i)` runs in child i before it starts (its environment). SIGINT /
+// SIGTERM are passed on to the running children and start no more; when one fails the others are stopped
+// (SIGTERM: each writes a checkpoint). Returns 0 when all ran and succeeded, else the first failing child's
+// status (1 when stopped before all had run); `what` names a child in the log ("rank", "job").
+int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std::function<void(int)>& beforeExec,
+                  const std::string& what, size_t atOnce = 0);
 
 // The commands, one file each (TrainCommands, ProbeCommands, EvalCommands, TableCommand, ToolCommands,
 // ExportCommand).

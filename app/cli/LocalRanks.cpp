@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -39,7 +40,9 @@ int freeLoopbackPort() {
 }
 
 std::vector<pid_t> g_children;
+volatile std::sig_atomic_t g_stopping = 0;
 void forwardSignal(int sig) {
+    g_stopping = 1;
     for (pid_t p : g_children) ::kill(p, sig);
 }
 
@@ -63,6 +66,64 @@ std::unique_ptr<DistContext> joinFromEnvironment() {
 }
 
 
+int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std::function<void(int)>& beforeExec,
+                  const std::string& what, size_t atOnce) {
+    if (atOnce == 0) atOnce = argvs.size();
+    g_stopping = 0;
+    std::signal(SIGINT, forwardSignal);
+    std::signal(SIGTERM, forwardSignal);
+    std::vector<pid_t> pids;  // index: argvs' index
+    auto start = [&](size_t i) {
+        pid_t pid = ::fork();
+        if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+        if (pid == 0) {
+            if (beforeExec) beforeExec(int(i));
+            std::vector<std::string> args = argvs[i];
+            std::vector<char*> cargs;
+            for (auto& a : args) cargs.push_back(a.data());
+            cargs.push_back(nullptr);
+            ::execv("/proc/self/exe", cargs.data());
+            std::perror("execv");
+            std::_Exit(127);
+        }
+        pids.push_back(pid);
+        g_children.push_back(pid);
+    };
+    while (pids.size() < std::min(atOnce, argvs.size())) start(pids.size());
+    int status = kExitOk;
+    size_t alive = pids.size();
+    bool failed = false;
+    while (alive > 0) {
+        int ws = 0;
+        pid_t pid = ::waitpid(-1, &ws, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        --alive;
+        g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
+        int index = int(std::find(pids.begin(), pids.end(), pid) - pids.begin());
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if (code != 0 && !failed) {
+            failed = true;
+            status = code;
+            if (!g_stopping)
+                spdlog::error("{} {} ended with status {}{}; stopping the other {}s", what, index, code,
+                              WIFSIGNALED(ws) ? std::string(" (signal ") + strsignal(WTERMSIG(ws)) + ")" : std::string(), what);
+            for (pid_t p : g_children) ::kill(p, SIGTERM);
+        }
+        if (!failed && !g_stopping && pids.size() < argvs.size()) {
+            start(pids.size());
+            ++alive;
+        }
+    }
+    g_children.clear();
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    if (status == kExitOk && g_stopping && pids.size() < argvs.size()) status = kExitFailure;  // stopped before the rest
+    return status;
+}
+
 int spawnLocalRanks(int argc, char** argv, int n) {
     if (n < 1 || n > 256) throw UsageError("--nproc must be in 1..256");
     std::vector<std::string> args;
@@ -77,51 +138,15 @@ int spawnLocalRanks(int argc, char** argv, int n) {
     }
     const int port = freeLoopbackPort();
     spdlog::info("starting {} local ranks (rendezvous 127.0.0.1:{})", n, port);
-    std::signal(SIGINT, forwardSignal);
-    std::signal(SIGTERM, forwardSignal);
-    for (int r = 0; r < n; ++r) {
-        pid_t pid = ::fork();
-        if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-        if (pid == 0) {
-            ::setenv("RANK", std::to_string(r).c_str(), 1);
-            ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-            ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
-            ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
-            ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-            ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-            std::vector<char*> cargs;
-            for (auto& a : args) cargs.push_back(a.data());
-            cargs.push_back(nullptr);
-            ::execv("/proc/self/exe", cargs.data());
-            std::perror("execv");
-            std::_Exit(127);
-        }
-        g_children.push_back(pid);
-    }
-    int status = kExitOk;
-    size_t alive = g_children.size();
-    bool failed = false;
-    while (alive > 0) {
-        int ws = 0;
-        pid_t pid = ::waitpid(-1, &ws, 0);
-        if (pid < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        --alive;
-        int rank = int(std::find(g_children.begin(), g_children.end(), pid) - g_children.begin());
-        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        if (code != 0 && !failed) {
-            failed = true;
-            status = code;
-            spdlog::error("rank {} ended with status {}{}; stopping the other ranks", rank, code,
-                          WIFSIGNALED(ws) ? std::string(" (signal ") + strsignal(WTERMSIG(ws)) + ")" : std::string());
-            for (pid_t p : g_children)
-                if (p != pid) ::kill(p, SIGTERM);
-        }
-    }
-    g_children.clear();
-    return status;
+    auto env = [&](int r) {
+        ::setenv("RANK", std::to_string(r).c_str(), 1);
+        ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+        ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+        ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+        ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+        ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+    };
+    return runSelfCopies(std::vector<std::vector<std::string>>(size_t(n), args), env, "rank");
 }
 
 }  // namespace graftlab::cli

@@ -189,12 +189,31 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         return rep;
     };
 
+    // Seed index s of a recipe: its recipe and its run directory.
+    auto planned = [&](int s, const TableEntry& e) {
+        Recipe recipe = e.recipe;
+        recipe.seed += s;
+        scaleToBudget(recipe, req.budget.steps);
+        std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? e.key + "-seed" + std::to_string(recipe.seed) : e.key)).string();
+        return std::pair{recipe, dir};
+    };
+    if (req.trainShards > 0) {
+        if (req.trainShard < 0 || req.trainShard >= req.trainShards) throw std::invalid_argument("train shard out of range");
+        for (int s = 0; s < req.seeds; ++s)
+            for (size_t i = 0; i < req.recipes.size(); ++i) {
+                if ((size_t(s) * req.recipes.size() + i) % size_t(req.trainShards) != size_t(req.trainShard)) continue;
+                const auto& e = req.recipes[i];
+                auto [recipe, dir] = planned(s, e);
+                RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e.key + ": " + m); }, false);
+                if (out.checkpoint.empty()) return result;  // stopped
+            }
+        result.complete = true;
+        return result;
+    }
+
     for (int s = 0; s < req.seeds; ++s) {
         for (const auto& e : req.recipes) {
-            Recipe recipe = e.recipe;
-            recipe.seed += s;
-            scaleToBudget(recipe, req.budget.steps);
-            std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? e.key + "-seed" + std::to_string(recipe.seed) : e.key)).string();
+            auto [recipe, dir] = planned(s, e);
             RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e.key + ": " + m); }, false);
             if (out.checkpoint.empty()) return result;  // stopped: the same command continues
             TableRow& row = rowFor(e.key, false);

@@ -42,6 +42,10 @@ struct TableRequest {
     int seeds = 1;              // seeds recipe.seed, recipe.seed + 1, ...
     bool baselines = true;      // the random-init and raw-pixel rows
     std::string command;        // the command line, for the footnote
+    // Train-only share of a table trained by several processes (`table --jobs N`): when trainShards > 0 only
+    // the recipe runs numbered k (k = seed index x recipes + recipe index) with k % trainShards == trainShard
+    // are trained, nothing is evaluated or written beside them; the full table then reuses them.
+    int trainShard = 0, trainShards = 0;
 };
 
 struct TableRow {

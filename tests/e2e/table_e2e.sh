@@ -53,6 +53,16 @@ assert px["fewshot"] != "", px
 print("table values OK")
 PY
 [ -f "$work/t/mim_to_cl-seed0/checkpoints/eval.json" ] || fail "eval.json beside the checkpoint"
+# --jobs 2: every run trained by a job of its own (1 of the 2 cores each: threads 1 in its recipe.json), then the
+# table evaluates them here, reusing each; the table is whole.
+"$cli" table --out "$work/j" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --jobs 2 "${tiny[@]}" > /dev/null 2> "$work/logj" \
+  || { cat "$work/logj"; fail "table --jobs 2"; }
+grep -q "training 4 runs in 2 jobs side by side" "$work/logj" || { cat "$work/logj"; fail "no jobs started"; }
+for d in mae-seed0 mae-seed1 mocov3-seed0 mocov3-seed1; do
+  grep -q '"threads": 1,' "$work/j/$d/recipe.json" || { cat "$work/logj"; fail "$d was not trained by a job"; }
+  grep -q "reusing the finished run in $work/j/$d\$" "$work/logj" || { cat "$work/logj"; fail "$d not reused by the table"; }
+done
+[ "$(grep -cE '^(mae|mocov3),[^,]*,0,20,16,2,[0-9]' "$work/j/table.csv")" -eq 2 ] || { cat "$work/j/table.csv"; fail "table after --jobs"; }
 # Again with one seed and the same recipe: reused. With another batch size: that is another recipe, trained again.
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log2" || { cat "$work/log2"; fail "table u"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log3" || { cat "$work/log3"; fail "table again"; }

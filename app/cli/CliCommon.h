@@ -52,6 +52,19 @@ int runTraining(RunSession& session, bool tty);
 // null for a single process. spawnLocalRanks runs this command again in n local processes.
 std::unique_ptr<DistContext> joinFromEnvironment();
 int spawnLocalRanks(int argc, char** argv, int n);
+
+// `--jobs N` of table and sweep: the parent starts a job (this command again, with `--train-shard k/runs` and
+// 1/N of the cores as `threads`) for each of its `runs` runs, N at a time; each job only trains its run; the
+// parent then evaluates every run, reusing them. trainJobsOf reads --jobs and --train-shard (a job's own).
+struct TrainJobs {
+    int jobs = 1;               // --jobs
+    int shard = 0, shards = 0;  // --train-shard shard/shards in a job; shards 0 in the parent
+    bool isJob() const { return shards > 0; }
+};
+TrainJobs trainJobsOf(const Args& a);
+// In the parent with jobs > 1 and more than one run: trains them all in jobs and returns 0 when every one
+// finished, else the status to exit with (the log says to run the same command again). 0 at once otherwise.
+int trainInJobs(int argc, char** argv, const TrainJobs& jobs, int runs, const std::string& command);
 // Runs this program again once per argument list (argvs[i], argv[0] first), `atOnce` at a time (0: all at once),
 // the next as soon as one ends; `beforeExec(i)` runs in child i before it starts (its environment). SIGINT /
 // SIGTERM are passed on to the running children and start no more; when one fails the others are stopped

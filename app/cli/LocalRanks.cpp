@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <thread>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -124,18 +125,65 @@ int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std:
     return status;
 }
 
-int spawnLocalRanks(int argc, char** argv, int n) {
-    if (n < 1 || n > 256) throw UsageError("--nproc must be in 1..256");
+namespace {
+// This command's arguments less `--name V` / `--name=V`.
+std::vector<std::string> argsWithout(int argc, char** argv, const std::string& name) {
     std::vector<std::string> args;
     for (int i = 0; i < argc; ++i) {
         std::string s = argv[i];
-        if (s == "--nproc") {
+        if (s == "--" + name) {
             ++i;
             continue;
         }
-        if (s.rfind("--nproc=", 0) == 0) continue;
+        if (s.rfind("--" + name + "=", 0) == 0) continue;
         args.push_back(s);
     }
+    return args;
+}
+}  // namespace
+
+TrainJobs trainJobsOf(const Args& a) {
+    TrainJobs j;
+    j.jobs = int(parseInt("jobs", a.get("jobs", "1")));
+    if (j.jobs < 1 || j.jobs > 64) throw UsageError("--jobs must be in 1..64");
+    if (a.has("train-shard")) {  // one of the jobs --jobs starts: "k/runs"
+        const std::string v = a.get("train-shard");
+        const size_t slash = v.find('/');
+        if (slash == std::string::npos) throw UsageError("--train-shard takes k/N");
+        j.shard = int(parseInt("train-shard", v.substr(0, slash)));
+        j.shards = int(parseInt("train-shard", v.substr(slash + 1)));
+        if (j.shards < 1 || j.shard < 0 || j.shard >= j.shards) throw UsageError("--train-shard takes k/N with 0 <= k < N");
+        // the jobs share the terminal: each line says whose it is
+        spdlog::set_pattern("[%H:%M:%S] [run " + std::to_string(j.shard + 1) + "/" + std::to_string(j.shards) + "] [%^%l%$] %v");
+    }
+    return j;
+}
+
+int trainInJobs(int argc, char** argv, const TrainJobs& jobs, int runs, const std::string& command) {
+    if (jobs.jobs <= 1 || jobs.isJob() || runs <= 1) return kExitOk;
+    const int n = std::min(jobs.jobs, runs);
+    const int threads = std::max(1, int(std::thread::hardware_concurrency()) / n);
+    spdlog::info("training {} runs in {} jobs side by side (a job a run, the next as one ends), {} thread{} each", runs, n,
+                 threads, threads == 1 ? "" : "s");
+    const std::vector<std::string> args = argsWithout(argc, argv, "jobs");
+    std::vector<std::vector<std::string>> argvs;
+    for (int k = 0; k < runs; ++k) {
+        auto v = args;
+        v.insert(v.end(), {"--train-shard", std::to_string(k) + "/" + std::to_string(runs), "--set", "threads=" + std::to_string(threads)});
+        argvs.push_back(v);
+    }
+    const int status = runSelfCopies(argvs, nullptr, "job", size_t(n));
+    if (status != kExitOk) {
+        spdlog::info("a job stopped or failed; run the same command again to continue the {}", command);
+        return status == kExitUsage ? kExitUsage : kExitFailure;
+    }
+    spdlog::info("every run trained; evaluating");
+    return kExitOk;
+}
+
+int spawnLocalRanks(int argc, char** argv, int n) {
+    if (n < 1 || n > 256) throw UsageError("--nproc must be in 1..256");
+    const std::vector<std::string> args = argsWithout(argc, argv, "nproc");
     const int port = freeLoopbackPort();
     spdlog::info("starting {} local ranks (rendezvous 127.0.0.1:{})", n, port);
     auto env = [&](int r) {

@@ -17,6 +17,7 @@ namespace {
 const char* kSweepHelp =
     "Usage: graftlab-cli sweep --recipe FILE|PRESET --out DIR --grid key=v1,v2,... [--grid key=...]\n"
     "                          [--budget tiny|small|medium|large] [--protocol linear,fewshot,knn,finetune] [--set key=value ...]\n"
+    "                          [--jobs N]\n"
     "\n"
     "Trains the recipe for every combination of the grid values (one or two keys, each a recipe field as --set\n"
     "spells it, e.g. --grid optim.base_lr=1e-3,3e-3 --grid conmim.mask_ratio=0.3,0.5), each into its own run\n"
@@ -25,12 +26,14 @@ const char* kSweepHelp =
     "first protocol over two. DIR/sweep.json lists the runs: the GUI's Evaluate & compare adds them all with\n"
     "Add run… on DIR. An interrupted sweep continues where it stopped; a finished run is reused when its recipe is\n"
     "the same. Several fields can move together under one name: --grid 'lower:stages.1.lr_mult.embed+\n"
-    "stages.1.lr_mult.blocks.0+stages.1.lr_mult.blocks.1=0,0.01,0.1,1' (Layer Grafted Pretraining's lr search).\n";
+    "stages.1.lr_mult.blocks.0+stages.1.lr_mult.blocks.1=0,0.01,0.1,1' (Layer Grafted Pretraining's lr search).\n"
+    "  --jobs N   train the grid points in N processes side by side (a process a point, each with 1/N of the\n"
+    "             cores), then evaluate them all here; as table --jobs.\n";
 
 }  // namespace
 
 int cmdSweep(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "grid", "budget", "protocol", "set"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "grid", "budget", "protocol", "set", "jobs", "train-shard"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kSweepHelp;
         return kExitOk;
@@ -64,14 +67,21 @@ int cmdSweep(int argc, char** argv) {
     req.base = loadRecipeOrExit(req.recipeFile, req.sets, ok);
     if (!ok) return kExitUsage;
     for (int i = 0; i < argc; ++i) req.command += std::string(i ? " " : "") + argv[i];
+    const TrainJobs jobs = trainJobsOf(a);
+    req.trainShard = jobs.shard;
+    req.trainShards = jobs.shards;
     logBlasAtStartup();
-    const bool tty = isatty(STDERR_FILENO);
+    const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
+    int points = 1;
+    for (const auto& axis : req.axes) points *= int(axis.values.size());
+    if (int status = trainInJobs(argc, argv, jobs, points, "sweep"); status != kExitOk) return status;
     SweepResult res = runSweep(
         req, [&](RunSession& s) { return runTraining(s, tty) == kExitOk && s.complete(); }, [](const std::string& m) { spdlog::info("{}", m); });
     if (!res.complete) {
-        spdlog::info("stopped; run the same command again to continue the sweep");
+        if (!jobs.isJob()) spdlog::info("stopped; run the same command again to continue the sweep");
         return kExitFailure;
     }
+    if (jobs.isJob()) return kExitOk;  // a job of --jobs: its run is trained, the sweep is the parent's
     std::cout << res.markdown;
     spdlog::info("wrote {}/sweep.md, sweep.csv and sweep.svg ({} runs)", req.outDir, res.points.size());
     return kExitOk;

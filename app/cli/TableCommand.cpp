@@ -6,11 +6,9 @@
 #include "util/Errors.h"
 #include "util/Log.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
-#include <thread>
 #include <unistd.h>
 
 namespace graftlab::cli {
@@ -73,51 +71,14 @@ int cmdTable(int argc, char** argv) {
         req.recipes.push_back({fs::path(file).stem().string(), recipe});
     }
     if (req.recipes.empty()) throw UsageError("--recipes lists no recipe");
-    std::vector<std::string> args;  // this command as given, less --jobs (for the jobs it starts)
-    for (int i = 0; i < argc; ++i) {
-        const std::string s = argv[i];
-        if (s == "--jobs") {
-            ++i;
-            continue;
-        }
-        if (s.rfind("--jobs=", 0) == 0) continue;
-        args.push_back(s);
-        req.command += std::string(i ? " " : "") + s;
-    }
-    const int jobs = int(parseInt("jobs", a.get("jobs", "1")));
-    if (jobs < 1 || jobs > 64) throw UsageError("--jobs must be in 1..64");
-    bool tty = isatty(STDERR_FILENO);
-    if (a.has("train-shard")) {  // one of the jobs `--jobs N` starts: "i/N"
-        const std::string v = a.get("train-shard");
-        const size_t slash = v.find('/');
-        if (slash == std::string::npos) throw UsageError("--train-shard takes i/N");
-        req.trainShard = int(parseInt("train-shard", v.substr(0, slash)));
-        req.trainShards = int(parseInt("train-shard", v.substr(slash + 1)));
-        if (req.trainShards < 1 || req.trainShard < 0 || req.trainShard >= req.trainShards) throw UsageError("--train-shard takes i/N with 0 <= i < N");
-        spdlog::set_pattern("[%H:%M:%S] [run " + std::to_string(req.trainShard + 1) + "/" + std::to_string(req.trainShards) + "] [%^%l%$] %v");
-        tty = false;  // the jobs share the terminal: log lines, no redrawn progress line
-    }
+    for (int i = 0; i < argc; ++i) req.command += std::string(i ? " " : "") + argv[i];
+    const TrainJobs jobs = trainJobsOf(a);
+    const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
+    req.trainShard = jobs.shard;
+    req.trainShards = jobs.shards;
     logBlasAtStartup();
 
-    const int runs = req.seeds * int(req.recipes.size());
-    if (jobs > 1 && req.trainShards == 0 && runs > 1) {
-        const int n = std::min(jobs, runs);
-        const int threads = std::max(1, int(std::thread::hardware_concurrency()) / n);
-        spdlog::info("training {} runs in {} jobs side by side (a job a run, the next as one ends), {} thread{} each", runs, n,
-                     threads, threads == 1 ? "" : "s");
-        std::vector<std::vector<std::string>> argvs;  // one job a run (run k: --train-shard k/runs), n at a time
-        for (int k = 0; k < runs; ++k) {
-            auto v = args;
-            v.insert(v.end(), {"--train-shard", std::to_string(k) + "/" + std::to_string(runs), "--set", "threads=" + std::to_string(threads)});
-            argvs.push_back(v);
-        }
-        const int status = runSelfCopies(argvs, nullptr, "job", size_t(n));
-        if (status != kExitOk) {
-            spdlog::info("a job stopped or failed; run the same command again to continue the table");
-            return status == kExitUsage ? kExitUsage : kExitFailure;
-        }
-        spdlog::info("every run trained; evaluating");
-    }
+    if (int status = trainInJobs(argc, argv, jobs, req.seeds * int(req.recipes.size()), "table"); status != kExitOk) return status;
     TableResult res = runTable(
         req, [&](RunSession& session) { return runTraining(session, tty) == kExitOk && session.complete(); },
         [](const std::string& m) { spdlog::info("{}", m); });

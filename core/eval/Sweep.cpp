@@ -80,7 +80,11 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
     }
     nlohmann::json index = {{"axes", nlohmann::json::array()}, {"runs", nlohmann::json::array()}, {"command", req.command}};
     for (const auto& a : req.axes) index["axes"].push_back({{"key", a.key}, {"fields", a.fields}, {"values", a.values}});
-    for (const auto& values : combos) {
+    if (req.trainShards > 0 && (req.trainShard < 0 || req.trainShard >= req.trainShards))
+        throw std::invalid_argument("train shard out of range");
+    for (size_t k = 0; k < combos.size(); ++k) {
+        const auto& values = combos[k];
+        if (req.trainShards > 0 && k % size_t(req.trainShards) != size_t(req.trainShard)) continue;
         std::vector<std::string> sets = req.sets;
         for (size_t i = 0; i < req.axes.size(); ++i)
             for (const auto& f : req.axes[i].fields) sets.push_back(f + "=" + values[i]);
@@ -92,10 +96,13 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         SweepPoint p;
         p.values = values;
         p.runDir = (fs::path(req.outDir) / runName(req.axes, values)).string();
-        index["runs"].push_back(fs::path(p.runDir).filename().string());
-        writeFileAtomically(RunLayout::sweepIndex(req.outDir), index.dump(2) + "\n");
+        if (req.trainShards == 0) {
+            index["runs"].push_back(fs::path(p.runDir).filename().string());
+            writeFileAtomically(RunLayout::sweepIndex(req.outDir), index.dump(2) + "\n");
+        }
         std::string ckpt = trainOrReuse(r, p.runDir, train, [&](const std::string& m) { log(runName(req.axes, values) + ": " + m); });
         if (ckpt.empty()) return res;  // stopped: the same command continues
+        if (req.trainShards > 0) continue;  // a job of --jobs: trained; the parent evaluates
         EvalRequest er;
         er.checkpoint = ckpt;
         er.protocols = req.protocols;
@@ -105,6 +112,10 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         p.report = evaluateCheckpoint(er, [&](const std::string& m) { log(runName(req.axes, values) + ": " + m); });
         writeEvalJson(p.report);
         res.points.push_back(p);
+    }
+    if (req.trainShards > 0) {
+        res.complete = true;
+        return res;
     }
     std::ostringstream csv, md;
     for (const auto& a : req.axes) csv << a.key << ',';

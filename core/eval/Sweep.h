@@ -31,6 +31,9 @@ struct SweepRequest {
     TableBudget budget;
     std::vector<std::string> protocols = {"linear", "knn"};
     std::string command;
+    // Train-only share (`sweep --jobs N`, as TableRequest's): when trainShards > 0 only the grid points k (in
+    // the sweep's order) with k % trainShards == trainShard are trained; nothing is evaluated or written.
+    int trainShard = 0, trainShards = 0;
 };
 
 struct SweepPoint {

@@ -102,6 +102,15 @@ PY
 "$cli" sweep --recipe mae --out "$work/s" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
   "${sweep[@]}" > /dev/null 2> "$work/sweep2.log" || { cat "$work/sweep2.log"; fail "sweep again"; }
 [ "$(grep -c "reusing the finished run" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep runs not reused"; }
+# sweep --jobs 2: each grid point trained by a job (threads 1), then evaluated here; the same table and index.
+"$cli" sweep --recipe mae --out "$work/sj" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
+  "${sweep[@]}" --jobs 2 > /dev/null 2> "$work/sweepj.log" || { cat "$work/sweepj.log"; fail "sweep --jobs 2"; }
+grep -q "training 4 runs in 2 jobs side by side" "$work/sweepj.log" || { cat "$work/sweepj.log"; fail "sweep: no jobs started"; }
+[ "$(grep -c "reusing the finished run" "$work/sweepj.log")" -eq 4 ] || { cat "$work/sweepj.log"; fail "sweep --jobs: runs not reused"; }
+[ "$(grep -l '"threads": 1,' "$work"/sj/*/recipe.json | wc -l)" -eq 4 ] || fail "sweep --jobs: a point was not trained by a job"
+cmp <(cut -d, -f1,2 "$work/s/sweep.csv") <(cut -d, -f1,2 "$work/sj/sweep.csv") || fail "sweep --jobs: another table"
+"$py" -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert a['runs']==b['runs'], (a['runs'], b['runs'])" \
+  "$work/s/sweep.json" "$work/sj/sweep.json" || fail "sweep --jobs: another index"
 set +e
 "$cli" sweep --recipe mae --out "$work/s2" --grid mae.mask_ratio=0.5,1.5 --budget tiny "${sweep[@]}" > /dev/null 2> "$work/sweep3.log"; code=$?
 set -e

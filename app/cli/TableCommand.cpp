@@ -31,7 +31,7 @@ const char* kTableHelp =
     "                  (DIR/random_init), and the normalised raw pixels as features; --no-baselines leaves them out\n"
     "  --jobs N        train the runs in N processes side by side, each with 1/N of the cores (threads), then\n"
     "                  evaluate them all here; small models train faster so (a width-96 ViT on 2 cores: 1.14x\n"
-    "                  in bench, benchmarks/jobs_throughput.sh). Ctrl-C stops every job with a checkpoint\n"
+    "                  in bench, benchmarks/jobs_throughput.sh). Ctrl-C stops every job with a checkpoint.\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
     "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps).\n"
     "An interrupted table continues where it stopped; a finished\n"

@@ -2,6 +2,7 @@
 #include "train/Device.h"
 #include "util/Errors.h"
 #include "util/ThreadEnv.h"
+#include "util/TorchVersion.h"
 
 #include <torch/torch.h>
 
@@ -25,6 +26,14 @@ bool useBf16Autocast(const std::string& precision, const torch::Device& device) 
 
 AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
     if (!enabled_) return;
+#if GRAFTLAB_TORCH_AT_LEAST(2, 4)
+    // one API for every device type (the per-device calls below are deprecated from 2.4)
+    const at::DeviceType type = cuda_ ? at::kCUDA : at::kCPU;
+    previous_ = at::autocast::is_autocast_enabled(type);
+    previousDtype_ = at::autocast::get_autocast_dtype(type);
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
+#else
     if (cuda_) {
         previous_ = at::autocast::is_enabled();
         previousDtype_ = at::autocast::get_autocast_gpu_dtype();
@@ -36,12 +45,18 @@ AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enable
         at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
         at::autocast::set_cpu_enabled(true);
     }
+#endif
     at::autocast::increment_nesting();
 }
 
 AutocastScope::~AutocastScope() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if GRAFTLAB_TORCH_AT_LEAST(2, 4)
+    const at::DeviceType type = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_enabled(type, previous_);
+    at::autocast::set_autocast_dtype(type, previousDtype_);
+#else
     if (cuda_) {
         at::autocast::set_enabled(previous_);
         at::autocast::set_autocast_gpu_dtype(previousDtype_);
@@ -49,6 +64,7 @@ AutocastScope::~AutocastScope() {
         at::autocast::set_cpu_enabled(previous_);
         at::autocast::set_autocast_cpu_dtype(previousDtype_);
     }
+#endif
 }
 
 void applyThreadSetting(int threads) {

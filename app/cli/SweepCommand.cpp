@@ -16,7 +16,7 @@ namespace {
 
 const char* kSweepHelp =
     "Usage: graftlab-cli sweep --recipe FILE|PRESET --out DIR --grid key=v1,v2,... [--grid key=...]\n"
-    "                          [--budget tiny|small|medium|large] [--protocol linear,fewshot,knn,finetune] [--set key=value ...]\n"
+    "                          [--budget tiny|small|medium|large|xlarge] [--protocol linear,fewshot,knn,finetune] [--set key=value ...]\n"
     "                          [--jobs N]\n"
     "\n"
     "Trains the recipe for every combination of the grid values (one or two keys, each a recipe field as --set\n"

@@ -18,7 +18,7 @@ namespace {
 
 const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
-    "                          [--budget tiny|small|medium|large] [--seeds N] [--no-baselines] [--set key=value ...]\n"
+    "                          [--budget tiny|small|medium|large|xlarge] [--seeds N] [--no-baselines] [--set key=value ...]\n"
     "                          [--seed S] [--jobs N]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
@@ -33,7 +33,8 @@ const char* kTableHelp =
     "                  evaluate them all here; small models train faster so (a width-96 ViT on 2 cores: 1.14x\n"
     "                  in bench, benchmarks/jobs_throughput.sh). Ctrl-C stops every job with a checkpoint.\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
-    "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps).\n"
+    "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps),\n"
+    "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
     "An interrupted table continues where it stopped; a finished\n"
     "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set; `threads`\n"
     "aside, so seeds trained side by side with --set threads=1 count).\n";
@@ -54,7 +55,7 @@ int cmdTable(int argc, char** argv) {
     try {
         req.budget = tableBudget(a.get("budget", "small"));
     } catch (const std::invalid_argument&) {
-        throw UsageError("--budget must be tiny, small, medium or large");
+        throw UsageError("--budget must be tiny, small, medium, large or xlarge");
     }
     req.seeds = int(parseInt("seeds", a.get("seeds", "1")));
     if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");

@@ -1,10 +1,19 @@
 #include "data/Augment.h"
+#include "util/DeviceCopy.h"
 
 #include <torch/torch.h>
 
 #include <cmath>
 
 namespace graftlab {
+
+namespace {
+// A small tensor of per-image parameters, drawn on the CPU, where `like` lives and in its type: on a GPU through
+// pinned memory, so that augmenting there never makes the host wait for the queued work.
+torch::Tensor paramsLike(const torch::Tensor& cpu, const torch::Tensor& like) {
+    return toDeviceAsync(cpu.to(like.scalar_type()), like.device());
+}
+}  // namespace
 
 uint64_t streamSeed(uint64_t seed, uint64_t step, uint64_t purpose) {
     // splitmix64 over the three words
@@ -67,13 +76,13 @@ torch::Tensor applyCrops(const torch::Tensor& images, const std::vector<CropBox>
         t[0] = b.flip ? -sx : sx; t[1] = 0; t[2] = cx;
         t[3] = 0; t[4] = sy; t[5] = cy;
     }
-    auto th = torch::from_blob(theta.data(), {n, 2, 3}, torch::kFloat32).to(images.device(), images.scalar_type());
+    auto th = paramsLike(torch::from_blob(theta.data(), {n, 2, 3}, torch::kFloat32), images);
     auto grid = F::affine_grid(th, {n, images.size(1), images.size(2), images.size(3)}, /*align_corners=*/false);
     return F::grid_sample(images, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
 }
 
 static torch::Tensor channelVector(const std::vector<float>& v, const torch::Tensor& like) {
-    return torch::tensor(v, torch::kFloat32).to(like.device(), like.scalar_type()).view({1, -1, 1, 1});
+    return paramsLike(torch::tensor(v, torch::kFloat32), like).view({1, -1, 1, 1});
 }
 
 torch::Tensor normalizeImages(const torch::Tensor& images01, const std::vector<float>& mean, const std::vector<float>& std) {
@@ -108,7 +117,7 @@ torch::Tensor gaussianBlur(const torch::Tensor& images, const std::vector<double
         }
         for (int64_t t = 0; t < k; ++t) kern[size_t(i * k + t)] /= float(sum);
     }
-    auto kt = torch::from_blob(kern.data(), {n, 1, k}, torch::kFloat32).to(images.device(), images.scalar_type());
+    auto kt = paramsLike(torch::from_blob(kern.data(), {n, 1, k}, torch::kFloat32), images);
     kt = kt.repeat_interleave(c, 0);  // (n*c, 1, k)
     namespace F = torch::nn::functional;
     auto x = images.reshape({1, n * c, H, W});
@@ -121,7 +130,6 @@ torch::Tensor gaussianBlur(const torch::Tensor& images, const std::vector<double
 torch::Tensor applyPhotometric(const torch::Tensor& images01, const PhotometricConfig& cfg, std::mt19937_64& rng) {
     std::uniform_real_distribution<double> U(0.0, 1.0);
     const int64_t n = images01.size(0), C = images01.size(1);
-    auto opts = torch::TensorOptions().dtype(images01.scalar_type()).device(images01.device());
     std::vector<float> bright(size_t(n), 1.f), contr(size_t(n), 1.f), sat(size_t(n), 1.f), hue(size_t(n), 0.f),
         gray(size_t(n), 0.f), solar(size_t(n), 0.f);
     std::vector<double> sigma(size_t(n), 0.0);
@@ -137,7 +145,7 @@ torch::Tensor applyPhotometric(const torch::Tensor& images01, const PhotometricC
         sigma[size_t(i)] = U(rng) < cfg.blurProbability ? cfg.blurSigmaMin + (cfg.blurSigmaMax - cfg.blurSigmaMin) * U(rng) : 0.0;
         solar[size_t(i)] = U(rng) < cfg.solarizeProbability ? 1.f : 0.f;
     }
-    auto col = [&](const std::vector<float>& v) { return torch::tensor(v).to(opts).view({n, 1, 1, 1}); };
+    auto col = [&](const std::vector<float>& v) { return paramsLike(torch::tensor(v), images01).view({n, 1, 1, 1}); };
     auto x = images01 * col(bright);
     x = x.clamp(0, 1);
     auto luma = [&](const torch::Tensor& t) {

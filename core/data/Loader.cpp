@@ -1,8 +1,10 @@
 #include "data/Loader.h"
 #include "data/Augment.h"
+#include "util/DeviceCopy.h"
 #include "util/Errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/torch.h>
 
 namespace graftlab {
@@ -46,11 +48,20 @@ Batch Loader::make(int64_t step) const {
     b.step = step;
     b.epoch = step / stepsPerEpoch_;
     auto idx = indicesForStep(step);
-    b.images = data_->images.index_select(0, idx).to(torch::kFloat32).div_(255.f);
+    auto raw = data_->images.index_select(0, idx);
     b.labels = data_->labels.index_select(0, idx);
+    // On a GPU: the 8-bit images travel (a quarter of the bytes of floats) and everything after runs there, queued on
+    // the device's default stream as the training step's work is, so the step that takes the batch sees it made.
+    c10::OptionalDeviceGuard guard;
+    if (viewDevice_) {
+        if (!viewDevice_->is_cpu()) guard.reset_device(*viewDevice_);
+        raw = toDeviceAsync(raw, *viewDevice_);
+    }
+    b.images = raw.to(torch::kFloat32).div_(255.f);
     if (makeViews_) b.views = makeViews_(b.images, streamSeed(seed_, uint64_t(step), 0x41554721ull /*AUG*/));
     if (pin_)
-        for (auto& v : b.views) v = v.pin_memory();
+        for (auto& v : b.views)
+            if (v.is_cpu()) v = v.pin_memory();
     return b;
 }
 

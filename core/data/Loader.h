@@ -10,6 +10,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 
 namespace graftlab {
 
@@ -31,6 +32,9 @@ public:
     ~Loader();
     // Views made in page-locked memory (for asynchronous host-to-GPU copies); off by default.
     void setPinMemory(bool pin) { pin_ = pin; }
+    // Makes the views on `device` (the loader's thread uploads the batch's 8-bit images, from pinned memory, and the
+    // ViewMaker runs there; the random choices stay on the CPU). Unset: the CPU's float images, as always.
+    void setViewDevice(const c10::Device& device) { viewDevice_ = device; }
 
     // The batch of the current step; advances the step and starts preparing the next one.
     Batch next();
@@ -51,6 +55,7 @@ private:
     ViewMaker makeViews_;
     int rank_, worldSize_;
     bool pin_ = false;
+    std::optional<c10::Device> viewDevice_;
     int64_t stepsPerEpoch_;
     int64_t step_ = 0;
     mutable int64_t cachedEpoch_ = -1;

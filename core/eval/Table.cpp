@@ -21,8 +21,16 @@ namespace {
 
 // What decides whether a stored run is the one asked for: its recipe without `threads`, which says how many cores
 // ran it, not what was trained (a run trained with --set threads=1 beside another one is the same experiment).
+// What a run trained, not how it ran: every field filled in (a run written before a field existed has its default),
+// the thread count and where the views were made left out.
 nlohmann::json experimentOf(nlohmann::json recipe) {
-    if (recipe.is_object()) recipe.erase("threads");
+    std::vector<RecipeIssue> issues;
+    Recipe parsed = Recipe::fromJson(recipe, issues);
+    if (issues.empty()) recipe = parsed.toJson();
+    if (recipe.is_object()) {
+        recipe.erase("threads");
+        if (recipe.contains("data") && recipe["data"].is_object()) recipe["data"].erase("augment_on");
+    }
     return recipe;
 }
 
@@ -58,7 +66,8 @@ TableBudget tableBudget(const std::string& name) {
     if (name == "small") return {name, 600, 10000, 200};
     if (name == "medium") return {name, 3000, 0, 1000};
     if (name == "large") return {name, 12000, 0, 2000};
-    throw std::invalid_argument("budget must be tiny, small, medium or large, got \"" + name + "\"");
+    if (name == "xlarge") return {name, 48000, 0, 4000};
+    throw std::invalid_argument("budget must be tiny, small, medium, large or xlarge, got \"" + name + "\"");
 }
 
 void scaleToBudget(Recipe& r, int64_t steps) {

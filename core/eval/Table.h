@@ -22,7 +22,7 @@ struct TableBudget {
     int64_t maxTrain = 0;       // training images for linear / 1% / k-NN (0 = all)
     int finetuneSteps = 0;
 };
-// "tiny" (a smoke run), "small", "medium"; std::invalid_argument otherwise.
+// "tiny" (a smoke run), "small", "medium", "large", "xlarge"; std::invalid_argument (naming the choices) otherwise.
 TableBudget tableBudget(const std::string& name);
 
 // Scales a recipe to `steps` optimizer steps in all, keeping its stages' proportions and warm-ups sensible.

@@ -24,6 +24,11 @@ bool useBf16Autocast(const std::string& precision, const torch::Device& device) 
     return precision == "bf16" || (precision == "auto" && device.is_cuda());
 }
 
+bool augmentOnDevice(const std::string& augmentOn, const torch::Device& device) {
+    if (device.is_cpu()) return false;  // the same thing
+    return augmentOn == "device" || (augmentOn == "auto" && device.is_cuda());
+}
+
 AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled), cuda_(device.is_cuda()) {
     if (!enabled_) return;
 #if GRAFTLAB_TORCH_AT_LEAST(2, 4)

@@ -11,6 +11,9 @@ torch::Device resolveDevice(const std::string& device);
 // Whether train.precision asks for bf16 autocast on `device` ("auto" = on CUDA only).
 bool useBf16Autocast(const std::string& precision, const torch::Device& device);
 
+// Whether data.augment_on makes the views on `device` rather than on the CPU ("auto" = on CUDA only).
+bool augmentOnDevice(const std::string& augmentOn, const torch::Device& device);
+
 // bf16 autocast for the forward pass on `device` while alive (CUDA or CPU autocast); does nothing when off.
 // The backward pass runs outside it, as torch.autocast recommends.
 class AutocastScope {

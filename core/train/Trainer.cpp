@@ -55,6 +55,8 @@ void Trainer::prepare() {
     device_ = resolveDevice(recipe_.device);
     bf16_ = useBf16Autocast(recipe_.train.precision, device_);
     if (bf16_) spdlog::info("bf16 autocast in the forward pass on {} (train.precision = {})", device_.str(), recipe_.train.precision);
+    if (augmentOnDevice(recipe_.data.augmentOn, device_))
+        spdlog::info("views augmented on {} (data.augment_on = {})", device_.str(), recipe_.data.augmentOn);
     applyThreadSetting(recipe_.threads);
 
     train_ = std::make_shared<Dataset>(loadDataset(recipe_.data, Split::Train, uint64_t(recipe_.seed)));
@@ -239,8 +241,10 @@ void Trainer::enterStage(int stage, bool initialise) {
     const int rank = options_.dist ? options_.dist->rank() : 0, world = options_.dist ? options_.dist->worldSize() : 1;
     loader_ = std::make_unique<Loader>(train_, recipe_.optim.batchSize, uint64_t(recipe_.seed),
                                        [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); }, rank, world);
-    // on CUDA the loader thread pins each batch's views, so that the copy to the device is asynchronous
-    loader_->setPinMemory(device_.is_cuda());
+    // data.augment_on: views made on the GPU by the loader's thread, or on the CPU and pinned there, so that the copy
+    // to the device is asynchronous
+    if (augmentOnDevice(recipe_.data.augmentOn, device_)) loader_->setViewDevice(device_);
+    else loader_->setPinMemory(device_.is_cuda());
     loader_->seek(step_);
 }
 

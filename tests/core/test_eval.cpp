@@ -4,6 +4,7 @@
 #include "util/Errors.h"
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
+#include "eval/Table.h"
 #include "TestUtil.h"
 
 #include <torch/torch.h>
@@ -83,6 +84,21 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("novalues="));
         QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("=1,2"));
         QVERIFY_THROWS_EXCEPTION(std::invalid_argument, parseSweepAxis("name:=1,2"));
+    }
+
+    void tableBudgetsGrowByFourAndNameTheChoices() {
+        // medium, large and xlarge: 4x the optimizer steps each (the "longer budgets" of the README), fine-tuning longer
+        QCOMPARE(tableBudget("large").steps, 4 * tableBudget("medium").steps);
+        QCOMPARE(tableBudget("xlarge").steps, 4 * tableBudget("large").steps);
+        QVERIFY(tableBudget("xlarge").finetuneSteps > tableBudget("large").finetuneSteps);
+        QCOMPARE(tableBudget("xlarge").maxTrain, int64_t(0));  // every training image for the frozen protocols
+        try {
+            tableBudget("huge");
+            QFAIL("an unknown budget was accepted");
+        } catch (const std::invalid_argument& e) {
+            QVERIFY(std::string(e.what()).find("xlarge") != std::string::npos);
+            QVERIFY(std::string(e.what()).find("\"huge\"") != std::string::npos);
+        }
     }
 
     void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {

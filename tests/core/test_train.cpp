@@ -3,6 +3,8 @@
 #include "data/Augment.h"
 #include "methods/Objective.h"
 #include "data/Dataset.h"
+#include "data/Loader.h"
+#include "train/Device.h"
 #include "methods/Mae.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
@@ -159,6 +161,79 @@ private slots:
         QCOMPARE(int(left.size()), 1);
         QCOMPARE(left[0].first, int64_t(12));
         fs::remove_all(dir);
+    }
+
+    void viewsMadeOnTheDeviceMatchTheCpus() {
+        // data.augment_on = device: the loader uploads the batch's 8-bit images and the objective makes its views
+        // there; the random choices are drawn on the CPU, so they are the CPU's views (up to the device's rounding).
+        // On a machine without CUDA the same path runs with the CPU as the device (the upload is then no copy).
+        const torch::Device dev = torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+        auto gray = makeSynthetic(64, 16, 3, Split::Train);
+        Dataset rgb = gray;  // three channels too: the saturation, hue and grayscale paths
+        rgb.images = gray.images.repeat({1, 3, 1, 1}).contiguous();
+        rgb.images.select(1, 0).copy_(rgb.images.select(1, 0).to(torch::kFloat32).mul(0.5));
+        rgb.mean = {0.3f, 0.5f, 0.5f};
+        rgb.std = {0.2f, 0.25f, 0.25f};
+        for (const auto* data : {&gray, &rgb})
+            for (const char* method : {"mae", "mocov3", "conmim"}) {
+                Recipe r = test::tinyRecipe();
+                r.augment.view1BlurProb = r.augment.view2BlurProb = 0.5;
+                r.augment.view1SolarizeProb = r.augment.view2SolarizeProb = 0.5;
+                auto shared = std::make_shared<Dataset>(*data);
+                auto obj = makeObjective(r, method, data->channels(), data->mean, data->std);
+                ViewMaker views = [obj](const torch::Tensor& x, uint64_t seed) { return obj->makeViews(x, seed); };
+                Loader onCpu(shared, 8, 5, views), onDevice(shared, 8, 5, views);
+                onDevice.setViewDevice(dev);
+                const std::string what = std::string(method) + ", " + std::to_string(data->channels()) + " channel(s)";
+                for (int step = 0; step < 3; ++step) {
+                    Batch a = onCpu.next(), b = onDevice.next();
+                    QCOMPARE(b.views.size(), a.views.size());
+                    QVERIFY2(!a.views.empty(), what.c_str());
+                    QVERIFY(torch::equal(a.labels, b.labels));
+                    for (size_t v = 0; v < a.views.size(); ++v) {
+                        QVERIFY2(b.views[v].device() == dev, what.c_str());
+                        QVERIFY2(a.views[v].is_cpu(), what.c_str());
+                        QVERIFY2(torch::allclose(a.views[v], b.views[v].cpu(), 1e-4, 1e-4), what.c_str());
+                    }
+                }
+            }
+    }
+
+    void augmentOnDeviceTrainsAsOnTheCpu() {
+        // The trainer's side of data.augment_on: on CUDA `auto` and `device` make the views there, `cpu` on the CPU;
+        // the losses agree. Without CUDA every choice is the CPU's, and a bad value is refused with its field.
+        QVERIFY(!augmentOnDevice("auto", torch::kCPU));
+        QVERIFY(!augmentOnDevice("device", torch::kCPU));
+        Recipe bad = test::tinyRecipe();
+        bad.data.augmentOn = "gpu";
+        bool named = false;
+        for (const auto& e : bad.validate()) named = named || e.field == "data.augment_on";
+        QVERIFY(named);
+        if (!torch::cuda::is_available()) QSKIP("no CUDA device: the views are made on the CPU whatever data.augment_on says");
+        QVERIFY(augmentOnDevice("auto", torch::kCUDA));
+        QVERIFY(augmentOnDevice("device", torch::kCUDA));
+        QVERIFY(!augmentOnDevice("cpu", torch::kCUDA));
+        std::vector<double> losses[2];
+        for (int i = 0; i < 2; ++i) {
+            Recipe r = test::tinyRecipe();
+            r.method = "mocov3";
+            r.device = "cuda";
+            r.train.precision = "fp32";
+            r.data.augmentOn = i == 0 ? "cpu" : "device";
+            auto dir = test::tempDir("augment-on");
+            TrainerOptions o;
+            o.checkpointDir = dir + "/checkpoints";
+            Trainer t(r, o);
+            Recorder rec;
+            t.addObserver(&rec);
+            QCOMPARE(int(t.run()), int(TrainerState::Finished));
+            for (const auto& row : rec.rows) losses[i].push_back(row.value("loss"));
+            fs::remove_all(dir);
+        }
+        QCOMPARE(losses[1].size(), losses[0].size());
+        for (size_t k = 0; k < losses[0].size(); ++k)
+            QVERIFY2(std::abs(losses[0][k] - losses[1][k]) < 1e-3 * std::max(1.0, std::abs(losses[0][k])),
+                     (std::to_string(losses[0][k]) + " vs " + std::to_string(losses[1][k])).c_str());
     }
 
     void weightDecayGroups() {

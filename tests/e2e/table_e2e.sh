@@ -71,6 +71,17 @@ grep -q "reusing the finished run" "$work/log3" || { cat "$work/log3"; fail "fin
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set threads=1 > /dev/null 2> "$work/log3t" \
   || { cat "$work/log3t"; fail "table with threads=1"; }
 grep -q "reusing the finished run" "$work/log3t" || { cat "$work/log3t"; fail "a run was trained again for another thread count"; }
+# Nor is where the views were made; and a run written before a field existed (recipe.json without it) is the same
+# recipe with that field's default.
+python3 - "$work/u/mae/recipe.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+del r["data"]["augment_on"], r["train"]["precision"]  # fields a run of an earlier version lacks
+json.dump(r, open(sys.argv[1], "w"), indent=2)
+PY
+"$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set data.augment_on=cpu > /dev/null 2> "$work/log3a" \
+  || { cat "$work/log3a"; fail "table with data.augment_on=cpu"; }
+grep -q "reusing the finished run" "$work/log3a" || { cat "$work/log3a"; fail "a run of an older recipe.json (or other augment_on) was trained again"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set optim.batch_size=8 > /dev/null 2> "$work/log4" \
   || { cat "$work/log4"; fail "table with another batch"; }
 grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \

@@ -156,15 +156,24 @@ bench_one mae-vit-b mae yes "${vit_b[@]}"
 bench_one moco-vit-s mocov3 no "${vit_s[@]}" --set moco.hidden_dim=4096 --set moco.out_dim=256
 bench_one conmim-vit-s conmim no "${vit_s[@]}"
 
-# 5. a real training run at the ViT-S/16 bench size: loader + augmentation + metrics against bench
-timeout 150 "$cli" train --recipe mae --out "$out/run-vit-s" --steps 120 "${common[@]}" "${vit_s[@]}" \
-  --set data.dataset=synthetic --set data.synthetic_size=8192 --set train.log_every=40 --set train.checkpoint_every=1000 \
-  2> "$out/logs/train-vit-s.log" || say "FAIL: train ViT-S/16: $(tail -2 "$out/logs/train-vit-s.log" | tr '\n' ' ')"
-"$py" - "$out/run-vit-s/metrics.jsonl" "$out/logs/bench-mae-vit-s.json" >> "$summary" <<'PY' || true
+# 5. real training runs at the bench sizes: loader + augmentation + metrics against bench, the views made on the
+#    CPU (data.augment_on=cpu) and on the GPU (device, what auto does on CUDA)
+train_one() {  # name recipe steps augment_on bench-name args...
+  local name=$1 recipe=$2 steps=$3 aug=$4 bname=$5; shift 5
+  timeout 120 "$cli" train --recipe "$recipe" --out "$out/run-$name-$aug" --steps "$steps" "${common[@]}" "$@" \
+    --set data.augment_on=$aug --set data.dataset=synthetic --set data.synthetic_size=8192 \
+    --set train.log_every=$((steps / 3)) --set train.checkpoint_every=1000 \
+    2> "$out/logs/train-$name-$aug.log" || { say "FAIL: train $name ($aug): $(tail -2 "$out/logs/train-$name-$aug.log" | tr '\n' ' ')"; return; }
+  "$py" - "$out/run-$name-$aug/metrics.jsonl" "$out/logs/bench-$bname.json" "$name" "$aug" >> "$summary" <<'PY' || true
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 b = json.load(open(sys.argv[2]))["images_per_s"]
 t = rows[-1]["images_per_s"]  # the last window: the loader is warm
-print(f"[gpu] train MAE ViT-S/16 (loader, augmentation, metrics): {t:.0f} img/s vs bench {b:.0f} -> {t / b:.2f} (done-when: >= 0.90)")
+print(f"[gpu] train {sys.argv[3]} (loader, views on {sys.argv[4]}, metrics): {t:.0f} img/s vs bench {b:.0f} -> {t / b:.2f} (done-when: >= 0.90)")
 PY
+}
+train_one mae-vit-s mae 120 device mae-vit-s "${vit_s[@]}"
+train_one mae-vit-s mae 120 cpu mae-vit-s "${vit_s[@]}"
+train_one moco-vit-s mocov3 60 device moco-vit-s "${vit_s[@]}" --set moco.hidden_dim=4096 --set moco.out_dim=256
+train_one moco-vit-s mocov3 60 cpu moco-vit-s "${vit_s[@]}" --set moco.hidden_dim=4096 --set moco.out_dim=256
 say "done in $(elapsed) s"

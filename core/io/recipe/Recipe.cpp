@@ -50,6 +50,7 @@ const std::vector<Binding>& bindings() {
         GL_FIELD("data.image_size", data.imageSize, "Side of the square training images in pixels; the data is resized to it."),
         GL_FIELD("data.synthetic_size", data.syntheticSize, "Number of training images of the synthetic set (its test split has a quarter as many)."),
         GL_FIELD("data.fallback_to_synthetic", data.fallbackToSynthetic, "When the dataset's files are missing, train on the synthetic set (with a warning) instead of failing."),
+        GL_FIELD("data.augment_on", data.augmentOn, "Where each step's views are cropped, jittered and blurred: auto (on the GPU when training on CUDA, else the CPU), cpu (the loader's thread on the CPU, views copied to the GPU from pinned memory) or device (the training device: the loader uploads the batch's 8-bit images and makes the views there, leaving the CPU free; the random choices are drawn on the CPU either way, so a run sees the same crops on every device).", "auto", "cpu", "device"),
         GL_FIELD("model.patch_size", model.patchSize, "Side of a ViT patch in pixels; must divide data.image_size."),
         GL_FIELD("model.embed_dim", model.embedDim, "Width of the encoder tokens; a multiple of 4 (2-D sin-cos position embedding) and of model.num_heads."),
         GL_FIELD("model.depth", model.depth, "Number of transformer blocks in the encoder."),

@@ -24,6 +24,7 @@ struct DataConfig {
     int imageSize = 28;
     int64_t syntheticSize = 8192;     // images in the synthetic training split (test split: a quarter)
     bool fallbackToSynthetic = true;  // when the dataset's files are missing
+    std::string augmentOn = "auto";   // where views are made: auto (the GPU when training on CUDA, else the CPU) | cpu | device
 };
 
 struct ModelConfig {

@@ -62,7 +62,7 @@ std::unique_ptr<DistContext> joinFromEnvironment() {
     spdlog::set_pattern("[%H:%M:%S] [rank " + std::to_string(c.rank) + "] [%^%l%$] %v");
     spdlog::info("joining {} ranks at {}:{} (timeout {} s)", c.worldSize, c.masterAddr, c.masterPort, c.timeout.count() / 1000);
     auto d = std::make_unique<DistContext>(c);
-    spdlog::info("rank {} of {} ready (c10d Gloo)", c.rank, c.worldSize);
+    spdlog::info("rank {} of {} ready (c10d: Gloo{})", c.rank, c.worldSize, ncclCompiledIn() ? ", NCCL for CUDA tensors" : "");
     return d;
 }
 

@@ -1,6 +1,9 @@
 // c10d's ProcessGroupGloo is compiled only with USE_C10D_GLOO (Debian's LibTorch has it, with libgloo-dev).
 #define USE_C10D_GLOO 1
 #include "dist/Distributed.h"
+#if GRAFTLAB_HAVE_NCCL
+#include "dist/NcclGroup.h"
+#endif
 #include "util/Errors.h"
 #include "util/TorchVersion.h"
 
@@ -55,7 +58,33 @@ DistConfig distConfigFromEnv() {
 struct DistContext::Impl {
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+#if GRAFTLAB_HAVE_NCCL
+    c10::intrusive_ptr<c10d::Backend> nccl;  // made at the first collective of CUDA tensors (the same on every rank)
+#endif
+    // f(group) on the group that carries `t`: NCCL for CUDA tensors where compiled in, Gloo otherwise. The second
+    // argument says whether waiting may take a timeout: NCCL's work waits on the GPU's stream, and a timeout would
+    // make the host spin until the collective ends (NCCL's own watchdog ends a hung collective).
+    template <class F>
+    auto on(const torch::Tensor& t, const DistConfig& cfg, F f) {
+#if GRAFTLAB_HAVE_NCCL
+        if (t.is_cuda()) {
+            if (!nccl) nccl = makeNcclBackend(store, cfg.rank, cfg.worldSize, cfg.timeout);
+            return f(*nccl, false);
+        }
+#endif
+        return f(*pg, true);
+    }
 };
+
+bool ncclCompiledIn() {
+#if GRAFTLAB_HAVE_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+
+const char* DistContext::backendFor(const torch::Tensor& t) const { return ncclCompiledIn() && t.is_cuda() ? "nccl" : "gloo"; }
 
 DistContext::DistContext(const DistConfig& c) : cfg_(c), d(new Impl) {
     c10d::TCPStoreOptions so;
@@ -99,9 +128,10 @@ DistContext::~DistContext() {
 }
 
 namespace {
-void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const DistConfig& cfg, const char* what) {
+void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const DistConfig& cfg, const char* what, bool withTimeout = true) {
     try {
-        work->wait(cfg.timeout);
+        if (withTimeout) work->wait(cfg.timeout);
+        else work->wait();
     } catch (const std::exception& e) {
         std::string msg = e.what();
         auto nl = msg.find('\n');
@@ -115,7 +145,7 @@ void waitFor(const c10::intrusive_ptr<c10d::Work>& work, const DistConfig& cfg, 
 
 void DistContext::allReduceSum(torch::Tensor& t, const char* what) {
     std::vector<torch::Tensor> v{t};
-    waitFor(d->pg->allreduce(v), cfg_, what);
+    d->on(t, cfg_, [&](auto& g, bool timed) { waitFor(g.allreduce(v), cfg_, what, timed); });
 }
 
 void DistContext::averageGradients(const std::vector<torch::Tensor>& params, size_t bucketBytes) {
@@ -153,7 +183,7 @@ void DistContext::broadcastFromRoot(const std::vector<torch::Tensor>& tensors) {
     for (const auto& t : tensors) {
         if (!t.defined()) continue;
         std::vector<torch::Tensor> v{t.is_contiguous() ? t : t.contiguous()};
-        waitFor(d->pg->broadcast(v), cfg_, "broadcast of the initial weights");
+        d->on(t, cfg_, [&](auto& g, bool timed) { waitFor(g.broadcast(v), cfg_, "broadcast of the initial weights", timed); });
         if (!t.is_contiguous()) const_cast<torch::Tensor&>(t).copy_(v[0]);
     }
 }
@@ -164,7 +194,7 @@ torch::Tensor DistContext::allGather(const torch::Tensor& t) {
     std::vector<std::vector<torch::Tensor>> out(1);
     for (int r = 0; r < cfg_.worldSize; ++r) out[0].push_back(torch::empty_like(in));
     std::vector<torch::Tensor> inputs{in};
-    waitFor(d->pg->allgather(out, inputs), cfg_, "all-gather");
+    d->on(in, cfg_, [&](auto& g, bool timed) { waitFor(g.allgather(out, inputs), cfg_, "all-gather", timed); });
     return torch::cat(out[0], 0);
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Data-parallel training on PyTorch's own distributed engine (c10d): a TCPStore for the rendezvous and
-// ProcessGroupGloo for the collectives (CPU). Ranks come from the environment like torchrun's (RANK,
+// Data-parallel training on PyTorch's own distributed engine (c10d): a TCPStore for the rendezvous,
+// ProcessGroupGloo for the collectives of CPU tensors and ProcessGroupNCCL for CUDA tensors (where compiled in). Ranks come from the environment like torchrun's (RANK,
 // WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun, SLURM wrappers and `graftlab-cli train
 // --nproc N` all start it the same way. Every collective waits at most `timeout`: a rank that died or hangs
 // ends the others with an error naming the operation.
@@ -49,12 +49,17 @@ public:
     // The rows of `t` of every rank, concatenated in rank order (no gradient flows through it).
     torch::Tensor allGather(const torch::Tensor& t);
     void barrier();
+    // The group that carries `t`: "nccl" for CUDA tensors where NCCL is compiled in, "gloo" otherwise.
+    const char* backendFor(const torch::Tensor& t) const;
 
 private:
     struct Impl;
     DistConfig cfg_;
     std::unique_ptr<Impl> d;
 };
+
+// Whether this build has c10d's NCCL group (a CUDA LibTorch >= 2.0 with NCCL's headers; CMake says which).
+bool ncclCompiledIn();
 
 // The group of the calling thread while a distributed run trains on it (null otherwise): objectives use it to
 // gather the contrastive keys of every rank and to synchronise BatchNorm statistics.

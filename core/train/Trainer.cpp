@@ -53,6 +53,12 @@ void Trainer::prepare() {
     auto issues = recipe_.validate();
     if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message);
     device_ = resolveDevice(recipe_.device);
+    if (device_.is_cuda() && !device_.has_index()) {
+        // one GPU a rank (LOCAL_RANK-th of this machine's), named explicitly so that the loader's thread uses it too
+        const int count = std::max<int>(1, int(torch::cuda::device_count()));
+        const int local = options_.dist ? options_.dist->config().localRank : 0;
+        device_ = torch::Device(torch::kCUDA, c10::DeviceIndex(local % count));
+    }
     bf16_ = useBf16Autocast(recipe_.train.precision, device_);
     if (bf16_) spdlog::info("bf16 autocast in the forward pass on {} (train.precision = {})", device_.str(), recipe_.train.precision);
     if (augmentOnDevice(recipe_.data.augmentOn, device_))

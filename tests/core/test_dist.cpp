@@ -113,6 +113,32 @@ private slots:
         });
     }
 
+    void cudaTensorsTravelByNcclCpuTensorsByGloo() {
+        // Each tensor goes by the group for its device: Gloo for CPU tensors everywhere; on a CUDA build NCCL for
+        // CUDA tensors (world size 1: one GPU cannot hold two NCCL ranks), with the same results.
+        runRanks(1, [](int, DistContext& d) {
+            if (std::string(d.backendFor(torch::zeros({1}))) != "gloo") throw std::runtime_error("a CPU tensor not by Gloo");
+        });
+        if (!torch::cuda::is_available()) QSKIP("no CUDA device: every tensor goes by Gloo");
+        QVERIFY2(ncclCompiledIn(), "a CUDA build without NCCL: see the 'GraftLab: NCCL for CUDA tensors' line of CMake");
+        runRanks(1, [](int, DistContext& d) {
+            const torch::Device cuda(torch::kCUDA, 0);
+            auto w = torch::arange(6, torch::TensorOptions().dtype(torch::kFloat32).device(cuda)).view({3, 2});
+            if (std::string(d.backendFor(w)) != "nccl") throw std::runtime_error("a CUDA tensor not by NCCL");
+            auto before = w.clone();
+            d.broadcastFromRoot({w});
+            auto p = torch::zeros({5}, torch::TensorOptions().device(cuda).requires_grad(true));
+            p.mutable_grad() = torch::full({5}, 3.0, torch::TensorOptions().device(cuda));
+            d.averageGradients({p}, /*bucketBytes=*/8);
+            auto g = d.allGather(torch::ones({2, 3}, torch::TensorOptions().device(cuda)));
+            auto s = torch::full({2}, 2.0, torch::TensorOptions().device(cuda));
+            d.allReduceSum(s, "test sum");
+            if (!torch::equal(w, before) || !torch::allclose(p.grad(), torch::full_like(p.grad(), 3.0)) ||
+                g.size(0) != 2 || !g.is_cuda() || !torch::allclose(s, torch::full_like(s, 2.0)))
+                throw std::runtime_error("a collective of CUDA tensors at world size 1 changed its values");
+        });
+    }
+
     void mocoNegativesComeFromEveryRank() {
         // 2 ranks with B = 4 queries each: the loss of each rank is that of its queries against all 8 keys.
         torch::manual_seed(5);

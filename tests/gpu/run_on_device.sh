@@ -84,11 +84,14 @@ cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}" > "$out/logs/buil
   || { grep -m20 -E "error" "$out/logs/build.log"; fail "build"; }
 cli=build-gpu/app/graftlab-cli
 say "built ${targets[*]} in $(elapsed) s: $("$cli" --version)"
+say "$(grep -h -m1 'NCCL for CUDA tensors' "$out"/logs/configure-*.log | tail -1 | sed 's/^-- //')"
+[ -f build-gpu/nccl-check.log ] && cp build-gpu/nccl-check.log "$out/logs/"
 
-# 1. the 2.x code paths' tests against this PyTorch (CPU kernels: SDPA, fused AdamW, device-side checks)
+# 1. the 2.x code paths' tests against this PyTorch (SDPA, fused AdamW, device-side checks, views made on the GPU,
+#    NCCL for CUDA tensors at world size 1)
 if [ -x build-gpu/tests/graftlab_core_tests ]; then
-  timeout 120 build-gpu/tests/graftlab_core_tests TrainTest ModelTest > "$out/logs/core-tests.log" 2>&1 \
-    && say "core tests (TrainTest, ModelTest) pass against PyTorch $(sed -n 3p "$out/logs/torch.txt" | cut -d' ' -f1): $(grep -c '^SKIP' "$out/logs/core-tests.log") skipped" \
+  timeout 150 build-gpu/tests/graftlab_core_tests TrainTest ModelTest DistTest > "$out/logs/core-tests.log" 2>&1 \
+    && say "core tests (TrainTest, ModelTest, DistTest: NCCL at world size 1) pass against PyTorch $(sed -n 3p "$out/logs/torch.txt" | cut -d' ' -f1): $(grep -c '^SKIP' "$out/logs/core-tests.log") skipped" \
     || say "FAIL: core tests: $(grep -m3 -E '^FAIL|Loc' "$out/logs/core-tests.log" | tr '\n' ' ')"
 fi
 # 2. the GUI on CUDA

@@ -57,6 +57,10 @@ void Trainer::prepare() {
         // one GPU a rank (LOCAL_RANK-th of this machine's), named explicitly so that the loader's thread uses it too
         const int count = std::max<int>(1, int(torch::cuda::device_count()));
         const int local = options_.dist ? options_.dist->config().localRank : 0;
+        if (options_.dist && ncclCompiledIn() && local >= count)
+            throw std::runtime_error("rank " + std::to_string(options_.dist->rank()) + " has LOCAL_RANK " + std::to_string(local) +
+                                     " but this machine has " + std::to_string(count) +
+                                     " GPU(s): NCCL needs a GPU a rank (start at most that many ranks here, or set device to cpu)");
         device_ = torch::Device(torch::kCUDA, c10::DeviceIndex(local % count));
     }
     bf16_ = useBf16Autocast(recipe_.train.precision, device_);

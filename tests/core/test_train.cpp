@@ -95,6 +95,27 @@ struct FixedBatch {
     }
 };
 
+// What an observer saw of `r` trained to its end with checkpoints in `checkpointDir` (throws when it does not finish).
+Recorder runToEnd(const Recipe& r, const std::string& checkpointDir) {
+    TrainerOptions o;
+    o.checkpointDir = checkpointDir;
+    Trainer t(r, o);
+    Recorder rec;
+    t.addObserver(&rec);
+    if (t.run() != TrainerState::Finished) throw std::runtime_error("the run of " + r.name + " did not finish");
+    return rec;
+}
+
+// The logged losses of `r` trained to its end (checkpoints in a scratch directory, removed after).
+std::vector<double> lossesOfAFullRun(const Recipe& r) {
+    auto dir = test::tempDir("full-run");
+    Recorder rec = runToEnd(r, dir + "/checkpoints");
+    fs::remove_all(dir);
+    std::vector<double> losses;
+    for (const auto& row : rec.rows) losses.push_back(row.value("loss"));
+    return losses;
+}
+
 class TrainTest : public QObject {
     Q_OBJECT
 private slots:
@@ -144,10 +165,7 @@ private slots:
         auto dir = test::tempDir("trainer");
         TrainerOptions o;
         o.checkpointDir = dir + "/checkpoints";
-        Trainer t(r, o);
-        Recorder rec;
-        t.addObserver(&rec);
-        QCOMPARE(int(t.run()), int(TrainerState::Finished));
+        Recorder rec = runToEnd(r, o.checkpointDir);
         QCOMPARE(int(rec.rows.size()), 6);
         QCOMPARE(rec.rows.back().step, int64_t(12));
         for (const char* key : {"loss", "loss/mae", "lr", "images_per_s"})
@@ -220,15 +238,7 @@ private slots:
             r.device = "cuda";
             r.train.precision = "fp32";
             r.data.augmentOn = i == 0 ? "cpu" : "device";
-            auto dir = test::tempDir("augment-on");
-            TrainerOptions o;
-            o.checkpointDir = dir + "/checkpoints";
-            Trainer t(r, o);
-            Recorder rec;
-            t.addObserver(&rec);
-            QCOMPARE(int(t.run()), int(TrainerState::Finished));
-            for (const auto& row : rec.rows) losses[i].push_back(row.value("loss"));
-            fs::remove_all(dir);
+            losses[i] = lossesOfAFullRun(r);
         }
         QCOMPARE(losses[1].size(), losses[0].size());
         for (size_t k = 0; k < losses[0].size(); ++k)

@@ -216,7 +216,8 @@ struct SyncBnFunction : public torch::autograd::Function<SyncBnFunction> {
         const int64_t C = x.size(1);
         auto stats = torch::cat({x.sum(0), (x * x).sum(0), torch::full({1}, double(x.size(0)), x.options())});
         if (dist) dist->allReduceSum(stats, "BatchNorm statistics");
-        const double count = stats[2 * C].item<double>();
+        // the global count stays a tensor: reading it on the host would make every step wait for the GPU
+        auto count = stats.slice(0, 2 * C, 2 * C + 1);
         auto mean = stats.slice(0, 0, C) / count;
         auto var = (stats.slice(0, C, 2 * C) / count - mean * mean).clamp_min(0);
         auto invstd = (var + eps).rsqrt();
@@ -224,10 +225,9 @@ struct SyncBnFunction : public torch::autograd::Function<SyncBnFunction> {
         if (runningMean.defined()) {
             torch::NoGradGuard ng;
             runningMean.mul_(1 - momentum).add_(mean, momentum);
-            runningVar.mul_(1 - momentum).add_(var * (count / std::max(1.0, count - 1)), momentum);
+            runningVar.mul_(1 - momentum).add_(var * (count / (count - 1).clamp_min(1)), momentum);
         }
-        ctx->save_for_backward({xhat, invstd, weight});
-        ctx->saved_data["count"] = count;
+        ctx->save_for_backward({xhat, invstd, weight, count});
         ctx->saved_data["affine"] = weight.defined();
         auto y = weight.defined() ? xhat * weight + bias : xhat;
         return y;
@@ -235,8 +235,7 @@ struct SyncBnFunction : public torch::autograd::Function<SyncBnFunction> {
 
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
         auto saved = ctx->get_saved_variables();
-        auto xhat = saved[0], invstd = saved[1], weight = saved[2];
-        const double count = ctx->saved_data["count"].toDouble();
+        auto xhat = saved[0], invstd = saved[1], weight = saved[2], count = saved[3];
         const bool affine = ctx->saved_data["affine"].toBool();
         auto dy = grads[0];
         auto dxhat = affine ? dy * weight : dy;

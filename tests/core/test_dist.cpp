@@ -171,7 +171,7 @@ private slots:
         auto rm = torch::zeros({5}), rv = torch::ones({5});
         auto yr = torch::batch_norm(xr, wr, br, rm, rv, true, 0.1, 1e-5, false);
         (yr * gy).sum().backward();
-        std::vector<torch::Tensor> ys(2), dxs(2), dws(2), rms(2);
+        std::vector<torch::Tensor> ys(2), dxs(2), dws(2), rms(2), rvs(2);
         runRanks(2, [&](int rank, DistContext& d) {
             auto xl = x.slice(0, rank * 4, rank * 4 + 4).clone().requires_grad_(true);
             auto wl = w.clone().requires_grad_(true), bl = b.clone().requires_grad_(true);
@@ -185,11 +185,13 @@ private slots:
             dxs[size_t(rank)] = xl.grad();
             dws[size_t(rank)] = dw;
             rms[size_t(rank)] = lrm;
+            rvs[size_t(rank)] = lrv;
         });
         QVERIFY(torch::allclose(torch::cat(ys), yr.detach(), 1e-5, 1e-5));
         QVERIFY(torch::allclose(torch::cat(dxs), xr.grad(), 1e-4, 1e-5));
         QVERIFY(torch::allclose(dws[0], wr.grad(), 1e-4, 1e-5));
         QVERIFY(torch::allclose(rms[0], rm, 1e-5, 1e-6));
+        QVERIFY(torch::allclose(rvs[1], rv, 1e-5, 1e-6));  // the unbiased variance of the global batch, as batch_norm's
         // without affine parameters (MoCo v3's last BatchNorm)
         std::vector<torch::Tensor> plainYs(2);
         runRanks(2, [&](int rank, DistContext&) {

@@ -25,7 +25,7 @@ const char* kSweepHelp =
     "writes DIR/sweep.csv, DIR/sweep.md and DIR/sweep.svg: top-1 per protocol over one key, or a heat map of the\n"
     "first protocol over two. DIR/sweep.json lists the runs: the GUI's Evaluate & compare adds them all with\n"
     "Add run… on DIR. An interrupted sweep continues where it stopped; a finished run is reused when its recipe is\n"
-    "the same. Several fields can move together under one name: --grid 'lower:stages.1.lr_mult.embed+\n"
+    "the same, and its evaluation when DIR/evaluations.json holds it (the same checkpoint and protocols). Several fields can move together under one name: --grid 'lower:stages.1.lr_mult.embed+\n"
     "stages.1.lr_mult.blocks.0+stages.1.lr_mult.blocks.1=0,0.01,0.1,1' (Layer Grafted Pretraining's lr search).\n"
     "  --jobs N   train the grid points in N processes side by side (a process a point, each with 1/N of the\n"
     "             cores), then evaluate them all here; as table --jobs.\n";

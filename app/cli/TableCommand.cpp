@@ -37,7 +37,9 @@ const char* kTableHelp =
     "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
     "An interrupted table continues where it stopped; a finished\n"
     "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set; `threads`\n"
-    "aside, so seeds trained side by side with --set threads=1 count).\n";
+    "aside, so seeds trained side by side with --set threads=1 count). Each evaluation is stored in\n"
+    "DIR/evaluations.json as soon as it is made, so a table stopped during its evaluations (4,000 fine-tuning\n"
+    "steps a run at xlarge) redoes only the missing ones.\n";
 
 }  // namespace
 

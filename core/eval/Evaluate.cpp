@@ -28,6 +28,22 @@ nlohmann::json EvalReport::toJson() const {
     return j;
 }
 
+EvalReport EvalReport::fromJson(const nlohmann::json& j) {
+    EvalReport r;
+    r.checkpoint = j.at("checkpoint").get<std::string>();
+    r.method = j.at("method").get<std::string>();
+    r.step = j.at("step").get<int64_t>();
+    r.dataset = j.at("dataset").get<std::string>();
+    r.pooling = j.at("pooling").get<std::string>();
+    r.trainImages = j.at("train_images").get<int64_t>();
+    r.testImages = j.at("test_images").get<int64_t>();
+    if (j.contains("protocols"))
+        for (const std::string& p : kProtocols)
+            if (j["protocols"].contains(p))
+                r.results.push_back({p, j["protocols"][p].at("top1").get<double>(), j["protocols"][p].value("details", nlohmann::json())});
+    return r;
+}
+
 const ProtocolResult* EvalReport::find(const std::string& protocol) const {
     for (const auto& r : results)
         if (r.protocol == protocol) return &r;
@@ -255,6 +271,58 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
         }
         rep.results.push_back(res);
     }
+    return rep;
+}
+
+namespace {
+
+// Everything that decides an evaluation's result, as one string.
+std::string storedEvaluationKey(const EvalRequest& r) {
+    std::error_code ec;
+    const auto bytes = fs::file_size(r.checkpoint, ec);
+    const auto modified = fs::last_write_time(r.checkpoint, ec).time_since_epoch().count();
+    nlohmann::json k = {{"checkpoint", fs::absolute(r.checkpoint).lexically_normal().string()},
+                        {"bytes", ec ? 0 : bytes},
+                        {"modified", ec ? 0 : int64_t(modified)},
+                        {"features", r.features},
+                        {"protocols", r.protocols},
+                        {"pooling", r.pooling},
+                        {"max_train", r.maxTrain},
+                        {"finetune_steps", r.finetuneSteps},
+                        {"finetune_lr", r.finetuneLr},
+                        {"seed", r.seed}};
+    return k.dump();
+}
+
+}  // namespace
+
+EvalReport evaluateStored(const EvalRequest& request, const std::string& store, const std::function<void(const std::string&)>& log) {
+    auto say = [&](const std::string& m) {
+        if (log) log(m);
+    };
+    nlohmann::json all = nlohmann::json::object();
+    if (fs::exists(store)) {
+        try {
+            all = nlohmann::json::parse(readFile(store));
+            if (!all.is_object()) throw std::runtime_error("not an object");
+        } catch (const std::exception&) {
+            say(store + " is unreadable: evaluating again");
+            all = nlohmann::json::object();
+        }
+    }
+    const std::string key = storedEvaluationKey(request);
+    if (all.contains(key)) {
+        try {
+            EvalReport rep = EvalReport::fromJson(all[key]);
+            say("reusing the evaluation stored in " + store);
+            return rep;
+        } catch (const std::exception&) {
+            say("the evaluation stored in " + store + " is malformed: evaluating again");
+        }
+    }
+    EvalReport rep = evaluateCheckpoint(request, log);
+    all[key] = rep.toJson();
+    writeFileAtomically(store, all.dump(1) + "\n");
     return rep;
 }
 

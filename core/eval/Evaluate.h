@@ -33,11 +33,21 @@ struct EvalReport {
     int64_t trainImages = 0, testImages = 0;
     std::vector<ProtocolResult> results;
     nlohmann::json toJson() const;
+    // The inverse of toJson (results in kProtocols' order); throws nlohmann's errors on a malformed entry.
+    static EvalReport fromJson(const nlohmann::json& j);
     const ProtocolResult* find(const std::string& protocol) const;
 };
 
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
 EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});
+
+// evaluateCheckpoint, or the result stored in `store` (a JSON file of a table's or sweep's directory) by an
+// earlier call with the same request: the same checkpoint file (path, size and modification time), features,
+// protocols, pooling, training subset, fine-tuning steps and lr, and seed. Each result is stored as soon as it is
+// made, so a table or sweep stopped during its evaluations (hours of fine-tuning at the larger budgets) does only
+// the missing ones when the same command runs again. An unreadable store is evaluated anew and rewritten.
+EvalReport evaluateStored(const EvalRequest& request, const std::string& store,
+                          const std::function<void(const std::string&)>& log = {});
 
 // Merges the report into eval.json in the checkpoint's directory (one entry per checkpoint file); returns its path.
 std::string writeEvalJson(const EvalReport& report);

@@ -109,7 +109,7 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         er.maxTrain = req.budget.maxTrain;
         er.finetuneSteps = req.budget.finetuneSteps;
         er.seed = uint64_t(r.seed);
-        p.report = evaluateCheckpoint(er, [&](const std::string& m) { log(runName(req.axes, values) + ": " + m); });
+        p.report = evaluateStored(er, RunLayout::evaluationStore(req.outDir), [&](const std::string& m) { log(runName(req.axes, values) + ": " + m); });
         writeEvalJson(p.report);
         res.points.push_back(p);
     }

@@ -193,7 +193,8 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         er.seed = uint64_t(recipe.seed);
         er.features = features;
         if (features == "pixels") er.protocols = {"linear", "fewshot", "knn"};
-        EvalReport rep = evaluateCheckpoint(er, [&](const std::string& m) { log(key + ": " + m); });
+        EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir),
+                                        [&](const std::string& m) { log(key + ": " + m); });
         if (features == "encoder") writeEvalJson(rep);
         return rep;
     };

@@ -5,6 +5,7 @@
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
 #include "eval/Table.h"
+#include "run/RunLayout.h"
 #include "TestUtil.h"
 
 #include <torch/torch.h>
@@ -12,6 +13,8 @@
 #include <QtTest>
 
 #include <filesystem>
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 
 using namespace graftlab;
@@ -202,6 +205,73 @@ private slots:
         } catch (const FileError& e) {
             QVERIFY(std::string(e.what()).find("junk.ckpt") != std::string::npos);
         }
+    }
+
+    // A table or sweep stopped during its evaluations does only the missing ones again: evaluateStored returns
+    // what its store holds for the same request (checkpoint file, protocols, seed, ...), evaluates anything else.
+    void storedEvaluationsAreReusedOnlyForTheSameRequest() {
+        Recipe r = test::tinyRecipe();
+        r.train.steps = 2;
+        r.probes.every = 0;
+        std::string dir = test::tempDir("evalstore");
+        TrainerOptions o;
+        o.checkpointDir = dir;
+        Trainer t(r, o);
+        t.prepare();
+        t.run();
+        EvalRequest req;
+        req.checkpoint = latestGoodCheckpoint(dir);
+        req.protocols = {"knn", "linear"};
+        const std::string store = RunLayout::evaluationStore(dir);
+        std::vector<std::string> logs;
+        auto reused = [&] {
+            for (const auto& m : logs)
+                if (m.find("reusing the evaluation stored in " + store) != std::string::npos) return true;
+            return false;
+        };
+        auto run = [&] {
+            logs.clear();
+            return evaluateStored(req, store, [&](const std::string& m) { logs.push_back(m); });
+        };
+        EvalReport first = run();
+        QVERIFY(!reused());
+        QCOMPARE(first.results.size(), size_t(2));
+        EvalReport back = EvalReport::fromJson(first.toJson());
+        QCOMPARE(back.toJson(), first.toJson());
+        QCOMPARE(back.results.front().protocol, std::string("linear"));  // kProtocols' order
+        // Reused: the stored value comes back, even one edited in the store (so it is not evaluated again).
+        auto j = nlohmann::json::parse(std::ifstream(store));
+        QCOMPARE(int(j.size()), 1);
+        j.begin().value()["protocols"]["knn"]["top1"] = 0.125;
+        std::ofstream(store) << j.dump();
+        EvalReport again = run();
+        QVERIFY(reused());
+        QCOMPARE(again.find("knn")->top1, 0.125);
+        QCOMPARE(again.find("linear")->top1, first.find("linear")->top1);
+        QCOMPARE(again.testImages, first.testImages);
+        // Another seed, other protocols, a rewritten checkpoint: other evaluations, each stored beside the first.
+        req.seed = 1;
+        run();
+        QVERIFY(!reused());
+        req.seed = 0;
+        req.protocols = {"knn"};
+        run();
+        QVERIFY(!reused());
+        req.protocols = {"knn", "linear"};
+        fs::last_write_time(req.checkpoint, fs::last_write_time(req.checkpoint) + std::chrono::seconds(5));
+        EvalReport fresh = run();
+        QVERIFY(!reused());
+        QVERIFY(fresh.find("knn")->top1 != 0.125);
+        QCOMPARE(int(nlohmann::json::parse(std::ifstream(store)).size()), 4);
+        run();
+        QVERIFY(reused());
+        // An unreadable store is said, evaluated anew and rewritten.
+        std::ofstream(store) << "{ not json";
+        run();
+        QVERIFY(!reused());
+        QVERIFY(std::any_of(logs.begin(), logs.end(), [](const std::string& m) { return m.find("unreadable") != std::string::npos; }));
+        QCOMPARE(int(nlohmann::json::parse(std::ifstream(store)).size()), 1);
+        fs::remove_all(dir);
     }
 };
 

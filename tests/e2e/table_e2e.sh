@@ -2,7 +2,7 @@
 # `graftlab-cli table` end to end on a tiny budget and the synthetic set: trains, evaluates every protocol, writes
 # table.md / table.csv with the baselines (random-init encoder, raw pixels) and the MTL run's gradient cosines;
 # with --seeds 2 each cell is the mean ± sd of the per-seed results that eval.json holds; a second call reuses a
-# finished run only when its recipe is the one asked for.
+# finished run only when its recipe is the one asked for, and every evaluation the first call made.
 set -euo pipefail
 cli=$1
 work=$(mktemp -d)
@@ -53,6 +53,14 @@ assert px["fewshot"] != "", px
 print("table values OK")
 PY
 [ -f "$work/t/mim_to_cl-seed0/checkpoints/eval.json" ] || fail "eval.json beside the checkpoint"
+# The same command again: every run and every evaluation (3 recipes + random init + pixels, 2 seeds each) is
+# reused from what the first call stored (DIR/evaluations.json), and the table is the same.
+cp "$work/t/table.csv" "$work/table-first.csv"
+"$cli" table --out "$work/t" --recipes mae,mtl,mim_to_cl --budget tiny --seeds 2 "${tiny[@]}" > /dev/null 2> "$work/log-again" \
+  || { cat "$work/log-again"; fail "table again"; }
+[ "$(grep -c "reusing the evaluation stored in $work/t/evaluations.json" "$work/log-again")" -eq 10 ] \
+  || { cat "$work/log-again"; fail "evaluations not reused"; }
+cmp "$work/t/table.csv" "$work/table-first.csv" || fail "another table from the stored evaluations"
 # --jobs 2: every run trained by a job of its own (1 of the 2 cores each: threads 1 in its recipe.json), then the
 # table evaluates them here, reusing each; the table is whole.
 "$cli" table --out "$work/j" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --jobs 2 "${tiny[@]}" > /dev/null 2> "$work/logj" \
@@ -113,6 +121,7 @@ PY
 "$cli" sweep --recipe mae --out "$work/s" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
   "${sweep[@]}" > /dev/null 2> "$work/sweep2.log" || { cat "$work/sweep2.log"; fail "sweep again"; }
 [ "$(grep -c "reusing the finished run" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep runs not reused"; }
+[ "$(grep -c "reusing the evaluation stored" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep evaluations not reused"; }
 # sweep --jobs 2: each grid point trained by a job (threads 1), then evaluated here; the same table and index.
 "$cli" sweep --recipe mae --out "$work/sj" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
   "${sweep[@]}" --jobs 2 > /dev/null 2> "$work/sweepj.log" || { cat "$work/sweepj.log"; fail "sweep --jobs 2"; }

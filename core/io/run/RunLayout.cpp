@@ -12,6 +12,7 @@ bool RunLayout::holdsRun() const {
     return fs::exists(recipe(), ec);
 }
 
+std::string RunLayout::evaluationStore(const std::string& dir) { return (fs::path(dir) / "evaluations.json").string(); }
 std::string RunLayout::sweepIndex(const std::string& sweepDir) { return (fs::path(sweepDir) / "sweep.json").string(); }
 
 std::string RunLayout::evalJsonBeside(const std::string& checkpoint) {

@@ -30,6 +30,8 @@ public:
     static std::string evalJsonBeside(const std::string& checkpoint);
     // A sweep's folder (eval/Sweep.h) lists its runs, one sub-folder each, in sweep.json.
     static std::string sweepIndex(const std::string& sweepDir);
+    // The evaluations a table or sweep has made (eval/Evaluate.h evaluateStored), in its directory.
+    static std::string evaluationStore(const std::string& tableOrSweepDir);
 
 private:
     std::string join(const char* name) const;

@@ -1,9 +1,11 @@
 #include "CliCommon.h"
+#include "eval/Eval.h"
 #include "util/Errors.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 namespace graftlab::cli {
 namespace fs = std::filesystem;
@@ -47,6 +49,18 @@ int64_t parseInt(const std::string& opt, const std::string& v) {
     } catch (const std::exception&) {
         throw UsageError("--" + opt + " expects an integer, got \"" + v + "\"");
     }
+}
+
+std::vector<std::string> parseProtocols(const std::string& list) {
+    std::vector<std::string> out;
+    std::stringstream ss(list);
+    for (std::string p; std::getline(ss, p, ',');) {
+        if (std::find(kProtocols.begin(), kProtocols.end(), p) == kProtocols.end())
+            throw UsageError("--protocol: unknown protocol \"" + p + "\" (linear, fewshot, knn, finetune)");
+        out.push_back(p);
+    }
+    if (out.empty()) throw UsageError("--protocol lists no protocol");
+    return out;
 }
 
 std::vector<std::string> recipeDirs() {

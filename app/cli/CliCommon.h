@@ -38,6 +38,8 @@ struct Args {
 // Parses --key value / --key=value / --flag from argv[first..]. `flags` take no value; anything else is an error.
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags);
 int64_t parseInt(const std::string& opt, const std::string& v);
+// "linear,knn" -> {"linear", "knn"}; UsageError naming --protocol for an unknown or empty list.
+std::vector<std::string> parseProtocols(const std::string& list);
 
 // A recipe argument is a file path, or the name of a preset (e.g. "mae"); FileError when neither.
 std::string resolveRecipe(const std::string& arg);

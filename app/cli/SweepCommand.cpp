@@ -53,16 +53,7 @@ int cmdSweep(int argc, char** argv) {
         throw UsageError(e.what());
     }
     if (req.axes.size() > 2) throw UsageError("a sweep takes one or two --grid keys");
-    if (a.has("protocol")) {
-        req.protocols.clear();
-        std::stringstream ss(a.get("protocol"));
-        for (std::string p; std::getline(ss, p, ',');) {
-            if (std::find(kProtocols.begin(), kProtocols.end(), p) == kProtocols.end())
-                throw UsageError("--protocol: unknown protocol \"" + p + "\" (linear, fewshot, knn, finetune)");
-            req.protocols.push_back(p);
-        }
-        if (req.protocols.empty()) throw UsageError("--protocol lists no protocol");
-    }
+    if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
     bool ok = false;
     req.base = loadRecipeOrExit(req.recipeFile, req.sets, ok);
     if (!ok) return kExitUsage;

@@ -19,7 +19,7 @@ namespace {
 const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
     "                          [--budget tiny|small|medium|large|xlarge] [--seeds N] [--no-baselines] [--set key=value ...]\n"
-    "                          [--seed S] [--jobs N]\n"
+    "                          [--seed S] [--jobs N] [--protocol linear,fewshot,knn,finetune]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
     "steps (the budget; grafted recipes split them over their stages in the recipe's proportions; equal optimizer\n"
@@ -29,6 +29,8 @@ const char* kTableHelp =
     "                  table says which rows are above the baselines by more than twice the standard error\n"
     "  baselines       two rows with the same protocols: the first recipe's encoder at random initialisation\n"
     "                  (DIR/random_init), and the normalised raw pixels as features; --no-baselines leaves them out\n"
+    "  --protocol L    evaluate only these protocols (default all four); e.g. linear,fewshot,knn leaves out\n"
+    "                  fine-tuning, the longest evaluation at the larger budgets (its column stays empty)\n"
     "  --jobs N        train the runs in N processes side by side, each with 1/N of the cores (threads), then\n"
     "                  evaluate them all here; small models train faster so (a width-96 ViT on 2 cores: 1.14x\n"
     "                  in bench, benchmarks/jobs_throughput.sh). Ctrl-C stops every job with a checkpoint.\n"
@@ -44,7 +46,7 @@ const char* kTableHelp =
 }  // namespace
 
 int cmdTable(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "set", "seed", "seeds", "jobs", "train-shard"}, {"no-baselines", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard"}, {"no-baselines", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kTableHelp;
         return kExitOk;
@@ -62,6 +64,7 @@ int cmdTable(int argc, char** argv) {
     req.seeds = int(parseInt("seeds", a.get("seeds", "1")));
     if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");
     req.baselines = !a.has("no-baselines");
+    if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
     std::vector<std::string> sets = a.options["set"];
     if (a.has("seed")) sets.push_back("seed=" + std::to_string(parseInt("seed", a.get("seed"))));
     std::stringstream names(a.get("recipes", "mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted"));

@@ -7,6 +7,7 @@
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -192,7 +193,8 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         er.finetuneSteps = req.budget.finetuneSteps;
         er.seed = uint64_t(recipe.seed);
         er.features = features;
-        if (features == "pixels") er.protocols = {"linear", "fewshot", "knn"};
+        er.protocols = req.protocols;
+        if (features == "pixels") std::erase(er.protocols, std::string("finetune"));  // pixels are not fine-tuned
         EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir),
                                         [&](const std::string& m) { log(key + ": " + m); });
         if (features == "encoder") writeEvalJson(rep);
@@ -244,9 +246,11 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             ri.batch = recipe.optim.batchSize;
             ri.runDirs.push_back(dir);
             ri.reports.push_back(evaluate(out.checkpoint, recipe, "random_init", "encoder"));
-            TableRow& px = rowFor("raw_pixels", true);
-            px.runDirs.push_back(dir);
-            px.reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", "pixels"));
+            if (req.protocols != std::vector<std::string>{"finetune"}) {
+                TableRow& px = rowFor("raw_pixels", true);
+                px.runDirs.push_back(dir);
+                px.reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", "pixels"));
+            }
         }
     }
     result.rows = rows;
@@ -277,7 +281,10 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     md << "; budget `" << req.budget.name << "`: " << req.budget.steps << " optimizer steps per method at batch " << first->batch
        << " (grafted recipes split them over their stages; equal optimizer steps, not equal compute: MoCo v3 runs two views "
           "through the encoder, MAE a quarter of the patches). Linear and 1% use "
-       << rep.trainImages << " training images; fine-tuning " << req.budget.finetuneSteps << " steps.";
+       << rep.trainImages << " training images; ";
+    const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };
+    if (asked("finetune")) md << "fine-tuning " << req.budget.finetuneSteps << " steps.";
+    else md << "fine-tuning not run (--protocol).";
     if (req.baselines)
         md << " Baselines: the same encoder at random initialisation (fine-tuned from it, that column is training from "
               "scratch), and the normalised pixels themselves as features.";
@@ -293,6 +300,7 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
         md << "\nAbove the baselines by more than twice the standard error of the difference"
            << (req.seeds > 1 ? "" : " (one seed: no noise estimate, so any difference counts; run with --seeds 3 to know)") << ":\n\n";
         for (const std::string& p : kProtocols) {
+            if (!asked(p)) continue;
             std::vector<std::string> both, onlyRandom, neither;
             for (const auto& r : rows) {
                 if (r.baseline || r.reports.empty()) continue;

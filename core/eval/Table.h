@@ -41,6 +41,7 @@ struct TableRequest {
     TableBudget budget;
     int seeds = 1;              // seeds recipe.seed, recipe.seed + 1, ...
     bool baselines = true;      // the random-init and raw-pixel rows
+    std::vector<std::string> protocols = kProtocols;  // the columns evaluated (the others stay empty)
     std::string command;        // the command line, for the footnote
     // Train-only share of a table trained by several processes (`table --jobs N`): when trainShards > 0 only
     // the recipe runs numbered k (k = seed index x recipes + recipe index) with k % trainShards == trainShard

@@ -95,6 +95,23 @@ grep -q "reusing the finished run" "$work/log3a" || { cat "$work/log3a"; fail "a
 grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \
   || { cat "$work/log4"; fail "a run of another recipe was reused"; }
 grep -q '"batch_size": 8' "$work/u/mae/recipe.json" || fail "the retrained run does not have the new recipe"
+# --protocol: only those columns are evaluated (fine-tuning left out: the longest evaluation at large budgets);
+# the others stay empty and the table says so; an unknown protocol is named and exits 2.
+"$cli" table --out "$work/p" --recipes mae --budget tiny --protocol linear,knn "${tiny[@]}" > /dev/null 2> "$work/logp" \
+  || { cat "$work/logp"; fail "table --protocol"; }
+"$py" - "$work/p/table.csv" <<'PY' || { cat "$work/p/table.md"; fail "table --protocol columns"; }
+import csv, sys
+rows = {r["recipe"]: r for r in csv.DictReader(open(sys.argv[1]))}
+assert list(rows) == ["random_init", "raw_pixels", "mae"], list(rows)
+for r in rows.values():
+    assert r["linear"] != "" and r["knn"] != "" and r["fewshot"] == "" and r["finetune"] == "", r
+PY
+grep -q "fine-tuning not run (--protocol)" "$work/p/table.md" || fail "table --protocol: footnote"
+! grep -q "^- Fine-tuning:" "$work/p/table.md" || fail "table --protocol: a statement on a column not evaluated"
+set +e
+"$cli" table --out "$work/p2" --recipes mae --budget tiny --protocol linear,probe "${tiny[@]}" > /dev/null 2> "$work/logp2"; code=$?
+set -e
+[ $code -eq 2 ] && grep -q -- '--protocol: unknown protocol "probe"' "$work/logp2" || { cat "$work/logp2"; fail "a bad --protocol was not named"; }
 # A sweep over two keys: a run per combination with that recipe, a table whose cells are those runs' eval.json,
 # a heat map; the same command reuses the runs; a grid value the recipe refuses is named and exits 2.
 sweep=(--set data.dataset=synthetic --set data.synthetic_size=160 --set data.image_size=16 --set model.embed_dim=32

@@ -37,6 +37,20 @@ Features makeFeatures(int64_t n, int classes, bool informative, uint64_t seed) {
     f.pooling = "cls";
     return f;
 }
+
+// A tiny recipe trained `steps` steps into a fresh temp dir (probes off); returns the dir.
+std::string trainTinyRun(const char* name, int steps) {
+    Recipe r = test::tinyRecipe();
+    r.train.steps = steps;
+    r.probes.every = 0;
+    std::string dir = test::tempDir(name);
+    TrainerOptions o;
+    o.checkpointDir = dir;
+    Trainer t(r, o);
+    t.prepare();
+    t.run();
+    return dir;
+}
 }  // namespace
 
 class EvalTest : public QObject {
@@ -170,15 +184,7 @@ private slots:
 
     // A checkpoint end to end: features, every protocol, eval.json; and what is not a checkpoint is named.
     void evaluateCheckpointEndToEnd() {
-        Recipe r = test::tinyRecipe();
-        r.train.steps = 4;
-        r.probes.every = 0;
-        std::string dir = test::tempDir("eval");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        Trainer t(r, o);
-        t.prepare();
-        t.run();
+        const std::string dir = trainTinyRun("eval", 4);
         EvalRequest req;
         req.checkpoint = latestGoodCheckpoint(dir);
         req.finetuneSteps = 5;
@@ -210,15 +216,7 @@ private slots:
     // A table or sweep stopped during its evaluations does only the missing ones again: evaluateStored returns
     // what its store holds for the same request (checkpoint file, protocols, seed, ...), evaluates anything else.
     void storedEvaluationsAreReusedOnlyForTheSameRequest() {
-        Recipe r = test::tinyRecipe();
-        r.train.steps = 2;
-        r.probes.every = 0;
-        std::string dir = test::tempDir("evalstore");
-        TrainerOptions o;
-        o.checkpointDir = dir;
-        Trainer t(r, o);
-        t.prepare();
-        t.run();
+        const std::string dir = trainTinyRun("evalstore", 2);
         EvalRequest req;
         req.checkpoint = latestGoodCheckpoint(dir);
         req.protocols = {"knn", "linear"};

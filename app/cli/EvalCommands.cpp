@@ -6,6 +6,7 @@
 #include "data/Augment.h"
 #include "data/Dataset.h"
 #include "eval/Evaluate.h"
+#include "train/Device.h"
 #include "train/LoadedModel.h"
 #include "train/Trainer.h"
 
@@ -23,7 +24,8 @@ namespace {
 
 const char* kEvalHelp =
     "Usage: graftlab-cli eval --ckpt FILE [--protocol linear|fewshot|knn|finetune|all] [--pool cls|mean]\n"
-    "                         [--max-train N] [--finetune-steps N] [--finetune-lr LR] [--seed S] [--no-cache]\n"
+    "                         [--max-train N] [--finetune-steps N] [--finetune-lr LR] [--seed S] [--threads N]\n"
+    "                         [--no-cache]\n"
     "\n"
     "Evaluates the checkpoint's encoder on its recipe's dataset and reports top-1 accuracy on the test split:\n"
     "  linear    BatchNorm without affine + Linear on frozen features; lr from {0.1, 0.03, 0.01} chosen on a\n"
@@ -32,7 +34,8 @@ const char* kEvalHelp =
     "  knn       cosine k-NN, k = 20, votes weighted exp(sim / 0.07)\n"
     "  finetune  whole encoder + linear head, layer-wise lr decay 0.75, N steps (default 300), base lr 1e-2\n"
     "Prints a table and merges the results into eval.json beside the checkpoint. Frozen features are\n"
-    "cached beside the checkpoint (--no-cache recomputes them).\n";
+    "cached beside the checkpoint (--no-cache recomputes them). --threads N: intra-op threads (default 0 = every\n"
+    "core, whatever the run trained with).\n";
 
 const char* kEmbedHelp =
     "Usage: graftlab-cli embed --ckpt FILE --out FEATS.pt [--split train|test] [--pool cls|mean] [--with-inputs]\n"
@@ -72,7 +75,7 @@ void printEvalTable(const EvalReport& rep) {
 }
 
 int cmdEval(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "protocol", "pool", "max-train", "finetune-steps", "finetune-lr", "seed"}, {"no-cache", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "protocol", "pool", "max-train", "finetune-steps", "finetune-lr", "seed", "threads"}, {"no-cache", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kEvalHelp;
         return kExitOk;
@@ -89,6 +92,8 @@ int cmdEval(int argc, char** argv) {
     if (req.maxTrain < 0 || req.finetuneSteps < 1) throw UsageError("--max-train must be >= 0 and --finetune-steps >= 1");
     req.seed = uint64_t(parseInt("seed", a.get("seed", "0")));
     req.useCache = !a.has("no-cache");
+    req.threads = int(parseInt("threads", a.get("threads", "0")));
+    if (req.threads < 0) throw UsageError("--threads must be >= 0 (0 = every core)");
     if (a.has("finetune-lr")) {
         try {
             req.finetuneLr = std::stod(a.get("finetune-lr"));
@@ -115,6 +120,7 @@ int cmdEmbed(int argc, char** argv) {
     if (split != "train" && split != "test") throw UsageError("--split must be train or test");
     if (pool != "cls" && pool != "mean") throw UsageError("--pool must be cls or mean");
     setupLogging(a.has("verbose"));
+    applyThreadSetting(0);  // every core: the run's own `threads` says how it trained
     LoadedModel m = loadCheckpointModel(a.get("ckpt"));
     Dataset d = loadDataset(m.recipe.data, split == "train" ? Split::Train : Split::Test, uint64_t(m.recipe.seed));
     auto feats = extractFeatures(m.objective->encoder(), d, m.meta.mean, m.meta.std, pool);

@@ -3,6 +3,7 @@
 #include "export/Safetensors.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
+#include "train/Device.h"
 #include "train/LoadedModel.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
@@ -14,6 +15,8 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <fstream>
@@ -198,6 +201,8 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
     if (!pixels && r.features != "encoder") throw std::invalid_argument("features must be encoder or pixels, got \"" + r.features + "\"");
     if (pixels && std::find(r.protocols.begin(), r.protocols.end(), "finetune") != r.protocols.end())
         throw std::invalid_argument("fine-tuning needs an encoder; raw pixels have none");
+    if (r.threads < 0) throw std::invalid_argument("threads must be >= 0 (0 = every core), got " + std::to_string(r.threads));
+    applyThreadSetting(r.threads);
     LoadedModel m = loadCheckpointModel(r.checkpoint);
     EvalReport rep;
     rep.checkpoint = r.checkpoint;
@@ -261,6 +266,17 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
             if (r.finetuneLr > 0) o.baseLr = r.finetuneLr;
             o.seed = r.seed;
             o.pooling = r.pooling;
+            const auto started = std::chrono::steady_clock::now();
+            if (log)  // a tenth at a time: thousands of steps take minutes at the larger budgets
+                o.progress = [&](int64_t step, int64_t steps, double loss) {
+                    if (step % std::max<int64_t>(1, steps / 10) != 0 && step != steps) return;
+                    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                    char buf[128];
+                    std::snprintf(buf, sizeof buf, "fine-tuning step %lld/%lld, loss %.4f, %.0f img/s, ETA %.0f s", (long long)step,
+                                  (long long)steps, loss, double(step * o.batch) / std::max(s, 1e-9),
+                                  s / double(step) * double(steps - step));
+                    log(buf);
+                };
             res = fineTune(encoder, train, test, mean, std, o);
         }
         res.details["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

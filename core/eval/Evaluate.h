@@ -25,6 +25,9 @@ struct EvalRequest {
     double finetuneLr = 0;         // base lr of fine-tuning (x batch / 256); 0 = FineTuneOptions' default
     uint64_t seed = 0;
     bool useCache = true;
+    // Intra-op threads for extraction, the probes and fine-tuning; 0 = every core. Not the recipe's `threads`:
+    // that says how the run trained (1 for a run of `table --jobs`), not what its evaluation may use.
+    int threads = 0;
 };
 
 struct EvalReport {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <thread>
 
 using namespace graftlab;
 namespace fs = std::filesystem;
@@ -187,9 +188,14 @@ private slots:
         const std::string dir = trainTinyRun("eval", 4);
         EvalRequest req;
         req.checkpoint = latestGoodCheckpoint(dir);
-        req.finetuneSteps = 5;
-        EvalReport rep = evaluateCheckpoint(req);
+        req.finetuneSteps = 20;
+        std::vector<std::string> logs;
+        EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { logs.push_back(m); });
         QCOMPARE(rep.results.size(), size_t(4));
+        // Fine-tuning says how far it is, a tenth at a time.
+        const auto progress = std::count_if(logs.begin(), logs.end(), [](const std::string& m) { return m.rfind("fine-tuning step ", 0) == 0; });
+        QCOMPARE(int(progress), 10);
+        QVERIFY(std::find_if(logs.begin(), logs.end(), [](const std::string& m) { return m.rfind("fine-tuning step 20/20, loss ", 0) == 0; }) != logs.end());
         for (const auto& p : rep.results) QVERIFY(p.top1 >= 0 && p.top1 <= 1);
         // top-1 is a count over the test split: a multiple of 1 / test images
         for (const auto& p : rep.results)
@@ -200,8 +206,17 @@ private slots:
         QVERIFY(j[fs::path(req.checkpoint).filename().string()]["protocols"].contains("knn"));
         // The cached features give the same result.
         req.protocols = {"knn"};
+        torch::set_num_threads(1);  // as a run trained with threads = 1 (a job of table --jobs) leaves it
         EvalReport again = evaluateCheckpoint(req);
         QCOMPARE(again.results[0].top1, rep.find("knn")->top1);
+        // Evaluation uses every core unless told otherwise, whatever the run trained with.
+        QCOMPARE(torch::get_num_threads(), int(std::max(1u, std::thread::hardware_concurrency())));
+        req.threads = 1;
+        evaluateCheckpoint(req);
+        QCOMPARE(torch::get_num_threads(), 1);
+        req.threads = -1;
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, evaluateCheckpoint(req));
+        req.threads = 0;
 
         std::ofstream(dir + "/junk.ckpt") << "not a checkpoint";
         req.checkpoint = dir + "/junk.ckpt";

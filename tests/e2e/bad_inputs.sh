@@ -84,6 +84,7 @@ check "fuzz regression: damaged TorchScript type" "checkpoint-torchscript-type-p
 printf 'hello' > "$work/text.ckpt"
 check "not a checkpoint" "text.ckpt" "$cli" reconstruct --ckpt "$work/text.ckpt" --out "$work/g.png"
 check "missing checkpoint" "missing.ckpt" "$cli" eval --ckpt "$work/missing.ckpt"
+check "negative eval threads" "--threads must be >= 0" "$cli" eval --ckpt "$work/missing.ckpt" --threads -1
 # a run whose recipe now describes another architecture than its checkpoint
 cp -r "$work/good" "$work/other"
 python3 - "$work/other/recipe.json" <<'PY'

@@ -27,6 +27,7 @@ const char* kTableHelp =
     "of the papers' Table 1 (Linear, 1%, k-NN, Fine-tuning), plus the MTL run's per-block mean gradient cosine.\n"
     "  --seeds N       train and evaluate every recipe N times (seeds S, S+1, ...); cells are mean ± sd, and the\n"
     "                  table says which rows are above the baselines by more than twice the standard error\n"
+    "                  of the difference, and which methods differ from each other by more than that\n"
     "  baselines       two rows with the same protocols: the first recipe's encoder at random initialisation\n"
     "                  (DIR/random_init), and the normalised raw pixels as features; --no-baselines leaves them out\n"
     "  --protocol L    evaluate only these protocols (default all four); e.g. linear,fewshot,knn leaves out\n"

@@ -51,6 +51,11 @@ std::string num(double v) {
     return buf;
 }
 
+std::string protocolLabel(const std::string& protocol) {
+    static const std::map<std::string, std::string> label = {{"linear", "Linear"}, {"fewshot", "1%"}, {"knn", "k-NN"}, {"finetune", "Fine-tuning"}};
+    return label.at(protocol);
+}
+
 // Whether row a's mean exceeds row b's by more than twice the standard error of the difference of the means.
 bool clearlyAbove(const TableRow& a, const TableRow& b, const std::string& protocol) {
     auto [ma, sa] = a.stat(protocol);
@@ -313,11 +318,36 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
                 for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
                 return s.empty() ? std::string("none") : s;
             };
-            static const std::map<std::string, std::string> label = {{"linear", "Linear"}, {"fewshot", "1%"}, {"knn", "k-NN"}, {"finetune", "Fine-tuning"}};
             const bool pixelsApply = px && std::isfinite(px->stat(p).first);
-            if (pixelsApply) md << "- " << label.at(p) << ": above both baselines: " << join(both) << "; above random init only: " << join(onlyRandom);
-            else md << "- " << label.at(p) << ": above the random-init encoder: " << join(both);
+            if (pixelsApply) md << "- " << protocolLabel(p) << ": above both baselines: " << join(both) << "; above random init only: " << join(onlyRandom);
+            else md << "- " << protocolLabel(p) << ": above the random-init encoder: " << join(both);
             md << "; not above: " << join(neither) << "\n";
+        }
+    }
+    // Which differences between the methods exceed the noise (needs seeds for a noise estimate).
+    std::vector<const TableRow*> methods;
+    for (const auto& r : rows)
+        if (!r.baseline && !r.reports.empty()) methods.push_back(&r);
+    if (req.seeds > 1 && methods.size() >= 2) {
+        md << "\nBetween the methods, the differences beyond twice their standard error (difference of the means ± the "
+              "standard error of the difference, in points):\n\n";
+        for (const std::string& p : kProtocols) {
+            if (!asked(p)) continue;
+            std::string line;
+            for (size_t i = 0; i < methods.size(); ++i)
+                for (size_t j = i + 1; j < methods.size(); ++j) {
+                    const TableRow* hi = methods[i];
+                    const TableRow* lo = methods[j];
+                    if (hi->stat(p).first < lo->stat(p).first) std::swap(hi, lo);
+                    if (!clearlyAbove(*hi, *lo, p)) continue;
+                    auto [mh, sh] = hi->stat(p);
+                    auto [ml, sl] = lo->stat(p);
+                    double se = std::sqrt(sh * sh / double(hi->reports.size()) + sl * sl / double(lo->reports.size()));
+                    char buf[64];
+                    std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f)", 100 * (mh - ml), 100 * se);
+                    line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + buf;
+                }
+            md << "- " << protocolLabel(p) << ": " << (line.empty() ? "none: every difference is within the noise" : line) << "\n";
         }
     }
     md << "\nCommand: `" << req.command << "`\n";

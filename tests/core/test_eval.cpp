@@ -119,6 +119,45 @@ private slots:
         }
     }
 
+    void tableNamesTheMethodDifferencesBeyondTheNoise() {
+        // Three seeds each: A is clearly above B (81.9 ± 0.7 vs 80.6 ± 0.3, as MTL vs MIM→CL at medium), B and C are
+        // level within the noise; the 1% column has no pair apart. Only A > B and A > C may be named.
+        auto row = [](const std::string& key, const std::vector<double>& linear, const std::vector<double>& fewshot) {
+            TableRow r;
+            r.key = r.name = key;
+            for (size_t s = 0; s < linear.size(); ++s) {
+                EvalReport rep;
+                rep.method = "mae";
+                rep.step = 3000;
+                rep.trainImages = 60000;
+                rep.results.push_back({"linear", linear[s], {}});
+                rep.results.push_back({"fewshot", fewshot[s], {}});
+                r.reports.push_back(rep);
+                r.runDirs.push_back("/nonexistent/" + key);
+            }
+            return r;
+        };
+        std::vector<TableRow> rows = {row("A", {0.8265, 0.8179, 0.8136}, {0.75, 0.72, 0.73}),
+                                      row("B", {0.8015, 0.8074, 0.8077}, {0.74, 0.73, 0.72}),
+                                      row("C", {0.7990, 0.8110, 0.8040}, {0.72, 0.75, 0.73})};
+        TableRequest req;
+        req.seeds = 3;
+        req.budget = tableBudget("medium");
+        req.protocols = {"linear", "fewshot"};
+        req.baselines = false;
+        const std::string md = tableMarkdown(req, rows);
+        const auto at = md.find("Between the methods");
+        QVERIFY2(at != std::string::npos, md.c_str());
+        const std::string section = md.substr(at, md.find("Command:", at) - at);
+        QVERIFY2(section.find("- Linear: A > B (+1.4 ± 0.4); A > C (+1.5 ± 0.5)\n") != std::string::npos, section.c_str());
+        QVERIFY2(section.find("B > C") == std::string::npos && section.find("C > B") == std::string::npos, section.c_str());
+        QVERIFY2(section.find("- 1%: none: every difference is within the noise\n") != std::string::npos, section.c_str());
+        // One seed has no noise estimate: no such section at all.
+        req.seeds = 1;
+        for (auto& r : rows) r.reports.resize(1);
+        QVERIFY(tableMarkdown(req, rows).find("Between the methods") == std::string::npos);
+    }
+
     void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {
         Features f;
         const double a1 = 0.999, a0 = 0.75;  // cosine of class 1's and class 0's neighbours to the test point

@@ -23,6 +23,9 @@ for m in "*Random-init encoder (baseline)* | 0 |" "*Raw pixels (baseline)* | 0 |
 done
 grep -q "mean ± standard deviation over 2 seeds" "$work/t/table.md" || fail "seeds not stated"
 grep -q "^- Linear: above both baselines: " "$work/t/table.md" || fail "no statement of what exceeds the noise"
+# and, between the methods, either the pairs apart beyond the noise or that there are none
+grep -A4 "^Between the methods" "$work/t/table.md" | grep -qE "^- Linear: (none: every difference is within the noise|.+ > .+ \(\+[0-9.]+ ± [0-9.]+\))" \
+  || { cat "$work/t/table.md"; fail "no statement of which methods differ beyond the noise"; }
 grep -q "Gradient cosine between the MIM and CL losses" "$work/t/table.md" || fail "MTL gradient cosines missing"
 grep -q "| blocks.5 |" "$work/t/table.md" || fail "per-block cosine rows"
 for d in mae-seed0 mae-seed1 mtl-seed0 mim_to_cl-seed1 random_init-seed0 random_init-seed1; do [ -d "$work/t/$d" ] || fail "no run $d"; done

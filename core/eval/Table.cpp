@@ -56,13 +56,17 @@ std::string protocolLabel(const std::string& protocol) {
     return label.at(protocol);
 }
 
+// The standard error of the difference of two rows' means over their seeds.
+double differenceStdError(const TableRow& a, const TableRow& b, const std::string& protocol) {
+    double sa = a.stat(protocol).second, sb = b.stat(protocol).second;
+    return std::sqrt(sa * sa / double(a.reports.size()) + sb * sb / double(b.reports.size()));
+}
+
 // Whether row a's mean exceeds row b's by more than twice the standard error of the difference of the means.
 bool clearlyAbove(const TableRow& a, const TableRow& b, const std::string& protocol) {
-    auto [ma, sa] = a.stat(protocol);
-    auto [mb, sb] = b.stat(protocol);
+    double ma = a.stat(protocol).first, mb = b.stat(protocol).first;
     if (!std::isfinite(ma) || !std::isfinite(mb)) return false;
-    double na = double(a.reports.size()), nb = double(b.reports.size());
-    return ma - mb > 2 * std::sqrt(sa * sa / na + sb * sb / nb);
+    return ma - mb > 2 * differenceStdError(a, b, protocol);
 }
 
 }  // namespace
@@ -340,11 +344,9 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
                     const TableRow* lo = methods[j];
                     if (hi->stat(p).first < lo->stat(p).first) std::swap(hi, lo);
                     if (!clearlyAbove(*hi, *lo, p)) continue;
-                    auto [mh, sh] = hi->stat(p);
-                    auto [ml, sl] = lo->stat(p);
-                    double se = std::sqrt(sh * sh / double(hi->reports.size()) + sl * sl / double(lo->reports.size()));
                     char buf[64];
-                    std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f)", 100 * (mh - ml), 100 * se);
+                    std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f)", 100 * (hi->stat(p).first - lo->stat(p).first),
+                                  100 * differenceStdError(*hi, *lo, p));
                     line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + buf;
                 }
             md << "- " << protocolLabel(p) << ": " << (line.empty() ? "none: every difference is within the noise" : line) << "\n";

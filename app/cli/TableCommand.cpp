@@ -19,7 +19,7 @@ namespace {
 const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
     "                          [--budget tiny|small|medium|large|xlarge] [--seeds N] [--no-baselines] [--set key=value ...]\n"
-    "                          [--seed S] [--jobs N] [--protocol linear,fewshot,knn,finetune]\n"
+    "                          [--seed S] [--jobs N] [--protocol linear,fewshot,knn,finetune] [--graft-steps N]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
     "steps (the budget; grafted recipes split them over their stages in the recipe's proportions; equal optimizer\n"
@@ -35,6 +35,11 @@ const char* kTableHelp =
     "  --jobs N        train the runs in N processes side by side, each with 1/N of the cores (threads), then\n"
     "                  evaluate them all here; small models train faster so (a width-96 ViT on 2 cores: 1.14x\n"
     "                  in bench, benchmarks/jobs_throughput.sh). Ctrl-C stops every job with a checkpoint.\n"
+    "  --graft-steps N graft instead of splitting: mim_to_cl and layer_grafted take their MAE stage from the\n"
+    "                  table's mae run of the same seed (trained to the budget, or reused) and train only their\n"
+    "                  MoCo v3 stage, N steps, from its final checkpoint; cl_to_mim likewise from mocov3. The\n"
+    "                  papers' protocol (MoCo v3 grafted onto a finished MAE). Needs the source among --recipes,\n"
+    "                  e.g. --recipes mae,mim_to_cl,layer_grafted; with --jobs a job trains whole seeds.\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
     "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps),\n"
     "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
@@ -47,7 +52,7 @@ const char* kTableHelp =
 }  // namespace
 
 int cmdTable(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard"}, {"no-baselines", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard", "graft-steps"}, {"no-baselines", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kTableHelp;
         return kExitOk;
@@ -66,6 +71,8 @@ int cmdTable(int argc, char** argv) {
     if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");
     req.baselines = !a.has("no-baselines");
     if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
+    req.graftSteps = a.has("graft-steps") ? parseInt("graft-steps", a.get("graft-steps")) : 0;
+    if (a.has("graft-steps") && req.graftSteps < 1) throw UsageError("--graft-steps must be a positive number of steps");
     std::vector<std::string> sets = a.options["set"];
     if (a.has("seed")) sets.push_back("seed=" + std::to_string(parseInt("seed", a.get("seed"))));
     std::stringstream names(a.get("recipes", "mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted"));
@@ -78,6 +85,11 @@ int cmdTable(int argc, char** argv) {
         req.recipes.push_back({fs::path(file).stem().string(), recipe});
     }
     if (req.recipes.empty()) throw UsageError("--recipes lists no recipe");
+    try {
+        for (const auto& e : req.recipes) graftSource(req, e);
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--graft-steps: ") + e.what());
+    }
     for (int i = 0; i < argc; ++i) req.command += std::string(i ? " " : "") + argv[i];
     const TrainJobs jobs = trainJobsOf(a);
     const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
@@ -85,7 +97,7 @@ int cmdTable(int argc, char** argv) {
     req.trainShards = jobs.shards;
     logBlasAtStartup();
 
-    if (int status = trainInJobs(argc, argv, jobs, req.seeds * int(req.recipes.size()), "table"); status != kExitOk) return status;
+    if (int status = trainInJobs(argc, argv, jobs, req.graftSteps > 0 ? req.seeds : req.seeds * int(req.recipes.size()), "table"); status != kExitOk) return status;
     TableResult res = runTable(
         req, [&](RunSession& session) { return runTraining(session, tty) == kExitOk && session.complete(); },
         [](const std::string& m) { spdlog::info("{}", m); });

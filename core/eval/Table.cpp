@@ -170,6 +170,19 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
 
 }  // namespace
 
+const TableEntry* graftSource(const TableRequest& req, const TableEntry& e) {
+    if (req.graftSteps <= 0) return nullptr;
+    bool anyStaged = false;
+    for (const auto& f : req.recipes) anyStaged = anyStaged || f.recipe.stages.size() >= 2;
+    if (!anyStaged) throw std::invalid_argument("no staged recipe (mim_to_cl, layer_grafted, cl_to_mim) among the recipes to graft");
+    if (e.recipe.stages.size() < 2) return nullptr;
+    const std::string& m = e.recipe.stages.front().method;
+    for (const auto& f : req.recipes)
+        if (f.recipe.stages.empty() && f.recipe.method == m) return &f;
+    throw std::invalid_argument(e.key + " starts with a " + m + " stage, and no " + m +
+                                " recipe among the recipes trains one to graft onto (add " + m + ")");
+}
+
 TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
     if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
     if (req.seeds < 1 || req.seeds > 100) throw std::invalid_argument("seeds must be in 1..100");
@@ -210,39 +223,74 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         return rep;
     };
 
-    // Seed index s of a recipe: its recipe and its run directory.
-    auto planned = [&](int s, const TableEntry& e) {
+    auto sourceOf = [&](const TableEntry& e) { return graftSource(req, e); };
+    std::vector<const TableEntry*> order;  // sources before the recipes grafted onto them
+    for (const auto& e : req.recipes)
+        if (!sourceOf(e)) order.push_back(&e);
+    for (const auto& e : req.recipes)
+        if (sourceOf(e)) order.push_back(&e);
+
+    // Seed index s of a recipe: its recipe and its run directory. A grafted recipe keeps its stages after the first,
+    // the next one starting from the source's final checkpoint (`sourceCkpt`, this seed's).
+    auto planned = [&](int s, const TableEntry& e, const std::string& sourceCkpt) {
         Recipe recipe = e.recipe;
         recipe.seed += s;
-        scaleToBudget(recipe, req.budget.steps);
+        if (sourceOf(e)) {
+            recipe.stages.erase(recipe.stages.begin());
+            recipe.stages.front().init = "checkpoint";
+            recipe.stages.front().checkpoint = sourceCkpt;
+            recipe.method = recipe.stages.front().method;
+            scaleToBudget(recipe, req.graftSteps);
+        } else {
+            scaleToBudget(recipe, req.budget.steps);
+        }
         std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? e.key + "-seed" + std::to_string(recipe.seed) : e.key)).string();
         return std::pair{recipe, dir};
     };
+    // Trains (or reuses) seed s's runs of `entries` in order, handing each to `done`; false when a run was stopped.
+    auto trainSeed = [&](int s, const std::vector<const TableEntry*>& entries, const std::function<void(const TableEntry&, const Recipe&, const std::string&, const std::string&)>& done) {
+        std::map<std::string, std::string> finals;
+        for (const TableEntry* e : entries) {
+            const TableEntry* src = sourceOf(*e);
+            auto [recipe, dir] = planned(s, *e, src ? finals.at(src->key) : std::string());
+            RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e->key + ": " + m); }, false);
+            if (out.checkpoint.empty()) return false;  // stopped: the same command continues
+            finals[e->key] = out.checkpoint;
+            if (done) done(*e, recipe, dir, out.checkpoint);
+        }
+        return true;
+    };
     if (req.trainShards > 0) {
         if (req.trainShard < 0 || req.trainShard >= req.trainShards) throw std::invalid_argument("train shard out of range");
-        for (int s = 0; s < req.seeds; ++s)
-            for (size_t i = 0; i < req.recipes.size(); ++i) {
-                if ((size_t(s) * req.recipes.size() + i) % size_t(req.trainShards) != size_t(req.trainShard)) continue;
-                const auto& e = req.recipes[i];
-                auto [recipe, dir] = planned(s, e);
-                RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e.key + ": " + m); }, false);
-                if (out.checkpoint.empty()) return result;  // stopped
+        for (int s = 0; s < req.seeds; ++s) {
+            std::vector<const TableEntry*> mine;
+            for (size_t i = 0; i < order.size(); ++i) {
+                // k = seed x recipes + recipe; when grafting a job trains whole seeds, the source before its grafts
+                size_t k = req.graftSteps > 0 ? size_t(s) : size_t(s) * order.size() + i;
+                if (k % size_t(req.trainShards) == size_t(req.trainShard)) mine.push_back(order[i]);
             }
+            if (!trainSeed(s, mine, nullptr)) return result;
+        }
         result.complete = true;
         return result;
     }
 
     for (int s = 0; s < req.seeds; ++s) {
-        for (const auto& e : req.recipes) {
-            auto [recipe, dir] = planned(s, e);
-            RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e.key + ": " + m); }, false);
-            if (out.checkpoint.empty()) return result;  // stopped: the same command continues
+        const bool trained = trainSeed(s, order, [&](const TableEntry& e, const Recipe& recipe, const std::string& dir, const std::string& ckpt) {
             TableRow& row = rowFor(e.key, false);
             row.steps = recipe.totalSteps();
+            if (const TableEntry* src = sourceOf(e)) {
+                Recipe source = src->recipe;
+                scaleToBudget(source, req.budget.steps);
+                row.graftedOnto = src->key;
+                row.sourceSteps = source.totalSteps();
+                row.steps += row.sourceSteps;
+            }
             row.batch = recipe.optim.batchSize;
             row.runDirs.push_back(dir);
-            row.reports.push_back(evaluate(out.checkpoint, recipe, e.key, "encoder"));
-        }
+            row.reports.push_back(evaluate(ckpt, recipe, e.key, "encoder"));
+        });
+        if (!trained) return result;
         if (req.baselines) {
             // The first recipe's architecture and data at step 0; its checkpoint also names the data and the
             // normalisation for the raw-pixel row.
@@ -281,7 +329,9 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     md << "| Method | Steps | Linear | 1% | k-NN | Fine-tuning |\n|---|---:|---:|---:|---:|---:|\n";
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
-        md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << (r.baseline ? std::string("0") : std::to_string(r.steps));
+        std::string steps = r.baseline ? std::string("0") : std::to_string(r.steps);
+        if (!r.graftedOnto.empty()) steps = std::to_string(r.sourceSteps) + " + " + std::to_string(r.steps - r.sourceSteps);
+        md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << steps;
         for (const std::string& p : kProtocols) md << " | " << cell(r, p, req.seeds);
         md << " |\n";
     }
@@ -294,6 +344,14 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };
     if (asked("finetune")) md << "fine-tuning " << req.budget.finetuneSteps << " steps.";
     else md << "fine-tuning not run (--protocol).";
+    for (const auto& r : rows)
+        if (!r.graftedOnto.empty()) {
+            md << " Grafted rows (Steps *a + b*): not trained from scratch; their second stage starts from the "
+               << methodDisplayName(r.graftedOnto) << " row's final checkpoint of the same seed (" << r.sourceSteps
+               << " steps) and trains " << (r.steps - r.sourceSteps)
+               << " more, as the papers graft onto a finished MAE (--graft-steps).";
+            break;
+        }
     if (req.baselines)
         md << " Baselines: the same encoder at random initialisation (fine-tuned from it, that column is training from "
               "scratch), and the normalised pixels themselves as features.";
@@ -378,7 +436,7 @@ std::string tableCsv(const std::vector<TableRow>& rows) {
     std::ostringstream csv;
     csv << "recipe,method,baseline,steps,batch,seeds";
     for (const std::string& p : kProtocols) csv << ',' << p << ',' << p << "_sd";
-    csv << '\n';
+    csv << ",grafted_onto\n";
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
         csv << r.key << ',' << r.reports.front().method << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
@@ -387,7 +445,7 @@ std::string tableCsv(const std::vector<TableRow>& rows) {
             auto [m, sd] = r.stat(p);
             csv << ',' << num(std::isfinite(m) ? 100 * m : NAN) << ',' << num(std::isfinite(sd) ? 100 * sd : NAN);
         }
-        csv << '\n';
+        csv << ',' << r.graftedOnto << '\n';
     }
     return csv.str();
 }

@@ -44,9 +44,17 @@ struct TableRequest {
     std::vector<std::string> protocols = kProtocols;  // the columns evaluated (the others stay empty)
     std::string command;        // the command line, for the footnote
     // Train-only share of a table trained by several processes (`table --jobs N`): when trainShards > 0 only
-    // the recipe runs numbered k (k = seed index x recipes + recipe index) with k % trainShards == trainShard
+    // the recipe runs numbered k (k = seed index x recipes + recipe index; with graftSteps k = seed index: a job
+    // trains whole seeds) with k % trainShards == trainShard
     // are trained, nothing is evaluated or written beside them; the full table then reuses them.
     int trainShard = 0, trainShards = 0;
+    // Grafting onto a finished run, the papers' protocol (Layer Grafted Pretraining grafts MoCo v3 onto a
+    // pretrained MAE): with graftSteps > 0, a staged recipe whose first stage's method is the method of a
+    // single-stage recipe of this table (mim_to_cl and layer_grafted: mae; cl_to_mim: mocov3) does not train that
+    // stage: its next stage starts from that recipe's final checkpoint of the same seed (init = checkpoint) and
+    // trains graftSteps steps. Its Steps column counts both. With train shards a job trains whole seeds (the
+    // source before its grafts).
+    int64_t graftSteps = 0;
 };
 
 struct TableRow {
@@ -54,6 +62,8 @@ struct TableRow {
     bool baseline = false;
     int64_t steps = 0;
     int batch = 0;
+    std::string graftedOnto;            // the source row's key for a grafted row (TableRequest::graftSteps), else ""
+    int64_t sourceSteps = 0;            // that source's steps (included in `steps`)
     std::vector<std::string> runDirs;   // one per seed
     std::vector<EvalReport> reports;    // one per seed
     // Mean and sample standard deviation (0 with one seed) of the top-1 accuracy (a fraction) over seeds;
@@ -66,6 +76,11 @@ struct TableResult {
     std::vector<TableRow> rows; // baselines first
     std::string markdown, csv;
 };
+
+// With request.graftSteps > 0: the single-stage recipe of the request that `entry` grafts onto (nullptr for a
+// recipe trained as it is); std::invalid_argument, naming the recipe and the missing method, when a staged recipe
+// has no source among the recipes or no recipe is staged at all.
+const TableEntry* graftSource(const TableRequest& request, const TableEntry& entry);
 
 // Trains a run of the table with the caller's progress and signal handling; returns false when stopped early.
 using TableTrainFn = std::function<bool(RunSession&)>;

@@ -6,6 +6,8 @@
 #include "eval/Sweep.h"
 #include "eval/Table.h"
 #include "run/RunLayout.h"
+#include "train/Checkpoint.h"
+#include "train/RunSession.h"
 #include "TestUtil.h"
 
 #include <torch/torch.h>
@@ -156,6 +158,86 @@ private slots:
         req.seeds = 1;
         for (auto& r : rows) r.reports.resize(1);
         QVERIFY(tableMarkdown(req, rows).find("Between the methods") == std::string::npos);
+    }
+
+    // table --graft-steps: the staged recipe does not train its first stage; its next stage starts from the final
+    // checkpoint of the table's single-stage run of that method, the same seed's, and trains graftSteps steps.
+    void tableGraftsTheSecondStageOntoTheSourceRunOfTheSameSeed() {
+        std::vector<RecipeIssue> issues;
+        auto preset = [&](const std::string& name) {
+            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
+            test::shrinkToTiny(r);
+            r.model.depth = 2;
+            for (auto& st : r.stages)
+                if (!st.blockLr.empty()) st.blockLr = {0.1, 1.0};
+            r.probes.every = 0;
+            return r;
+        };
+        TableRequest req;
+        req.outDir = test::tempDir("graft-table");
+        req.recipes = {{"mim_to_cl", preset("mim_to_cl")}, {"mae", preset("mae")}};  // the graft listed first
+        QVERIFY2(issues.empty(), issues.empty() ? "" : issues.front().message.c_str());
+        req.budget = tableBudget("tiny");
+        req.seeds = 2;
+        req.baselines = false;
+        req.protocols = {"knn"};
+        req.graftSteps = 6;
+        const TableTrainFn train = [](RunSession& s) {
+            s.run();
+            return s.complete();
+        };
+        TableResult res = runTable(req, train, nullptr);
+        QVERIFY(res.complete);
+        const TableRow* g = nullptr;
+        for (const auto& r : res.rows)
+            if (r.key == "mim_to_cl") g = &r;
+        QVERIFY(g && g->reports.size() == 2);
+        QCOMPARE(g->graftedOnto, std::string("mae"));
+        QCOMPARE(g->sourceSteps, req.budget.steps);
+        QCOMPARE(g->steps, req.budget.steps + 6);
+        for (int s = 0; s < 2; ++s) {
+            const std::string dir = req.outDir + "/mim_to_cl-seed" + std::to_string(s);
+            std::vector<RecipeIssue> is;
+            Recipe stored = loadRecipeFile(RunLayout(dir).recipe(), {}, is);
+            QCOMPARE(stored.stages.size(), size_t(1));
+            QCOMPARE(stored.stages.front().method, std::string("mocov3"));
+            QCOMPARE(stored.stages.front().init, std::string("checkpoint"));
+            // this seed's MAE run, finished: the graft starts from its last step
+            const std::string source = latestGoodCheckpoint(RunLayout(req.outDir + "/mae-seed" + std::to_string(s)).checkpoints());
+            QCOMPARE(stored.stages.front().checkpoint, source);
+            QCOMPARE(readCheckpointMeta(source).step, req.budget.steps);
+            QCOMPARE(readCheckpointMeta(latestGoodCheckpoint(RunLayout(dir).checkpoints())).step, int64_t(6));
+        }
+        QVERIFY2(res.markdown.find("| MIM → CL | 20 + 6 |") != std::string::npos, res.markdown.c_str());
+        QVERIFY2(res.markdown.find("from the MAE row's final checkpoint of the same seed (20 steps) and trains 6 more") != std::string::npos,
+                 res.markdown.c_str());
+        QVERIFY2(res.csv.find("\nmim_to_cl,mocov3,0,26,16,2,") != std::string::npos && res.csv.find(",mae\n") != std::string::npos,
+                 res.csv.c_str());
+
+        // A job of --jobs trains whole seeds, the source before its graft: shard 1 of 2 is seed 1's two runs.
+        TableRequest job = req;
+        job.outDir = test::tempDir("graft-table-job");
+        job.trainShards = 2;
+        job.trainShard = 1;
+        QVERIFY(runTable(job, train, nullptr).complete);
+        QVERIFY(fs::exists(job.outDir + "/mae-seed1") && fs::exists(job.outDir + "/mim_to_cl-seed1"));
+        QVERIFY(!fs::exists(job.outDir + "/mae-seed0") && !fs::exists(job.outDir + "/mim_to_cl-seed0"));
+
+        // Without its source, or with nothing to graft, the error names what is missing.
+        TableRequest bad = req;
+        bad.recipes = {req.recipes.front()};
+        try {
+            graftSource(bad, bad.recipes.front());
+            QFAIL("no error without the mae recipe");
+        } catch (const std::invalid_argument& e) {
+            QVERIFY2(std::string(e.what()).find("mim_to_cl starts with a mae stage") != std::string::npos, e.what());
+        }
+        bad.recipes = {req.recipes.back()};
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, graftSource(bad, bad.recipes.front()));
+        bad.graftSteps = 0;
+        QVERIFY(graftSource(bad, bad.recipes.front()) == nullptr);
+        fs::remove_all(req.outDir);
+        fs::remove_all(job.outDir);
     }
 
     void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {

@@ -155,4 +155,23 @@ set +e
 "$cli" sweep --recipe mae --out "$work/s2" --grid mae.mask_ratio=0.5,1.5 --budget tiny "${sweep[@]}" > /dev/null 2> "$work/sweep3.log"; code=$?
 set -e
 [ $code -eq 2 ] && grep -q "mae.mask_ratio" "$work/sweep3.log" || { cat "$work/sweep3.log"; fail "a bad grid value was not named"; }
+# --graft-steps: MIM → CL grafted onto the table's MAE run of the same seed, trained by jobs of whole seeds; its
+# Steps cell counts both; without the MAE recipe the usage error names it.
+"$cli" table --out "$work/g" --recipes mim_to_cl,mae --budget tiny --seeds 2 --jobs 2 --graft-steps 4 --protocol knn \
+  --no-baselines "${tiny[@]}" > /dev/null 2> "$work/graft.log" || { cat "$work/graft.log"; fail "table --graft-steps"; }
+grep -q "training 2 runs in 2 jobs side by side" "$work/graft.log" || { cat "$work/graft.log"; fail "graft: a job per seed"; }
+grep -qF "| MIM → CL | 20 + 4 |" "$work/g/table.md" || { cat "$work/g/table.md"; fail "graft: steps cell"; }
+for s in 0 1; do
+  "$py" - "$work/g" $s <<'PY' || fail "graft: seed $s not grafted onto its own MAE run"
+import json, os, sys
+g, s = sys.argv[1], sys.argv[2]
+st = json.load(open(os.path.join(g, f"mim_to_cl-seed{s}", "recipe.json")))["stages"]
+assert len(st) == 1 and st[0]["method"] == "mocov3" and st[0]["init"] == "checkpoint", st
+assert st[0]["checkpoint"].endswith(f"mae-seed{s}/checkpoints/step-00000020.ckpt"), st[0]["checkpoint"]
+PY
+done
+set +e
+"$cli" table --out "$work/g2" --recipes mim_to_cl --budget tiny --graft-steps 4 "${tiny[@]}" > /dev/null 2> "$work/graft2.log"; code=$?
+set -e
+[ $code -eq 2 ] && grep -q "mim_to_cl starts with a mae stage" "$work/graft2.log" || { cat "$work/graft2.log"; fail "graft: missing source not named"; }
 echo "e2e.table: all checks passed"

@@ -338,7 +338,8 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
     md << "\nTop-1 accuracy (%) on the " << rep.dataset << " test split (" << rep.testImages << " images)";
     if (req.seeds > 1) md << ", mean ± standard deviation over " << req.seeds << " seeds (" << first->reports.front().step << " steps each)";
     md << "; budget `" << req.budget.name << "`: " << req.budget.steps << " optimizer steps per method at batch " << first->batch
-       << " (grafted recipes split them over their stages; equal optimizer steps, not equal compute: MoCo v3 runs two views "
+       << (req.graftSteps > 0 ? " (" : " (grafted recipes split them over their stages; ")
+       << "equal optimizer steps, not equal compute: MoCo v3 runs two views "
           "through the encoder, MAE a quarter of the patches). Linear and 1% use "
        << rep.trainImages << " training images; ";
     const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };

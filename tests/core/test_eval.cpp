@@ -211,6 +211,8 @@ private slots:
         QVERIFY2(res.markdown.find("| MIM → CL | 20 + 6 |") != std::string::npos, res.markdown.c_str());
         QVERIFY2(res.markdown.find("from the MAE row's final checkpoint of the same seed (20 steps) and trains 6 more") != std::string::npos,
                  res.markdown.c_str());
+        // a grafted table does not split its budget over the stages, and does not say so
+        QVERIFY2(res.markdown.find("split them over their stages") == std::string::npos, res.markdown.c_str());
         QVERIFY2(res.csv.find("\nmim_to_cl,mocov3,0,26,16,2,") != std::string::npos && res.csv.find(",mae\n") != std::string::npos,
                  res.csv.c_str());
 

@@ -45,7 +45,10 @@ const char* kTableHelp =
     "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
     "An interrupted table continues where it stopped; a finished\n"
     "run is reused only when its recipe.json equals the one asked for (same budget, seed and --set; `threads`\n"
-    "aside, so seeds trained side by side with --set threads=1 count). Each evaluation is stored in\n"
+    "aside, so seeds trained side by side with --set threads=1 count; a graft's source checkpoint counts as\n"
+    "the same file when the table is run from another directory). A run of another recipe is never\n"
+    "overwritten: it is moved to DIR/NAME.replaced-1 (-2, ...) and the log names the field that differs.\n"
+    "Each evaluation is stored in\n"
     "DIR/evaluations.json as soon as it is made, so a table stopped during its evaluations (4,000 fine-tuning\n"
     "steps a run at xlarge) redoes only the missing ones.\n";
 

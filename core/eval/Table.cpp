@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace graftlab {
 namespace fs = std::filesystem;
@@ -33,6 +34,81 @@ nlohmann::json experimentOf(nlohmann::json recipe) {
         if (recipe.contains("data") && recipe["data"].is_object()) recipe["data"].erase("augment_on");
     }
     return recipe;
+}
+
+// Whether two stage checkpoint paths name the same file: the same string, the same existing file, or a relative path
+// written from another working directory (a table run once from the repository root as runs/t/..., once from runs/
+// as t/...) that is a trailing part of the other's absolute path.
+bool sameCheckpointFile(const std::string& a, const std::string& b) {
+    if (a == b) return true;
+    if (a.empty() || b.empty()) return false;
+    std::error_code ec;
+    if (fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec)) return true;
+    auto tailOf = [](const std::string& rel, const std::string& other) {
+        fs::path r = fs::path(rel).lexically_normal(), o = fs::absolute(other).lexically_normal();
+        if (r.is_absolute() || r.empty() || *r.begin() == "..") return false;
+        std::vector<fs::path> rp(r.begin(), r.end()), op(o.begin(), o.end());
+        return rp.size() <= op.size() && std::equal(rp.rbegin(), rp.rend(), op.rbegin());
+    };
+    return tailOf(a, b) || tailOf(b, a);
+}
+
+// The stored experiment with each stage checkpoint that names the planned one's file written as the planned one's.
+nlohmann::json alignCheckpointPaths(nlohmann::json stored, const nlohmann::json& planned) {
+    if (!stored.contains("stages") || !planned.contains("stages")) return stored;
+    auto& ss = stored["stages"];
+    const auto& ps = planned["stages"];
+    if (!ss.is_array() || !ps.is_array()) return stored;
+    for (size_t i = 0; i < std::min(ss.size(), ps.size()); ++i) {
+        if (!ss[i].is_object() || !ps[i].is_object()) continue;
+        auto a = ss[i].find("checkpoint");
+        auto b = ps[i].find("checkpoint");
+        if (a != ss[i].end() && b != ps[i].end() && a->is_string() && b->is_string() &&
+            sameCheckpointFile(a->get<std::string>(), b->get<std::string>()))
+            *a = *b;
+    }
+    return stored;
+}
+
+// The first field (in document order) where two experiments differ, with both values: "optim.batch_size (64 there,
+// 8 now)". Empty when they are the same.
+std::string firstDifference(const nlohmann::json& there, const nlohmann::json& now, const std::string& path = "") {
+    auto show = [](const nlohmann::json& v) {
+        std::string s = v.dump();
+        return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+    };
+    if (there.is_object() && now.is_object()) {
+        for (auto it = now.begin(); it != now.end(); ++it) {
+            std::string sub = path.empty() ? it.key() : path + "." + it.key();
+            auto t = there.find(it.key());
+            if (t == there.end()) return sub + " (absent there, " + show(it.value()) + " now)";
+            std::string d = firstDifference(*t, it.value(), sub);
+            if (!d.empty()) return d;
+        }
+        for (auto it = there.begin(); it != there.end(); ++it)
+            if (!now.contains(it.key())) return (path.empty() ? it.key() : path + "." + it.key()) + " (" + show(it.value()) + " there, absent now)";
+        return "";
+    }
+    if (there.is_array() && now.is_array() && there.size() == now.size()) {
+        for (size_t i = 0; i < now.size(); ++i) {
+            std::string d = firstDifference(there[i], now[i], path + (path.empty() ? "" : ".") + std::to_string(i));
+            if (!d.empty()) return d;
+        }
+        return "";
+    }
+    if (there == now) return "";
+    return (path.empty() ? std::string("the recipe") : path) + " (" + show(there) + " there, " + show(now) + " now)";
+}
+
+// A directory beside `dir` that does not exist yet: DIR.replaced-1, DIR.replaced-2, ...
+std::string asideName(const std::string& dir) {
+    fs::path d = fs::path(dir).lexically_normal();
+    if (d.filename().empty()) d = d.parent_path();
+    for (int i = 1;; ++i) {
+        fs::path p = d;
+        p += ".replaced-" + std::to_string(i);
+        if (!fs::exists(p)) return p.string();
+    }
 }
 
 std::string cell(const TableRow& r, const std::string& protocol, int seeds) {
@@ -139,8 +215,9 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
                          const std::function<void(const std::string&)>& log, bool randomInitOnly) {
     const RunLayout layout(dir);
     if (layout.holdsRun()) {
-        auto stored = nlohmann::json::parse(readFile(layout.recipe()), nullptr, false);
-        if (experimentOf(stored) == experimentOf(recipe.toJson())) {
+        const nlohmann::json planned = experimentOf(recipe.toJson());
+        const nlohmann::json stored = alignCheckpointPaths(experimentOf(nlohmann::json::parse(readFile(layout.recipe()), nullptr, false)), planned);
+        if (stored == planned) {
             std::string last = latestGoodCheckpoint(layout.checkpoints());
             int64_t need = randomInitOnly ? 0 : recipe.totalSteps();
             if (!last.empty() && readCheckpointMeta(last).step >= need) {
@@ -154,7 +231,12 @@ RunOutcome ensureTrained(const Recipe& recipe, const std::string& dir, const Tab
                 return {latestGoodCheckpoint(layout.checkpoints())};
             }
         } else {
-            log(dir + " holds a run of another recipe (or budget): training it again");
+            // Never lose a run: what is there is moved aside, not overwritten (a path written differently, a changed
+            // --set or budget would otherwise cost the hours that run took).
+            std::string aside = asideName(dir);
+            fs::rename(dir, aside);
+            log(dir + " holds a run of another recipe (or budget): " + firstDifference(stored, planned) + "; moved it to " +
+                aside + " and training it again");
         }
     }
     RunSession session(recipe, dir, RunDirMode::Force);

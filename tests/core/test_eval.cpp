@@ -2,6 +2,7 @@
 #include "eval/Evaluate.h"
 #include "train/Trainer.h"
 #include "util/Errors.h"
+#include "util/AtomicFile.h"
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
 #include "eval/Table.h"
@@ -240,6 +241,65 @@ private slots:
         QVERIFY(graftSource(bad, bad.recipes.front()) == nullptr);
         fs::remove_all(req.outDir);
         fs::remove_all(job.outDir);
+    }
+
+    // A table run again reuses its grafts though their source checkpoint path was written from another working
+    // directory (runs/t/... from the repository root, t/... from runs/); a run whose recipe did change is moved aside,
+    // never overwritten, and the log names the field that differs.
+    void tableReusesGraftsAcrossWorkingDirectoriesAndNeverOverwritesARun() {
+        std::vector<RecipeIssue> issues;
+        auto preset = [&](const std::string& name) {
+            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
+            test::shrinkToTiny(r);
+            r.model.depth = 2;
+            for (auto& st : r.stages)
+                if (!st.blockLr.empty()) st.blockLr = {0.1, 1.0};
+            r.probes.every = 0;
+            return r;
+        };
+        TableRequest req;
+        req.outDir = fs::absolute(test::tempDir("graft-reuse")).lexically_normal().string();
+        req.recipes = {{"mae", preset("mae")}, {"mim_to_cl", preset("mim_to_cl")}};
+        QVERIFY2(issues.empty(), issues.empty() ? "" : issues.front().message.c_str());
+        req.budget = tableBudget("tiny");
+        req.baselines = false;
+        req.protocols = {"knn"};
+        req.graftSteps = 6;
+        int trained = 0;
+        const TableTrainFn train = [&](RunSession& s) {
+            ++trained;
+            s.run();
+            return s.complete();
+        };
+        QVERIFY(runTable(req, train, nullptr).complete);
+        QCOMPARE(trained, 2);
+        const std::string graft = req.outDir + "/mim_to_cl";
+        // as a table started one directory up would have written it: <name of the out dir>/mae/checkpoints/...
+        const fs::path out(req.outDir);
+        auto stored = nlohmann::json::parse(readFile(RunLayout(graft).recipe()));
+        const std::string abs = stored["stages"][0]["checkpoint"].get<std::string>();
+        const std::string rel = fs::path(abs).lexically_relative(out.parent_path()).string();
+        QVERIFY2(rel.rfind(out.filename().string() + "/mae/checkpoints/step-", 0) == 0, rel.c_str());
+        stored["stages"][0]["checkpoint"] = rel;
+        writeFileAtomically(RunLayout(graft).recipe(), stored.dump(2));
+        std::string log;
+        const auto logFn = [&](const std::string& m) { log += m + "\n"; };
+        QVERIFY(runTable(req, train, logFn).complete);
+        QCOMPARE(trained, 2);
+        QVERIFY2(log.find("reusing the finished run in " + graft + "\n") != std::string::npos, log.c_str());
+
+        // Another graft length: the run there is moved to mim_to_cl.replaced-1, whole, and a new one trained.
+        req.graftSteps = 7;
+        log.clear();
+        QVERIFY(runTable(req, train, logFn).complete);
+        QCOMPARE(trained, 3);
+        QVERIFY2(log.find(graft + " holds a run of another recipe (or budget): stages.0.steps (6 there, 7 now); moved it to " + graft +
+                          ".replaced-1") != std::string::npos,
+                 log.c_str());
+        QCOMPARE(readCheckpointMeta(latestGoodCheckpoint(RunLayout(graft + ".replaced-1").checkpoints())).step, int64_t(6));
+        QCOMPARE(readCheckpointMeta(latestGoodCheckpoint(RunLayout(graft).checkpoints())).step, int64_t(7));
+        fs::remove_all(req.outDir);
+        fs::remove_all(graft + ".replaced-1");
     }
 
     void knnUsesTwentyNeighboursAndTemperatureWeightedVotes() {

@@ -95,9 +95,12 @@ PY
 grep -q "reusing the finished run" "$work/log3a" || { cat "$work/log3a"; fail "a run of an older recipe.json (or other augment_on) was trained again"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" --set optim.batch_size=8 > /dev/null 2> "$work/log4" \
   || { cat "$work/log4"; fail "table with another batch"; }
-grep -q "holds a run of another recipe" "$work/log4" && ! grep -q "reusing the finished run" "$work/log4" \
-  || { cat "$work/log4"; fail "a run of another recipe was reused"; }
+grep -q "holds a run of another recipe (or budget): optim.batch_size (16 there, 8 now); moved it to $work/u/mae.replaced-1" "$work/log4" \
+  && ! grep -q "reusing the finished run" "$work/log4" || { cat "$work/log4"; fail "a run of another recipe was reused"; }
 grep -q '"batch_size": 8' "$work/u/mae/recipe.json" || fail "the retrained run does not have the new recipe"
+# ... and the run that was there is kept whole beside it, never overwritten.
+grep -q '"batch_size": 16' "$work/u/mae.replaced-1/recipe.json" && ls "$work/u/mae.replaced-1/checkpoints/"step-*.ckpt > /dev/null \
+  || fail "the earlier run was not kept in mae.replaced-1"
 # --protocol: only those columns are evaluated (fine-tuning left out: the longest evaluation at large budgets);
 # the others stay empty and the table says so; an unknown protocol is named and exits 2.
 "$cli" table --out "$work/p" --recipes mae --budget tiny --protocol linear,knn "${tiny[@]}" > /dev/null 2> "$work/logp" \

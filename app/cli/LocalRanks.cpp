@@ -1,16 +1,19 @@
 // Data-parallel ranks: joining the ones torchrun (or the environment) describes, or starting N on this machine.
 #include "CliCommon.h"
+#include "StopSignals.h"
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"
 #include "dist/Distributed.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -40,10 +43,13 @@ int freeLoopbackPort() {
     return port;
 }
 
+// The running children; the stop-signal thread reads them (forwardSignal) while this one starts and reaps them.
+std::mutex g_childrenMutex;
 std::vector<pid_t> g_children;
-volatile std::sig_atomic_t g_stopping = 0;
+std::atomic<bool> g_stopping{false};
 void forwardSignal(int sig) {
-    g_stopping = 1;
+    g_stopping = true;
+    std::lock_guard<std::mutex> lock(g_childrenMutex);
     for (pid_t p : g_children) ::kill(p, sig);
 }
 
@@ -70,9 +76,8 @@ std::unique_ptr<DistContext> joinFromEnvironment() {
 int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std::function<void(int)>& beforeExec,
                   const std::string& what, size_t atOnce) {
     if (atOnce == 0) atOnce = argvs.size();
-    g_stopping = 0;
-    std::signal(SIGINT, forwardSignal);
-    std::signal(SIGTERM, forwardSignal);
+    g_stopping = false;
+    StopSignalRoute route(forwardSignal);
     std::vector<pid_t> pids;  // index: argvs' index
     auto start = [&](size_t i) {
         pid_t pid = ::fork();
@@ -88,6 +93,7 @@ int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std:
             std::_Exit(127);
         }
         pids.push_back(pid);
+        std::lock_guard<std::mutex> lock(g_childrenMutex);
         g_children.push_back(pid);
     };
     while (pids.size() < std::min(atOnce, argvs.size())) start(pids.size());
@@ -102,7 +108,10 @@ int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std:
             break;
         }
         --alive;
-        g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
+        {
+            std::lock_guard<std::mutex> lock(g_childrenMutex);
+            g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
+        }
         int index = int(std::find(pids.begin(), pids.end(), pid) - pids.begin());
         int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
         if (code != 0 && !failed) {
@@ -111,6 +120,7 @@ int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std:
             if (!g_stopping)
                 spdlog::error("{} {} ended with status {}{}; stopping the other {}s", what, index, code,
                               WIFSIGNALED(ws) ? std::string(" (signal ") + strsignal(WTERMSIG(ws)) + ")" : std::string(), what);
+            std::lock_guard<std::mutex> lock(g_childrenMutex);
             for (pid_t p : g_children) ::kill(p, SIGTERM);
         }
         if (!failed && !g_stopping && pids.size() < argvs.size()) {
@@ -118,9 +128,10 @@ int runSelfCopies(const std::vector<std::vector<std::string>>& argvs, const std:
             ++alive;
         }
     }
-    g_children.clear();
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    {
+        std::lock_guard<std::mutex> lock(g_childrenMutex);
+        g_children.clear();
+    }
     if (status == kExitOk && g_stopping && pids.size() < argvs.size()) status = kExitFailure;  // stopped before the rest
     return status;
 }

@@ -1,6 +1,7 @@
 // Running a trainer from the command line: progress on a terminal (or log lines), Ctrl-C / SIGTERM stop it
 // after the current step with a checkpoint.
 #include "CliCommon.h"
+#include "StopSignals.h"
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"
@@ -9,7 +10,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -19,10 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<Trainer*> g_trainer{nullptr};
-void onSignal(int) {
-    if (Trainer* t = g_trainer.load()) t->requestStop();
-}
 
 class ProgressPrinter : public TrainerObserver {
 public:
@@ -82,20 +78,15 @@ int runTraining(RunSession& session, bool tty) {
     const std::string& path = session.path();
     ProgressPrinter progress(tty);
     session.addObserver(&progress);
-    g_trainer = &trainer;
     // Ctrl-C, kill, a logout or a cluster's preemption: stop after the step with a checkpoint (the GUI does the same).
-    std::signal(SIGINT, onSignal);
-    std::signal(SIGTERM, onSignal);
-    std::signal(SIGHUP, onSignal);
+    StopSignalRoute route([&trainer](int) { trainer.requestStop(); });
     TrainerState s;
     try {
         s = session.run();
     } catch (...) {
-        g_trainer = nullptr;
         progress.closeLine();
         throw;
     }
-    g_trainer = nullptr;
     if (s == TrainerState::Failed) {
         std::cerr << "error: " << trainer.failure() << "\n";
         return kExitFailure;

@@ -57,6 +57,19 @@ std::string trainTinyRun(const char* name, int steps) {
 }
 }  // namespace
 
+namespace {
+// A preset shrunk to a tiny two-block model without probes (the grafted tables' tests).
+Recipe tinyTwoBlockPreset(const std::string& name, std::vector<RecipeIssue>& issues) {
+    Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
+    test::shrinkToTiny(r);
+    r.model.depth = 2;
+    for (auto& st : r.stages)
+        if (!st.blockLr.empty()) st.blockLr = {0.1, 1.0};
+    r.probes.every = 0;
+    return r;
+}
+}  // namespace
+
 class EvalTest : public QObject {
     Q_OBJECT
 private slots:
@@ -165,15 +178,7 @@ private slots:
     // checkpoint of the table's single-stage run of that method, the same seed's, and trains graftSteps steps.
     void tableGraftsTheSecondStageOntoTheSourceRunOfTheSameSeed() {
         std::vector<RecipeIssue> issues;
-        auto preset = [&](const std::string& name) {
-            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
-            test::shrinkToTiny(r);
-            r.model.depth = 2;
-            for (auto& st : r.stages)
-                if (!st.blockLr.empty()) st.blockLr = {0.1, 1.0};
-            r.probes.every = 0;
-            return r;
-        };
+        auto preset = [&](const std::string& name) { return tinyTwoBlockPreset(name, issues); };
         TableRequest req;
         req.outDir = test::tempDir("graft-table");
         req.recipes = {{"mim_to_cl", preset("mim_to_cl")}, {"mae", preset("mae")}};  // the graft listed first
@@ -248,15 +253,7 @@ private slots:
     // never overwritten, and the log names the field that differs.
     void tableReusesGraftsAcrossWorkingDirectoriesAndNeverOverwritesARun() {
         std::vector<RecipeIssue> issues;
-        auto preset = [&](const std::string& name) {
-            Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/" + name + ".json", {}, issues);
-            test::shrinkToTiny(r);
-            r.model.depth = 2;
-            for (auto& st : r.stages)
-                if (!st.blockLr.empty()) st.blockLr = {0.1, 1.0};
-            r.probes.every = 0;
-            return r;
-        };
+        auto preset = [&](const std::string& name) { return tinyTwoBlockPreset(name, issues); };
         TableRequest req;
         req.outDir = fs::absolute(test::tempDir("graft-reuse")).lexically_normal().string();
         req.recipes = {{"mae", preset("mae")}, {"mim_to_cl", preset("mim_to_cl")}};

@@ -1,6 +1,6 @@
 // Data-parallel ranks: joining the ones torchrun (or the environment) describes, or starting N on this machine.
 #include "CliCommon.h"
-#include "StopSignals.h"
+#include "util/StopSignals.h"
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"

@@ -1,7 +1,7 @@
 // Running a trainer from the command line: progress on a terminal (or log lines), Ctrl-C / SIGTERM stop it
 // after the current step with a checkpoint.
 #include "CliCommon.h"
-#include "StopSignals.h"
+#include "util/StopSignals.h"
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"

@@ -1,7 +1,7 @@
 // graftlab-cli: the headless face of GraftLab. Every sub-command has --help; user errors exit 2 with the
 // field or file named, runtime failures exit 1. Each command lives in its own file of app/cli/.
 #include "CliCommon.h"
-#include "StopSignals.h"
+#include "util/StopSignals.h"
 #include "recipe/Recipe.h"
 #include "util/Errors.h"
 #include "util/Log.h"
@@ -41,9 +41,9 @@ const char* kMainHelp =
 }  // namespace
 
 int main(int argc, char** argv) {
-    graftlab::cli::blockStopSignals();  // before any thread, and kept across the re-execution below
+    graftlab::blockStopSignals();  // before any thread, and kept across the re-execution below
     graftlab::ensureThreadEnvironment(argv);
-    graftlab::cli::startStopSignalThread();
+    graftlab::startStopSignalThread();
     setupLogging(false);
     if (argc < 2) {
         std::cerr << kMainHelp;

@@ -2,6 +2,7 @@
 #include "MainWindow.h"
 #include "SignalStop.h"
 #include "util/Log.h"
+#include "util/StopSignals.h"
 #include "util/ThreadEnv.h"
 
 #include <QApplication>
@@ -12,7 +13,9 @@
 #include <spdlog/spdlog.h>
 
 int main(int argc, char** argv) {
+    graftlab::blockStopSignals();  // before any thread (Qt's, LibTorch's), and kept across the re-execution below
     graftlab::ensureThreadEnvironment(argv);
+    graftlab::startStopSignalThread();
     QApplication app(argc, argv);
     QApplication::setApplicationName("GraftLab");
     QApplication::setOrganizationName("GraftLab");

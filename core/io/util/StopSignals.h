@@ -1,15 +1,16 @@
 #pragma once
 // Ctrl-C, kill, a logout: SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one thread of their
-// own (sigwait), which hands them to whoever registered a route (a training run stops after its step with a
-// checkpoint; a supervisor of local jobs passes them on). No other thread is ever interrupted by them: a stop
-// signal delivered to a thread of LibTorch, OpenBLAS or OpenCV in the middle of its work corrupted the heap
-// (glibc "corrupted size vs. prev_size", a NaN in a saved weight) in about a third of the stops.
+// own (sigwait), which hands them to whoever registered a route (a CLI training run stops after its step with a
+// checkpoint; a supervisor of local jobs passes them on; the GUI closes its window as the user would). No other
+// thread is ever interrupted by them: a stop signal delivered to a thread of LibTorch, OpenBLAS or OpenCV in the
+// middle of its work corrupted the heap (glibc "corrupted size vs. prev_size", a NaN in a saved weight) in about
+// a third of the stops.
 #include <functional>
 
-namespace graftlab::cli {
+namespace graftlab {
 
-// First thing in main(), before any thread exists (and before the process re-executes itself, which keeps the
-// signal mask): blocks the stop signals in the calling thread and in every thread created after it.
+// First thing in main() (the CLI's and the GUI's), before any thread exists and before the process re-executes
+// itself (which keeps the signal mask): blocks the stop signals in the calling thread and every thread after it.
 void blockStopSignals();
 // Starts the thread that takes the stop signals. Without a route a signal ends the process as it would have
 // without GraftLab (the default action).
@@ -28,4 +29,4 @@ private:
     std::function<void(int)> previous_;
 };
 
-}  // namespace graftlab::cli
+}  // namespace graftlab

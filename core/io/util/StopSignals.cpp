@@ -1,4 +1,4 @@
-#include "StopSignals.h"
+#include "util/StopSignals.h"
 
 #include <atomic>
 #include <csignal>
@@ -7,7 +7,7 @@
 #include <thread>
 #include <time.h>
 
-namespace graftlab::cli {
+namespace graftlab {
 
 namespace {
 
@@ -82,4 +82,4 @@ StopSignalRoute::~StopSignalRoute() {
     g_route = std::move(previous_);
 }
 
-}  // namespace graftlab::cli
+}  // namespace graftlab

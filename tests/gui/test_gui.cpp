@@ -54,8 +54,12 @@ Recipe tinyRecipe(const std::string& method, int64_t steps) {
 }
 
 // Waits for the session's finished signal and returns its state.
+// TrainingSession::finished is emitted on the worker thread: the spy (a direct connection) records it at once, while
+// the window's onFinished (queued, posted first) has not run yet. Deliver that posted event before returning, or a
+// check of what onFinished does (its dialog, its status text) races the worker (seen under load, 2026-12-03).
 QString waitFinished(QSignalSpy& finished, int ms = 240000) {
     if (finished.isEmpty() && !finished.wait(ms)) return "timeout";
+    QCoreApplication::sendPostedEvents();
     return QString::fromLatin1(toString(finished.last().at(0).value<TrainerState>()));
 }
 }  // namespace

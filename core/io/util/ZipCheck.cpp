@@ -56,7 +56,8 @@ uint32_t crcOfDeflated(const unsigned char* data, uint64_t size, uint64_t expect
 
 }  // namespace
 
-size_t verifyZipArchive(const char* data, size_t size, const std::string& path) {
+std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path) {
+    std::vector<ZipEntry> out;
     Reader r{reinterpret_cast<const unsigned char*>(data), size, path};
     if (size < 22) throw FileError(path, "not a GraftLab checkpoint (file of " + std::to_string(size) + " bytes, truncated or empty)");
     // end of central directory: the last signature within the final 64 KiB + 22 bytes
@@ -129,9 +130,12 @@ size_t verifyZipArchive(const char* data, size_t size, const std::string& path) 
         if (actual != crc)
             throw FileError(path, "corrupt checkpoint: entry \"" + name + "\" fails its CRC-32 check (the file was damaged after "
                                   "it was written)");
+        out.push_back({name, method, dataAt, compSize, uncompSize});
         at += 46 + uint64_t(nameLen) + extraLen + commentLen;
     }
-    return entries;
+    return out;
 }
+
+size_t verifyZipArchive(const char* data, size_t size, const std::string& path) { return readZipDirectory(data, size, path).size(); }
 
 }  // namespace graftlab

@@ -5,11 +5,21 @@
 // TorchScript importer sees it: that importer trusts lengths inside the archive (a flipped byte can make it
 // allocate gigabytes, or throw from deep inside its type parser), so only intact archives reach it.
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace graftlab {
 
 // Throws FileError(path, ...) naming what is wrong; returns the number of entries checked.
 size_t verifyZipArchive(const char* data, size_t size, const std::string& path);
+
+struct ZipEntry {
+    std::string name;
+    uint16_t method = 0;  // 0 stored, 8 deflated
+    uint64_t dataOffset = 0, compressedSize = 0, size = 0;
+};
+// The same checks, returning every entry (where its data starts in `data`).
+std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path);
 
 }  // namespace graftlab

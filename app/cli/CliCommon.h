@@ -89,5 +89,6 @@ int cmdRecipe(int argc, char** argv);
 int cmdBench(int argc, char** argv);
 int cmdExport(int argc, char** argv);
 int cmdReport(int argc, char** argv);
+int cmdImport(int argc, char** argv);
 
 }  // namespace graftlab::cli

@@ -34,6 +34,7 @@ const char* kMainHelp =
     "  report       one self-contained HTML page of a run: curves, recipe, evaluation, probes\n"
     "  probe        gradient cosines, attention, patch similarity or reconstructions of a checkpoint (PNG + CSV or .npz)\n"
     "  recipe       print a recipe with every default filled in, or the list of fields\n"
+    "  import       open a checkpoint the field publishes (MAE, MoCo v3, Layer Grafted, DINO, timm) as a GraftLab model\n"
     "  bench        training speed: images/s, model FLOPs, achieved vs measured sgemm GFLOP/s\n"
     "\n"
     "Options: --version, --help.  `graftlab-cli <command> --help` describes each command.\n";
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
         if (cmd == "sweep") return cmdSweep(argc, argv);
         if (cmd == "report") return cmdReport(argc, argv);
         if (cmd == "bench") return cmdBench(argc, argv);
+        if (cmd == "import") return cmdImport(argc, argv);
         std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
         return kExitUsage;
     } catch (const UsageError& e) {

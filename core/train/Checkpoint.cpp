@@ -69,7 +69,7 @@ std::vector<float> toVector(const torch::Tensor& t) {
 }  // namespace
 
 void saveCheckpoint(const std::string& path, const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
-                    const CheckpointMeta& meta) {
+                    const CheckpointMeta& meta, bool streamToFile) {
     torch::serialize::OutputArchive root;
     root.write("format", c10::IValue(std::string(kFormat)));
     root.write("recipe", c10::IValue(meta.recipe.dump()));
@@ -79,6 +79,7 @@ void saveCheckpoint(const std::string& path, const torch::nn::Module& model, con
     root.write("dataset", c10::IValue(meta.dataset));
     root.write("data_mean", torch::tensor(meta.mean, torch::kFloat32));
     root.write("data_std", torch::tensor(meta.std, torch::kFloat32));
+    if (!meta.imported.is_null()) root.write("imported", c10::IValue(meta.imported.dump()));
 
     torch::serialize::OutputArchive modelArchive;
     for (const auto& p : model.named_parameters(true)) modelArchive.write(p.key(), p.value().detach().cpu());
@@ -94,6 +95,18 @@ void saveCheckpoint(const std::string& path, const torch::nn::Module& model, con
         auto gen = at::detail::getDefaultCPUGenerator();
         std::lock_guard<std::mutex> lock(gen.mutex());
         root.write("rng", gen.get_state());
+    }
+    if (streamToFile) {
+        std::string tmp = tempPathFor(path);
+        try {
+            root.save_to(tmp);
+        } catch (const std::exception& e) {
+            std::error_code ec;
+            fs::remove(tmp, ec);
+            throw FileError(path, std::string("write failed (") + firstLine(e.what()) + ")");
+        }
+        commitTempFile(tmp, path);
+        return;
     }
     std::ostringstream out;
     root.save_to(out);
@@ -122,6 +135,7 @@ CheckpointMeta readCheckpointMeta(const std::string& path) {
         torch::Tensor s;
         a.archive.read("data_std", s);
         m.std = toVector(s);
+        if (a.archive.try_read("imported", v) && v.isString()) m.imported = nlohmann::json::parse(v.toStringRef());
     } catch (const std::exception& e) {
         throw FileError(path, std::string("damaged GraftLab checkpoint header (") + firstLine(e.what()) + ")");
     }

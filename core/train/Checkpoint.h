@@ -19,10 +19,15 @@ struct CheckpointMeta {
     int channels = 1;
     std::string dataset;
     std::vector<float> mean, std;
+    // A model imported from another project's file (import/ImportModel.h): source, SHA-256, layout and the parts it
+    // holds ({"encoder": true, "decoder": false, "cl_heads": false}); null for a model GraftLab trained.
+    nlohmann::json imported;
 };
 
+// With `streamToFile` the archive is written straight to a temp file (fsynced, renamed) instead of being built in
+// memory first: for large imported models, whose copy in memory would double the peak.
 void saveCheckpoint(const std::string& path, const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
-                    const CheckpointMeta& meta);
+                    const CheckpointMeta& meta, bool streamToFile = false);
 
 // Reads everything but the tensors. Throws FileError naming the file when it is missing, truncated or not a
 // GraftLab checkpoint.

@@ -209,7 +209,7 @@ base = encoder_sd(Dm, mdepth, mp, C, mgrid)
 momentum = encoder_sd(Dm, mdepth, mp, C, mgrid)
 projector = moco_mlp(3, Dm, 64, 32)
 momentum_projector = moco_mlp(3, Dm, 64, 32)
-predictor = moco_mlp(2, 32, 64, 32, False)
+predictor = moco_mlp(2, 32, 64, 32)  # moco-v3 builder.py: the predictor ends in an affine-free BN too
 sd = OrderedDict()
 for k, v in base.items():
     sd["module.base_encoder." + k] = v

@@ -12,10 +12,41 @@
 namespace graftlab {
 namespace fs = std::filesystem;
 
-void writeFileAtomically(const std::string& path, std::string_view data) {
+namespace {
+fs::path parentOf(const std::string& path) {
     fs::path target(path);
-    fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
+    return target.has_parent_path() ? target.parent_path() : fs::path(".");
+}
+}  // namespace
+
+std::string tempPathFor(const std::string& path) {
+    return (parentOf(path) / ("." + fs::path(path).filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
+}
+
+void commitTempFile(const std::string& tmp, const std::string& path) {
+    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        throw FileError(path, std::string("fsync failed: ") + std::strerror(e));
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        throw FileError(path, std::string("rename failed: ") + std::strerror(e));
+    }
+    int dfd = ::open(parentOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+void writeFileAtomically(const std::string& path, std::string_view data) {
+    fs::path dir = parentOf(path);
+    std::string tmp = tempPathFor(path);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw FileError(path, std::string("cannot create file: ") + std::strerror(errno));
     const char* p = data.data();

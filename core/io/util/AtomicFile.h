@@ -8,6 +8,12 @@ namespace graftlab {
 // temp file in the same directory, fsync, rename, fsync of the directory. Throws FileError naming `path`.
 void writeFileAtomically(const std::string& path, std::string_view data);
 
+// The temp name writeFileAtomically uses for `path` (same directory, hidden, with the process id).
+std::string tempPathFor(const std::string& path);
+// Makes a complete temp file the file at `path`: fsync, rename, fsync of the directory (the temp file is removed on
+// failure). Throws FileError naming `path`.
+void commitTempFile(const std::string& tmp, const std::string& path);
+
 // Reads a whole file; throws FileError naming `path`.
 std::string readFile(const std::string& path);
 

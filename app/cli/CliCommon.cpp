@@ -1,5 +1,6 @@
 #include "CliCommon.h"
 #include "eval/Eval.h"
+#include "train/Checkpoint.h"
 #include "util/Errors.h"
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 
 namespace graftlab::cli {
 namespace fs = std::filesystem;
+
+std::string checkpointArg(const Args& a) { return resolveCheckpoint(a.get("ckpt")); }
 
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags) {
     Args a;

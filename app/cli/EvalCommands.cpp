@@ -83,7 +83,7 @@ int cmdEval(int argc, char** argv) {
     if (!a.has("ckpt")) throw UsageError("eval needs --ckpt FILE");
     setupLogging(a.has("verbose"));
     EvalRequest req;
-    req.checkpoint = a.get("ckpt");
+    req.checkpoint = checkpointArg(a);
     req.protocols = protocolsFrom(a.get("protocol", "all"));
     req.pooling = a.get("pool", "cls");
     if (req.pooling != "cls" && req.pooling != "mean") throw UsageError("--pool must be cls or mean");
@@ -121,7 +121,7 @@ int cmdEmbed(int argc, char** argv) {
     if (pool != "cls" && pool != "mean") throw UsageError("--pool must be cls or mean");
     setupLogging(a.has("verbose"));
     applyThreadSetting(0);  // every core: the run's own `threads` says how it trained
-    LoadedModel m = loadCheckpointModel(a.get("ckpt"));
+    LoadedModel m = loadCheckpointModel(checkpointArg(a));
     Dataset d = loadDataset(m.recipe.data, split == "train" ? Split::Train : Split::Test, uint64_t(m.recipe.seed));
     auto feats = extractFeatures(m.objective->encoder(), d, m.meta.mean, m.meta.std, pool);
     std::map<std::string, torch::Tensor> out = {{"features", feats}, {"labels", d.labels}};

@@ -107,7 +107,7 @@ int cmdExport(int argc, char** argv) {
     if (a.has("kind")) throw UsageError("--kind goes with --run");
     std::string format = a.get("format");
     if (!format.empty() && format != "pt" && format != "safetensors") throw UsageError("--format must be pt or safetensors, got \"" + format + "\"");
-    EncoderExport e = exportEncoder(a.get("ckpt"), a.get("out"), format);
+    EncoderExport e = exportEncoder(checkpointArg(a), a.get("out"), format);
     spdlog::info("wrote {}", e.summary());
     return kExitOk;
 }

@@ -32,18 +32,24 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* kReconstructHelp =
-    "Usage: graftlab-cli reconstruct --ckpt FILE --out GRID.png [--images N] [--seed S]\n"
+    "Usage: graftlab-cli reconstruct --ckpt FILE|DIR --out GRID.png [--images N] [--seed S]\n"
+    "                                [--image FILE ...] [--image-dir DIR] [--mask-ratio R]\n"
     "\n"
     "Writes MAE's four panels per image (original, masked, reconstruction, reconstruction + visible)\n"
-    "for N test images (default 8) chosen, with the mask, from seed S (default 0).\n";
+    "for N test images (default 8) chosen, with the mask, from seed S (default 0); with --image / --image-dir\n"
+    "for your own images instead (any size, grey or colour: shorter side to the model's size, centre square).\n"
+    "--mask-ratio R: the share of patches masked (default: the model's mae.mask_ratio).\n"
+    "A DIR (a run, an imported model) means its newest checkpoint.\n";
 
 const char* kProbeHelp =
     "Usage: graftlab-cli probe --ckpt FILE --kind gradcos|attention|similarity|reconstruction|all --out DIR\n"
     "                          [--heads CKPT] [--samples N] [--block B] [--temperature T] [--query P] [--head H]\n"
-    "                          [--format csv|npz]\n"
+    "                          [--format csv|npz] [--image FILE ...] [--image-dir DIR] [--mask-ratio R] [--mask-seed S]\n"
     "\n"
-    "Runs a probe on the checkpoint's model for N fixed probe images of its training set (evenly spaced, the\n"
-    "same the training-time probes use) and writes DIR/<kind>.png, DIR/<kind>.snap and DIR/<kind>.csv, or with\n"
+    "Runs a probe on the checkpoint's model (a DIR: its newest checkpoint; an imported model too) for N fixed probe\n"
+    "images of its training set (evenly spaced, the same the training-time probes use), or for your own images\n"
+    "(--image FILE, repeatable, or every image of --image-dir DIR; any size, grey or colour, resized and normalised\n"
+    "as the model expects), and writes DIR/<kind>.png, DIR/<kind>.snap and DIR/<kind>.csv, or with\n"
     "--format npz DIR/<kind>.npz instead of the CSV: z = numpy.load('DIR/gradcos.npz'); z['cos'], z['summary'], ...;\n"
     "json.loads(z['meta'].item()) holds the kind, step, labels and notes.\n"
     "  gradcos         per-block cosine between the MIM (MAE) and CL (MoCo v3) loss gradients, per image (N images,\n"
@@ -55,11 +61,35 @@ const char* kProbeHelp =
     "  attention       class-token attention per block (mean of heads, or --head H) and rollout\n"
     "  similarity      cosine similarity of query patch P (default: centre) to every patch after block B\n"
     "                  (default -1 = last, after the final norm); ConMIM checkpoints add the look-up at T\n"
-    "  reconstruction  MAE's four panels (needs an MAE decoder: MAE, MTL, or --heads)\n";
+    "  reconstruction  MAE's four panels (needs an MAE decoder: MAE, MTL, or --heads), with --mask-ratio R and\n"
+    "                  --mask-seed S (default: the model's mask ratio, a fixed seed)\n";
+
+// --image FILE ... / --image-dir DIR: the user's images, empty when neither is given.
+std::vector<std::string> userImages(const Args& a) {
+    std::vector<std::string> files;
+    if (a.options.count("image"))
+        for (const auto& f : a.options.at("image")) files.push_back(f);
+    if (a.has("image-dir"))
+        for (const auto& f : imageFilesIn(a.get("image-dir"))) files.push_back(f);
+    if (files.size() > 64) throw UsageError("at most 64 images at once (" + std::to_string(files.size()) + " given)");
+    return files;
+}
+
+double maskRatioArg(const Args& a, double def) {
+    if (!a.has("mask-ratio")) return def;
+    double r = -1;
+    try {
+        r = std::stod(a.get("mask-ratio"));
+    } catch (...) {
+    }
+    if (!(r > 0 && r < 1)) throw UsageError("--mask-ratio must be between 0 and 1 (exclusive)");
+    return r;
+}
 
 void requireSameArchitecture(const LoadedModel& a, const LoadedModel& b) {
     auto ja = a.recipe.toJson(), jb = b.recipe.toJson();
-    for (const char* key : {"patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "decoder_embed_dim", "decoder_depth", "decoder_num_heads"})
+    // the encoder's architecture: an attached head must fit it (its own decoder sizes are its own)
+    for (const char* key : {"patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio"})
         if (ja["model"][key] != jb["model"][key])
             throw FileError(b.meta.path, std::string("has another architecture than ") + a.meta.path + ": model." + key + " " +
                                              jb["model"][key].dump() + " vs " + ja["model"][key].dump());
@@ -70,7 +100,7 @@ void requireSameArchitecture(const LoadedModel& a, const LoadedModel& b) {
 }  // namespace
 
 int cmdReconstruct(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "out", "images", "seed"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"ckpt", "out", "images", "seed", "image", "image-dir", "mask-ratio"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kReconstructHelp;
         return kExitOk;
@@ -81,28 +111,40 @@ int cmdReconstruct(int argc, char** argv) {
     int64_t n = parseInt("images", a.get("images", "8"));
     int64_t seed = parseInt("seed", a.get("seed", "0"));
     if (n < 1 || n > 64) throw UsageError("--images must be in 1..64");
-    std::string ckpt = a.get("ckpt");
+    std::string ckpt = resolveCheckpoint(a.get("ckpt"));
     CheckpointMeta meta = readCheckpointMeta(ckpt);
+    if (meta.imported.is_object() && !meta.imported.value("parts", nlohmann::json::object()).value("decoder", false))
+        throw FileError(ckpt, "has no MAE decoder: imported from " + meta.imported.value("source", std::string("another project")) +
+                                  " as an encoder only (" + meta.imported.value("layout", std::string()) + ")");
     std::vector<RecipeIssue> issues;
     Recipe recipe = Recipe::fromJson(meta.recipe, issues);
     if (!issues.empty()) throw FileError(ckpt, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
     std::string method = recipe.effectiveStages()[size_t(std::max(0, std::min(meta.stage, int(recipe.effectiveStages().size()) - 1)))].method;
     if (method != "mae")
         throw FileError(ckpt, "was trained with method \"" + method + "\"; reconstruct needs a MAE checkpoint (a MAE decoder)");
+    recipe.mae.maskRatio = maskRatioArg(a, recipe.mae.maskRatio);
     torch::manual_seed(0);
     MaeImpl mae(recipe, meta.channels, meta.mean, meta.std);
     loadModelState(ckpt, mae, true);
 
-    Dataset test = loadDataset(recipe.data, Split::Test, uint64_t(recipe.seed));
-    auto gen = at::detail::createCPUGenerator(uint64_t(seed));
-    auto idx = torch::randperm(test.size(), gen, torch::TensorOptions().dtype(torch::kInt64)).slice(0, 0, n);
+    auto files = userImages(a);
+    Dataset test = files.empty() ? loadDataset(recipe.data, Split::Test, uint64_t(recipe.seed))
+                                 : loadImageFiles(files, recipe.data.imageSize, meta.channels);
+    torch::Tensor idx;
+    if (files.empty()) {
+        auto gen = at::detail::createCPUGenerator(uint64_t(seed));
+        idx = torch::randperm(test.size(), gen, torch::TensorOptions().dtype(torch::kInt64)).slice(0, 0, n);
+    } else {
+        idx = torch::arange(test.size(), torch::kInt64);
+        n = test.size();
+    }
     auto images = test.images.index_select(0, idx).to(torch::kFloat32).div(255.f);
     ReconstructionPanels p = reconstruct(mae, images, uint64_t(seed) + 1);
     int scale = std::max(1, 112 / int(images.size(-1)));
     auto grid = panelsToGrid(p, scale);
     char title[256];
-    std::snprintf(title, sizeof title, "MAE reconstruction  step %lld  mask ratio %.2f  loss %.4f  (%s, test split)",
-                  (long long)meta.step, recipe.mae.maskRatio, p.loss, test.name.c_str());
+    std::snprintf(title, sizeof title, "MAE reconstruction  step %lld  mask ratio %.2f  loss %.4f  (%s%s)",
+                  (long long)meta.step, recipe.mae.maskRatio, p.loss, test.name.c_str(), files.empty() ? ", test split" : "");
     writeImage(a.get("out"), grid, {title, p.pixelNote}, {"original", "masked", "reconstruction", "recon + visible"});
     spdlog::info("wrote {} ({} images, loss {:.4f})", a.get("out"), n, p.loss);
     return kExitOk;
@@ -110,7 +152,9 @@ int cmdReconstruct(int argc, char** argv) {
 
 
 int cmdProbe(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"ckpt", "kind", "out", "heads", "samples", "block", "temperature", "query", "head", "format"},
+    Args a = parseArgs(argc, argv, 2,
+                       {"ckpt", "kind", "out", "heads", "samples", "block", "temperature", "query", "head", "format", "image", "image-dir",
+                        "mask-ratio", "mask-seed"},
                        {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kProbeHelp;
@@ -126,6 +170,13 @@ int cmdProbe(int argc, char** argv) {
     setupLogging(a.has("verbose"));
     LoadedModel model = loadCheckpointModel(a.get("ckpt"));
     Recipe& recipe = model.recipe;
+    const auto files = userImages(a);
+    const double maskRatio = maskRatioArg(a, -1);
+    const int64_t maskSeed = parseInt("mask-seed", a.get("mask-seed", "12345"));
+    if (!files.empty()) {  // every one of the user's images, in the chunk the CL loss contrasts
+        recipe.probes.samples = int(files.size());
+        recipe.probes.gradcosSamples = int(files.size());
+    }
     if (a.has("samples")) {
         int64_t n = parseInt("samples", a.get("samples"));
         if (n < 1 || n > 256) throw UsageError("--samples must be in 1..256");
@@ -179,13 +230,15 @@ int cmdProbe(int argc, char** argv) {
         }
     }
 
-    Dataset data = loadDataset(recipe.data, Split::Train, uint64_t(recipe.seed));
+    Dataset data = files.empty() ? loadDataset(recipe.data, Split::Train, uint64_t(recipe.seed))
+                                 : loadImageFiles(files, recipe.data.imageSize, model.meta.channels);
     if (data.channels() != model.meta.channels)
         throw FileError(a.get("ckpt"), "was trained on " + std::to_string(model.meta.channels) + "-channel images, but its dataset now has " +
                                            std::to_string(data.channels()));
     data.mean = model.meta.mean;  // the checkpoint's normalisation, as in training
     data.std = model.meta.std;
     ProbeRunner runner(recipe, data, torch::kCPU);
+    runner.setReconstructionMask(maskRatio, uint64_t(maskSeed));
     std::error_code ec;
     fs::create_directories(a.get("out"), ec);
     if (ec) throw FileError(a.get("out"), "cannot create directory: " + ec.message());

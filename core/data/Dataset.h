@@ -39,6 +39,11 @@ Dataset loadCifar10(const std::string& root, Split split, int imageSize);
 // class is the test split). RGB, shorter side resized to imageSize then centre-cropped. Unreadable files are
 // skipped with a warning naming them; a class without a readable image is an error naming its folder.
 Dataset loadImageFolder(const std::string& root, Split split, int imageSize);
+// The user's own images (PNG, JPEG, ... any size, grey or colour) as a dataset without labels: shorter side to
+// imageSize, centre square, `channels` 3 (grey replicated) or 1 (luma). FileError naming a file that does not decode.
+Dataset loadImageFiles(const std::vector<std::string>& paths, int imageSize, int channels);
+// The image files of a folder (not its sub-folders), sorted by name; FileError when there are none.
+std::vector<std::string> imageFilesIn(const std::string& dir);
 
 // The dataset a recipe asks for, with the fallback to the synthetic set when allowed (reason in `note`).
 Dataset loadDataset(const DataConfig& cfg, Split split, uint64_t seed);

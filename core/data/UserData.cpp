@@ -132,9 +132,49 @@ Dataset loadImageFolder(const std::string& rootIn, Split split, int imageSize) {
     computeChannelStats(d);
     return d;
 }
+Dataset loadImageFiles(const std::vector<std::string>& paths, int imageSize, int channels) {
+    if (paths.empty()) throw std::invalid_argument("loadImageFiles: no images");
+    Dataset d;
+    d.name = "your images";
+    d.numClasses = 1;
+    std::vector<uint8_t> pixels, buf;
+    const size_t plane = size_t(imageSize) * imageSize;
+    for (const auto& p : paths) {
+        if (!fs::is_regular_file(p)) throw FileError(p, "image not found");
+        if (!decodeSquare(p, imageSize, buf)) throw FileError(p, "not an image OpenCV can decode (PNG, JPEG, BMP, TIFF, WebP, PNM)");
+        if (channels == 1) {
+            for (size_t i = 0; i < plane; ++i)
+                pixels.push_back(uint8_t(std::lround(0.299 * buf[i] + 0.587 * buf[plane + i] + 0.114 * buf[2 * plane + i])));
+        } else {
+            pixels.insert(pixels.end(), buf.begin(), buf.end());
+        }
+        d.classNames.push_back(fs::path(p).filename().string());
+    }
+    const int64_t n = int64_t(paths.size());
+    d.images = torch::from_blob(pixels.data(), {n, channels, imageSize, imageSize}, torch::kUInt8).clone();
+    d.labels = torch::zeros({n}, torch::kInt64);
+    computeChannelStats(d);
+    return d;
+}
+
+std::vector<std::string> imageFilesIn(const std::string& dir) {
+    if (!fs::is_directory(dir)) throw FileError(dir, "image folder not found");
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_regular_file() && isImageFile(e.path())) out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    if (out.empty()) throw FileError(dir, "no image files (png, jpg, jpeg, bmp, tif, webp, pgm, ppm) in this folder");
+    return out;
+}
 #else
 Dataset loadImageFolder(const std::string& root, Split, int) {
     throw FileError(root, "this build has no image decoding (configured with GRAFTLAB_OPENCV=OFF)");
+}
+Dataset loadImageFiles(const std::vector<std::string>& paths, int, int) {
+    throw FileError(paths.empty() ? std::string() : paths.front(), "this build has no image decoding (configured with GRAFTLAB_OPENCV=OFF)");
+}
+std::vector<std::string> imageFilesIn(const std::string& dir) {
+    throw FileError(dir, "this build has no image decoding (configured with GRAFTLAB_OPENCV=OFF)");
 }
 #endif
 

@@ -527,7 +527,13 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     meta.std = kImageNetStd;
     meta.imported = info;
     const std::string ckptName = checkpointFileName(0);
-    saveCheckpoint((tmpDir / "checkpoints" / ckptName).string(), *objective, nullptr, meta, /*streamToFile=*/true);
+    // Only the parts the file had: a part it lacked is not stored at all (never random weights that look trained).
+    torch::nn::Module held;
+    for (auto& child : objective->named_children()) {
+        const std::string& n = child.key();
+        if (n == "encoder" || (n == "decoder" && hasDecoder) || (n == "moco" && hasCl)) held.register_module(n, child.value());
+    }
+    saveCheckpoint((tmpDir / "checkpoints" / ckptName).string(), held, nullptr, meta, /*streamToFile=*/true);
     writeFileAtomically((tmpDir / "recipe.json").string(), r.toJson().dump(2) + "\n");
     writeFileAtomically((tmpDir / "import.json").string(), info.dump(2) + "\n");
     if (fs::exists(outDir, ec)) fs::remove_all(outDir, ec);

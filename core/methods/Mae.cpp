@@ -64,6 +64,7 @@ torch::Tensor maeLossPerSample(const torch::Tensor& imgs, const torch::Tensor& p
 
 ObjectiveHeads MaeImpl::heads() {
     ObjectiveHeads h;
+    if (!mimHeadAbsent.empty()) return h;
     h.mimDecoder = decoder_.ptr();
     h.mae = mae_;
     h.patchSize = patchSize_;

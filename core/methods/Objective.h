@@ -55,6 +55,10 @@ public:
     // Name prefixes of the modules that are copies of the encoder kept by an exponential moving average (MoCo v3's
     // momentum encoder, ConMIM's slow model): grafting initialises them from the encoder; they are never trained.
     virtual std::vector<std::string> encoderCopyPrefixes() const { return {}; }
+
+    // Non-empty when the objective's MAE decoder holds no trained weights (a model imported without its decoder): why.
+    // heads() then offers no MIM head, and the probes say this instead of reconstructing with random weights.
+    std::string mimHeadAbsent;
 };
 
 // Builds the objective `method` (mae, mocov3, mtl) for `channels`-channel images normalised with `mean`/`std`.

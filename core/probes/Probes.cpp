@@ -71,7 +71,7 @@ ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::st
     take(current, "this stage's", false);
     if (previous) take(*previous, previousName + "'s", true);
     std::string where = current.methodName() + (previous ? " (and " + previousName + ", " + previous->methodName() + ")" : "");
-    if (!h.mim) h.mimMissing = "no MIM head: " + where + " has no MAE decoder";
+    if (!h.mim) h.mimMissing = "no MIM head: " + (current.mimHeadAbsent.empty() ? where + " has no MAE decoder" : current.mimHeadAbsent);
     if (!h.cl) h.clMissing = "no CL head: " + where + " has no MoCo v3 heads";
     return h;
 }
@@ -269,7 +269,8 @@ ProbeImages pickProbeImages(const Dataset& data, int n) {
 
 ProbeRunner::ProbeRunner(const Recipe& recipe, const Dataset& data, torch::Device device)
     : recipe_(recipe), cfg_(recipe.probes), images_(pickProbeImages(data, recipe.probes.samples)),
-      gradImages_(pickProbeImages(data, recipe.probes.gradcosSamples)), mean_(data.mean), std_(data.std), device_(device) {}
+      gradImages_(pickProbeImages(data, recipe.probes.gradcosSamples)), mean_(data.mean), std_(data.std), device_(device),
+      maskSeed_(kProbeMaskSeed) {}
 
 Snapshot ProbeRunner::base(const std::string& kind, int64_t step, int stage) const {
     Snapshot s;
@@ -454,8 +455,12 @@ Snapshot ProbeRunner::reconstruction(int64_t step, int stage, Objective& current
         s.meta["unavailable"] = "reconstructions need an MAE decoder: " + heads.mimMissing;
         return s;
     }
-    ReconstructionPanels p = reconstruct(current.encoder(), heads.mim->decoder, heads.mim->cfg, heads.mim->patchSize, mean_,
-                                         std_, images_.images01.to(device_), kProbeMaskSeed);
+    MaeConfig cfg = heads.mim->cfg;
+    if (maskRatio_ > 0) cfg.maskRatio = maskRatio_;
+    ReconstructionPanels p = reconstruct(current.encoder(), heads.mim->decoder, cfg, heads.mim->patchSize, mean_, std_,
+                                         images_.images01.to(device_), maskSeed_);
+    s.meta["mask_ratio"] = cfg.maskRatio;
+    s.meta["mask_seed"] = maskSeed_;
     s.arrays.push_back(toArray("original", p.original));
     s.arrays.push_back(toArray("masked", p.masked));
     s.arrays.push_back(toArray("reconstruction", p.reconstruction));

@@ -103,6 +103,11 @@ public:
     Snapshot reconstruction(int64_t step, int stage, Objective& current, Objective* previous, const std::string& previousName);
 
     const ProbeImages& images() const { return images_; }
+    // The reconstruction probe's mask: its ratio (default: the MAE head's mae.mask_ratio) and seed.
+    void setReconstructionMask(double maskRatio, uint64_t seed) {
+        maskRatio_ = maskRatio;
+        maskSeed_ = seed;
+    }
 
 private:
     Snapshot base(const std::string& kind, int64_t step, int stage) const;
@@ -113,6 +118,8 @@ private:
     std::vector<float> mean_, std_;
     torch::Device device_;
     std::set<std::pair<std::string, int>> reported_;
+    double maskRatio_ = -1;
+    uint64_t maskSeed_;
 };
 
 // Tensor <-> snapshot array (float32, contiguous, CPU).

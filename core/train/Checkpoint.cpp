@@ -258,6 +258,15 @@ void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery,
     }
 }
 
+std::string resolveCheckpoint(const std::string& fileOrDir) {
+    std::error_code ec;
+    if (!fs::is_directory(fileOrDir, ec)) return fileOrDir;
+    fs::path sub = fs::path(fileOrDir) / "checkpoints";
+    std::string found = latestGoodCheckpoint(fs::is_directory(sub, ec) ? sub.string() : fileOrDir);
+    if (found.empty()) throw FileError(fileOrDir, "a directory with no readable checkpoint (step-*.ckpt) in it or in its checkpoints/");
+    return found;
+}
+
 std::string latestGoodCheckpoint(const std::string& dir) {
     for (const auto& [step, path] : listCheckpoints(dir)) {
         try {

@@ -48,5 +48,8 @@ std::vector<std::pair<int64_t, std::string>> listCheckpoints(const std::string& 
 void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery, const std::vector<int64_t>& alsoKeep = {});
 // The newest checkpoint in `dir` whose header reads back; empty when none.
 std::string latestGoodCheckpoint(const std::string& dir);
+// A checkpoint file as given, or for a directory (a run, an imported model, or a checkpoints/ folder) its newest
+// readable checkpoint. Throws FileError naming the directory when it holds none.
+std::string resolveCheckpoint(const std::string& fileOrDir);
 
 }  // namespace graftlab

@@ -19,6 +19,8 @@ struct LoadedModel {
 };
 // Throws FileError naming the file (not a checkpoint, truncated, recipe that no longer parses, tensors that do
 // not match the architecture).
+// `path` may name a directory (a run, an imported model): its newest checkpoint. An imported model (meta.imported) is
+// loaded with the parts its file had; without a decoder, objective->mimHeadAbsent says so.
 LoadedModel loadCheckpointModel(const std::string& path, torch::Device device = torch::kCPU);
 
 }  // namespace graftlab

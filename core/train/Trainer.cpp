@@ -219,8 +219,8 @@ void Trainer::enterStage(int stage, bool initialise) {
         std::map<std::string, torch::Tensor> source = previous;
         std::string origin = "the previous stage";
         if (st.init == "checkpoint") {
-            source = readModelTensors(st.checkpoint);
-            origin = st.checkpoint;
+            origin = resolveCheckpoint(st.checkpoint);
+            source = readModelTensors(origin);
         }
         int n = graftTensors(source, *objective, st.initModules == "all", st.initBlocks);
         if (n == 0)

@@ -269,5 +269,22 @@ class Evil:
 torch.save({"model": mae, "x": Evil()}, os.path.join(OUT, "evil_zip.pth"))
 torch.save({"model": mae, "x": Evil()}, os.path.join(OUT, "evil_legacy.pth"), _use_new_zipfile_serialization=False)
 
+# --- the user's own images: a non-square colour PNG and a grey one ---
+def write_png(path, pixels, colour):
+    import zlib
+    h, w = len(pixels), len(pixels[0])
+    raw = b"".join(b"\x00" + bytes(v for px in row for v in (px if colour else (px,))) for row in pixels)
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2 if colour else 0, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+os.makedirs(os.path.join(OUT, "images"), exist_ok=True)
+write_png(os.path.join(OUT, "images", "colour.png"),
+          [[((x * 7) % 256, (y * 11) % 256, ((x + y) * 5) % 256) for x in range(40)] for y in range(26)], True)
+write_png(os.path.join(OUT, "images", "grey.png"), [[(x * y) % 256 for x in range(20)] for y in range(20)], False)
+
 save_safetensors(os.path.join(OUT, "refs.safetensors"), refs)
 print("wrote", len(os.listdir(OUT)), "files to", OUT)

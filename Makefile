@@ -44,13 +44,13 @@ test: build
 bench: build
 	@bash benchmarks/run_bench.sh $(BUILD)/app/graftlab-cli $(BUILD)/bench
 
-# libFuzzer (clang): recipe parser, snapshot reader, IDX and CIFAR readers, checkpoint loader; FUZZ_SECONDS each; a crash fails and is kept.
+# libFuzzer (clang): recipe parser, snapshot reader, IDX and CIFAR readers, checkpoint loader, torch.save reader (import); FUZZ_SECONDS each; a crash fails and is kept.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_CXX_COMPILER=clang++ -DGRAFTLAB_FUZZ=ON -DGRAFTLAB_GUI=OFF -DGRAFTLAB_OPENCV=OFF > $(BUILD)-fuzz.configure.log 2>&1 \
 	  || { cat $(BUILD)-fuzz.configure.log; exit 1; }
-	@cmake --build $(BUILD)-fuzz --target fuzz_recipe fuzz_snapshot fuzz_idx fuzz_cifar fuzz_checkpoint
+	@cmake --build $(BUILD)-fuzz --target fuzz_recipe fuzz_snapshot fuzz_idx fuzz_cifar fuzz_checkpoint fuzz_torchfile
 	@bash tests/fuzz/run_fuzz.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 clean:

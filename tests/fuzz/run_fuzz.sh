@@ -8,7 +8,7 @@ build=${1:?usage: run_fuzz.sh BUILD SECONDS}
 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
-for t in fuzz_recipe fuzz_snapshot fuzz_idx fuzz_cifar fuzz_checkpoint; do
+for t in fuzz_recipe fuzz_snapshot fuzz_idx fuzz_cifar fuzz_checkpoint fuzz_torchfile; do
   out="$build/fuzz-out/$t"
   mkdir -p "$out/corpus"
   exe=$(find "$(cd "$build" && pwd)" -name "$t" -type f -perm -u+x | head -1)

@@ -486,7 +486,13 @@ PickleValue* PickleMachine::run(size_t& pos, bool legacyStorages) {
         case 'P': {                                // PERSID (text id): not written by torch.save
             fail("text persistent id \"" + line() + "\"");
         }
-        case 'p': memoPut(std::stoull("0" + line()), top()); break;  // PUT
+        case 'p': {  // PUT
+            std::string s = line();
+            uint64_t k = 0;
+            try { k = std::stoull(s); } catch (...) { fail("bad PUT " + s); }
+            memoPut(k, top());
+            break;
+        }
         case 'q': memoPut(le(1), top()); break;                      // BINPUT
         case 'r': memoPut(le(4), top()); break;                      // LONG_BINPUT
         case 0x94: memoPut(memo_.size(), top()); break;              // MEMOIZE

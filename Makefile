@@ -11,7 +11,7 @@ RECIPE ?= resources/recipes/mae.json
 GUI ?= ON
 RUN_ARGS ?=
 
-.PHONY: all deps configure build run test clean package bench fuzz sanitize
+.PHONY: all deps configure build run test clean package bench bench-import fuzz sanitize
 
 all: build
 
@@ -43,6 +43,10 @@ test: build
 # GraftLab's training step against eager PyTorch (python3-torch), side by side, one line per configuration.
 bench: build
 	@bash benchmarks/run_bench.sh $(BUILD)/app/graftlab-cli $(BUILD)/bench
+
+# Opening a released ViT-B/16 checkpoint: import and the attention of one image, time and peak memory, beside torch.load.
+bench-import: build
+	@bash benchmarks/import_bench.sh $(BUILD)/app/graftlab-cli $(BUILD)/bench-import
 
 # libFuzzer (clang): recipe parser, snapshot reader, IDX and CIFAR readers, checkpoint loader, torch.save reader (import); FUZZ_SECONDS each; a crash fails and is kept.
 FUZZ_SECONDS ?= 60

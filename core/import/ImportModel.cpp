@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <regex>
 #include <set>
@@ -49,13 +50,18 @@ torch::Dtype torchDtype(const std::string& d) {
     return it->second;
 }
 
-// A pickled tensor copied out of the file (its pages handed back afterwards): the model holds the only copy.
-torch::Tensor tensorFrom(const TorchFile& f, const PickledTensor& t) {
-    const char* p = f.tensorData(t);
-    auto view = torch::from_blob(const_cast<char*>(p), t.shape, t.stride, torch::TensorOptions().dtype(torchDtype(t.dtype)));
-    auto out = view.clone(at::MemoryFormat::Contiguous);
-    f.bytes->release(p, size_t(view.numel()) * size_t(view.element_size()));
-    return out;
+// A pickled tensor as a view of the mapped file (no copy: the model it is copied into holds the only copy, and the
+// pages are handed back right after; the view keeps the mapping alive).
+torch::Tensor tensorFrom(const std::shared_ptr<TorchFile>& f, const PickledTensor& t) {
+    const char* p = f->tensorData(t);
+    return torch::from_blob(const_cast<char*>(p), t.shape, t.stride, [f](void*) {}, torch::TensorOptions().dtype(torchDtype(t.dtype)));
+}
+
+// Hands back the mapped pages under a view made by tensorFrom (nothing for a tensor of its own).
+void releaseView(const std::shared_ptr<const FileBytes>& bytes, const torch::Tensor& t) {
+    if (!bytes || !t.defined() || !t.has_storage()) return;
+    const char* p = static_cast<const char*>(t.storage().data());
+    if (p >= bytes->data() && p < bytes->data() + bytes->size()) bytes->release(p, t.storage().nbytes());
 }
 
 // Argparse Namespace / dict of plain values as JSON (tensors and deeper containers left out).
@@ -87,7 +93,8 @@ struct Source {
     std::string container;     // where the state dict was: "model", "state_dict", "teacher" or "" (bare)
     std::vector<std::string> topKeys;
     std::string format;        // zip, legacy, safetensors
-    std::string sha256;
+    std::shared_future<std::string> sha256;  // computed on another core while the file is read
+    std::shared_ptr<const FileBytes> mapped;  // the file the tensors view (torch.save formats)
 };
 
 Source readSource(const std::string& path) {
@@ -95,11 +102,20 @@ Source readSource(const std::string& path) {
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) throw FileError(path, "no such file");
     auto bytes = FileBytes::map(path);
-    s.sha256 = sha256Hex(bytes->data(), bytes->size());
-    bytes->releaseAll();
+    s.sha256 = std::async(std::launch::async, [bytes] {
+                   Sha256 h;
+                   constexpr size_t chunk = size_t(8) << 20;  // hashed pages handed back as it goes
+                   for (size_t at = 0; at < bytes->size(); at += chunk) {
+                       size_t n = std::min(chunk, bytes->size() - at);
+                       h.update(bytes->data() + at, n);
+                       bytes->release(bytes->data() + at, n);
+                   }
+                   return h.hex();
+               }).share();
     bool safetensors = bytes->size() >= 9 && bytes->data()[8] == '{';
     if (safetensors) {
         s.format = "safetensors";
+        s.sha256.wait();
         bytes.reset();
         auto c = readSafetensors(path);
         for (const auto& t : c.tensors) {
@@ -108,7 +124,9 @@ Source readSource(const std::string& path) {
         }
         return s;
     }
-    auto f = parseTorchFile(bytes, path);
+    std::shared_ptr<TorchFile> f = parseTorchFile(bytes, path);
+    f->bytes->releaseAll();  // the zip's CRC pass touched every page
+    s.mapped = f->bytes;
     s.format = f->format;
     const PickleValue* root = f->root;
     const PickleValue* sd = nullptr;
@@ -148,7 +166,7 @@ Source readSource(const std::string& path) {
         if (!k->isString()) continue;
         if (v->kind != PickleValue::Kind::Tensor) continue;
         try {
-            s.tensors[k->text] = tensorFrom(*f, v->tensor);
+            s.tensors[k->text] = tensorFrom(f, v->tensor);
         } catch (const FileError&) {
             throw;
         } catch (const std::exception& e) {
@@ -429,12 +447,16 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     auto put = [&](const std::string& name, torch::Tensor src_, const std::string& from) {
         auto it = target.find(name);
         if (it == target.end()) throw std::logic_error("import maps \"" + from + "\" to \"" + name + "\", which the model lacks");
-        if (name == "encoder.pos_embed" || name == "moco.momentum_encoder.pos_embed" || name == "decoder.pos_embed")
-            src_ = resamplePosEmbed(src_, newGrid);
+        if (name == "encoder.pos_embed" || name == "moco.momentum_encoder.pos_embed" || name == "decoder.pos_embed") {
+            auto resampled = resamplePosEmbed(src_, newGrid);
+            if (!resampled.is_same(src_)) releaseView(src.mapped, src_);
+            src_ = resampled;
+        }
         if (src_.sizes() != it->second.sizes())
             throw FileError(file, "tensor \"" + from + "\" has shape " + shapeOf(src_) + " but GraftLab's model expects " +
                                       shapeOf(it->second) + " for it (\"" + name + "\")");
         it->second.copy_(src_);
+        releaseView(src.mapped, src_);
         filled.insert(name);
     };
     for (auto& [k, v] : enc) put("encoder." + k, v, k);
@@ -500,7 +522,8 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
 
     nlohmann::json info;
     info["source"] = fs::absolute(file).lexically_normal().string();
-    info["sha256"] = src.sha256;
+    info["sha256"] = src.sha256.get();
+    src.mapped.reset();
     info["format"] = src.format;
     info["layout"] = kind;
     info["container"] = src.container;

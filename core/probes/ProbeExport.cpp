@@ -149,6 +149,9 @@ cv::Mat imageOf(const SnapshotArray& imgs, int64_t i, int scale) {
             auto v = [&](int64_t c) { return cv::saturate_cast<uint8_t>(std::lround(255.0 * imgs.at({i, std::min(c, C - 1), y, x}))); };
             m.at<cv::Vec3b>(int(y), int(x)) = cv::Vec3b(v(2), v(1), v(0));
         }
+    // large images (an imported model's 224 px) are not blown up further: a panel stays within 256 px
+    if (H * scale > 256) scale = std::max<int>(1, int(256 / std::max<int64_t>(H, W)));
+    if (scale == 1) return m;
     cv::Mat big;
     cv::resize(m, big, cv::Size(), scale, scale, cv::INTER_NEAREST);
     return big;

@@ -11,6 +11,8 @@
 
 namespace graftlab {
 
+struct TorchFile;
+
 struct CheckpointMeta {
     std::string path;
     nlohmann::json recipe;
@@ -32,6 +34,9 @@ void saveCheckpoint(const std::string& path, const torch::nn::Module& model, con
 // Reads everything but the tensors. Throws FileError naming the file when it is missing, truncated or not a
 // GraftLab checkpoint.
 CheckpointMeta readCheckpointMeta(const std::string& path);
+// The header of a checkpoint read by import/TorchFile (mapped, its pickle interpreted, nothing run, tensors left in
+// the file); false when the file is not laid out as this version writes them (the archive reader then decides).
+bool readMetaMapped(const TorchFile& f, CheckpointMeta& m);
 
 // Copies the checkpoint's tensors into `model` by name, checking every shape. With `strict`, a tensor the model
 // has and the checkpoint lacks (or the reverse) is an error naming it. Returns the number of tensors loaded.

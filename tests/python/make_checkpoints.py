@@ -16,6 +16,8 @@ Layouts, with the key names, prefixes, nesting and extra entries of the official
 Reference outputs (refs.safetensors): the input images, and per layout the final-norm tokens, the last block's
 attention, and for the MAE layouts with a decoder the reconstruction for a fixed ids_keep.
 Usage: make_checkpoints.py OUTDIR [EVIL_TARGET_FILE]
+       make_checkpoints.py --vit-b FILE   a ViT-B/16 encoder at 224 px in the layout of MAE's released
+                                          mae_pretrain_vit_base.pth ({'model': ...}, random weights), for benchmarks
 """
 import argparse
 import json
@@ -29,6 +31,23 @@ import torch
 import torch.nn.functional as F
 
 torch.manual_seed(0)
+if sys.argv[1] == "--vit-b":
+    sd = OrderedDict()
+    D, depth, p, grid = 768, 12, 16, 14
+    sd["cls_token"] = torch.randn(1, 1, D) * 0.02
+    sd["pos_embed"] = torch.randn(1, 1 + grid * grid, D) * 0.02
+    sd["patch_embed.proj.weight"] = torch.randn(D, 3, p, p) * 0.02
+    sd["patch_embed.proj.bias"] = torch.zeros(D)
+    for i in range(depth):
+        b = f"blocks.{i}."
+        for name, shape in (("norm1.weight", (D,)), ("norm1.bias", (D,)), ("attn.qkv.weight", (3 * D, D)), ("attn.qkv.bias", (3 * D,)),
+                            ("attn.proj.weight", (D, D)), ("attn.proj.bias", (D,)), ("norm2.weight", (D,)), ("norm2.bias", (D,)),
+                            ("mlp.fc1.weight", (4 * D, D)), ("mlp.fc1.bias", (4 * D,)), ("mlp.fc2.weight", (D, 4 * D)), ("mlp.fc2.bias", (D,))):
+            sd[b + name] = torch.randn(*shape) * (0.02 if len(shape) > 1 else 0.01) + (1.0 if "norm" in name and "weight" in name else 0.0)
+    sd["norm.weight"] = torch.ones(D)
+    sd["norm.bias"] = torch.zeros(D)
+    torch.save({"model": sd}, sys.argv[2])
+    sys.exit(0)
 OUT = sys.argv[1]
 EVIL_TARGET = sys.argv[2] if len(sys.argv) > 2 else os.path.join(OUT, "pwned")
 os.makedirs(OUT, exist_ok=True)

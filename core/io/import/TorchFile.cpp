@@ -39,7 +39,9 @@ const std::set<std::string>& allowedGlobals() {
         "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state", "argparse.Namespace",
         "copyreg._reconstructor", "copy_reg._reconstructor", "builtins.object", "__builtin__.object", "_codecs.encode",
         "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype", "builtins.set", "__builtin__.set",
-        "builtins.frozenset", "__builtin__.frozenset"};
+        "builtins.frozenset", "__builtin__.frozenset",
+        // the plain attribute holders LibTorch's torch::serialize::OutputArchive writes (GraftLab's own checkpoints)
+        "__torch__.Module"};
     return s;
 }
 
@@ -148,6 +150,11 @@ private:
     }
     PickleValue* global(const std::string& module, const std::string& name) {
         std::string q = module + "." + name;
+        // LibTorch names each further module class of an archive __torch__.___torch_mangle_N.Module
+        static const std::string mangle = "__torch__.___torch_mangle_";
+        if (name == "Module" && module.compare(0, mangle.size(), mangle) == 0 &&
+            module.find_first_not_of("0123456789", mangle.size()) == std::string::npos && module.size() > mangle.size())
+            q = "__torch__.Module";
         if (!allowedGlobals().count(q) && !storageTypes().count(q))
             fail("refuses the pickled global \"" + q +
                  "\": a checkpoint may name only tensors, storages, (ordered) dicts, argparse.Namespace and numpy scalars; "
@@ -272,7 +279,7 @@ PickleValue* PickleMachine::reduce(PickleValue* callable, PickleValue* args) {
 void PickleMachine::build(PickleValue* obj, PickleValue* state) {
     using K = PickleValue::Kind;
     if (obj->kind == K::Tensor || obj->kind == K::Dict) return;  // a tensor's or an OrderedDict's __dict__: not needed
-    if (obj->kind == K::Object && obj->text == "argparse.Namespace") {
+    if (obj->kind == K::Object && (obj->text == "argparse.Namespace" || obj->text == "__torch__.Module")) {
         if (state->kind == K::Tuple && !state->items.empty()) state = state->items[0];  // (dict, slots)
         if (state->kind == K::Dict) obj->entries.insert(obj->entries.end(), state->entries.begin(), state->entries.end());
         return;
@@ -464,7 +471,8 @@ PickleValue* PickleMachine::run(size_t& pos, bool legacyStorages) {
         case 0x81: {  // NEWOBJ cls.__new__(cls, *args)
             auto* args = pop();
             auto* cls = pop();
-            if (cls->kind != K::Global || cls->text != "argparse.Namespace") fail("NEWOBJ of " + cls->repr());
+            if (cls->kind != K::Global || (cls->text != "argparse.Namespace" && cls->text != "__torch__.Module"))
+                fail("NEWOBJ of " + cls->repr());
             (void)args;
             push(stringValue(cls->text, K::Object));
             break;
@@ -559,7 +567,8 @@ void readLegacy(TorchFile& f) {
 }
 
 void readZip(TorchFile& f) {
-    auto entries = readZipDirectory(f.bytes->data(), f.bytes->size(), f.path);
+    const FileBytes& b = *f.bytes;
+    auto entries = readZipDirectory(b.data(), b.size(), f.path, [&b](uint64_t at, uint64_t n) { b.release(b.data() + at, size_t(n)); });
     const ZipEntry* pkl = nullptr;
     std::string prefix;
     for (const auto& e : entries) {

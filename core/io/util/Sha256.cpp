@@ -1,6 +1,7 @@
 #include "util/Sha256.h"
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 namespace graftlab {
@@ -37,25 +38,42 @@ void block(uint32_t h[8], const unsigned char* p) {
 
 }  // namespace
 
-std::string sha256Hex(const void* data, size_t n) {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+void Sha256::update(const void* data, size_t n) {
     const auto* p = static_cast<const unsigned char*>(data);
-    size_t full = n / 64 * 64;
-    for (size_t i = 0; i < full; i += 64) block(h, p + i);
+    total_ += n;
+    if (used_ > 0) {
+        size_t take = std::min(n, 64 - used_);
+        std::memcpy(buf_ + used_, p, take);
+        used_ += take, p += take, n -= take;
+        if (used_ < 64) return;
+        block(h_, buf_);
+        used_ = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64) block(h_, p);
+    std::memcpy(buf_, p, n);
+    used_ = n;
+}
+
+std::string Sha256::hex() {
     unsigned char tail[128] = {};
-    size_t rest = n - full;
-    std::memcpy(tail, p + full, rest);
-    tail[rest] = 0x80;
-    size_t len = rest + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = uint64_t(n) * 8;
+    std::memcpy(tail, buf_, used_);
+    tail[used_] = 0x80;
+    size_t len = used_ + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = total_ * 8;
     for (int i = 0; i < 8; ++i) tail[len - 1 - size_t(i)] = uint8_t(bits >> (8 * i));
-    block(h, tail);
-    if (len == 128) block(h, tail + 64);
-    static const char* hex = "0123456789abcdef";
+    block(h_, tail);
+    if (len == 128) block(h_, tail + 64);
+    static const char* digits = "0123456789abcdef";
     std::string out;
-    for (uint32_t v : h)
-        for (int s = 28; s >= 0; s -= 4) out.push_back(hex[(v >> s) & 0xf]);
+    for (uint32_t v : h_)
+        for (int s = 28; s >= 0; s -= 4) out.push_back(digits[(v >> s) & 0xf]);
     return out;
+}
+
+std::string sha256Hex(const void* data, size_t n) {
+    Sha256 s;
+    s.update(data, n);
+    return s.hex();
 }
 
 }  // namespace graftlab

@@ -56,7 +56,8 @@ uint32_t crcOfDeflated(const unsigned char* data, uint64_t size, uint64_t expect
 
 }  // namespace
 
-std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path) {
+std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path,
+                                       const std::function<void(uint64_t, uint64_t)>& checked) {
     std::vector<ZipEntry> out;
     Reader r{reinterpret_cast<const unsigned char*>(data), size, path};
     if (size < 22) throw FileError(path, "not a GraftLab checkpoint (file of " + std::to_string(size) + " bytes, truncated or empty)");
@@ -131,6 +132,7 @@ std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std:
             throw FileError(path, "corrupt checkpoint: entry \"" + name + "\" fails its CRC-32 check (the file was damaged after "
                                   "it was written)");
         out.push_back({name, method, dataAt, compSize, uncompSize});
+        if (checked) checked(dataAt, compSize);
         at += 46 + uint64_t(nameLen) + extraLen + commentLen;
     }
     return out;

@@ -6,6 +6,7 @@
 // allocate gigabytes, or throw from deep inside its type parser), so only intact archives reach it.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@ struct ZipEntry {
     uint16_t method = 0;  // 0 stored, 8 deflated
     uint64_t dataOffset = 0, compressedSize = 0, size = 0;
 };
-// The same checks, returning every entry (where its data starts in `data`).
-std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path);
+// The same checks, returning every entry (where its data starts in `data`); `checked(offset, size)`, when given, is
+// called after each entry's data has been checked (a mapped file hands those pages back there).
+std::vector<ZipEntry> readZipDirectory(const char* data, size_t size, const std::string& path,
+                                       const std::function<void(uint64_t, uint64_t)>& checked = {});
 
 }  // namespace graftlab

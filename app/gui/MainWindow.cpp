@@ -10,6 +10,7 @@
 #include "CompareView.h"
 #include "RunTailer.h"
 #include "EvalRunner.h"
+#include "InspectWindow.h"
 #include "export/Report.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
@@ -307,6 +308,10 @@ void MainWindow::buildMenus() {
     file->addAction(saveRecipeAct_);
     file->addSeparator();
     file->addAction(openRunAct_);
+    auto* openModelAct = file->addAction(tr("Open &model…"), this, [this] { openModel(QString()); });
+    openModelAct->setShortcut(QKeySequence("Ctrl+M"));
+    openModelAct->setToolTip(tr("Look inside a model on your own images: a checkpoint of MAE, MoCo v3, Layer Grafted, DINO or timm\n"
+                                "(imported without running any of its code), or one GraftLab trained"));
     recentMenu_ = file->addMenu(tr("Recent &runs"));
     rebuildRecentMenu();
     auto* exportMenu = file->addMenu(tr("&Export"));
@@ -662,6 +667,26 @@ void MainWindow::onFinished(TrainerState state, const QString& detail) {
                                   : tr("Training %1 at step %2. Run directory: %3").arg(QString::fromLatin1(toString(state))).arg(progress_->value()).arg(session_->runDir()));
     }
     if (!options_.screenshot.isEmpty()) QTimer::singleShot(400, this, &MainWindow::takeScreenshotAndQuit);
+}
+
+InspectWindow* MainWindow::openModel(const QString& fileOrDir) {
+    if (!inspect_) {
+        inspect_ = new InspectWindow(this);
+        inspect_->setWindowFlag(Qt::Window);
+    }
+    inspect_->show();
+    inspect_->raise();
+    if (!fileOrDir.isEmpty()) {
+        inspect_->openModel(fileOrDir);
+    } else {
+        QString path = QFileDialog::getOpenFileName(this, tr("Open model"), QSettings().value("inspect/lastModelDir").toString(),
+                                                    tr("Checkpoints (*.pth *.pt *.tar *.safetensors *.bin *.ckpt);;All files (*)"));
+        if (!path.isEmpty()) {
+            QSettings().setValue("inspect/lastModelDir", QFileInfo(path).absolutePath());
+            inspect_->openModel(path);
+        }
+    }
+    return inspect_;
 }
 
 void MainWindow::takeScreenshotAndQuit() {

@@ -22,6 +22,7 @@ class SimilarityView;
 class CompareView;
 class RunTailer;
 class EvalRunner;
+class InspectWindow;
 
 struct LaunchOptions {
     QString recipePath;
@@ -42,6 +43,10 @@ public:
     // Shows a run directory in the views and follows it while it is being written (e.g. by graftlab-cli).
     void openRun(const QString& dir);
     void startRun();
+    // File > Open model…: the Inspect window on a checkpoint (another project's file is imported first), or on
+    // nothing yet when `fileOrDir` is empty (it then asks for a file).
+    InspectWindow* openModel(const QString& fileOrDir);
+    InspectWindow* inspectWindow() const { return inspect_; }
     // Continues the shown run (stopped or killed) from its newest checkpoint.
     void continueRun();
     QString currentRunDir() const { return currentRunDir_; }
@@ -95,6 +100,7 @@ private:
     CompareView* compareView_;
     RunTailer* tailer_;
     EvalRunner* evalRunner_;
+    InspectWindow* inspect_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QAction *continueAct_ = nullptr, *exportCsvAct_ = nullptr, *exportEncoderAct_ = nullptr, *exportCkptAct_ = nullptr, *exportReportAct_ = nullptr,
             *exportGridAct_ = nullptr;

@@ -1,5 +1,6 @@
 // graftlab: the GUI. Configure a recipe, train it on a worker thread, watch losses and reconstructions live.
 #include "MainWindow.h"
+#include "InspectWindow.h"
 #include "SignalStop.h"
 #include "util/Log.h"
 #include "util/StopSignals.h"
@@ -34,8 +35,13 @@ int main(int argc, char** argv) {
     QCommandLineOption steps("steps", "With --screenshot: stop after N steps.", "N");
     QCommandLineOption screenshot("screenshot", "Render the window to FILE.png when the run ends, then quit.", "FILE");
     QCommandLineOption run("open-run", "Open a run directory at start-up.", "DIR");
-    QCommandLineOption tab("tab", "Tab to show first: losses, reconstructions, gradient, attention, patch or evaluate.", "NAME");
-    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab});
+    QCommandLineOption tab("tab", "Tab to show first: losses, reconstructions, gradient, attention, patch or evaluate "
+                                  "(with --open-model: reconstruction, attention, similarity or gradcos).", "NAME");
+    QCommandLineOption model("open-model", "Open a model in the Inspect window: a checkpoint of MAE, MoCo v3, Layer Grafted, DINO or timm "
+                                           "(imported into ~/GraftLab/models), an imported model's folder, or a GraftLab checkpoint.", "FILE");
+    QCommandLineOption image("inspect-image", "With --open-model: an image to inspect (repeatable).", "FILE");
+    QCommandLineOption maskRatio("mask-ratio", "With --open-model: the reconstruction's mask ratio (default 0.75).", "R");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio});
     parser.process(app);
 
     graftlab::LaunchOptions o;
@@ -43,7 +49,8 @@ int main(int argc, char** argv) {
     o.outDir = parser.value(out);
     o.autostart = parser.isSet(autostart);
     o.steps = parser.isSet(steps) ? parser.value(steps).toLongLong() : -1;
-    o.screenshot = parser.value(screenshot);
+    const bool inspecting = parser.isSet(model);
+    o.screenshot = inspecting ? QString() : parser.value(screenshot);
     o.tab = parser.value(tab);
     graftlab::logBlasAtStartup();
     graftlab::MainWindow w(o);
@@ -57,5 +64,24 @@ int main(int argc, char** argv) {
         });
     });
     w.show();
+    if (inspecting) {
+        auto* inspect = w.openModel(parser.value(model));
+        if (parser.isSet(maskRatio)) inspect->setMask(parser.value(maskRatio).toDouble(), 0);
+        if (parser.isSet(image)) inspect->addImages(parser.values(image));
+        if (parser.isSet(tab)) inspect->showKind(parser.value(tab));
+        if (parser.isSet(screenshot)) {
+            // the screenshot of the Inspect window once the probes have run (or failed), then quit
+            const QString shot = parser.value(screenshot);
+            QObject::connect(inspect, &graftlab::InspectWindow::inspected, inspect, [inspect, shot](bool ok) {
+                // the model opened: wait for the probes on the images given
+                if (ok && !inspect->images().isEmpty() && !inspect->lastSnapshot("attention")) return;
+                QTimer::singleShot(300, inspect, [inspect, shot, ok] {
+                    bool saved = inspect->grab().save(shot);
+                    if (!saved) spdlog::error("cannot write screenshot {}", shot.toStdString());
+                    QApplication::exit(saved && ok ? 0 : 1);
+                });
+            });
+        }
+    }
     return app.exec();
 }

@@ -534,6 +534,7 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     info["normalisation"] = {{"mean", kImageNetMean}, {"std", kImageNetStd}};
     if (!src.args.is_null()) info["args"] = src.args;
     if (!src.arch.empty()) info["arch"] = src.arch;
+    info["report"] = res.lines;
     res.info = info;
 
     // The model directory: written whole, then put in place.

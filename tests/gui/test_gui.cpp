@@ -1,6 +1,7 @@
 // The main window with the real training core, offscreen: a short run end to end, Stop and Continue, closing
 // during a run, opening and following a run directory, evaluation from the GUI, and the exports.
 #include "MainWindow.h"
+#include "InspectWindow.h"
 #include "CompareView.h"
 #include "EvalRunner.h"
 #include "GradCosView.h"
@@ -301,6 +302,63 @@ private slots:
         QVERIFY(done.wait(60000));
         QVERIFY(!done.last().at(0).toBool());
         QVERIFY(done.last().at(1).toString().contains("no readable checkpoint"));
+    }
+
+    // File > Open model…: a MAE checkpoint in the official (legacy) layout imported through the GUI, the user's own
+    // images through every probe view, each view exported; a malicious pickle refused in the window.
+    void inspectWindowOpensAPublishedCheckpointOnTheUsersImages() {
+        if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0) QSKIP("python3-torch is not installed");
+        const QString fx = root_.filePath("fixtures");
+        const QString cmd = QString("/usr/bin/python3 %1/tests/python/make_checkpoints.py %2 %3 > %2.log 2>&1")
+                                .arg(GRAFTLAB_SOURCE_DIR, fx, root_.filePath("pwned"));
+        QCOMPARE(std::system(cmd.toLocal8Bit().constData()), 0);
+        MainWindow w(LaunchOptions{});
+        bool hasMenu = false;
+        for (QAction* a : w.findChildren<QAction*>()) hasMenu = hasMenu || (a->text().contains("Open &model") && a->shortcut() == QKeySequence("Ctrl+M"));
+        QVERIFY(hasMenu);
+        InspectWindow window;
+        InspectWindow* inspect = &window;
+        inspect->session()->setModelsRoot(root_.filePath("models"));
+        inspect->openModel(fx + "/mae_visualize.pth");
+        QSignalSpy done(inspect, &InspectWindow::inspected);
+        QVERIFY(done.wait(60000));
+        QVERIFY(done.last().at(0).toBool());
+        QVERIFY2(inspect->session()->model().hasDecoder, qPrintable(inspect->statusText()));
+        QVERIFY(inspect->session()->model().summary.join("\n").contains("decoder: yes"));
+        QVERIFY(QFileInfo::exists(root_.filePath("models/mae_visualize_pth/import.json")));
+        inspect->setMask(0.5, 3);
+        inspect->addImages({fx + "/images/colour.png", fx + "/images/grey.png"});
+        done.clear();
+        QVERIFY(done.wait(60000));
+        QVERIFY2(done.last().at(0).toBool(), qPrintable(inspect->statusText()));
+        QCOMPARE(inspect->reconstructionView()->snapshotCount(), 1);
+        QCOMPARE(inspect->attentionView()->snapshotCount(), 1);
+        QCOMPARE(inspect->similarityView()->snapshotCount(), 1);
+        const Snapshot* rec = inspect->lastSnapshot("reconstruction");
+        QVERIFY(rec && rec->unavailable().empty());
+        QCOMPARE(rec->find("original")->shape[0], int64_t(2));
+        QCOMPARE(rec->meta.value("mask_ratio", 0.0), 0.5);
+        QCOMPARE(rec->meta["image_names"][1].get<std::string>(), std::string("grey.png"));
+        // a MAE has no CL head: the gradient-cosine view says so
+        const Snapshot* gc = inspect->lastSnapshot("gradcos");
+        QVERIFY(gc && QString::fromStdString(gc->unavailable()).contains("CL head"));
+        for (const char* kind : {"reconstruction", "attention", "similarity"})
+            for (const char* ext : {"png", "svg", "npz"}) {
+                QString path = root_.filePath(QString("inspect-%1.%2").arg(kind, ext));
+                QString err = inspect->exportView(path, kind);
+                QVERIFY2(err.isEmpty(), qPrintable(err));
+                QVERIFY(QFileInfo(path).size() > 100);
+            }
+        QVERIFY(!inspect->exportView(root_.filePath("x.npz"), "gradcos").isEmpty());  // unavailable: said, not written
+
+        done.clear();
+        inspect->openModel(fx + "/evil_zip.pth");
+        QVERIFY(done.wait(60000));
+        QVERIFY(!done.last().at(0).toBool());
+        QVERIFY2(inspect->statusText().contains("refuses the pickled global"), qPrintable(inspect->statusText()));
+        QVERIFY(!QFileInfo::exists(root_.filePath("pwned")));
+        for (QWidget* top : QApplication::topLevelWidgets())
+            if (auto* box = qobject_cast<QMessageBox*>(top)) box->close();
     }
 };
 

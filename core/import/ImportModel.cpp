@@ -397,7 +397,7 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     r.model.patchSize = a.patch;
     r.model.embedDim = a.dim;
     r.model.depth = a.depth;
-    std::string headsSource;
+    std::string headsSource, decoderHeadsSource = "models_mae.py's 16";
     r.model.numHeads = headsFor(a.dim, src.arch, headsSource);
     r.model.mlpRatio = double(a.hidden) / a.dim;
     if (hasDecoder) {
@@ -408,6 +408,7 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
         while (dec.count("decoder_blocks." + std::to_string(d) + ".norm1.weight")) ++d;
         r.model.decoderDepth = d;
         r.model.decoderNumHeads = r.model.decoderEmbedDim % 16 == 0 ? 16 : std::max(1, r.model.decoderEmbedDim / 32);  // models_mae.py: 16
+        if (r.model.decoderNumHeads != 16) decoderHeadsSource = "width / 32";
         if (d > 0 && dec.at("decoder_blocks.0.mlp.fc1.weight").size(0) != int64_t(std::llround(r.model.decoderEmbedDim * r.model.mlpRatio)))
             throw FileError(file, "its decoder's MLP ratio differs from its encoder's: GraftLab's MAE uses one ratio for both");
         if (!dec.count("decoder_blocks.0.attn.qkv.bias"))
@@ -432,6 +433,10 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
         for (const auto& o : options.overrides)
             if (startsWith(o, std::string(key) + "="))
                 throw RecipeError(key, "comes from the checkpoint's tensors and cannot be set on import");
+    for (const auto& o : options.overrides)
+        if (startsWith(o, "model.num_heads=")) headsSource = "--set model.num_heads";
+    for (const auto& o : options.overrides)
+        if (startsWith(o, "model.decoder_num_heads=")) decoderHeadsSource = "--set model.decoder_num_heads";
     if (a.dim % r.model.numHeads != 0)
         throw RecipeError("model.num_heads", std::to_string(r.model.numHeads) + " heads do not divide the width " + std::to_string(a.dim));
     int newGrid = r.data.imageSize / a.patch;
@@ -502,8 +507,9 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     res.lines.push_back(buf);
     res.lines.push_back("encoder: yes -> features, eval (linear, 1%, k-NN, fine-tune), attention, patch similarity, a stage's init");
     if (hasDecoder) {
-        std::snprintf(buf, sizeof buf, "decoder: yes (width %d, depth %d, %d heads) -> reconstructions (mask ratio %.2f, norm-pix %s)",
-                      r.model.decoderEmbedDim, r.model.decoderDepth, r.model.decoderNumHeads, r.mae.maskRatio, r.mae.normPixLoss ? "on" : "off");
+        std::snprintf(buf, sizeof buf, "decoder: yes (width %d, depth %d, %d heads from %s) -> reconstructions (mask ratio %.2f, norm-pix %s)",
+                      r.model.decoderEmbedDim, r.model.decoderDepth, r.model.decoderNumHeads, decoderHeadsSource.c_str(), r.mae.maskRatio,
+                      r.mae.normPixLoss ? "on" : "off");
         res.lines.push_back(buf);
     } else {
         res.lines.push_back("decoder: no -> no reconstructions");

@@ -25,8 +25,9 @@ expect() {  # expect CODE LOG PATTERN -- command...
 }
 
 # every layout imports and says what it found
-expect 0 "$work/i1.log" "decoder: no" -- "$cli" import "$fx/mae_encoder.pth" --out "$work/m/enc" --set model.num_heads=4
-expect 0 "$work/i2.log" "decoder: yes (width 32, depth 1, 16 heads) -> reconstructions" -- "$cli" import "$fx/mae_visualize.pth" --out "$work/m/vis" --set model.num_heads=4
+expect 0 "$work/i1.log" "4 heads (from --set model.num_heads)" -- "$cli" import "$fx/mae_encoder.pth" --out "$work/m/enc" --set model.num_heads=4
+expect 0 "$work/i2.log" "decoder: yes (width 32, depth 1, 16 heads from models_mae.py.s 16) -> reconstructions" -- "$cli" import "$fx/mae_visualize.pth" --out "$work/m/vis" --set model.num_heads=4
+grep -q "decoder: no" "$work/i1.log" || fail "an encoder-only file reported a decoder"
 grep -q "\[legacy\]" "$work/i2.log" || fail "legacy format not reported"
 expect 0 "$work/i3.log" "norm-pix on" -- "$cli" import "$fx/mae_train.pth" --out "$work/m/train" --set model.num_heads=4
 expect 0 "$work/i4.log" "12 heads (from the checkpoint's model name \"vit_small\")" -- "$cli" import "$fx/mocov3.pth.tar" --out "$work/m/moco"

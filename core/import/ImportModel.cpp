@@ -275,15 +275,19 @@ torch::Tensor resamplePosEmbed(const torch::Tensor& pos, int newGrid) {
 
 }  // namespace
 
-int headsFor(int width, const std::string& modelName, std::string& source) {
+int headsFor(int width, const std::string& modelName, std::string& source, bool mocoNames) {
     // Model names that fix the heads: facebookresearch/mae models_mae.py, moco-v3 vits.py (12 heads at ViT-S), timm.
     static const std::vector<std::tuple<std::string, int, int>> named = {
-        {"vit_small", 384, 12},        {"vit_base", 768, 12},          {"mae_vit_base_patch16", 768, 12},
+        {"vit_base", 768, 12},          {"mae_vit_base_patch16", 768, 12},
         {"mae_vit_large_patch16", 1024, 16}, {"mae_vit_huge_patch14", 1280, 16}, {"vit_large", 1024, 16},
         {"vit_huge", 1280, 16},        {"vit_tiny", 192, 3},           {"deit_small", 384, 6},
         {"deit_tiny", 192, 3},         {"deit_base", 768, 12}};
     std::string lower = modelName;
     for (auto& c : lower) c = char(std::tolower(uint8_t(c)));
+    if (mocoNames && width == 384 && (lower == "vit_small" || lower == "vit_conv_small")) {
+        source = "the checkpoint's model name \"" + modelName + "\" (moco-v3's vits.py: 12 heads)";
+        return 12;
+    }
     for (const auto& [name, w, h] : named)
         if (w == width && (lower == name || startsWith(lower, name + "_") || startsWith(lower, name + "16") || startsWith(lower, name + "8"))) {
             source = "the checkpoint's model name \"" + modelName + "\"";
@@ -398,7 +402,7 @@ ImportResult importModel(const std::string& file, const std::string& outDir, con
     r.model.embedDim = a.dim;
     r.model.depth = a.depth;
     std::string headsSource, decoderHeadsSource = "models_mae.py's 16";
-    r.model.numHeads = headsFor(a.dim, src.arch, headsSource);
+    r.model.numHeads = headsFor(a.dim, src.arch, headsSource, moco);
     r.model.mlpRatio = double(a.hidden) / a.dim;
     if (hasDecoder) {
         auto it = dec.find("decoder_embed.weight");

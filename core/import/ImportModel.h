@@ -31,8 +31,8 @@ struct ImportResult {
 ImportResult importModel(const std::string& file, const std::string& outDir, const ImportOptions& options);
 
 // The number of attention heads of a ViT of width `width`: from a model name in the checkpoint (MAE's args.model,
-// MoCo v3's arch, e.g. "vit_small" = 12 heads there), else the standard table (192: 3, 384: 6, 768: 12, 1024: 16,
-// 1280: 16), else width / 64. `source` says which.
-int headsFor(int width, const std::string& modelName, std::string& source);
+// MoCo v3's arch: its "vit_small" has 12 heads, where DINO's and timm's have 6, hence `mocoNames` for a MoCo v3
+// layout), else the standard table (192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16), else width / 64. `source` says which.
+int headsFor(int width, const std::string& modelName, std::string& source, bool mocoNames = false);
 
 }  // namespace graftlab

@@ -211,12 +211,7 @@ int loadModelState(const std::string& path, torch::nn::Module& model, bool stric
             }
             torch::Tensor src;
             m.read(name, src, isBuffer);
-            if (src.sizes() != dst.sizes()) {
-                std::ostringstream os;
-                os << "tensor \"" << name << "\" has shape " << src.sizes() << " in the checkpoint but " << dst.sizes()
-                   << " in the model (another architecture?)";
-                throw FileError(path, os.str());
-            }
+            requireSameShape(path, name, src, dst);
             dst.copy_(src);
             storedSet.erase(name);
             ++loaded;
@@ -307,6 +302,14 @@ void pruneCheckpoints(const std::string& dir, int64_t newestStep, int keepEvery,
         std::error_code ec;
         fs::remove(path, ec);
     }
+}
+
+void requireSameShape(const std::string& path, const std::string& name, const torch::Tensor& stored, const torch::Tensor& model) {
+    if (stored.sizes() == model.sizes()) return;
+    std::ostringstream os;
+    os << "tensor \"" << name << "\" has shape " << stored.sizes() << " in the checkpoint but " << model.sizes()
+       << " in the model (another architecture?)";
+    throw FileError(path, os.str());
 }
 
 std::string resolveCheckpoint(const std::string& fileOrDir) {

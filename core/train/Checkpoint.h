@@ -56,5 +56,7 @@ std::string latestGoodCheckpoint(const std::string& dir);
 // A checkpoint file as given, or for a directory (a run, an imported model, or a checkpoints/ folder) its newest
 // readable checkpoint. Throws FileError naming the directory when it holds none.
 std::string resolveCheckpoint(const std::string& fileOrDir);
+// FileError naming `path` and the tensor when a stored tensor's shape is not the model's.
+void requireSameShape(const std::string& path, const std::string& name, const torch::Tensor& stored, const torch::Tensor& model);
 
 }  // namespace graftlab

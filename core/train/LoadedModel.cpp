@@ -27,6 +27,18 @@ torch::Tensor mappedTensor(const TorchFile& f, const PickledTensor& t) {
 // built, then each stored tensor copied from the mapped file straight into it, its pages handed back at once. A model
 // of M bytes loads holding about M bytes (LibTorch's archive reader would hold the file, its tensors and the model).
 // Returns false (the caller takes the archive path, with its messages) for anything it does not recognise.
+// The recipe, the method of the stage the checkpoint was written in, and a fresh objective for m.meta.
+void buildObjective(LoadedModel& m, const std::string& path) {
+    std::vector<RecipeIssue> issues;
+    m.recipe = Recipe::fromJson(m.meta.recipe, issues);
+    if (issues.empty()) issues = m.recipe.validate();
+    if (!issues.empty()) throw FileError(path, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
+    auto stages = m.recipe.effectiveStages();
+    m.method = stages[size_t(std::clamp(m.meta.stage, 0, int(stages.size()) - 1))].method;
+    torch::manual_seed(uint64_t(m.recipe.seed));
+    m.objective = makeObjective(m.recipe, m.method, m.meta.channels, m.meta.mean, m.meta.std);
+}
+
 struct MappedLoad {
     size_t loaded = 0, modelTensors = 0, unused = 0;  // copied in; the model's; the file's left over
 };
@@ -45,14 +57,7 @@ bool loadMapped(const std::string& path, LoadedModel& m, MappedLoad& r, std::str
         return false;
     }
     const PickleValue* model = f->root->get("model");
-    std::vector<RecipeIssue> issues;
-    m.recipe = Recipe::fromJson(m.meta.recipe, issues);
-    if (issues.empty()) issues = m.recipe.validate();
-    if (!issues.empty()) throw FileError(path, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
-    auto stages = m.recipe.effectiveStages();
-    m.method = stages[size_t(std::clamp(m.meta.stage, 0, int(stages.size()) - 1))].method;
-    torch::manual_seed(uint64_t(m.recipe.seed));
-    m.objective = makeObjective(m.recipe, m.method, m.meta.channels, m.meta.mean, m.meta.std);
+    buildObjective(m, path);
     std::map<std::string, const PickleValue*> stored;
     for (const auto& [k, v] : model->entries)
         if (k->isString() && v->kind == PickleValue::Kind::Tensor) stored[k->text] = v;
@@ -65,12 +70,7 @@ bool loadMapped(const std::string& path, LoadedModel& m, MappedLoad& r, std::str
         auto it = stored.find(name);
         if (it == stored.end()) continue;
         auto src = mappedTensor(*f, it->second->tensor);
-        if (src.sizes() != dst.sizes()) {
-            std::ostringstream os;
-            os << "tensor \"" << name << "\" has shape " << src.sizes() << " in the checkpoint but " << dst.sizes()
-               << " in the model (another architecture?)";
-            throw FileError(path, os.str());
-        }
+        requireSameShape(path, name, src, dst);
         dst.copy_(src);
         f->bytes->release(static_cast<const char*>(src.data_ptr()), size_t(src.numel()) * src.element_size());
         stored.erase(it);
@@ -122,14 +122,7 @@ LoadedModel loadCheckpointModel(const std::string& pathIn, torch::Device device)
     if (!done) {
         m = LoadedModel();
         m.meta = readCheckpointMeta(path);
-        std::vector<RecipeIssue> issues;
-        m.recipe = Recipe::fromJson(m.meta.recipe, issues);
-        if (issues.empty()) issues = m.recipe.validate();
-        if (!issues.empty()) throw FileError(path, "its recipe does not parse: " + issues.front().field + ": " + issues.front().message);
-        auto stages = m.recipe.effectiveStages();
-        m.method = stages[size_t(std::clamp(m.meta.stage, 0, int(stages.size()) - 1))].method;
-        torch::manual_seed(uint64_t(m.recipe.seed));
-        m.objective = makeObjective(m.recipe, m.method, m.meta.channels, m.meta.mean, m.meta.std);
+        buildObjective(m, path);
         if (m.meta.imported.is_object()) {
             size_t expected = importedPartTensors(m);
             int loaded = loadModelState(path, *m.objective, false);

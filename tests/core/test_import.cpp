@@ -169,6 +169,16 @@ private slots:
         QVERIFY(maxDiff(enc->forward(tensorOf(refs_, "dino.images")), tensorOf(refs_, "dino.tokens")) < 1e-4);
         QVERIFY(maxDiff(lastAttention(enc, tensorOf(refs_, "dino.images")), tensorOf(refs_, "dino.attn_last")) < 1e-4);
 
+        LoadedModel dinoTrain = imported("dino_train.pth");  // the teacher's backbone; arch vit_small = 6 heads in DINO
+        QCOMPARE(dinoTrain.recipe.model.numHeads, 6);
+        auto dt = dinoTrain.objective->encoder();
+        dt->eval();
+        QVERIFY(maxDiff(dt->forward(tensorOf(refs_, "dino_s.images")), tensorOf(refs_, "dino_s.tokens")) < 1e-4);
+        QVERIFY(dinoTrain.meta.imported["notes"].dump().find("teacher") != std::string::npos);
+        auto raw = readTorchFile(fx_ + "/dino_train.pth");  // a numpy scalar read as data
+        QVERIFY(raw->root->get("best") && raw->root->get("best")->kind == PickleValue::Kind::Float);
+        QCOMPARE(raw->root->get("best")->number, 0.75);
+
         LoadedModel timm = imported("timm.safetensors");  // no qkv bias, classifier head left out
         auto t = timm.objective->encoder();
         t->eval();
@@ -202,8 +212,9 @@ private slots:
 
     void headsComeFromTheModelNameThenTheTable() {
         std::string src;
-        QCOMPARE(headsFor(384, "vit_small", src), 12);  // moco-v3 vits.py
+        QCOMPARE(headsFor(384, "vit_small", src, true), 12);  // moco-v3 vits.py
         QVERIFY(src.find("vit_small") != std::string::npos);
+        QCOMPARE(headsFor(384, "vit_small", src), 6);         // DINO's and timm's ViT-S
         QCOMPARE(headsFor(384, "", src), 6);  // timm / DeiT ViT-S
         QCOMPARE(headsFor(768, "mae_vit_base_patch16", src), 12);
         QCOMPARE(headsFor(1024, "mae_vit_large_patch16", src), 16);

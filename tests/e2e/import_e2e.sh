@@ -30,7 +30,7 @@ expect 0 "$work/i2.log" "decoder: yes (width 32, depth 1, 16 heads from models_m
 grep -q "decoder: no" "$work/i1.log" || fail "an encoder-only file reported a decoder"
 grep -q "\[legacy\]" "$work/i2.log" || fail "legacy format not reported"
 expect 0 "$work/i3.log" "norm-pix on" -- "$cli" import "$fx/mae_train.pth" --out "$work/m/train" --set model.num_heads=4
-expect 0 "$work/i4.log" "12 heads (from the checkpoint's model name \"vit_small\")" -- "$cli" import "$fx/mocov3.pth.tar" --out "$work/m/moco"
+expect 0 "$work/i4.log" "12 heads (from the checkpoint's model name \"vit_small\" (moco-v3" -- "$cli" import "$fx/mocov3.pth.tar" --out "$work/m/moco"
 grep -q "CL heads: yes" "$work/i4.log" || fail "MoCo v3 heads not reported"
 expect 0 "$work/i5.log" "CL heads: yes" -- "$cli" import "$fx/layer_grafted.pth.tar" --out "$work/m/lg"
 expect 0 "$work/i6.log" "3 heads (from the standard ViT table" -- "$cli" import "$fx/dino.pth" --out "$work/m/dino" \

@@ -256,6 +256,18 @@ dino_images = torch.randn(2, C, 16, 16)
 refs["dino.images"] = dino_images
 add_refs("dino", dino, 3, dino_images)
 torch.save(dino, os.path.join(OUT, "dino.pth"))
+# DINO's training checkpoint (main_dino.py): the DDP student, the teacher with its DINO head, args with arch
+# 'vit_small' (6 heads in DINO's vision_transformer.py, 12 in moco-v3's), and a numpy scalar beside
+import numpy as np
+dino_s = encoder_sd(384, 1, 8, C, 2)
+dino_head = OrderedDict([("head.mlp.0.weight", rnd(64, 384)), ("head.mlp.0.bias", rnd(64)), ("head.last_layer.weight_g", rnd(1, 16))])
+teacher = OrderedDict([("backbone." + k, v) for k, v in dino_s.items()] + list(dino_head.items()))
+student = OrderedDict([("module." + k, v) for k, v in teacher.items()])
+refs["dino_s.images"] = dino_images
+add_refs("dino_s", dino_s, 6, dino_images)
+torch.save({"student": student, "teacher": teacher, "epoch": 100, "best": np.float64(0.75),
+            "args": argparse.Namespace(arch="vit_small", patch_size=8, out_dim=65536, momentum_teacher=0.996)},
+           os.path.join(OUT, "dino_train.pth"))
 
 # --- timm safetensors with a classifier head (dropped on import), no qkv bias (qkv_bias=False) ---
 tm = encoder_sd(48, 1, 4, C, 2, qkv_bias=False)

@@ -45,7 +45,6 @@ void commitTempFile(const std::string& tmp, const std::string& path) {
 }
 
 void writeFileAtomically(const std::string& path, std::string_view data) {
-    fs::path dir = parentOf(path);
     std::string tmp = tempPathFor(path);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw FileError(path, std::string("cannot create file: ") + std::strerror(errno));
@@ -70,16 +69,7 @@ void writeFileAtomically(const std::string& path, std::string_view data) {
         throw FileError(path, std::string("fsync failed: ") + std::strerror(e));
     }
     ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int e = errno;
-        ::unlink(tmp.c_str());
-        throw FileError(path, std::string("rename failed: ") + std::strerror(e));
-    }
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    commitTempFile(tmp, path);  // fsync again (cheap: nothing left to write), rename, fsync of the directory
 }
 
 std::string readFile(const std::string& path) {

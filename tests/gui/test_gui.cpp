@@ -17,6 +17,9 @@
 #include <QAction>
 #include <QApplication>
 #include <QMessageBox>
+#include <QMimeData>
+#include <QDropEvent>
+#include <QUrl>
 #include <QTimer>
 #include <QPlainTextEdit>
 #include <QStatusBar>
@@ -327,7 +330,14 @@ private slots:
         QVERIFY(inspect->session()->model().summary.join("\n").contains("decoder: yes"));
         QVERIFY(QFileInfo::exists(root_.filePath("models/mae_visualize_pth/import.json")));
         inspect->setMask(0.5, 3);
-        inspect->addImages({fx + "/images/colour.png", fx + "/images/grey.png"});
+        inspect->addImages({fx + "/images/colour.png"});
+        {  // the second image dropped on the window, as from a file manager
+            QMimeData mime;
+            mime.setUrls({QUrl::fromLocalFile(fx + "/images/grey.png")});
+            QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+            static_cast<QObject*>(inspect)->event(&drop);  // straight to the window (notify() wants a drag session first)
+        }
+        QCOMPARE(inspect->images().size(), 2);
         done.clear();
         QVERIFY(done.wait(60000));
         QVERIFY2(done.last().at(0).toBool(), qPrintable(inspect->statusText()));

@@ -2,6 +2,7 @@
 #include "export/TensorBoard.h"
 #include "probes/ProbeExport.h"
 #include "run/RunLayout.h"
+#include "run/RunLock.h"
 #include "util/Png.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -13,22 +14,39 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <unistd.h>
 
 namespace graftlab {
 namespace fs = std::filesystem;
 
+namespace {
+// What GraftLab writes into checkpoints/: checkpoints, their temp files, eval.json, cached features.
+bool writtenByGraftLab(const std::string& name) {
+    static const std::regex ours(R"((step-\d+\.ckpt|\..*\.ckpt\.tmp-\d+|eval\.json|\.eval\.json\.tmp-\d+|\.step-\d+\.ckpt\.features-.*))");
+    return std::regex_match(name, ours);
+}
+}  // namespace
+
 RunDir::RunDir(std::string path, RunDirMode mode) : path_(std::move(path)) {
     std::error_code ec;
     if (mode == RunDirMode::Resume) {
         if (!holdsRun(path_)) throw FileError(path_, "not a GraftLab run directory (no recipe.json)");
+        lock_ = std::make_unique<RunLock>(path_);
     } else {
+        lock_ = std::make_unique<RunLock>(path_);  // before anything of a run another process may be writing is touched
         if (holdsRun(path_)) {
             if (mode == RunDirMode::Create)
                 throw FileError(path_, "already holds a run (recipe.json exists); use `graftlab-cli resume " + path_ +
                                            "` to continue it, or --force to replace it");
             fs::remove(metricsPath(), ec);
-            fs::remove_all(checkpointDir(), ec);
+            int kept = 0;
+            for (const auto& e : fs::directory_iterator(checkpointDir(), ec)) {
+                if (e.is_regular_file() && writtenByGraftLab(e.path().filename().string())) fs::remove(e.path(), ec);
+                else ++kept;
+            }
+            if (kept > 0)
+                spdlog::warn("{}: kept {} file(s) GraftLab did not write (--force replaces only the run's own files)", checkpointDir(), kept);
             fs::remove_all(snapshotDir(), ec);
             fs::remove_all(tensorBoardDir(), ec);
         }

@@ -14,6 +14,7 @@
 namespace graftlab {
 
 class TensorBoardLog;
+class RunLock;
 
 enum class RunDirMode {
     Create,  // refuse a directory that already holds a run
@@ -23,7 +24,8 @@ enum class RunDirMode {
 
 class RunDir : public TrainerObserver {
 public:
-    // Throws FileError naming the directory when it is unwritable, or (Create) already holds another run.
+    // Throws FileError naming the directory when it is unwritable, (Create) already holds another run, or another
+    // process writes it (run/RunLock.h: held until this object goes). Force removes only the files GraftLab writes.
     RunDir(std::string path, RunDirMode mode);
     ~RunDir() override;
 
@@ -47,6 +49,7 @@ public:
 
 private:
     std::string path_;
+    std::unique_ptr<RunLock> lock_;
     void checkTensorBoard();
     int metricsFd_ = -1;
     std::unique_ptr<TensorBoardLog> tensorBoard_;

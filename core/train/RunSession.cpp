@@ -1,6 +1,7 @@
 #include "train/RunSession.h"
 #include "dist/Distributed.h"
 #include "run/RunLayout.h"
+#include "run/RunLock.h"
 #include "util/Errors.h"
 
 namespace graftlab {
@@ -42,6 +43,9 @@ std::string RunSession::newestCheckpoint(const std::string& dir) {
     const RunLayout layout(dir);
     if (!layout.holdsRun()) throw FileError(dir, "holds no run (no recipe.json)");
     std::string ckpt = latestGoodCheckpoint(layout.checkpoints());
+    std::string writer = RunLock::holder(dir);
+    if (!writer.empty())
+        throw FileError(dir, "is being written by " + writer + "; wait for it to end or stop it (it writes a checkpoint), then resume");
     if (ckpt.empty()) throw FileError(layout.checkpoints(), "no readable checkpoint to resume from");
     return ckpt;
 }

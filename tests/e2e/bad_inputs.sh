@@ -103,5 +103,38 @@ check "resume of a directory without a run" "recipe.json" "$cli" resume "$work/n
 check "NaN loss stops the run" "loss is" "$cli" train --recipe mae --out "$work/nan" $tiny --steps 50 --set optim.base_lr=1e12 \
   --set optim.warmup_steps=0 --set train.checkpoint_every=1
 
+# --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
+# the first run is lost; a kill -9 leaves no stale lock
+waitrows() {  # waitrows FILE N: until FILE has N lines (at most 60 s)
+  for _ in $(seq 600); do [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+  return 1
+}
+slow="--set train.log_every=1 --set train.checkpoint_every=5"
+"$cli" train --recipe mae --out "$work/busy" $tiny $slow --steps 100000 > "$work/busy.log" 2>&1 &
+writer=$!
+waitrows "$work/busy/metrics.jsonl" 8 || { echo "FAIL [writer]: no metrics"; failures=$((failures + 1)); }
+check "resume while train writes" "is being written by PID $writer" "$cli" resume "$work/busy"
+check "train --force while train writes" "is being written by PID $writer" "$cli" train --recipe mae --out "$work/busy" --force $tiny
+check "the refusal names the command" "train --recipe mae --out $work/busy" "$cli" resume "$work/busy"
+kill -0 $writer 2> /dev/null || { echo "FAIL [writer]: the first train died"; failures=$((failures + 1)); }
+kill -9 $writer; wait $writer 2> /dev/null
+rows=$(wc -l < "$work/busy/metrics.jsonl")
+first=$(head -c 40 "$work/busy/metrics.jsonl")
+# no stale lock after kill -9: resume takes over (and is itself the writer now, the other order)
+"$cli" resume "$work/busy" --steps 100000 > "$work/busy2.log" 2>&1 &
+writer=$!
+for _ in $(seq 600); do grep -q "$writer" "$work/busy/.graftlab-writer" 2> /dev/null && break; sleep 0.1; done
+sleep 1
+check "train --force while resume writes" "is being written by PID $writer" "$cli" train --recipe mae --out "$work/busy" --force $tiny
+kill -TERM $writer; wait $writer
+if [ "$(head -c 40 "$work/busy/metrics.jsonl")" != "$first" ]; then echo "FAIL [one writer]: the run's history was replaced"; failures=$((failures + 1)); fi
+grep -q "resum" "$work/busy2.log" || { echo "FAIL [resume after kill -9]:"; tail -3 "$work/busy2.log"; failures=$((failures + 1)); }
+echo "     [two writers] $rows metrics rows when the first writer was killed -9"
+# --force replaces the run's own files only
+echo "notes" > "$work/busy/checkpoints/my-notes.txt"
+"$cli" train --recipe mae --out "$work/busy" --force $tiny --steps 2 > "$work/force.log" 2>&1 || { echo "FAIL [force]:"; tail -3 "$work/force.log"; failures=$((failures + 1)); }
+[ -f "$work/busy/checkpoints/my-notes.txt" ] && grep -q "did not write" "$work/force.log" \
+  && echo "ok   [--force keeps foreign files]" || { echo "FAIL [--force deleted a file GraftLab did not write]"; failures=$((failures + 1)); }
+
 [ $failures -eq 0 ] || { echo "$failures bad inputs not handled"; exit 1; }
 echo "e2e.bad_inputs: every bad input named"

@@ -11,6 +11,14 @@
 namespace graftlab::cli {
 namespace fs = std::filesystem;
 
+int parseThreads(const std::string& v) {
+    int64_t n = parseInt("threads", v);
+    if (n < 0 || n > maxThreads())
+        throw UsageError("--threads must be 0 (all cores) to " + std::to_string(maxThreads()) + " (4x the " + std::to_string(maxThreads() / 4) +
+                         " cores here), got " + v);
+    return int(n);
+}
+
 std::string checkpointArg(const Args& a) { return resolveCheckpoint(a.get("ckpt")); }
 
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags) {

@@ -92,7 +92,7 @@ int cmdEval(int argc, char** argv) {
     if (req.maxTrain < 0 || req.finetuneSteps < 1) throw UsageError("--max-train must be >= 0 and --finetune-steps >= 1");
     req.seed = uint64_t(parseInt("seed", a.get("seed", "0")));
     req.useCache = !a.has("no-cache");
-    req.threads = int(parseInt("threads", a.get("threads", "0")));
+    req.threads = parseThreads(a.get("threads", "0"));
     if (req.threads < 0) throw UsageError("--threads must be >= 0 (0 = every core)");
     if (a.has("finetune-lr")) {
         try {

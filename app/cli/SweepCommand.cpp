@@ -53,6 +53,14 @@ int cmdSweep(int argc, char** argv) {
         throw UsageError(e.what());
     }
     if (req.axes.size() > 2) throw UsageError("a sweep takes one or two --grid keys");
+    for (size_t i = 0; i < req.axes.size(); ++i)
+        for (size_t j = 0; j < i; ++j) {
+            if (req.axes[i].key == req.axes[j].key) throw UsageError("--grid " + req.axes[i].key + " is given twice: list its values once (key=v1,v2)");
+            for (const auto& f : req.axes[i].fields)
+                if (std::find(req.axes[j].fields.begin(), req.axes[j].fields.end(), f) != req.axes[j].fields.end())
+                    throw UsageError("--grid: field " + f + " is moved by two grid keys (" + req.axes[j].key + ", " + req.axes[i].key +
+                                     "): a run could not hold both values");
+        }
     if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
     bool ok = false;
     req.base = loadRecipeOrExit(req.recipeFile, req.sets, ok);

@@ -92,7 +92,7 @@ int cmdBench(int argc, char** argv) {
     BenchOptions o;
     o.steps = int(parseInt("steps", a.get("steps", "20")));
     o.warmup = int(parseInt("warmup", a.get("warmup", "3")));
-    o.threads = int(parseInt("threads", a.get("threads", "0")));
+    o.threads = parseThreads(a.get("threads", "0"));
     o.profilePath = a.get("profile");
     if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
     BenchResult res = runBench(r, o, r.name);

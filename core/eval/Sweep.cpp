@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 
@@ -27,8 +28,14 @@ SweepAxis parseSweepAxis(const std::string& arg) {
         if (!f.empty()) a.fields.push_back(f);
     if (a.key.empty() || a.fields.empty()) throw std::invalid_argument("--grid expects [name:]field[+field...]=v1,v2,..., got \"" + arg + "\"");
     std::stringstream ss(arg.substr(eq + 1));
-    for (std::string v; std::getline(ss, v, ',');)
-        if (!v.empty()) a.values.push_back(v);
+    const std::string list = arg.substr(eq + 1);
+    for (std::string v; std::getline(ss, v, ',');) {
+        if (v.empty()) throw std::invalid_argument("--grid " + a.key + ": an empty value in \"" + list + "\" (two commas, or one at an end)");
+        if (std::find(a.values.begin(), a.values.end(), v) != a.values.end())
+            throw std::invalid_argument("--grid " + a.key + ": the value " + v + " is listed twice");
+        a.values.push_back(v);
+    }
+    if (!list.empty() && list.back() == ',') throw std::invalid_argument("--grid " + a.key + ": an empty value in \"" + list + "\" (two commas, or one at an end)");
     if (a.values.empty()) throw std::invalid_argument("--grid " + a.key + " lists no value");
     return a;
 }
@@ -82,6 +89,16 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
     for (const auto& a : req.axes) index["axes"].push_back({{"key", a.key}, {"fields", a.fields}, {"values", a.values}});
     if (req.trainShards > 0 && (req.trainShard < 0 || req.trainShard >= req.trainShards))
         throw std::invalid_argument("train shard out of range");
+    // Every grid point checked before the first one trains: a bad value of the last point is not found hours later.
+    for (const auto& values : combos) {
+        std::vector<std::string> sets = req.sets;
+        for (size_t i = 0; i < req.axes.size(); ++i)
+            for (const auto& f : req.axes[i].fields) sets.push_back(f + "=" + values[i]);
+        std::vector<RecipeIssue> issues;
+        Recipe r = loadRecipeFile(req.recipeFile, sets, issues);
+        for (auto& v : r.validate()) issues.push_back(v);
+        if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message + " (in the sweep point " + runName(req.axes, values) + ")");
+    }
     for (size_t k = 0; k < combos.size(); ++k) {
         const auto& values = combos[k];
         if (req.trainShards > 0 && k % size_t(req.trainShards) != size_t(req.trainShard)) continue;

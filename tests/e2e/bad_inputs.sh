@@ -84,7 +84,7 @@ check "fuzz regression: damaged TorchScript type" "checkpoint-torchscript-type-p
 printf 'hello' > "$work/text.ckpt"
 check "not a checkpoint" "text.ckpt" "$cli" reconstruct --ckpt "$work/text.ckpt" --out "$work/g.png"
 check "missing checkpoint" "missing.ckpt" "$cli" eval --ckpt "$work/missing.ckpt"
-check "negative eval threads" "--threads must be >= 0" "$cli" eval --ckpt "$work/missing.ckpt" --threads -1
+check "negative eval threads" "--threads must be 0 (all cores) to" "$cli" eval --ckpt "$work/missing.ckpt" --threads -1
 # a run whose recipe now describes another architecture than its checkpoint
 cp -r "$work/good" "$work/other"
 python3 - "$work/other/recipe.json" <<'PY'
@@ -102,6 +102,25 @@ check "resume of a directory without a run" "recipe.json" "$cli" resume "$work/n
 # --- a loss that becomes non-finite stops before the optimizer step, keeping the last checkpoint
 check "NaN loss stops the run" "loss is" "$cli" train --recipe mae --out "$work/nan" $tiny --steps 50 --set optim.base_lr=1e12 \
   --set optim.warmup_steps=0 --set train.checkpoint_every=1
+
+# --- checked before the first step
+check "train threads 100000" "threads: at most" "$cli" train --recipe mae --out "$work/t100k" $tiny --set threads=100000
+check "eval --threads 100000" "--threads must be 0 (all cores) to" "$cli" eval --ckpt "$work/good" --threads 100000
+check "bench --threads 100000" "--threads must be 0 (all cores) to" "$cli" bench --recipe mae --threads 100000
+check "sweep: a grid key twice" "is given twice" "$cli" sweep --recipe mae --out "$work/sw1" $tiny --grid optim.base_lr=1e-3 --grid optim.base_lr=2e-3
+check "sweep: an empty grid value" "an empty value" "$cli" sweep --recipe mae --out "$work/sw2" $tiny --grid optim.base_lr=1e-3,,2e-3
+check "sweep: a trailing comma" "an empty value" "$cli" sweep --recipe mae --out "$work/sw2" $tiny --grid optim.base_lr=1e-3,
+check "sweep: a bad last grid point, found first" "sweep point" "$cli" sweep --recipe mae --out "$work/sw3" $tiny --grid optim.batch_size=16,-3
+[ ! -d "$work/sw3/optim.batch_size=16" ] && echo "ok   [sweep trained nothing before refusing]" || { echo "FAIL [sweep trained a point before finding the bad one]"; failures=$((failures + 1)); }
+"$cli" recipe --recipe layer_grafted > "$work/lg.json"
+python3 - "$work/lg.json" << 'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["stages"] = []
+json.dump(r, open(sys.argv[1], "w"))
+PY
+check "stages: []" "stages: an empty list" "$cli" train --recipe "$work/lg.json" --out "$work/lg" $tiny
+check "train --out ''" "--out is empty" "$cli" train --recipe mae --out "" $tiny
 
 # --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
 # the first run is lost; a kill -9 leaves no stale lock

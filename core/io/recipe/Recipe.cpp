@@ -1,4 +1,6 @@
 #include "recipe/Recipe.h"
+
+#include <thread>
 #include "util/AtomicFile.h"
 
 #include <algorithm>
@@ -217,6 +219,11 @@ void parseStages(const json& v, std::vector<StageConfig>& out, std::vector<Recip
         issues.push_back({"stages", "expected an array of stage objects, got " + typeName(v)});
         return;
     }
+    if (v.empty()) {
+        issues.push_back({"stages", "an empty list would train the single-stage `method` under this recipe's name: give the stages, "
+                                    "or remove the key for a single-stage recipe"});
+        return;
+    }
     for (size_t i = 0; i < v.size(); ++i) {
         std::string base = "stages[" + std::to_string(i) + "]";
         const json& o = v[i];
@@ -384,6 +391,8 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if ((data.dataset == "cifar10" || data.dataset == "image_folder") && data.root.empty())
         e.push_back({"data.root", data.dataset + " needs data.root (the folder of your data)"});
     if (threads < 0) e.push_back({"threads", "must be >= 0 (0 = all cores), got " + std::to_string(threads)});
+    if (int most = maxThreads(); threads > most)
+        e.push_back({"threads", "at most " + std::to_string(most) + " (4x the " + std::to_string(most / 4) + " cores here), got " + std::to_string(threads)});
     if (data.imageSize <= 0) e.push_back({"data.image_size", "must be positive, got " + std::to_string(data.imageSize)});
     if (data.syntheticSize < 8) e.push_back({"data.synthetic_size", "must be at least 8, got " + std::to_string(data.syntheticSize)});
     if (model.patchSize <= 0)
@@ -581,5 +590,7 @@ std::string formatIssues(const std::vector<RecipeIssue>& issues) {
     for (const auto& i : issues) s += "  " + (i.field.empty() ? std::string("recipe") : i.field) + ": " + i.message + "\n";
     return s;
 }
+
+int maxThreads() { return 4 * int(std::max(1u, std::thread::hardware_concurrency())); }
 
 }  // namespace graftlab

@@ -196,4 +196,8 @@ void applyOverride(nlohmann::json& j, const std::string& assignment, std::vector
 
 std::string formatIssues(const std::vector<RecipeIssue>& issues);
 
+// The most CPU threads a recipe, eval or bench may ask for: 4x the cores of this machine (more only oversubscribes,
+// and a typo like 100000 would start that many threads).
+int maxThreads();
+
 }  // namespace graftlab

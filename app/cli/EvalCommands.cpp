@@ -105,6 +105,7 @@ int cmdEval(int argc, char** argv) {
     EvalReport rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
     std::string json = writeEvalJson(rep);
     printEvalTable(rep);
+    for (const auto& w : rep.warnings) std::printf("warning: %s\n", w.c_str());
     spdlog::info("results merged into {}", json);
     return kExitOk;
 }

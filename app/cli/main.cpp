@@ -10,6 +10,7 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <filesystem>
 #include <iostream>
 
 using namespace graftlab;
@@ -83,6 +84,11 @@ int main(int argc, char** argv) {
         return kExitUsage;
     } catch (const FileError& e) {
         std::cerr << "error: " << e.what() << "\n";
+        return kExitUsage;
+    } catch (const std::filesystem::filesystem_error& e) {
+        // e.g. --out naming a file where a directory is needed: the path and the system's reason, not the library's text
+        std::string path = e.path1().empty() ? std::string("(path)") : e.path1().string();
+        std::cerr << "error: " << path << ": " << e.code().message() << "\n";
         return kExitUsage;
     } catch (const c10::Error& e) {
         std::cerr << "error: " << e.what_without_backtrace() << "\n";

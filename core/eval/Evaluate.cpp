@@ -28,6 +28,7 @@ nlohmann::json EvalReport::toJson() const {
     nlohmann::json j = {{"checkpoint", checkpoint}, {"method", method}, {"step", step}, {"dataset", dataset},
                         {"pooling", pooling}, {"train_images", trainImages}, {"test_images", testImages}};
     for (const auto& r : results) j["protocols"][r.protocol] = {{"top1", r.top1}, {"details", r.details}};
+    if (!warnings.empty()) j["warnings"] = warnings;
     return j;
 }
 
@@ -40,6 +41,9 @@ EvalReport EvalReport::fromJson(const nlohmann::json& j) {
     r.pooling = j.at("pooling").get<std::string>();
     r.trainImages = j.at("train_images").get<int64_t>();
     r.testImages = j.at("test_images").get<int64_t>();
+    if (j.contains("warnings") && j["warnings"].is_array())
+        for (const auto& w : j["warnings"])
+            if (w.is_string()) r.warnings.push_back(w.get<std::string>());
     if (j.contains("protocols"))
         for (const std::string& p : kProtocols)
             if (j["protocols"].contains(p))
@@ -223,6 +227,14 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
         train.labels = train.labels.index_select(0, idx);
     }
     rep.dataset = train.name;
+    if (train.labels.defined() && train.size() > 0) {
+        const int64_t classes = std::get<0>(at::_unique(train.labels)).numel();
+        if (classes < 2) {
+            rep.warnings.push_back("the training split of " + train.name + " holds " + std::to_string(classes) +
+                                   " class: every classifier scores 100 % on it, so these accuracies say nothing about the encoder");
+            if (log) log("warning: " + rep.warnings.back());
+        }
+    }
     rep.trainImages = train.size();
     rep.testImages = test.size();
     auto encoder = m.objective->encoder();

@@ -35,6 +35,8 @@ struct EvalReport {
     int64_t step = 0;
     int64_t trainImages = 0, testImages = 0;
     std::vector<ProtocolResult> results;
+    // Why the accuracies cannot mean much (a training split of one class: every classifier scores 100 %).
+    std::vector<std::string> warnings;
     nlohmann::json toJson() const;
     // The inverse of toJson (results in kProtocols' order); throws nlohmann's errors on a malformed entry.
     static EvalReport fromJson(const nlohmann::json& j);

@@ -161,7 +161,10 @@ CheckpointMeta readCheckpointMeta(const std::string& path) {
             auto f = readTorchFile(path);
             f->bytes->releaseAll();
             if (readMetaMapped(*f, m)) return m;
-        } catch (const FileError&) {
+        } catch (const FileError& e) {
+            // a zip that is no torch file at all (a .npz, a .zip of images): said plainly, not in LibTorch's words
+            if (std::string(e.what()).find("without data.pkl") != std::string::npos)
+                throw FileError(path, "not a GraftLab checkpoint: a zip archive without data.pkl (a .npz, or another kind of zip?)");
             // damaged or not a checkpoint: the archive reader below says what, as it always has
         }
     }

@@ -122,6 +122,28 @@ PY
 check "stages: []" "stages: an empty list" "$cli" train --recipe "$work/lg.json" --out "$work/lg" $tiny
 check "train --out ''" "--out is empty" "$cli" train --recipe mae --out "" $tiny
 
+check "sweep --out under a file" "error: /etc/hostname/sweep: Not a directory" "$cli" sweep --recipe mae --out /etc/hostname/sweep $tiny --grid optim.base_lr=1e-3
+python3 -c "import zipfile; zipfile.ZipFile('$work/probe.npz', 'w').writestr('cos.npy', b'x')"
+check "an .npz as a checkpoint" "a zip archive without data.pkl" "$cli" export --ckpt "$work/probe.npz" --out "$work/x.pt"
+grep -q "Could this error message be improved" "$work/out.txt" && { echo "FAIL [npz]: LibTorch's words reached the user"; failures=$((failures + 1)); }
+
+# --- answers that cannot be right are flagged: an evaluation on one class
+mkdir -p "$work/oneclass/only"
+python3 - "$work/oneclass/only" << 'PY'
+import struct, sys, zlib
+for i in range(20):
+    raw = b"".join(b"\x00" + bytes((x * i + y) % 256 for x in range(16)) for y in range(16))
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    open(f"{sys.argv[1]}/{i}.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 0, 0, 0, 0)) +
+                                            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+"$cli" train --recipe mae --out "$work/oc" --steps 2 $tiny --set data.dataset=image_folder --set data.root="$work/oneclass" > "$work/oc.log" 2>&1 \
+  || { echo "FAIL [one-class setup]:"; tail -3 "$work/oc.log"; failures=$((failures + 1)); }
+"$cli" eval --ckpt "$work/oc" --protocol knn > "$work/oc-eval.log" 2>&1
+grep -q "warning: the training split of image_folder holds 1 class" "$work/oc-eval.log" && echo "ok   [one-class evaluation flagged]" \
+  || { echo "FAIL [one-class evaluation not flagged]:"; tail -3 "$work/oc-eval.log"; failures=$((failures + 1)); }
+
 # --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
 # the first run is lost; a kill -9 leaves no stale lock
 waitrows() {  # waitrows FILE N: until FILE has N lines (at most 60 s)

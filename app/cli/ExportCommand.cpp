@@ -125,6 +125,11 @@ int cmdReport(int argc, char** argv) {
     ReportSummary r = writeRunReport(run, out);
     spdlog::info("wrote {} ({} KB: {} metrics rows, {} evaluation entries, {})", out, r.bytes / 1024, r.metricsRows, r.evalEntries,
                  r.sections);
+    for (const auto& p : r.problems) std::cerr << "warning: " << p << "\n";
+    if (!r.problems.empty()) {
+        std::cerr << "error: the report is missing what could not be read (" << r.problems.size() << " problem(s) above, also listed on the page)\n";
+        return kExitFailure;
+    }
     return kExitOk;
 }
 

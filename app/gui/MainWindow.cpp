@@ -586,14 +586,17 @@ void MainWindow::exportReport() {
                                                 tr("HTML (*.html)"));
     if (path.isEmpty()) return;
     QString err = writeReport(currentRunDir_, path);
-    if (!err.isEmpty()) QMessageBox::warning(this, tr("Export failed"), err);
+    if (!err.isEmpty()) QMessageBox::warning(this, tr("Run report"), err);
     else statusBar()->showMessage(tr("Report written to %1 (one file: open it in a browser, mail or attach it)").arg(path), 10000);
 }
 
 QString MainWindow::writeReport(const QString& runDir, const QString& path) {
     try {
-        graftlab::writeRunReport(runDir.toStdString(), path.toStdString());
-        return {};
+        ReportSummary sum = graftlab::writeRunReport(runDir.toStdString(), path.toStdString());
+        if (sum.problems.empty()) return {};
+        QString text = tr("%1 was written, but it is missing what could not be read:").arg(path);
+        for (const auto& p : sum.problems) text += "\n  " + QString::fromStdString(p);
+        return text;
     } catch (const std::exception& e) {
         return QString::fromStdString(e.what());
     }

@@ -144,6 +144,16 @@ PY
 grep -q "warning: the training split of image_folder holds 1 class" "$work/oc-eval.log" && echo "ok   [one-class evaluation flagged]" \
   || { echo "FAIL [one-class evaluation not flagged]:"; tail -3 "$work/oc-eval.log"; failures=$((failures + 1)); }
 
+# --- report on damaged files: each named with its line, exit non-zero; a killed run's torn last line is not damage
+cp -r "$work/good" "$work/damaged"
+{ head -1 "$work/good/metrics.jsonl"; printf '\x00\x01binary\xff\n'; echo '{"step": "three", "loss": 1}'; echo '{"step": 9, "lo'; } > "$work/damaged/metrics.jsonl"
+echo "garbage{" > "$work/damaged/checkpoints/eval.json"
+check "report: binary metrics line" "metrics.jsonl:2: not JSON" "$cli" report "$work/damaged"
+check "report: a step that is not a number" "metrics.jsonl:3: \"step\" is not a whole number" "$cli" report "$work/damaged"
+check "report: a garbage eval.json" "eval.json: not JSON" "$cli" report "$work/damaged"
+grep -q "metrics.jsonl:4" "$work/out.txt" && { echo "FAIL [report]: a torn last line counted as damage"; failures=$((failures + 1)); }
+"$cli" report "$work/good" > "$work/out.txt" 2>&1 && echo "ok   [report of an intact run exits 0]" || { echo "FAIL [report of an intact run]"; failures=$((failures + 1)); }
+
 # --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
 # the first run is lost; a kill -9 leaves no stale lock
 waitrows() {  # waitrows FILE N: until FILE has N lines (at most 60 s)

@@ -230,10 +230,20 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     int64_t lastStep = 0;
     {
         std::ifstream in(run.metrics());
-        std::string line;
-        while (std::getline(in, line)) {
+        std::vector<std::string> lines;
+        for (std::string line; std::getline(in, line);) lines.push_back(line);
+        for (size_t n = 0; n < lines.size(); ++n) {
+            const std::string& line = lines[n];
+            if (line.empty()) continue;
             auto j = nlohmann::json::parse(line, nullptr, false);
-            if (j.is_discarded() || !j.is_object() || !j.contains("step")) continue;
+            std::string why = j.is_discarded() ? "not JSON" : !j.is_object() ? "not a JSON object" : !j.contains("step") ? "no \"step\""
+                              : !j["step"].is_number_integer() ? "\"step\" is not a whole number" : "";
+            if (!why.empty()) {
+                // a killed run's torn last line is expected; anything else is damage the page would hide
+                if (!(n + 1 == lines.size() && j.is_discarded()))
+                    sum.problems.push_back(run.metrics() + ":" + std::to_string(n + 1) + ": " + why + ", row skipped");
+                continue;
+            }
             ++sum.metricsRows;
             double step = j["step"].get<double>();
             lastStep = j["step"].get<int64_t>();
@@ -309,6 +319,10 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     h << "<h2>Evaluation</h2>";
     {
         auto ev = fs::exists(run.evalJson()) ? nlohmann::json::parse(readFile(run.evalJson()), nullptr, false) : nlohmann::json();
+        if (fs::exists(run.evalJson()) && (ev.is_discarded() || !ev.is_object())) {
+            sum.problems.push_back(run.evalJson() + ": " + (ev.is_discarded() ? "not JSON" : "not a JSON object") + ", evaluations left out");
+            ev = nlohmann::json();
+        }
         if (ev.is_object() && !ev.empty()) {
             h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
             for (auto it = ev.begin(); it != ev.end(); ++it) {
@@ -389,6 +403,14 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
       << "Reproduce: <code>graftlab-cli train --recipe " << htmlEscape(run.recipe()) << "</code>.</p></body></html>\n";
 
     std::string out = h.str();
+    if (!sum.problems.empty()) {  // said at the top of the page too
+        std::ostringstream warn;
+        warn << "<div style=\"border:1px solid #c00;padding:6px;margin:8px 0\"><b>Not everything of this run could be read:</b><ul>";
+        for (const auto& p : sum.problems) warn << "<li>" << htmlEscape(p) << "</li>";
+        warn << "</ul></div>";
+        auto at = out.find("<h2>");
+        out.insert(at == std::string::npos ? 0 : at, warn.str());
+    }
     sum.bytes = out.size();
     for (size_t i = 0; i < sections.size(); ++i) sum.sections += (i ? ", " : "") + sections[i];
     if (summary) *summary = sum;

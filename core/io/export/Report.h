@@ -16,6 +16,9 @@ struct ReportSummary {
     int64_t metricsRows = 0;
     int evalEntries = 0;
     std::string sections;  // the sections written, e.g. "curves, recipe, evaluation, reconstructions"
+    // What could not be read, "FILE:LINE: why" (also listed at the top of the page); a torn last metrics line of a
+    // killed run is not one. Non-empty: the page is missing data (graftlab-cli report exits 1).
+    std::vector<std::string> problems;
 };
 
 // Throws FileError naming the directory when it holds no run, or the output file when it cannot be written.

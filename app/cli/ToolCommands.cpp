@@ -8,6 +8,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 namespace graftlab::cli {
@@ -94,6 +97,11 @@ int cmdBench(int argc, char** argv) {
     o.warmup = int(parseInt("warmup", a.get("warmup", "3")));
     o.threads = parseThreads(a.get("threads", "0"));
     o.profilePath = a.get("profile");
+    if (a.has("profile")) {  // checked before the benchmark runs: LibTorch would only fail after it, with a stack trace
+        if (o.profilePath.empty()) throw UsageError("--profile needs a FILE");
+        std::ofstream probe(o.profilePath, std::ios::app);
+        if (!probe) throw FileError(o.profilePath, std::string("cannot be written (") + std::strerror(errno) + ")");
+    }
     if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw UsageError("--steps must be >= 1, --warmup and --threads >= 0");
     BenchResult res = runBench(r, o, r.name);
     std::printf("bench %s (%s) on %s (%s), %d threads, batch %d, %d steps after %d warm-up, %s allocator\n", res.recipe.c_str(),

@@ -144,6 +144,9 @@ PY
 grep -q "warning: the training split of image_folder holds 1 class" "$work/oc-eval.log" && echo "ok   [one-class evaluation flagged]" \
   || { echo "FAIL [one-class evaluation not flagged]:"; tail -3 "$work/oc-eval.log"; failures=$((failures + 1)); }
 
+check "bench --profile to an unwritable place" "/nonexistent-dir/x.json: cannot be written" "$cli" bench --recipe mae --steps 1 --warmup 0 $tiny --profile /nonexistent-dir/x.json
+grep -q "Exception raised from" "$work/out.txt" && { echo "FAIL [bench --profile]: a LibTorch stack trace"; failures=$((failures + 1)); }
+
 # --- report on damaged files: each named with its line, exit non-zero; a killed run's torn last line is not damage
 cp -r "$work/good" "$work/damaged"
 { head -1 "$work/good/metrics.jsonl"; printf '\x00\x01binary\xff\n'; echo '{"step": "three", "loss": 1}'; echo '{"step": 9, "lo'; } > "$work/damaged/metrics.jsonl"

@@ -89,8 +89,8 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
     for (const auto& a : req.axes) index["axes"].push_back({{"key", a.key}, {"fields", a.fields}, {"values", a.values}});
     if (req.trainShards > 0 && (req.trainShard < 0 || req.trainShard >= req.trainShards))
         throw std::invalid_argument("train shard out of range");
-    // Every grid point checked before the first one trains: a bad value of the last point is not found hours later.
-    for (const auto& values : combos) {
+    // The recipe of a grid point: the file, --set, then the point's values; RecipeError naming the point.
+    auto pointRecipe = [&](const std::vector<std::string>& values) {
         std::vector<std::string> sets = req.sets;
         for (size_t i = 0; i < req.axes.size(); ++i)
             for (const auto& f : req.axes[i].fields) sets.push_back(f + "=" + values[i]);
@@ -98,17 +98,14 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         Recipe r = loadRecipeFile(req.recipeFile, sets, issues);
         for (auto& v : r.validate()) issues.push_back(v);
         if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message + " (in the sweep point " + runName(req.axes, values) + ")");
-    }
+        return r;
+    };
+    // Every grid point checked before the first one trains: a bad value of the last point is not found hours later.
+    for (const auto& values : combos) (void)pointRecipe(values);
     for (size_t k = 0; k < combos.size(); ++k) {
         const auto& values = combos[k];
         if (req.trainShards > 0 && k % size_t(req.trainShards) != size_t(req.trainShard)) continue;
-        std::vector<std::string> sets = req.sets;
-        for (size_t i = 0; i < req.axes.size(); ++i)
-            for (const auto& f : req.axes[i].fields) sets.push_back(f + "=" + values[i]);
-        std::vector<RecipeIssue> issues;
-        Recipe r = loadRecipeFile(req.recipeFile, sets, issues);
-        for (auto& v : r.validate()) issues.push_back(v);
-        if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message + " (in the sweep point " + runName(req.axes, values) + ")");
+        Recipe r = pointRecipe(values);
         scaleToBudget(r, req.budget.steps);
         SweepPoint p;
         p.values = values;

@@ -6,6 +6,8 @@
 #include "util/StopSignals.h"
 #include "util/ThreadEnv.h"
 
+#include <cstdio>
+
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QIcon>
@@ -41,7 +43,8 @@ int main(int argc, char** argv) {
                                            "(imported into ~/GraftLab/models), an imported model's folder, or a GraftLab checkpoint.", "FILE");
     QCommandLineOption image("inspect-image", "With --open-model: an image to inspect (repeatable).", "FILE");
     QCommandLineOption maskRatio("mask-ratio", "With --open-model: the reconstruction's mask ratio (default 0.75).", "R");
-    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio});
+    QCommandLineOption maskSeed("mask-seed", "With --open-model: the seed of the reconstruction's mask (default 0).", "S");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed});
     parser.process(app);
 
     graftlab::LaunchOptions o;
@@ -66,7 +69,16 @@ int main(int argc, char** argv) {
     w.show();
     if (inspecting) {
         auto* inspect = w.openModel(parser.value(model));
-        if (parser.isSet(maskRatio)) inspect->setMask(parser.value(maskRatio).toDouble(), 0);
+        if (parser.isSet(maskRatio) || parser.isSet(maskSeed)) {
+            bool okRatio = true, okSeed = true;
+            double ratio = parser.isSet(maskRatio) ? parser.value(maskRatio).toDouble(&okRatio) : 0.75;
+            int seed = parser.isSet(maskSeed) ? parser.value(maskSeed).toInt(&okSeed) : 0;
+            if (!okRatio || !(ratio > 0 && ratio < 1) || !okSeed || seed < 0) {
+                std::fprintf(stderr, "error: --mask-ratio must be between 0 and 1 and --mask-seed a whole number >= 0\n");
+                return 2;
+            }
+            inspect->setMask(ratio, seed);
+        }
         if (parser.isSet(image)) inspect->addImages(parser.values(image));
         if (parser.isSet(tab)) inspect->showKind(parser.value(tab));
         if (parser.isSet(screenshot)) {

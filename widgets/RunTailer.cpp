@@ -36,6 +36,7 @@ void RunTailer::close() {
     timer_.stop();
     dir_.clear();
     offset_ = 0;
+    lineNumber_ = 0;
     partial_.clear();
     seenSnapshots_.clear();
     indexTime_ = {};
@@ -56,6 +57,7 @@ int RunTailer::readMetrics() {
     if (info.size() < offset_) {
         // Rewritten shorter: a resumed run dropped the rows after its checkpoint.
         offset_ = 0;
+        lineNumber_ = 0;
         partial_.clear();
         rows_ = 0;
         lastStep_ = -1;
@@ -75,11 +77,14 @@ int RunTailer::readMetrics() {
     int lastNewline = data.lastIndexOf('\n');
     partial_ = data.mid(lastNewline + 1);  // an incomplete last line waits for the next poll
     int count = 0;
-    for (const QByteArray& line : data.left(lastNewline + 1).split('\n')) {
+    const QList<QByteArray> lines = lastNewline < 0 ? QList<QByteArray>() : data.left(lastNewline).split('\n');
+    for (const QByteArray& line : lines) {
+        ++lineNumber_;
         if (line.trimmed().isEmpty()) continue;
-        auto row = MetricsRow::parseLine(std::string_view(line.constData(), size_t(line.size())));
-        if (!row) {
-            emit warning(tr("%1: a line that is not a metrics row was skipped").arg(info.fileName()));
+        std::string why;
+        auto row = MetricsRow::parseLine(std::string_view(line.constData(), size_t(line.size())), &why);
+        if (!row) {  // the same words as report's and resume's reader (MetricsRow::readFile)
+            emit warning(tr("%1:%2: %3, row skipped").arg(info.filePath()).arg(lineNumber_).arg(QString::fromStdString(why)));
             continue;
         }
         MetricValues values;

@@ -55,6 +55,7 @@ private:
     QTimer timer_;
     qint64 offset_ = 0;
     QByteArray partial_;
+    qint64 lineNumber_ = 0;  // lines of metrics.jsonl read so far, to name a damaged one
     QSet<QString> seenSnapshots_;
     QDateTime indexTime_;
     qint64 indexSize_ = -1;

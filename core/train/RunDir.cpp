@@ -126,7 +126,9 @@ void RunDir::onMetrics(const MetricsRow& row) {
 std::vector<MetricsRow> RunDir::readMetrics(const std::string& path) { return MetricsRow::readFile(path); }
 
 void RunDir::truncateMetricsAfter(int64_t step) {
-    auto rows = readMetrics(metricsPath());
+    std::vector<std::string> problems;
+    auto rows = MetricsRow::readFile(metricsPath(), &problems);
+    for (const auto& p : problems) spdlog::warn("{} (not kept: the history is rewritten up to step {})", p, step);
     std::string text;
     for (const auto& r : rows)
         if (r.step <= step) text += r.toJson().dump() + "\n";

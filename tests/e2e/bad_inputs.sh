@@ -155,6 +155,14 @@ check "report: binary metrics line" "metrics.jsonl:2: not JSON" "$cli" report "$
 check "report: a step that is not a number" "metrics.jsonl:3: \"step\" is not a whole number" "$cli" report "$work/damaged"
 check "report: a garbage eval.json" "eval.json: not JSON" "$cli" report "$work/damaged"
 grep -q "metrics.jsonl:4" "$work/out.txt" && { echo "FAIL [report]: a torn last line counted as damage"; failures=$((failures + 1)); }
+"$cli" train --recipe mae --out "$work/probed" --steps 2 $tiny --set probes.every=1 > /dev/null 2>&1 || { echo "FAIL: probed setup run"; failures=$((failures + 1)); }
+snap="$work/probed/snapshots/reconstruction/000000002.snap"
+truncate -s $(( $(stat -c %s "$snap") / 2 )) "$snap"
+check "report: a truncated probe snapshot" "000000002.snap: snapshot is truncated" "$cli" report "$work/probed"
+# resume rewrites the history through the same reader: the lines it drops are named, not lost without a word
+"$cli" resume "$work/damaged" --steps 4 > "$work/resume-damaged.log" 2>&1 || { echo "FAIL [resume of a damaged history]:"; tail -3 "$work/resume-damaged.log"; failures=$((failures + 1)); }
+grep -q "metrics.jsonl:2: not JSON, row skipped (not kept" "$work/resume-damaged.log" && grep -q "metrics.jsonl:3: \"step\" is not a whole number" "$work/resume-damaged.log" \
+  && echo "ok   [resume names the history lines it drops]" || { echo "FAIL [resume dropped damaged lines silently]:"; tail -3 "$work/resume-damaged.log"; failures=$((failures + 1)); }
 "$cli" report "$work/good" > "$work/out.txt" 2>&1 && echo "ok   [report of an intact run exits 0]" || { echo "FAIL [report of an intact run]"; failures=$((failures + 1)); }
 
 # --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of

@@ -184,6 +184,13 @@ private slots:
         tailer.poll();
         QCOMPARE(restarted.count(), 1);
         QCOMPARE(rows.last()[0].toLongLong(), 10);
+        // a damaged line is named by its line number and reason, the rows around it still arrive
+        QSignalSpy warnings(&tailer, &RunTailer::warning);
+        writeText(dir.filePath("metrics.jsonl"), "{\"step\":11,\"loss\":1.4}\n{\"step\":\"three\"}\n{\"step\":12,\"loss\":1.3}\n", true);
+        QCOMPARE(tailer.poll(), 2);
+        QCOMPARE(warnings.count(), 1);
+        QVERIFY2(warnings[0][0].toString().endsWith("metrics.jsonl:3: \"step\" is not a whole number, row skipped"),
+                 qPrintable(warnings[0][0].toString()));
         // following with a timer picks rows up without a call
         QVERIFY(tailer.open(dir.path(), 20));
         int before = rows.count();

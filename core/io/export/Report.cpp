@@ -2,6 +2,7 @@
 #include "probes/DepthProfile.h"
 #include "recipe/Recipe.h"
 #include "probes/Snapshot.h"
+#include "run/Observer.h"
 #include "run/RunLayout.h"
 #include "util/AtomicFile.h"
 #include "util/Errors.h"
@@ -228,33 +229,13 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     std::vector<std::pair<double, std::string>> stageMarks;
     int lastStage = 0;
     int64_t lastStep = 0;
-    {
-        std::ifstream in(run.metrics());
-        std::vector<std::string> lines;
-        for (std::string line; std::getline(in, line);) lines.push_back(line);
-        for (size_t n = 0; n < lines.size(); ++n) {
-            const std::string& line = lines[n];
-            if (line.empty()) continue;
-            auto j = nlohmann::json::parse(line, nullptr, false);
-            std::string why = j.is_discarded() ? "not JSON" : !j.is_object() ? "not a JSON object" : !j.contains("step") ? "no \"step\""
-                              : !j["step"].is_number_integer() ? "\"step\" is not a whole number" : "";
-            if (!why.empty()) {
-                // a killed run's torn last line is expected; anything else is damage the page would hide
-                if (!(n + 1 == lines.size() && j.is_discarded()))
-                    sum.problems.push_back(run.metrics() + ":" + std::to_string(n + 1) + ": " + why + ", row skipped");
-                continue;
-            }
-            ++sum.metricsRows;
-            double step = j["step"].get<double>();
-            lastStep = j["step"].get<int64_t>();
-            int stage = j.value("stage", 0);
-            if (stage != lastStage) stageMarks.emplace_back(step, "stage " + std::to_string(stage + 1));
-            lastStage = stage;
-            for (auto it = j.begin(); it != j.end(); ++it) {
-                if (it.key() == "step" || it.key() == "epoch" || it.key() == "stage") continue;
-                curves[it.key()].emplace_back(step, it->is_number() ? it->get<double>() : NAN);
-            }
-        }
+    for (const auto& row : MetricsRow::readFile(run.metrics(), &sum.problems)) {
+        ++sum.metricsRows;
+        const double step = double(row.step);
+        lastStep = row.step;
+        if (row.stage != lastStage) stageMarks.emplace_back(step, "stage " + std::to_string(row.stage + 1));
+        lastStage = row.stage;
+        for (const auto& [key, value] : row.values) curves[key].emplace_back(step, value);
     }
     auto seriesOf = [&](auto pick) {
         std::vector<SvgSeries> out;
@@ -353,7 +334,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     std::string snapDir = run.snapshots();
     // Reconstructions: the last stored MAE reconstruction probe.
     {
-        auto recs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "reconstruction") : std::vector<Snapshot>{};
+        auto recs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "reconstruction", &sum.problems) : std::vector<Snapshot>{};
         const Snapshot* last = nullptr;
         for (const auto& s : recs)
             if (s.unavailable().empty() && s.find("original") && s.find("masked") && s.find("reconstruction") && s.find("pasted")) last = &s;
@@ -371,7 +352,7 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     }
     // Gradient cosine between the MIM and CL losses, per block (Layer Grafted Pretraining's C_MIM,CL): a depth profile.
     {
-        auto gcs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "gradcos") : std::vector<Snapshot>{};
+        auto gcs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "gradcos", &sum.problems) : std::vector<Snapshot>{};
         DepthProfile prof = depthProfile(gcs);
         if (!prof.phases.empty()) {
             std::vector<SvgSeries> series;

@@ -34,23 +34,45 @@ MetricsRow MetricsRow::fromJson(const nlohmann::json& j) {
     return r;
 }
 
-std::optional<MetricsRow> MetricsRow::parseLine(std::string_view line) {
+std::optional<MetricsRow> MetricsRow::parseLine(std::string_view line, std::string* why) {
+    auto fail = [&](const char* reason) -> std::optional<MetricsRow> {
+        if (why) *why = reason;
+        return std::nullopt;
+    };
     auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return std::nullopt;
+    if (j.is_discarded()) return fail("not JSON");
+    if (!j.is_object()) return fail("not a JSON object");
+    auto whole = [&](const char* key) { return !j.contains(key) || j[key].is_number_integer() || j[key].is_number_unsigned(); };
+    if (!j.contains("step")) return fail("no \"step\"");
+    if (!whole("step")) return fail("\"step\" is not a whole number");
+    if (!whole("epoch")) return fail("\"epoch\" is not a whole number");
+    if (!whole("stage")) return fail("\"stage\" is not a whole number");
+    if (j["step"].get<int64_t>() < 0) return fail("\"step\" is negative");
     try {
         return fromJson(j);
     } catch (const std::exception&) {
-        return std::nullopt;  // a field of the wrong type
+        return fail("a field of the wrong type");
     }
 }
 
-std::vector<MetricsRow> MetricsRow::readFile(const std::string& path) {
+std::vector<MetricsRow> MetricsRow::readFile(const std::string& path, std::vector<std::string>* problems) {
+    std::vector<std::string> lines;
+    {
+        std::ifstream in(path, std::ios::binary);
+        for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+    }
+    size_t lastFilled = lines.size();
+    while (lastFilled > 0 && lines[lastFilled - 1].empty()) --lastFilled;
     std::vector<MetricsRow> rows;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.empty()) continue;
-        if (auto r = parseLine(line)) rows.push_back(std::move(*r));  // a torn last line of a killed run is skipped
+    rows.reserve(lines.size());
+    std::string why;
+    for (size_t n = 0; n < lines.size(); ++n) {
+        if (lines[n].empty()) continue;
+        if (auto r = parseLine(lines[n], &why)) {
+            rows.push_back(std::move(*r));
+        } else if (problems && !(n + 1 == lastFilled && why == "not JSON")) {  // the torn last line of a killed run is no damage
+            problems->push_back(path + ":" + std::to_string(n + 1) + ": " + why + ", row skipped");
+        }
     }
     return rows;
 }

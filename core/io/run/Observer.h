@@ -37,10 +37,13 @@ struct MetricsRow {
     double value(const std::string& key, double fallback = 0.0) const;
     nlohmann::json toJson() const;
     static MetricsRow fromJson(const nlohmann::json& j);
-    // One line of metrics.jsonl; nothing for a line that is not a row (e.g. the torn last line of a killed run).
-    static std::optional<MetricsRow> parseLine(std::string_view line);
-    // Every row of a metrics.jsonl file (run/Metrics.cpp; torch-free).
-    static std::vector<MetricsRow> readFile(const std::string& path);
+    // One line of metrics.jsonl; nothing for a line that is not a row (e.g. the torn last line of a killed run),
+    // with the reason in *why ("not JSON", "\"step\" is not a whole number", ...).
+    static std::optional<MetricsRow> parseLine(std::string_view line, std::string* why = nullptr);
+    // Every row of a metrics.jsonl file (run/Metrics.cpp; torch-free): the one reader of the file kind (report,
+    // resume, the GUI). A torn last line of a killed run is skipped quietly; every other line that is not a row is
+    // skipped and named in *problems as "FILE:LINE: reason, row skipped". A missing file holds no rows.
+    static std::vector<MetricsRow> readFile(const std::string& path, std::vector<std::string>* problems = nullptr);
 };
 
 class TrainerObserver {

@@ -187,6 +187,10 @@ CompareView::Run CompareView::readRun(const QString& dir) {
                     if (it->contains("dataset") && (*it)["dataset"].is_string())
                         r.dataset = QString::fromStdString((*it)["dataset"].get<std::string>());
                     r.top1.clear();
+                    r.warnings.clear();
+                    if (it->contains("warnings") && (*it)["warnings"].is_array())
+                        for (const auto& w : (*it)["warnings"])
+                            if (w.is_string()) r.warnings << QString::fromStdString(w.get<std::string>());
                     for (auto p = (*it)["protocols"].begin(); p != (*it)["protocols"].end(); ++p)
                         if (p->is_object() && p->contains("top1") && (*p)["top1"].is_number())
                             r.top1.insert(QString::fromStdString(p.key()), (*p)["top1"].get<double>());
@@ -302,6 +306,10 @@ void CompareView::refresh() {
                 item->setData(Qt::UserRole, r.dir);
                 item->setToolTip(r.checkpoint.isEmpty() ? tr("%1\nnot evaluated yet").arg(r.dir) : tr("%1\n%2").arg(r.dir, r.checkpoint));
                 item->setForeground(runColour(i));
+                if (!r.warnings.isEmpty()) {  // flagged where the numbers are read, not only in the log
+                    item->setText(QStringLiteral("⚠ ") + r.name);
+                    item->setToolTip(item->toolTip() + QStringLiteral("\n\n") + tr("Warning: %1").arg(r.warnings.join(QStringLiteral("\n"))));
+                }
             }
             if (c >= kFixedColumns) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             table_->setItem(i, c, item);

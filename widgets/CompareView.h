@@ -50,6 +50,7 @@ private:
         QString dir, name, method, dataset, checkpoint;
         qint64 step = -1;
         QMap<QString, double> top1;
+        QStringList warnings;  // eval.json's: results that cannot mean what they seem (one class, shared test images)
     };
     static Run readRun(const QString& dir);
     void refresh();

@@ -69,7 +69,7 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
     }
     d->cancel = false;
     d->thread = QThread::create([this, runDirs, protocols, finetuneSteps] {
-        QStringList failures;
+        QStringList failures, warnings;
         int total = int(runDirs.size() * protocols.size()), done = 0;
         for (const auto& dir : runDirs) {
             QString ckpt = latestCheckpoint(dir);
@@ -88,6 +88,10 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
                     req.finetuneSteps = finetuneSteps;
                     EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m); });
                     writeEvalJson(rep);
+                    for (const auto& w : rep.warnings) {  // an answer that cannot be right, said where the results are shown
+                        QString line = QStringLiteral("%1: %2").arg(QDir(dir).dirName(), QString::fromStdString(w));
+                        if (!warnings.contains(line)) warnings << line;
+                    }
                     if (const auto* r = rep.find(p.toStdString()))
                         spdlog::info("{}: {} top-1 {:.1f}%", QDir(dir).dirName().toStdString(), p.toStdString(), 100.0 * r->top1);
                     emit runEvaluated(dir);
@@ -103,7 +107,8 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
         if (d->cancel) failures.prepend(tr("cancelled after %1 of %2 evaluations").arg(done).arg(total));
         for (const auto& f : failures) spdlog::warn("evaluation: {}", f.toStdString());
         emit progress(QString(), done, total);
-        emit finished(failures.isEmpty(), failures.join('\n'));
+        for (const auto& w : warnings) spdlog::warn("evaluation: {}", w.toStdString());
+        emit finished(failures.isEmpty(), (failures + warnings).join('\n'));
     });
     d->thread->setObjectName("graftlab-eval");
     d->thread->start();

@@ -29,7 +29,8 @@ public:
 signals:
     void progress(const QString& text, int done, int total);
     void runEvaluated(const QString& runDir);
-    // ok = every protocol of every run finished; detail lists what failed or says it was cancelled.
+    // ok = every protocol of every run finished; detail lists what failed or says it was cancelled, then the warnings
+    // of results that cannot mean what they seem (one class, test images also in the training split).
     void finished(bool ok, const QString& detail);
 
 private:

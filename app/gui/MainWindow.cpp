@@ -178,9 +178,12 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     });
     connect(evalRunner_, &EvalRunner::runEvaluated, compareView_, &CompareView::reload);
     connect(evalRunner_, &EvalRunner::finished, this, [this](bool ok, const QString& detail) {
-        compareView_->setBusy(false, ok ? tr("Evaluation finished.") : tr("Evaluation ended with problems:\n%1").arg(detail));
-        statusLabel_->setText(ok ? tr("Evaluation finished; results are in each run's checkpoints/eval.json.")
-                                 : tr("Evaluation ended with problems (see the Evaluate & compare tab)."));
+        compareView_->setBusy(false, !ok               ? tr("Evaluation ended with problems:\n%1").arg(detail)
+                                     : detail.isEmpty() ? tr("Evaluation finished.")
+                                                        : tr("Evaluation finished, with warnings:\n%1").arg(detail));
+        statusLabel_->setText(!ok               ? tr("Evaluation ended with problems (see the Evaluate & compare tab).")
+                              : detail.isEmpty() ? tr("Evaluation finished; results are in each run's checkpoints/eval.json.")
+                                                 : tr("Evaluation finished with warnings (see the Evaluate & compare tab)."));
     });
 
     QSettings settings;

@@ -53,6 +53,10 @@ std::string defaultFashionMnistRoot();
 // Resizes uint8 images to `size` x `size` (bilinear, antialiased when shrinking).
 torch::Tensor resizeImagesU8(const torch::Tensor& images, int size);
 
+// How many images of `test` are byte for byte an image of `train` (same stored size): a test split that shares
+// images with the training split measures memory, not features.
+int64_t imagesShared(const Dataset& train, const Dataset& test);
+
 // Fills mean/std per channel from the images.
 void computeChannelStats(Dataset& d);
 

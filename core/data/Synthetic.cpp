@@ -6,6 +6,9 @@
 #include <cmath>
 #include <random>
 
+#include <cstring>
+#include <unordered_map>
+
 namespace graftlab {
 
 namespace {
@@ -109,6 +112,33 @@ void computeChannelStats(Dataset& d) {
     auto s = f.std({0, 2, 3}).clamp_min(1e-3);
     d.mean.assign(m.data_ptr<float>(), m.data_ptr<float>() + m.numel());
     d.std.assign(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+}
+
+int64_t imagesShared(const Dataset& train, const Dataset& test) {
+    if (train.size() == 0 || test.size() == 0 || train.images.sizes().slice(1) != test.images.sizes().slice(1)) return 0;
+    auto a = train.images.contiguous(), b = test.images.contiguous();
+    const size_t bytes = size_t(a.numel() / a.size(0));
+    const uint8_t* pa = a.data_ptr<uint8_t>();
+    const uint8_t* pb = b.data_ptr<uint8_t>();
+    auto hash = [bytes](const uint8_t* p) {  // FNV-1a, 64 bit
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+        return h;
+    };
+    std::unordered_multimap<uint64_t, int64_t> seen;
+    seen.reserve(size_t(a.size(0)));
+    for (int64_t i = 0; i < a.size(0); ++i) seen.emplace(hash(pa + size_t(i) * bytes), i);
+    int64_t shared = 0;
+    for (int64_t i = 0; i < b.size(0); ++i) {
+        const uint8_t* img = pb + size_t(i) * bytes;
+        auto [lo, hi] = seen.equal_range(hash(img));
+        for (auto it = lo; it != hi; ++it)
+            if (std::memcmp(pa + size_t(it->second) * bytes, img, bytes) == 0) {
+                ++shared;
+                break;
+            }
+    }
+    return shared;
 }
 
 }  // namespace graftlab

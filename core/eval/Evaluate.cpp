@@ -220,6 +220,13 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
                                           " now has " + std::to_string(train.channels()));
     if (train.name != m.meta.dataset && log)
         log("note: the checkpoint was trained on " + m.meta.dataset + ", evaluating on " + train.name);
+    if (const int64_t shared = imagesShared(train, test); shared > 0) {
+        char pct[32];
+        std::snprintf(pct, sizeof pct, "%.1f", 100.0 * double(shared) / double(test.size()));
+        rep.warnings.push_back(std::to_string(shared) + " of the " + std::to_string(test.size()) + " test images of " + test.name + " (" + pct +
+                               " %) are also in its training split: on those, accuracy measures memory, not the encoder's features");
+        if (log) log("warning: " + rep.warnings.back());
+    }
     if (r.maxTrain > 0 && r.maxTrain < train.size()) {
         auto gen = at::detail::createCPUGenerator(r.seed + 99);
         auto idx = std::get<0>(torch::randperm(train.size(), gen, torch::kInt64).slice(0, 0, r.maxTrain).sort());

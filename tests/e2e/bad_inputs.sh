@@ -144,6 +144,32 @@ PY
 grep -q "warning: the training split of image_folder holds 1 class" "$work/oc-eval.log" && echo "ok   [one-class evaluation flagged]" \
   || { echo "FAIL [one-class evaluation not flagged]:"; tail -3 "$work/oc-eval.log"; failures=$((failures + 1)); }
 
+# ... and one whose test split shares images with its training split (a user's folder copied into both)
+python3 - "$work/leaky" << 'PY'
+import os, struct, sys, zlib
+def png(path, f):
+    raw = b"".join(b"\x00" + bytes(f(x, y) % 256 for x in range(16)) for y in range(16))
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 0, 0, 0, 0)) +
+                           chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for i in range(1, 11):
+    png(f"{sys.argv[1]}/train/a/{i}.png", lambda x, y: x * i + y)
+    png(f"{sys.argv[1]}/train/b/{i}.png", lambda x, y: 7 * x + y * i + 50)
+for i in range(1, 4):  # three copies of training images
+    png(f"{sys.argv[1]}/test/a/{i}.png", lambda x, y: x * i + y)
+for i in range(20, 25):
+    png(f"{sys.argv[1]}/test/b/{i}.png", lambda x, y: 7 * x + y * i + 50)
+PY
+"$cli" train --recipe mae --out "$work/leak" --steps 2 $tiny --set data.dataset=image_folder --set data.root="$work/leaky" > "$work/leak.log" 2>&1 \
+  || { echo "FAIL [leaky setup]:"; tail -3 "$work/leak.log"; failures=$((failures + 1)); }
+"$cli" eval --ckpt "$work/leak" --protocol knn > "$work/leak-eval.log" 2>&1
+grep -q "warning: 3 of the 8 test images of image_folder (37.5 %) are also in its training split" "$work/leak-eval.log" \
+  && grep -q "also in its training split" "$work/leak/checkpoints/eval.json" && echo "ok   [train/test overlap flagged, in eval.json too]" \
+  || { echo "FAIL [train/test overlap not flagged]:"; tail -3 "$work/leak-eval.log"; failures=$((failures + 1)); }
+grep -q "also in its training split" "$work/oc-eval.log" && { echo "FAIL [overlap flagged on disjoint splits]"; failures=$((failures + 1)); }
+
 check "bench --profile to an unwritable place" "/nonexistent-dir/x.json: cannot be written" "$cli" bench --recipe mae --steps 1 --warmup 0 $tiny --profile /nonexistent-dir/x.json
 grep -q "Exception raised from" "$work/out.txt" && { echo "FAIL [bench --profile]: a LibTorch stack trace"; failures=$((failures + 1)); }
 

@@ -270,6 +270,13 @@ private slots:
         view.reload(c);
         QCOMPARE(*view.value(c, "knn"), 0.3);
         QCOMPARE(view.plot()->plottableCount(), 3);
+        QCOMPARE(view.table()->item(2, 0)->text(), QString("fresh"));
+        // an evaluation's warning is shown on its row, where the number is read
+        writeText(root.filePath("fresh/checkpoints/eval.json"), "{\"step-000000010.ckpt\":{\"step\":10,\"warnings\":[\"3 of the 8 test "
+                                                                 "images are also in its training split\"],\"protocols\":{\"knn\":{\"top1\":0.3}}}}");
+        view.reload(c);
+        QCOMPARE(view.table()->item(2, 0)->text(), QString("⚠ fresh"));
+        QVERIFY(view.table()->item(2, 0)->toolTip().contains("Warning: 3 of the 8 test images are also in its training split"));
         QString csv = root.filePath("cmp.csv");
         QCOMPARE(view.exportCsv(csv), QString());
         QVERIFY(QFileInfo(csv).size() > 50);

@@ -80,6 +80,7 @@ int runTraining(RunSession& session, bool tty) {
     session.addObserver(&progress);
     // Ctrl-C, kill, a logout or a cluster's preemption: stop after the step with a checkpoint (the GUI does the same).
     StopSignalRoute route([&trainer](int) { trainer.requestStop(); });
+    if (stopSignalReceived()) trainer.requestStop();  // while the data and the model were being prepared (main's route)
     TrainerState s;
     try {
         s = session.run();

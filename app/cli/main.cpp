@@ -10,8 +10,10 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 using namespace graftlab;
 using namespace graftlab::cli;
@@ -45,6 +47,14 @@ const char* kMainHelp =
 int main(int argc, char** argv) {
     graftlab::blockStopSignals();  // before any thread, and kept across the re-execution below
     graftlab::ensureThreadEnvironment(argv);
+    // The commands that write a run take every stop signal from the start (one sent before the re-execution above
+    // waits, blocked, until now): one that comes while the data, the model or a sweep's evaluation are being
+    // prepared is kept, and the run stops with a checkpoint at the next safe point (before its first step, between
+    // a sweep's points) instead of being killed by it.
+    std::optional<graftlab::StopSignalRoute> early;
+    if (argc >= 2 && (std::strcmp(argv[1], "train") == 0 || std::strcmp(argv[1], "resume") == 0 || std::strcmp(argv[1], "sweep") == 0 ||
+                      std::strcmp(argv[1], "table") == 0))
+        early.emplace([](int sig) { spdlog::warn("{} received: stopping at the next safe point", strsignal(sig)); });
     graftlab::startStopSignalThread();
     setupLogging(false);
     if (argc < 2) {

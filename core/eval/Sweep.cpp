@@ -2,6 +2,7 @@
 #include "export/Report.h"
 #include "run/RunLayout.h"
 #include "util/AtomicFile.h"
+#include "util/StopSignals.h"
 #include "util/Errors.h"
 
 #include <nlohmann/json.hpp>
@@ -105,6 +106,7 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
     for (size_t k = 0; k < combos.size(); ++k) {
         const auto& values = combos[k];
         if (req.trainShards > 0 && k % size_t(req.trainShards) != size_t(req.trainShard)) continue;
+        if (stopSignalReceived()) return res;  // a stop during the last point's evaluation: the same command continues
         Recipe r = pointRecipe(values);
         scaleToBudget(r, req.budget.steps);
         SweepPoint p;

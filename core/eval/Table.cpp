@@ -5,6 +5,7 @@
 #include "train/RunSession.h"
 #include "train/Trainer.h"
 #include "util/AtomicFile.h"
+#include "util/StopSignals.h"
 #include "util/Errors.h"
 
 #include <algorithm>
@@ -333,6 +334,7 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     auto trainSeed = [&](int s, const std::vector<const TableEntry*>& entries, const std::function<void(const TableEntry&, const Recipe&, const std::string&, const std::string&)>& done) {
         std::map<std::string, std::string> finals;
         for (const TableEntry* e : entries) {
+            if (stopSignalReceived()) return false;  // a stop during the last evaluation: the same command continues
             const TableEntry* src = sourceOf(*e);
             auto [recipe, dir] = planned(s, *e, src ? finals.at(src->key) : std::string());
             RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log(e->key + ": " + m); }, false);
@@ -372,7 +374,7 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             row.runDirs.push_back(dir);
             row.reports.push_back(evaluate(ckpt, recipe, e.key, "encoder"));
         });
-        if (!trained) return result;
+        if (!trained || stopSignalReceived()) return result;
         if (req.baselines) {
             // The first recipe's architecture and data at step 0; its checkpoint also names the data and the
             // normalisation for the raw-pixel row.

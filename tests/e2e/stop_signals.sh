@@ -50,6 +50,21 @@ for round in $(seq 1 12); do
   check_finite "$run" "$round"
   rm -rf "$run"
 done
+# A stop while the run is being prepared (its directory made, the data and the model being built, no route of the
+# trainer yet) used to end the process by the signal (status 143, no checkpoint, no word). Now it is kept and the
+# run stops before its first step, with a step-0 checkpoint it resumes from. (A signal before main() starts finds
+# nothing written: the program has not started its work.)
+for sig in TERM INT; do
+  run="$work/early$sig"
+  "$cli" train --recipe mocov3 --out "$run" --steps 400 "${sets[@]}" --set data.synthetic_size=40000 > "$run.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do [ -e "$run/.graftlab-writer" ] && break; sleep 0.01; done
+  kill -$sig $pid
+  rc=0; wait $pid || rc=$?
+  [ $rc -eq 0 ] && grep -q "stopped at step 0" "$run.log" || { tail -5 "$run.log"; fail "SIG$sig while preparing ended the run with status $rc"; }
+  "$cli" resume "$run" --steps 2 > "$run.resume.log" 2>&1 || { tail -5 "$run.resume.log"; fail "resume after SIG$sig while preparing"; }
+  echo "ok: SIG$sig while preparing: stopped at step 0, resumed"
+done
 if [ -n "$gui" ]; then
   "$cli" recipe --recipe mocov3 "${sets[@]}" --set train.steps=400 --set train.checkpoint_every=100000 > "$work/gui.json"
   for round in $(seq 1 8); do

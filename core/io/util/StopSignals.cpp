@@ -18,6 +18,8 @@ std::function<void(int)> g_route;
 std::atomic<int> g_pending{0};
 static_assert(std::atomic<int>::is_always_lock_free);
 
+std::atomic<int> g_received{0};
+
 void recordSignal(int sig) { g_pending.store(sig); }
 
 sigset_t stopSignals() {
@@ -32,6 +34,7 @@ void deliver(int sig) {
         // Called under the lock: a route's owner (a trainer) outlives every call, its destructor waits for it.
         std::lock_guard<std::mutex> lock(g_routeMutex);
         if (g_route) {
+            g_received.store(sig);
             g_route(sig);
             return;
         }
@@ -70,6 +73,8 @@ void startStopSignalThread() {
         }
     }).detach();
 }
+
+int stopSignalReceived() { return g_received.load(); }
 
 StopSignalRoute::StopSignalRoute(std::function<void(int)> onSignal) {
     std::lock_guard<std::mutex> lock(g_routeMutex);

@@ -18,6 +18,10 @@ void startStopSignalThread();
 
 // While alive, stop signals go to `onSignal` (called on the signal thread, not in a signal handler: it may lock,
 // log and allocate). Routes nest: the newest one alive gets the signal.
+// The last stop signal delivered to a route in this process, 0 when none: a job of several parts (a sweep, a
+// table) stops between its parts, and a training run that starts after the signal stops before its first step.
+int stopSignalReceived();
+
 class StopSignalRoute {
 public:
     explicit StopSignalRoute(std::function<void(int)> onSignal);

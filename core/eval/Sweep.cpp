@@ -102,7 +102,14 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         return r;
     };
     // Every grid point checked before the first one trains: a bad value of the last point is not found hours later.
-    for (const auto& values : combos) (void)pointRecipe(values);
+    {
+        std::map<std::string, int64_t> sizes;
+        for (const auto& values : combos) {
+            Recipe r = pointRecipe(values);
+            scaleToBudget(r, req.budget.steps);
+            checkPlannedRun(r, runName(req.axes, values), sizes);
+        }
+    }
     for (size_t k = 0; k < combos.size(); ++k) {
         const auto& values = combos[k];
         if (req.trainShards > 0 && k % size_t(req.trainShards) != size_t(req.trainShard)) continue;

@@ -1,4 +1,5 @@
 #include "eval/Table.h"
+#include "data/Dataset.h"
 #include "probes/Snapshot.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
@@ -174,6 +175,19 @@ void scaleToBudget(Recipe& r, int64_t steps) {
     r.train.steps = r.totalSteps();
 }
 
+void checkPlannedRun(const Recipe& r, const std::string& run, std::map<std::string, int64_t>& sizes) {
+    auto issues = r.validate();
+    if (!issues.empty()) throw RecipeError(issues.front().field, issues.front().message + " (in the run " + run + ")");
+    const std::string key = r.data.dataset + "\n" + r.data.root + "\n" + std::to_string(r.data.imageSize) + "\n" +
+                            std::to_string(r.data.syntheticSize) + "\n" + std::to_string(r.data.fallbackToSynthetic);  // sizes do not depend on the seed
+    auto it = sizes.find(key);
+    if (it == sizes.end()) it = sizes.emplace(key, loadDataset(r.data, Split::Train, uint64_t(r.seed)).size()).first;
+    if (r.optim.batchSize > it->second)
+        throw RecipeError("optim.batch_size", "batch size " + std::to_string(r.optim.batchSize) + " is larger than the training set (" +
+                                                  std::to_string(it->second) + " images) of the run " + run +
+                                                  "; nothing was trained");
+}
+
 std::string methodDisplayName(const std::string& recipe) {
     static const std::map<std::string, std::string> names = {
         {"mae", "MAE"}, {"mocov3", "MoCo v3"}, {"mtl", "MTL (MAE + MoCo v3)"}, {"cl_to_mim", "CL → MIM"},
@@ -344,6 +358,15 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         }
         return true;
     };
+    {
+        // Every run of the table checked before the first one trains (a grafted run's source checkpoint is made first).
+        std::map<std::string, int64_t> sizes;
+        for (int s = 0; s < req.seeds; ++s)
+            for (const TableEntry* e : order) {
+                auto [recipe, dir] = planned(s, *e, (fs::path(req.outDir) / "source.ckpt").string());
+                checkPlannedRun(recipe, fs::path(dir).filename().string(), sizes);
+            }
+    }
     if (req.trainShards > 0) {
         if (req.trainShard < 0 || req.trainShard >= req.trainShards) throw std::invalid_argument("train shard out of range");
         for (int s = 0; s < req.seeds; ++s) {

@@ -7,7 +7,9 @@
 #include "eval/Evaluate.h"
 #include "recipe/Recipe.h"
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +29,11 @@ TableBudget tableBudget(const std::string& name);
 
 // Scales a recipe to `steps` optimizer steps in all, keeping its stages' proportions and warm-ups sensible.
 void scaleToBudget(Recipe& r, int64_t steps);
+
+// A table's or sweep's run checked before the first run of the job trains: its recipe as it will train (scaled,
+// seeded, grafted) validates, and its batch fits its training set (what the run would say at its start, hours
+// later). RecipeError naming the field and `run`. `sizes` caches training-set sizes by data settings.
+void checkPlannedRun(const Recipe& r, const std::string& run, std::map<std::string, int64_t>& sizes);
 // "mae" -> "MAE", "mim_to_cl" -> "MIM → CL", ...; unknown keys unchanged.
 std::string methodDisplayName(const std::string& recipeKey);
 

@@ -112,6 +112,15 @@ check "sweep: an empty grid value" "an empty value" "$cli" sweep --recipe mae --
 check "sweep: a trailing comma" "an empty value" "$cli" sweep --recipe mae --out "$work/sw2" $tiny --grid optim.base_lr=1e-3,
 check "sweep: a bad last grid point, found first" "sweep point" "$cli" sweep --recipe mae --out "$work/sw3" $tiny --grid optim.batch_size=16,-3
 [ ! -d "$work/sw3/optim.batch_size=16" ] && echo "ok   [sweep trained nothing before refusing]" || { echo "FAIL [sweep trained a point before finding the bad one]"; failures=$((failures + 1)); }
+check "sweep: a last point's batch larger than the data" "batch size 128 is larger than the training set (64 images) of the run optim.batch_size=128" \
+  "$cli" sweep --recipe mae --out "$work/sw4" $tiny --grid optim.batch_size=16,128
+[ ! -d "$work/sw4/optim.batch_size=16" ] || { echo "FAIL [sweep trained a point before finding a batch too large]"; failures=$((failures + 1)); }
+# a table's recipes checked before the first trains: the second recipe's batch does not fit the data
+"$cli" recipe --recipe mae $tiny > "$work/small_batch.json"
+"$cli" recipe --recipe mocov3 $tiny --set optim.batch_size=128 > "$work/big_batch.json"
+check "table: a later recipe's batch larger than the data" "of the run big_batch; nothing was trained" \
+  "$cli" table --recipes "$work/small_batch.json,$work/big_batch.json" --out "$work/tb1" --budget tiny --no-baselines --protocol knn
+[ ! -d "$work/tb1/small_batch" ] || { echo "FAIL [table trained a recipe before finding a batch too large]"; failures=$((failures + 1)); }
 "$cli" recipe --recipe layer_grafted > "$work/lg.json"
 python3 - "$work/lg.json" << 'PY'
 import json, sys

@@ -1,12 +1,14 @@
 // graftlab-cli sweep: one recipe over a grid of field values (core/eval/Sweep).
 #include "CliCommon.h"
 #include "eval/Sweep.h"
+#include "run/RunLock.h"
 #include "train/RunSession.h"
 #include "util/Errors.h"
 #include "util/Log.h"
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -73,6 +75,9 @@ int cmdSweep(int argc, char** argv) {
     const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
     int points = 1;
     for (const auto& axis : req.axes) points *= int(axis.values.size());
+    // One sweep job writes --out at a time (its jobs of --jobs are its own children; every run in it has its own lock).
+    std::optional<RunLock> jobLock;
+    if (!jobs.isJob()) jobLock.emplace(req.outDir);
     if (int status = trainInJobs(argc, argv, jobs, points, "sweep"); status != kExitOk) return status;
     SweepResult res = runSweep(
         req, [&](RunSession& s) { return runTraining(s, tty) == kExitOk && s.complete(); }, [](const std::string& m) { spdlog::info("{}", m); });

@@ -2,12 +2,14 @@
 #include "CliCommon.h"
 #include "eval/Table.h"
 #include "recipe/Recipe.h"
+#include "run/RunLock.h"
 #include "train/RunSession.h"
 #include "util/Errors.h"
 #include "util/Log.h"
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -100,6 +102,9 @@ int cmdTable(int argc, char** argv) {
     req.trainShards = jobs.shards;
     logBlasAtStartup();
 
+    // One table job writes --out at a time (its jobs of --jobs are its own children; every run in it has its own lock).
+    std::optional<RunLock> jobLock;
+    if (!jobs.isJob()) jobLock.emplace(req.outDir);
     if (int status = trainInJobs(argc, argv, jobs, req.graftSteps > 0 ? req.seeds : req.seeds * int(req.recipes.size()), "table"); status != kExitOk) return status;
     TableResult res = runTable(
         req, [&](RunSession& session) { return runTraining(session, tty) == kExitOk && session.complete(); },

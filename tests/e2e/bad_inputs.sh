@@ -131,7 +131,7 @@ PY
 check "stages: []" "stages: an empty list" "$cli" train --recipe "$work/lg.json" --out "$work/lg" $tiny
 check "train --out ''" "--out is empty" "$cli" train --recipe mae --out "" $tiny
 
-check "sweep --out under a file" "error: /etc/hostname/sweep: Not a directory" "$cli" sweep --recipe mae --out /etc/hostname/sweep $tiny --grid optim.base_lr=1e-3
+check "sweep --out under a file" "error: /etc/hostname/sweep: cannot create the directory: Not a directory" "$cli" sweep --recipe mae --out /etc/hostname/sweep $tiny --grid optim.base_lr=1e-3
 python3 -c "import zipfile; zipfile.ZipFile('$work/probe.npz', 'w').writestr('cos.npy', b'x')"
 check "an .npz as a checkpoint" "a zip archive without data.pkl" "$cli" export --ckpt "$work/probe.npz" --out "$work/x.pt"
 grep -q "Could this error message be improved" "$work/out.txt" && { echo "FAIL [npz]: LibTorch's words reached the user"; failures=$((failures + 1)); }
@@ -227,6 +227,13 @@ kill -TERM $writer; wait $writer
 if [ "$(head -c 40 "$work/busy/metrics.jsonl")" != "$first" ]; then echo "FAIL [one writer]: the run's history was replaced"; failures=$((failures + 1)); fi
 grep -q "resum" "$work/busy2.log" || { echo "FAIL [resume after kill -9]:"; tail -3 "$work/busy2.log"; failures=$((failures + 1)); }
 echo "     [two writers] $rows metrics rows when the first writer was killed -9"
+# a sweep (or table) job holds its --out for its whole life: a second job on it is refused, not mixed in
+"$cli" sweep --recipe mae --out "$work/swbusy" $tiny --grid optim.base_lr=1e-3,2e-3 --budget xlarge > "$work/swbusy.log" 2>&1 &
+writer=$!
+for _ in $(seq 600); do grep -q "PID $writer" "$work/swbusy/.graftlab-writer" 2> /dev/null && break; sleep 0.1; done
+check "sweep while a sweep writes its --out" "swbusy: is being written by PID $writer" "$cli" sweep --recipe mae --out "$work/swbusy" $tiny --grid optim.base_lr=1e-3,2e-3 --budget tiny
+check "table while a sweep writes that --out" "swbusy: is being written by PID $writer" "$cli" table --recipes mae --out "$work/swbusy" $tiny --budget tiny
+kill -TERM $writer; wait $writer 2> /dev/null
 # --force replaces the run's own files only
 echo "notes" > "$work/busy/checkpoints/my-notes.txt"
 "$cli" train --recipe mae --out "$work/busy" --force $tiny --steps 2 > "$work/force.log" 2>&1 || { echo "FAIL [force]:"; tail -3 "$work/force.log"; failures=$((failures + 1)); }

@@ -39,7 +39,7 @@ std::string describeHolder(int fd) {
 RunLock::RunLock(const std::string& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec) throw FileError(dir, "cannot create run directory: " + ec.message());
+    if (ec) throw FileError(dir, "cannot create the directory: " + ec.message());
     const std::string path = lockPath(dir);
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw FileError(dir, std::string("cannot open its writer lock ") + path + ": " + std::strerror(errno));

@@ -40,11 +40,15 @@ Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& va
                     if (i + 1 >= argc) throw UsageError("--" + key + " needs a value");
                     value = argv[++i];
                 }
+                // no option takes an empty value: an unset shell variable ("--out $DIR") would otherwise become the
+                // current directory or a file named "" in messages that name nothing
+                if (value.empty()) throw UsageError("--" + key + " is empty: give it a value");
                 a.options[key].push_back(value);
             } else {
                 throw UsageError("unknown option --" + key);
             }
         } else {
+            if (s.empty()) throw UsageError("an empty argument (\"\"): give a path (is a shell variable unset?)");
             a.positional.push_back(s);
         }
     }

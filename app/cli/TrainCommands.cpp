@@ -88,7 +88,6 @@ int cmdTrain(int argc, char** argv) {
     }
     logBlasAtStartup();
 
-    if (a.has("out") && a.get("out").empty()) throw UsageError("--out is empty: give the run directory (or leave --out out for runs/<name>-<time>)");
     std::string out = a.get("out");
     if (out.empty()) {
         auto now = std::time(nullptr);

@@ -130,6 +130,9 @@ json.dump(r, open(sys.argv[1], "w"))
 PY
 check "stages: []" "stages: an empty list" "$cli" train --recipe "$work/lg.json" --out "$work/lg" $tiny
 check "train --out ''" "--out is empty" "$cli" train --recipe mae --out "" $tiny
+check "eval --ckpt ''" "--ckpt is empty" "$cli" eval --ckpt ""
+check "export --out=''" "--out is empty" "$cli" export --ckpt "$work/good" --out=
+check "report ''" "an empty argument" "$cli" report ""
 
 check "sweep --out under a file" "error: /etc/hostname/sweep: cannot create the directory: Not a directory" "$cli" sweep --recipe mae --out /etc/hostname/sweep $tiny --grid optim.base_lr=1e-3
 python3 -c "import zipfile; zipfile.ZipFile('$work/probe.npz', 'w').writestr('cos.npy', b'x')"

@@ -10,10 +10,10 @@
 #include "util/Gemm.h"
 #include "probes/Probes.h"
 #include "train/Trainer.h"
+#include "train/TrainStep.h"
 #include "util/Blas.h"
 #include "util/Errors.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -184,22 +184,17 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
         ctx.stageStep = i;
         ctx.stageSteps = total;
         ctx.seed = uint64_t(r.seed);
-        ctx.generator = at::detail::createCPUGenerator(uint64_t(r.seed) * 1000003ULL + uint64_t(i));
+        ctx.generator = stepGenerator(uint64_t(r.seed), i);  // the trainer's masks
         if (timed) timer.mark();
-        opt.zero_grad();
-        LossOutput out;
-        {
-            AutocastScope autocast(bf16, device);
-            out = obj->computeLoss(b, ctx);
-        }
-        if (timed) timer.mark();
-        out.total.backward();
-        if (timed) timer.mark();
-        opt.step();
-        if (timed) timer.mark();
-        std::vector<std::pair<std::string, double>> metrics;
-        obj->afterOptimizerStep(ctx, metrics);
-        if (timed) timer.mark();
+        StepSettings settings;  // the step the trainer runs, on the path it takes on this device
+        settings.device = device;
+        settings.bf16 = bf16;
+        settings.deviceChecks = opt.fused() && device.is_cuda();
+        settings.clipGrad = r.optim.clipGrad;
+        if (timed) settings.mark = [&timer] { timer.mark(); };
+        StepOutcome done = trainStep(*obj, opt, b, ctx, settings);
+        if (done.skipped) throw std::runtime_error("bench: the loss is not finite at step " + std::to_string(i) + "; nothing to time");
+        const LossOutput& out = done.out;
         if (i == 0) res.firstLoss = out.total.item<double>();  // in the warm-up: the one read back
         // on CUDA the last loss stays on the device (read once at the end); on the CPU reading it costs nothing, and
         // holding a tensor of the step across steps would change what the allocator reuses

@@ -167,8 +167,8 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
 void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     if (!cfg_.slowModel) return;
     double m = cosineRamp(ctx.stageStep, ctx.stageSteps, cfg_.momentum, 1.0);
-    emaUpdate(*slow_encoder_, *encoder_, m);
-    emaUpdate(*slow_projector_, *projector_, m);
+    emaUpdate(*slow_encoder_, *encoder_, m, ctx.skipped);
+    emaUpdate(*slow_projector_, *projector_, m, ctx.skipped);
     metrics.emplace_back("momentum", m);
 }
 

@@ -113,9 +113,9 @@ MocoHeadsImpl::MocoHeadsImpl(const VitConfig& vit, const MocoConfig& c) : cfg(c)
 
 void MocoHeadsImpl::syncMomentum(VisionTransformer& encoder) { momentumUpdate(encoder, 0.0); }
 
-void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m) {
-    emaUpdate(*momentum_encoder, *encoder, m);
-    emaUpdate(*momentum_projector, *projector, m);
+void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m, const at::Tensor& skipped) {
+    emaUpdate(*momentum_encoder, *encoder, m, skipped);
+    emaUpdate(*momentum_projector, *projector, m, skipped);
 }
 
 torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
@@ -189,7 +189,7 @@ LossOutput MocoV3Impl::computeLoss(const Batch& batch, StepContext&) {
 
 void MocoV3Impl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
-    moco_->momentumUpdate(encoder_, m);
+    moco_->momentumUpdate(encoder_, m, ctx.skipped);
     metrics.emplace_back("momentum", m);
 }
 

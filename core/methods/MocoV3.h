@@ -41,7 +41,7 @@ public:
     // training-mode loss above is what the optimiser sees.
     torch::Tensor perSampleLoss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2);
     // momentum update: p_m = m p_m + (1 - m) p_b for encoder and projector parameters.
-    void momentumUpdate(VisionTransformer& encoder, double m);
+    void momentumUpdate(VisionTransformer& encoder, double m, const at::Tensor& skipped = {});  // methods/Ema.h
     // Copies the base encoder (and projector) into the momentum branch.
     void syncMomentum(VisionTransformer& encoder);
 

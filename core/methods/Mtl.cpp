@@ -38,7 +38,7 @@ LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
 
 void MtlImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
-    moco_->momentumUpdate(encoder_, m);
+    moco_->momentumUpdate(encoder_, m, ctx.skipped);
     metrics.emplace_back("momentum", m);
 }
 

@@ -40,6 +40,10 @@ struct StepContext {
     int64_t stageSteps = 1;    // length of the stage
     uint64_t seed = 0;         // recipe seed
     at::Generator generator;   // seeded for this step (masking noise and other per-step randomness)
+    // Device-checked steps (train/TrainStep.h): a 0-dim bool on the device, true when the optimizer skipped this
+    // step (non-finite loss); afterOptimizerStep's updates then keep their targets. Undefined on host-checked steps,
+    // where a skipped step never reaches afterOptimizerStep.
+    at::Tensor skipped;
 };
 
 class Objective : public torch::nn::Module {

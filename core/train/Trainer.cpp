@@ -1,4 +1,5 @@
 #include "train/Trainer.h"
+#include "train/TrainStep.h"
 #include "train/RunDir.h"
 
 #include <ATen/autocast_mode.h>
@@ -472,43 +473,25 @@ TrainerState Trainer::run() {
             ctx.stageStep = step_ - recipe_.stageStart(stage_);
             ctx.stageSteps = recipe_.effectiveStages()[size_t(stage_)].steps;
             ctx.seed = uint64_t(recipe_.seed);
-            ctx.generator = at::detail::createCPUGenerator(streamSeed(uint64_t(recipe_.seed), uint64_t(step_), 0x4d41534bull /*MASK*/));
+            ctx.generator = stepGenerator(uint64_t(recipe_.seed), step_);
 
-            optimizer_->zero_grad();
-            LossOutput out;
-            {
-                AutocastScope autocast(bf16_, device_);
-                out = objective_->computeLoss(batch, ctx);
-            }
             // On CUDA with the fused AdamW the loss is checked on the device: a non-finite loss skips the optimizer
             // step there (found_inf), and the host reads the outcome only where it stops anyway (logging,
             // checkpoints, probes, the end): no step waits for the GPU.
-            const bool deviceChecks = optimizer_->fused() && !options_.dist && (device_.is_cuda() || options_.deviceChecks);
-            if (deviceChecks) {
-                auto loss = out.total.detach().to(at::kFloat);
-                auto bad = loss.isfinite().logical_not();
-                out.total.backward();
-                if (recipe_.optim.clipGrad > 0) clipGradNorm(objective_->parameters(), recipe_.optim.clipGrad);
-                optimizer_->stepWithFlag(bad.to(at::kFloat));
-                std::vector<std::pair<std::string, double>> extra;
-                objective_->afterOptimizerStep(ctx, extra);
-                deviceWindow.add(out, loss, bad, step_);
+            StepSettings settings;
+            settings.device = device_;
+            settings.bf16 = bf16_;
+            settings.deviceChecks = optimizer_->fused() && !options_.dist && (device_.is_cuda() || options_.deviceChecks);
+            settings.clipGrad = recipe_.optim.clipGrad;
+            settings.dist = options_.dist;
+            StepOutcome done = trainStep(*objective_, *optimizer_, batch, ctx, settings);
+            if (settings.deviceChecks) {
+                deviceWindow.add(done.out, done.deviceLoss, done.bad, step_);
                 ++step_;
-                lastExtra = std::move(extra);
+                lastExtra = std::move(done.extra);
             } else {
-                double lossValue = out.total.item<double>();
-                bool finite = std::isfinite(lossValue);
-                if (options_.dist) {
-                    // one rank's non-finite loss is every rank's: they skip or stop together
-                    auto bad = torch::full({1}, finite ? 0.0f : 1.0f);
-                    options_.dist->allReduceSum(bad, "non-finite loss check");
-                    if (bad.item<float>() > 0 && finite) {
-                        finite = false;
-                        lossValue = std::nan("");
-                    }
-                }
-                if (!finite) {
-                    std::string what = "loss is " + std::string(std::isnan(lossValue) ? "NaN" : "infinite") + " at step " +
+                if (done.skipped) {
+                    std::string what = "loss is " + std::string(std::isnan(done.loss) ? "NaN" : "infinite") + " at step " +
                                        std::to_string(step_);
                     if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
                         spdlog::warn("{}: batch skipped, no optimizer step (train.on_nonfinite = skip)", what);
@@ -518,17 +501,11 @@ TrainerState Trainer::run() {
                     return fail(what + (skippedInARow >= kMaxSkippedInARow ? " (" + std::to_string(kMaxSkippedInARow) + " batches in a row)" : ""));
                 }
                 skippedInARow = 0;
-                out.total.backward();
-                if (options_.dist) options_.dist->averageGradients(objective_->parameters());
-                if (recipe_.optim.clipGrad > 0) clipGradNorm(objective_->parameters(), recipe_.optim.clipGrad);
-                optimizer_->step();
-                std::vector<std::pair<std::string, double>> extra;
-                objective_->afterOptimizerStep(ctx, extra);
                 ++step_;
-                windowSums["loss"] += lossValue;
-                for (auto& [name, t] : out.parts) windowSums["loss/" + name] += t.item<double>();
+                windowSums["loss"] += done.loss;
+                for (auto& [name, t] : done.out.parts) windowSums["loss/" + name] += t.item<double>();
                 ++windowSteps;
-                lastExtra = std::move(extra);
+                lastExtra = std::move(done.extra);
             }
 
             const bool probeNow = probes_ && (step_ % probeEvery == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_);

@@ -10,6 +10,7 @@
 #include "train/RunDir.h"
 #include "util/Schedule.h"
 #include "train/Trainer.h"
+#include "train/TrainStep.h"
 #include "train/Optimizer.h"
 #include "util/TorchVersion.h"
 #include "util/AtomicFile.h"
@@ -554,6 +555,62 @@ private slots:
     // read back only at log, checkpoint and probe steps. A clean run is the same run, bit for bit, with the same
     // logged losses; a non-finite loss still stops (or, skipped, gives up after 10 in a row) with no optimizer
     // step taken and the good checkpoint kept, the failure naming the first bad step.
+    // The step is written once (train/TrainStep.h): a batch whose loss is not finite changes no weight, on the
+    // host-checked path and on the device-checked one (CUDA's; a CPU with LibTorch >= 2.4 here) alike — neither the
+    // trained ones nor MoCo v3's momentum encoder or ConMIM's slow model. (The device-checked path used to run the
+    // momentum update on a skipped step.)
+    void aSkippedStepChangesNoWeightOnEitherPath() {
+        int paths = 0;
+        for (const std::string method : {"mocov3", "conmim"}) {
+            for (bool deviceChecks : {false, true}) {
+                if (deviceChecks && !fusedAdamwAvailable(torch::kCPU)) continue;  // LibTorch < 2.4: no such path on a CPU
+                ++paths;
+                Recipe r = test::tinyRecipe();
+                r.method = method;
+                torch::manual_seed(3);
+                Dataset data = makeSynthetic(32, r.data.imageSize, 1, Split::Train);
+                auto obj = makeObjective(r, method, data.channels(), data.mean, data.std);
+                AdamwGroups groups = adamwGroups(*obj, r, [](const std::string&) { return 1.0; });
+                AdamW opt(groups.groups, torch::optim::AdamWOptions(r.peakLr()));
+                QCOMPARE(opt.fused(), deviceChecks || fusedAdamwAvailable(torch::kCPU));
+                Batch b;
+                b.images = data.images.slice(0, 0, r.optim.batchSize).to(torch::kFloat32).div(255.0);
+                b.views = obj->makeViews(b.images, 1);
+                StepSettings settings;
+                settings.deviceChecks = deviceChecks;
+                auto contextFor = [&](int64_t step) {
+                    StepContext ctx;
+                    ctx.step = ctx.stageStep = step;
+                    ctx.totalSteps = ctx.stageSteps = 10;
+                    ctx.generator = stepGenerator(1, step);
+                    return ctx;
+                };
+                // two good steps: the optimizer has state, the EMA copies have moved away from the encoder
+                for (int64_t step : {0, 1}) {
+                    StepContext ctx = contextFor(step);
+                    StepOutcome good = trainStep(*obj, opt, b, ctx, settings);
+                    QVERIFY(!good.skipped);
+                    QVERIFY(!deviceChecks || !good.bad.item<bool>());
+                }
+                std::map<std::string, torch::Tensor> before;
+                for (const auto& p : obj->named_parameters()) before[p.key()] = p.value().detach().clone();
+                QVERIFY(before.size() > 10);
+                bool emaCopies = false;
+                for (const auto& prefix : obj->encoderCopyPrefixes())
+                    for (const auto& [name, t] : before) emaCopies = emaCopies || name.rfind(prefix, 0) == 0;
+                QVERIFY2(emaCopies, method.c_str());
+                b.views[0][0].fill_(std::nan(""));  // one poisoned image: the loss is NaN
+                StepContext ctx = contextFor(2);
+                StepOutcome bad = trainStep(*obj, opt, b, ctx, settings);
+                QVERIFY(deviceChecks ? bad.bad.item<bool>() : bad.skipped);
+                for (const auto& p : obj->named_parameters())
+                    QVERIFY2(torch::equal(p.value(), before.at(p.key())),
+                             qPrintable(QString::fromStdString(method + (deviceChecks ? " (device-checked): " : " (host-checked): ") + p.key() + " changed")));
+            }
+        }
+        if (!fusedAdamwAvailable(torch::kCPU)) QCOMPARE(paths, 2);  // the device-checked half runs on LibTorch >= 2.4
+    }
+
     void deviceChecksKeepTheRunAndItsFailures() {
         if (!fusedAdamwAvailable(torch::kCPU)) QSKIP("LibTorch < 2.4: no fused AdamW on the CPU, so no device checks");
         Recipe r = test::tinyRecipe();

@@ -126,26 +126,40 @@ torch::Tensor ConMimImpl::keys(const torch::Tensor& imgs) {
     return project(projector_, encoder_->forward(imgs).slice(1, 1));
 }
 
+torch::Tensor ConMimImpl::trainingMask(int64_t n, at::Generator& gen, const torch::Device& device) const {
+    const int64_t L = encoder_->cfg.numPatches();
+    if (!cfg_.masking) return torch::zeros({n, L}, torch::TensorOptions().device(device));
+    const int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
+    if (cfg_.maskStyle == "blockwise") {
+        const int grid = int(std::lround(std::sqrt(double(L))));
+        std::mt19937_64 rng(uint64_t(torch::randint(int64_t(1) << 62, {1}, gen).item<int64_t>()));
+        std::vector<torch::Tensor> rows;
+        for (int64_t i = 0; i < n; ++i) rows.push_back(blockwiseMask(grid, grid, masked, rng));
+        return toDeviceAsync(torch::stack(rows), device);
+    }
+    auto noise = torch::rand({n, L}, gen);
+    auto order = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
+    return toDeviceAsync(torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0), device);
+}
+
+Objective::PatchLookup ConMimImpl::patchLookup(const torch::Tensor& x, at::Generator& gen, double temperature) {
+    PatchLookup out;
+    out.mask = trainingMask(x.size(0), gen, x.device());
+    auto feats = onlineQueries(x, out.mask);
+    auto k = keys(x);
+    out.lookup = torch::softmax(torch::bmm(feats, k.transpose(1, 2)) / temperature, -1);
+    out.note = "ConMIM dictionary look-up: softmax over the full view's keys (" +
+               std::string(cfg_.slowModel ? "slow model" : "online model, no gradient") +
+               ") of each patch feature of the masked view (" + (cfg_.masking ? cfg_.maskStyle + " mask as in training, ratio " +
+               std::to_string(cfg_.maskRatio) : std::string("no mask: conmim.masking is off")) + "); no perturbation on either view";
+    return out;
+}
+
 LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& online = batch.views.at(0);
     const auto& full = batch.views.at(1);
-    const int64_t n = online.size(0), L = encoder_->cfg.numPatches();
-    torch::Tensor mask;
-    if (cfg_.masking && cfg_.maskStyle == "blockwise") {
-        const int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
-        const int grid = int(std::lround(std::sqrt(double(L))));
-        std::mt19937_64 rng(uint64_t(torch::randint(int64_t(1) << 62, {1}, ctx.generator).item<int64_t>()));
-        std::vector<torch::Tensor> rows;
-        for (int64_t i = 0; i < n; ++i) rows.push_back(blockwiseMask(grid, grid, masked, rng));
-        mask = toDeviceAsync(torch::stack(rows), online.device());
-    } else if (cfg_.masking) {
-        int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
-        auto noise = torch::rand({n, L}, ctx.generator);
-        auto order = torch::argsort(noise, /*dim=*/1, /*descending=*/false);
-        mask = toDeviceAsync(torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0), online.device());
-    } else {
-        mask = torch::zeros({n, L}, online.options());
-    }
+    const int64_t n = online.size(0);
+    const torch::Tensor mask = trainingMask(n, ctx.generator, online.device());
     auto tokens = onlinePatchFeatures(online, mask);
     auto k = keys(full);
     torch::Tensor loss;

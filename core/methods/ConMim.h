@@ -30,6 +30,11 @@ public:
     void afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) override;
     VisionTransformer encoder() override { return encoder_; }
 
+    PatchLookup patchLookup(const torch::Tensor& images, at::Generator& gen, double temperature) override;
+    // The mask training uses (conmim.masking, mask_style, mask_ratio) for n images, drawn from `gen`: (n, L) on
+    // `device`, 1 = masked. The loss and the look-up probe both take it from here.
+    torch::Tensor trainingMask(int64_t n, at::Generator& gen, const torch::Device& device) const;
+
     // Online patch features (N, L, D'), masked patches replaced by the mask token where mask == 1.
     torch::Tensor onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask);
     // The same through the projector, L2-normalised: what is contrasted against the keys.

@@ -35,8 +35,7 @@ inline void emaUpdate(torch::nn::Module& target, const torch::nn::Module& source
     auto sourceWeight = 1.0 - mEff;                     // 1 - m, or 0
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
     at::_foreach_mul_(dst, mEff);  // a 0-dim tensor as the factor: no read back
-    at::_foreach_mul_(s, sourceWeight);
-    at::_foreach_add_(dst, s);
+    at::_foreach_add_(dst, at::_foreach_mul(s, sourceWeight));  // out of place: s shares the source's storage
 #else
     for (size_t i = 0; i < dst.size(); ++i) dst[i].mul_(mEff).add_(s[i] * sourceWeight);
 #endif

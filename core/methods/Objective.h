@@ -60,6 +60,18 @@ public:
     // momentum encoder, ConMIM's slow model): grafting initialises them from the encoder; they are never trained.
     virtual std::vector<std::string> encoderCopyPrefixes() const { return {}; }
 
+    // ConMIM's dictionary look-up (probes/Probes.cpp's similarity probe): for each patch of the view masked as
+    // training masks it (with `gen`), the softmax over the full view's keys at `temperature`. Undefined `lookup`
+    // for objectives that have no such dictionary; `why` then says so.
+    struct PatchLookup {
+        torch::Tensor lookup;  // (N, L, L)
+        torch::Tensor mask;    // (N, L), 1 = masked
+        std::string note;      // what was computed, or why nothing was
+    };
+    virtual PatchLookup patchLookup(const torch::Tensor& /*images*/, at::Generator& /*gen*/, double /*temperature*/) {
+        return {{}, {}, "the dictionary look-up needs ConMIM's mask token, projector and keys; " + methodName() + " has none"};
+    }
+
     // Non-empty when the objective's MAE decoder holds no trained weights (a model imported without its decoder): why.
     // heads() then offers no MIM head, and the probes say this instead of reconstructing with random weights.
     std::string mimHeadAbsent;

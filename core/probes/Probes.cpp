@@ -12,7 +12,6 @@ namespace graftlab {
 namespace F = torch::nn::functional;
 
 namespace {
-constexpr uint64_t kProbeMaskSeed = 12345;   // the fixed mask of the reconstruction and two-loss probes
 constexpr int64_t kMaxPerBlockSimilarityValues = 2'000'000;  // 8 MB of float32 per snapshot at most
 constexpr uint64_t kProbeViewSeed = 0x50524f42;  // the fixed contrastive views of the gradient-cosine probe
 
@@ -428,22 +427,17 @@ Snapshot ProbeRunner::similarity(int64_t step, int stage, Objective& current, in
     s.meta["block"] = block;
     s.meta["block_label"] = block < 0 ? "last block + final norm" : "output of block " + std::to_string(block);
     s.meta["temperature"] = temperature;
-    if (auto* conmim = dynamic_cast<ConMimImpl*>(&current)) {
-        EvalGuard evalAll(*conmim);
+    {
+        EvalGuard evalAll(current);
         at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed);
-        auto mask = randomMasking(x.size(0), encoder->cfg.numPatches(), conmim->config().maskRatio, gen, x.device()).mask;
-        auto feats = conmim->onlineQueries(x, mask);
-        auto keys = conmim->keys(x);
-        auto lookup = torch::softmax(torch::bmm(feats, keys.transpose(1, 2)) / temperature, -1);
-        s.arrays.push_back(toArray("lookup", lookup));
-        s.arrays.push_back(toArray("lookup_mask", mask));
-        s.meta["lookup_note"] = "ConMIM dictionary look-up: softmax over the full view's keys (" +
-                                std::string(conmim->config().slowModel ? "slow model" : "online model, no gradient") +
-                                ") of each patch feature of the masked view (mask ratio " +
-                                std::to_string(conmim->config().maskRatio) + "); no perturbation on either view";
-    } else {
-        s.meta["lookup_unavailable"] = "the dictionary look-up needs ConMIM's mask token, projector and keys; " +
-                                       current.methodName() + " has none";
+        Objective::PatchLookup look = current.patchLookup(x, gen, temperature);
+        if (look.lookup.defined()) {
+            s.arrays.push_back(toArray("lookup", look.lookup));
+            s.arrays.push_back(toArray("lookup_mask", look.mask));
+            s.meta["lookup_note"] = look.note;
+        } else {
+            s.meta["lookup_unavailable"] = look.note;
+        }
     }
     return s;
 }

@@ -84,6 +84,9 @@ struct ProbeImages {
     std::vector<int64_t> labels;
 };
 // n images evenly spaced over the dataset (the same every time for the same dataset).
+// The seed of the probes' fixed masks (reconstruction, the two-loss probe, ConMIM's look-up).
+constexpr uint64_t kProbeMaskSeed = 12345;
+
 ProbeImages pickProbeImages(const Dataset& data, int n);
 
 // Runs the probes a recipe asks for on fixed images; reports a probe that cannot run (no CL head, ...) once per

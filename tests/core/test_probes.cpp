@@ -332,6 +332,33 @@ private slots:
         QVERIFY(m.meta.contains("lookup_unavailable"));
     }
 
+    // ConMIM's look-up probe masks as training masks (block-wise by default, from the objective: methods/ConMim.h
+    // trainingMask), not at random as it used to: the probe shows what training does.
+    void conmimLookupMasksAsTrainingDoes() {
+        Recipe r = tinyMtl();
+        Dataset d = tinyData(r);
+        r.method = "conmim";
+        for (bool masking : {true, false}) {
+            r.conmim.masking = masking;
+            QCOMPARE(r.conmim.maskStyle, std::string("blockwise"));
+            auto obj = makeObjective(r, "conmim", 1, d.mean, d.std);
+            auto* conmim = dynamic_cast<ConMimImpl*>(obj.get());
+            QVERIFY(conmim);
+            ProbeRunner runner(r, d, torch::kCPU);
+            Snapshot s = runner.similarity(0, 0, *obj, 0, 0.1);
+            const SnapshotArray* mask = s.find("lookup_mask");
+            QVERIFY(mask);
+            at::Generator gen = at::detail::createCPUGenerator(kProbeMaskSeed);
+            auto want = conmim->trainingMask(mask->shape[0], gen, torch::kCPU).contiguous();
+            QCOMPARE(int64_t(mask->values.size()), want.numel());
+            QVERIFY(std::equal(mask->values.begin(), mask->values.end(), want.data_ptr<float>()));
+            const double masked = want.sum().item<double>();
+            QVERIFY(masking ? masked > 0 : masked == 0);
+            const std::string note = s.meta["lookup_note"].get<std::string>();
+            QVERIFY2(note.find(masking ? "blockwise mask as in training" : "no mask") != std::string::npos, note.c_str());
+        }
+    }
+
     void snapshotFileRoundTrip() {
         Snapshot s;
         s.kind = "gradcos";

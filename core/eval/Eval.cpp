@@ -185,10 +185,7 @@ ProtocolResult knn(const Features& f, const KnnOptions& o) {
 }
 
 double layerDecayScale(const std::string& name, int depth, double decay) {
-    int layer = depth + 1;
-    if (name.rfind("patch_embed.", 0) == 0 || name == "cls_token" || name == "pos_embed") layer = 0;
-    else if (name.rfind("blocks.", 0) == 0) layer = 1 + std::stoi(name.substr(7, name.find('.', 7) - 7));
-    return std::pow(decay, double(depth + 1 - layer));
+    return std::pow(decay, double(depth + 1 - vitLayerId(name, depth)));
 }
 
 namespace {
@@ -220,28 +217,30 @@ FineTuneModel buildFineTune(VisionTransformer encoder, int classes, const FineTu
     torch::nn::init::normal_(m.head->weight, 0.0, 2e-5);
     torch::nn::init::zeros_(m.head->bias);
     m.head->to(encoder->cls_token.device());
-    const double peak = o.baseLr * o.batch / 256.0;
-    std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
-    std::map<std::pair<double, bool>, std::string> firstName;
-    auto add = [&](const std::string& name, const torch::Tensor& p, double scale) {
-        bool noDecay = p.dim() <= 1 || (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) || name == "cls_token";
-        buckets[{-scale, noDecay}].push_back(p);
-        firstName.emplace(std::make_pair(-scale, noDecay), name);
-    };
-    for (auto& p : m.enc->named_parameters(true)) add(p.key(), p.value(), layerDecayScale(p.key(), encoder->cfg.depth, o.layerDecay));
-    for (auto& p : m.head->named_parameters(true)) add("head." + p.key(), p.value(), 1.0);
-    for (auto& [key, params] : buckets) {
-        m.groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                          torch::optim::AdamWOptions(peak * -key.first).weight_decay(key.second ? 0.0 : o.weightDecay).betas({0.9, 0.999})));
-        m.scales.push_back(-key.first);
-        m.names.push_back(firstName[key]);
+    AdamwSettings settings;  // MAE's fine-tuning: betas 0.9 / 0.999, no decay on the class token either
+    settings.peakLr = linearScaledLr(o.baseLr, o.batch);
+    settings.weightDecay = o.weightDecay;
+    settings.noDecay = {"cls_token"};
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    std::map<std::string, double> scale;
+    for (auto& p : m.enc->named_parameters(true)) {
+        named.emplace_back(p.key(), p.value());
+        scale[p.key()] = layerDecayScale(p.key(), encoder->cfg.depth, o.layerDecay);
     }
+    for (auto& p : m.head->named_parameters(true)) {
+        named.emplace_back("head." + p.key(), p.value());
+        scale["head." + p.key()] = 1.0;
+    }
+    AdamwGroups built = adamwGroups(named, settings, [&](const std::string& name) { return scale.at(name); });
+    m.groups = std::move(built.groups);
+    m.scales = std::move(built.multipliers);
+    m.names = std::move(built.firstNames);
     return m;
 }
 }  // namespace
 
 std::vector<std::pair<std::string, double>> fineTuneLearningRates(VisionTransformer encoder, const FineTuneOptions& o) {
-    const double peak = o.baseLr * o.batch / 256.0;
+    const double peak = linearScaledLr(o.baseLr, o.batch);
     std::vector<std::pair<std::string, double>> out;
     for (auto& p : encoder->named_parameters(true))
         out.emplace_back(p.key(), peak * layerDecayScale(p.key(), encoder->cfg.depth, o.layerDecay));
@@ -253,7 +252,7 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
                         const std::vector<float>& std, const FineTuneOptions& o) {
     FineTuneModel m = buildFineTune(encoder, train.numClasses, o);
     AdamW opt(m.groups, torch::optim::AdamWOptions(o.baseLr));  // the fused kernel where LibTorch has it
-    const double peak = o.baseLr * o.batch / 256.0;
+    const double peak = linearScaledLr(o.baseLr, o.batch);
     auto device = encoder->cls_token.device();
     std::mt19937_64 rng(o.seed);
     auto gen = at::detail::createCPUGenerator(o.seed);

@@ -146,4 +146,18 @@ void initMaeWeights(torch::nn::Module& root) {
     }
 }
 
+int vitLayerId(const std::string& name, int depth) {
+    if (name.rfind("patch_embed.", 0) == 0 || name == "cls_token" || name == "pos_embed") return 0;
+    if (name.rfind("blocks.", 0) == 0) {
+        const size_t dot = name.find('.', 7);
+        int block = 0;
+        for (size_t i = 7; i < dot && i < name.size(); ++i) {
+            if (name[i] < '0' || name[i] > '9') return depth + 1;  // not a numbered block
+            block = block * 10 + (name[i] - '0');
+        }
+        return 1 + block;
+    }
+    return depth + 1;
+}
+
 }  // namespace graftlab

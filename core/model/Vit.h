@@ -27,6 +27,12 @@ struct VitConfig {
     int numPatches() const { return gridSize() * gridSize(); }
 };
 
+// The layer of an encoder parameter, by its timm name (MAE's util/lr_decay.py get_layer_id_for_vit): 0 for the
+// embedding (patch_embed.*, cls_token, pos_embed), 1 + b for blocks.b.*, depth + 1 for what follows the blocks (the
+// final norm). The one place a block number is read from a name: lr multipliers, init_blocks, probe groups and
+// layer-wise lr decay all ask it.
+int vitLayerId(const std::string& name, int depth);
+
 class AttentionImpl : public torch::nn::Module {
 public:
     AttentionImpl(int dim, int numHeads);

@@ -94,14 +94,9 @@ std::vector<std::pair<std::string, std::vector<torch::Tensor>>> encoderParameter
     for (auto& p : encoder->named_parameters(true)) {
         const std::string& name = p.key();
         all.push_back(p.value());
-        if (name.rfind("blocks.", 0) == 0) {
-            size_t dot = name.find('.', 7);
-            groups[size_t(1 + std::stoi(name.substr(7, dot - 7)))].second.push_back(p.value());
-        } else if (name.rfind("norm.", 0) == 0) {
-            groups[groups.size() - 1].second.push_back(p.value());
-        } else {
-            groups[0].second.push_back(p.value());  // patch_embed.*, cls_token
-        }
+        // embed (patch_embed.*, cls_token), blocks.0 ..., norm: the groups are the layers of vitLayerId
+        const int depth = int(encoder->blocks->size());
+        groups[size_t(std::min(vitLayerId(name, depth), depth + 1))].second.push_back(p.value());
     }
     groups.emplace_back("encoder", all);
     return groups;

@@ -17,32 +17,47 @@
 
 namespace graftlab {
 
-AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf) {
+AdamwGroups adamwGroups(const std::vector<std::pair<std::string, torch::Tensor>>& namedParameters, const AdamwSettings& settings,
+                        const std::function<double(const std::string&)>& multiplierOf) {
     std::map<std::pair<double, bool>, std::vector<torch::Tensor>> buckets;
-    for (const auto& p : model.named_parameters(true)) {
-        if (!p.value().requires_grad()) continue;
-        double m = multiplierOf(p.key());
+    std::map<std::pair<double, bool>, std::string> firstName;
+    for (const auto& [name, p] : namedParameters) {
+        if (!p.requires_grad()) continue;
+        const double m = multiplierOf(name);
         if (m == 0.0) {
-            p.value().set_requires_grad(false);  // no gradient is computed for it at all
+            torch::Tensor frozen = p;
+            frozen.set_requires_grad(false);  // no gradient is computed for it at all
             continue;
         }
-        const std::string& name = p.key();
-        bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-        bool decay = !(p.value().dim() <= 1 || isBias);
-        buckets[{-m, !decay}].push_back(p.value());  // largest multiplier first, decay before no-decay
+        const bool isBias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+        const bool decay = !(p.dim() <= 1 || isBias || settings.noDecay.count(name));
+        buckets[{-m, !decay}].push_back(p);  // largest multiplier first, decay before no-decay
+        firstName.emplace(std::make_pair(-m, !decay), name);
     }
     AdamwGroups out;
     for (auto& [key, params] : buckets) {
-        double m = -key.first;
-        bool decay = !key.second;
+        const double m = -key.first;
+        const bool decay = !key.second;
         out.groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
-                                            torch::optim::AdamWOptions(recipe.peakLr())
-                                                .betas({recipe.optim.beta1, recipe.optim.beta2})
-                                                .weight_decay(decay ? recipe.optim.weightDecay : 0.0)
+                                            torch::optim::AdamWOptions(settings.peakLr * m)
+                                                .betas({settings.beta1, settings.beta2})
+                                                .weight_decay(decay ? settings.weightDecay : 0.0)
                                                 .eps(1e-8)));
         out.multipliers.push_back(m);
+        out.firstNames.push_back(firstName[key]);
     }
     return out;
+}
+
+AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf) {
+    AdamwSettings s;
+    s.peakLr = recipe.peakLr();
+    s.beta1 = recipe.optim.beta1;
+    s.beta2 = recipe.optim.beta2;
+    s.weightDecay = recipe.optim.weightDecay;
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto& p : model.named_parameters(true)) named.emplace_back(p.key(), p.value());
+    return adamwGroups(named, s, multiplierOf);
 }
 
 namespace {

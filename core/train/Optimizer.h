@@ -16,18 +16,33 @@
 
 #include <functional>
 #include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 #include <unordered_map>
 
 namespace graftlab {
 
-// AdamW's parameter groups as the trainer builds them (and the benchmark times them): one group per (lr multiplier,
-// weight decay or not), the largest multiplier first; decay on weight matrices, none on biases, norms and other
-// 1-D parameters; a multiplier of 0 freezes a parameter (requires_grad off, in no group). Every group starts at
-// recipe.peakLr() (the trainer sets each step's lr times the group's multiplier).
+// AdamW's parameter groups, built in one place for pretraining (the trainer, bench) and fine-tuning (eval): one group
+// per (lr multiplier, weight decay or not), the largest multiplier first; decay on weight matrices, none on biases,
+// norms and other 1-D parameters, nor on the names in `noDecay` (fine-tuning's cls_token, as MAE's
+// param_groups_lrd); a multiplier of 0 freezes a parameter (requires_grad off, in no group). A group's lr starts at
+// peakLr x its multiplier (the caller sets each step's lr times the group's multiplier).
 struct AdamwGroups {
     std::vector<torch::optim::OptimizerParamGroup> groups;
-    std::vector<double> multipliers;  // per group
+    std::vector<double> multipliers;     // per group
+    std::vector<std::string> firstNames; // per group: the name of its first parameter (for logs)
 };
+struct AdamwSettings {
+    double peakLr = 1e-3;
+    double beta1 = 0.9, beta2 = 0.999;
+    double weightDecay = 0.05;
+    std::set<std::string> noDecay;
+};
+AdamwGroups adamwGroups(const std::vector<std::pair<std::string, torch::Tensor>>& namedParameters, const AdamwSettings& settings,
+                        const std::function<double(const std::string&)>& multiplierOf);
+// The pretraining groups of a recipe's model (optim.* of `recipe`, its stage-0 peak lr).
 AdamwGroups adamwGroups(torch::nn::Module& model, const Recipe& recipe, const std::function<double(const std::string&)>& multiplierOf);
 
 // Whether the fused AdamW kernel exists for parameters on `device` in this build (and GRAFTLAB_FUSED_ADAMW is not 0).

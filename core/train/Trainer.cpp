@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -83,16 +84,12 @@ void Trainer::prepare() {
 namespace {
 
 // Which lr multiplier of the stage a parameter of the objective gets (by its name).
-double multiplierFor(const std::string& name, const StageConfig& st) {
+double multiplierFor(const std::string& name, const StageConfig& st, int depth) {
     const std::string enc = "encoder.";
     if (name.rfind(enc, 0) != 0) return st.headLr;  // decoder, projector, predictor, momentum branch
-    std::string rest = name.substr(enc.size());
-    if (rest.rfind("patch_embed.", 0) == 0 || rest == "cls_token") return st.embedLr;
-    if (rest.rfind("blocks.", 0) == 0) {
-        size_t dot = rest.find('.', 7);
-        int block = std::stoi(rest.substr(7, dot - 7));
-        return st.blockLr.empty() ? 1.0 : st.blockLr[size_t(block)];
-    }
+    const int layer = vitLayerId(name.substr(enc.size()), depth);
+    if (layer == 0) return st.embedLr;
+    if (layer <= depth) return st.blockLr.empty() ? 1.0 : st.blockLr[size_t(layer - 1)];
     return st.headLr;  // final norm
 }
 
@@ -123,8 +120,8 @@ int graftTensors(const std::map<std::string, torch::Tensor>& from, Objective& to
         if (!isEncoder && !all) return;
         if (isEncoder && lowerBlocks >= 0) {
             const std::string rest = src.substr(8);
-            if (rest.rfind("norm.", 0) == 0) return;
-            if (rest.rfind("blocks.", 0) == 0 && std::stoi(rest.substr(7, rest.find('.', 7) - 7)) >= lowerBlocks) return;
+            const int layer = vitLayerId(rest, std::numeric_limits<int>::max() - 1);
+            if (layer > lowerBlocks) return;  // block lowerBlocks and above, the final norm
         }
         auto it = from.find(src);
         if (it == from.end() && isCopy && all) it = from.find(name);
@@ -260,7 +257,7 @@ void Trainer::enterStage(int stage, bool initialise) {
 }
 
 void Trainer::buildOptimizer(const StageConfig& st) {
-    AdamwGroups built = adamwGroups(*objective_, recipe_, [&](const std::string& name) { return multiplierFor(name, st); });
+    AdamwGroups built = adamwGroups(*objective_, recipe_, [&](const std::string& name) { return multiplierFor(name, st, recipe_.model.depth); });
     auto& groups = built.groups;
     groupMultiplier_ = built.multipliers;
     groupNames_.clear();
@@ -301,10 +298,8 @@ void Trainer::resumeFrom(const std::string& path) {
 double Trainer::applyLr(int64_t step) {
     auto stages = recipe_.effectiveStages();
     const StageConfig& st = stages[size_t(stage_)];
-    double base = st.baseLr > 0 ? st.baseLr : recipe_.optim.baseLr;
-    // lr = base x global batch / 256: data-parallel ranks together train on world x batch_size images a step
-    const int world = options_.dist ? options_.dist->worldSize() : 1;
-    double peak = base * recipe_.optim.batchSize * world / 256.0;
+    // data-parallel ranks together train on world x batch_size images a step
+    const double peak = recipe_.peakLr(stage_, options_.dist ? options_.dist->worldSize() : 1);
     int64_t warmup = st.warmupSteps >= 0 ? st.warmupSteps : recipe_.optim.warmupSteps;
     double lr = warmupCosineLr(step - recipe_.stageStart(stage_), st.steps, warmup, peak, recipe_.optim.minLr);
     auto& groups = optimizer_->param_groups();

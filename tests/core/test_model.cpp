@@ -32,6 +32,30 @@ class ModelTest : public QObject {
 private slots:
     // The fused linear path (at::linear: addmm on a flat view) against the C++ frontend's matmul + add, on a
     // transformer block: outputs and every gradient agree to 1e-5 (float32 summation order only).
+    // The one reader of a block number in a parameter name (MAE's get_layer_id_for_vit).
+    void vitLayerIdsAreMaesLayerIds() {
+        const int depth = 12;
+        QCOMPARE(vitLayerId("patch_embed.proj.weight", depth), 0);
+        QCOMPARE(vitLayerId("cls_token", depth), 0);
+        QCOMPARE(vitLayerId("pos_embed", depth), 0);
+        QCOMPARE(vitLayerId("blocks.0.attn.qkv.weight", depth), 1);
+        QCOMPARE(vitLayerId("blocks.11.mlp.fc2.bias", depth), 12);
+        QCOMPARE(vitLayerId("norm.weight", depth), 13);
+        QCOMPARE(vitLayerId("blocksX.1.w", depth), 13);   // not a block
+        QCOMPARE(vitLayerId("blocks.x1.w", depth), 13);   // not a numbered block
+        // every parameter of a real encoder falls in 0 .. depth + 1, the blocks in order
+        VitConfig cfg;
+        cfg.depth = 3;
+        cfg.embedDim = 16;
+        cfg.numHeads = 2;
+        VisionTransformer vit(cfg);
+        for (const auto& p : vit->named_parameters(true)) {
+            const int id = vitLayerId(p.key(), cfg.depth);
+            QVERIFY(id >= 0 && id <= cfg.depth + 1);
+            if (p.key().rfind("blocks.2.", 0) == 0) QCOMPARE(id, 3);
+        }
+    }
+
     void fusedLinearMatchesTheFrontendPath() {
         torch::manual_seed(3);
         Block block(48, 3, 4.0);

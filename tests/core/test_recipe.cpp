@@ -28,6 +28,26 @@ class RecipeTest : public QObject {
 private slots:
     void defaultsAreValid() { QVERIFY(Recipe{}.validate().empty()); }
 
+    // The linear scaling rule, written once: a stage's own base lr and the data-parallel ranks count.
+    void peakLrKnowsStagesAndRanks() {
+        Recipe r;
+        r.optim.baseLr = 1e-3;
+        r.optim.batchSize = 128;
+        QCOMPARE(r.peakLr(), 5e-4);
+        QCOMPARE(r.peakLr(0, 4), 2e-3);
+        StageConfig a, b;
+        a.method = "mae";
+        a.steps = 10;
+        b.method = "mocov3";
+        b.steps = 10;
+        b.baseLr = 4e-3;
+        r.stages = {a, b};
+        QCOMPARE(r.peakLr(0), 5e-4);  // no lr of its own: optim.base_lr
+        QCOMPARE(r.peakLr(1), 2e-3);
+        QCOMPARE(r.peakLr(1, 2), 4e-3);
+        QCOMPARE(linearScaledLr(1.5e-4, 4096), 2.4e-3);  // MAE's ViT-B recipe
+    }
+
     void defaultPresetParsesAndMatchesDefaults() {
         std::vector<RecipeIssue> issues;
         Recipe r = loadRecipeFile(test::sourceDir() + "/resources/recipes/mae.json", {}, issues);

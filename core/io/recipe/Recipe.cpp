@@ -593,4 +593,11 @@ std::string formatIssues(const std::vector<RecipeIssue>& issues) {
 
 int maxThreads() { return 4 * int(std::max(1u, std::thread::hardware_concurrency())); }
 
+double Recipe::peakLr(int stage, int world) const {
+    const auto all = effectiveStages();
+    const double stageBase = stage >= 0 && size_t(stage) < all.size() ? all[size_t(stage)].baseLr : 0.0;
+    const double base = stageBase > 0 ? stageBase : optim.baseLr;
+    return linearScaledLr(base, int64_t(optim.batchSize) * world);
+}
+
 }  // namespace graftlab

@@ -18,6 +18,9 @@ struct RecipeIssue {
     std::string message;  // what is wrong and what is expected
 };
 
+// The linear scaling rule of MAE and MoCo v3 (and of GraftLab's evaluation protocols): lr = base x global batch / 256.
+inline double linearScaledLr(double baseLr, int64_t globalBatch) { return baseLr * double(globalBatch) / 256.0; }
+
 struct DataConfig {
     std::string dataset = "fashion_mnist";
     std::string root;                 // empty = the dataset's standard location
@@ -171,7 +174,10 @@ struct Recipe {
 
     int gridSize() const { return data.imageSize / model.patchSize; }
     int numPatches() const { return gridSize() * gridSize(); }
-    double peakLr() const { return optim.baseLr * optim.batchSize / 256.0; }
+    // The peak lr of stage `stage` (the linear scaling rule of MAE / MoCo v3): its base lr (the stage's own when it
+    // sets one, else optim.base_lr) x the global batch (batch_size x `world` data-parallel ranks) / 256. The one
+    // place the rule is written: the trainer, bench and tests take it from here.
+    double peakLr(int stage = 0, int world = 1) const;
 };
 
 // One field of the recipe: its dotted path, a one-line help text (tooltips, --help), and its kind.

@@ -1,6 +1,7 @@
 #include "CompareView.h"
 #include "PlotExport.h"
 #include "recipe/Recipe.h"
+#include "run/EvalResults.h"
 #include "run/RunLayout.h"
 
 #include <nlohmann/json.hpp>
@@ -171,34 +172,15 @@ CompareView::Run CompareView::readRun(const QString& dir) {
             r.method = QStringLiteral("?");  // a recipe of another shape: the run is still listed
         }
     }
-    QFile eval(QString::fromStdString(RunLayout(dir.toStdString()).evalJson()));
-    if (eval.open(QIODevice::ReadOnly)) {
-        auto j = nlohmann::json::parse(eval.readAll().toStdString(), nullptr, false);
-        try {
-            if (j.is_object()) {
-                // the newest evaluated checkpoint; entries of another shape (hand-edited files) are skipped
-                for (auto it = j.begin(); it != j.end(); ++it) {
-                    if (!it->is_object() || !it->contains("protocols") || !(*it)["protocols"].is_object()) continue;
-                    const auto& stepJson = it->value("step", nlohmann::json(-1));
-                    qint64 step = stepJson.is_number() ? stepJson.get<qint64>() : -1;
-                    if (step < r.step) continue;
-                    r.step = step;
-                    r.checkpoint = QString::fromStdString(it.key());
-                    if (it->contains("dataset") && (*it)["dataset"].is_string())
-                        r.dataset = QString::fromStdString((*it)["dataset"].get<std::string>());
-                    r.top1.clear();
-                    r.warnings.clear();
-                    if (it->contains("warnings") && (*it)["warnings"].is_array())
-                        for (const auto& w : (*it)["warnings"])
-                            if (w.is_string()) r.warnings << QString::fromStdString(w.get<std::string>());
-                    for (auto p = (*it)["protocols"].begin(); p != (*it)["protocols"].end(); ++p)
-                        if (p->is_object() && p->contains("top1") && (*p)["top1"].is_number())
-                            r.top1.insert(QString::fromStdString(p.key()), (*p)["top1"].get<double>());
-                }
-            }
-        } catch (const std::exception&) {
-            r.top1.clear();  // unreadable results: the run is listed as not evaluated
-        }
+    // the newest evaluated checkpoint; entries of another shape (hand-edited files) are left out by the reader
+    const EvalFile ev = EvalFile::read(RunLayout(dir.toStdString()).evalJson());
+    if (const auto* newest = ev.newest()) {
+        const EvalReport& e = newest->second;
+        r.step = e.step;
+        r.checkpoint = QString::fromStdString(newest->first);
+        if (!e.dataset.empty()) r.dataset = QString::fromStdString(e.dataset);
+        for (const auto& w : e.warnings) r.warnings << QString::fromStdString(w);
+        for (const auto& p : e.results) r.top1.insert(QString::fromStdString(p.protocol), p.top1);
     }
     return r;
 }

@@ -5,6 +5,7 @@
 // (whole encoder + head, layer-wise lr decay). Every protocol reports top-1 accuracy on the test split.
 #include "data/Dataset.h"
 #include "model/Vit.h"
+#include "run/EvalResults.h"  // ProtocolResult, EvalReport
 
 #include <nlohmann/json.hpp>
 
@@ -27,11 +28,6 @@ torch::Tensor extractFeatures(VisionTransformer encoder, const Dataset& data, co
                               const std::vector<float>& std, const std::string& pooling, int batch = 256,
                               const std::function<void(int64_t, int64_t)>& progress = {});
 
-struct ProtocolResult {
-    std::string protocol;    // linear, fewshot, knn, finetune
-    double top1 = 0;         // test accuracy in [0, 1]
-    nlohmann::json details;  // chosen lr, subset size, k, ...
-};
 
 struct LinearProbeOptions {
     std::vector<double> lrs = {0.1, 0.03, 0.01};  // swept; chosen on a held-out tenth of the training features

@@ -24,39 +24,6 @@
 namespace graftlab {
 namespace fs = std::filesystem;
 
-nlohmann::json EvalReport::toJson() const {
-    nlohmann::json j = {{"checkpoint", checkpoint}, {"method", method}, {"step", step}, {"dataset", dataset},
-                        {"pooling", pooling}, {"train_images", trainImages}, {"test_images", testImages}};
-    for (const auto& r : results) j["protocols"][r.protocol] = {{"top1", r.top1}, {"details", r.details}};
-    if (!warnings.empty()) j["warnings"] = warnings;
-    return j;
-}
-
-EvalReport EvalReport::fromJson(const nlohmann::json& j) {
-    EvalReport r;
-    r.checkpoint = j.at("checkpoint").get<std::string>();
-    r.method = j.at("method").get<std::string>();
-    r.step = j.at("step").get<int64_t>();
-    r.dataset = j.at("dataset").get<std::string>();
-    r.pooling = j.at("pooling").get<std::string>();
-    r.trainImages = j.at("train_images").get<int64_t>();
-    r.testImages = j.at("test_images").get<int64_t>();
-    if (j.contains("warnings") && j["warnings"].is_array())
-        for (const auto& w : j["warnings"])
-            if (w.is_string()) r.warnings.push_back(w.get<std::string>());
-    if (j.contains("protocols"))
-        for (const std::string& p : kProtocols)
-            if (j["protocols"].contains(p))
-                r.results.push_back({p, j["protocols"][p].at("top1").get<double>(), j["protocols"][p].value("details", nlohmann::json())});
-    return r;
-}
-
-const ProtocolResult* EvalReport::find(const std::string& protocol) const {
-    for (const auto& r : results)
-        if (r.protocol == protocol) return &r;
-    return nullptr;
-}
-
 std::map<std::string, torch::Tensor> encoderStateDict(VisionTransformer encoder) {
     std::map<std::string, torch::Tensor> out;
     for (auto& p : encoder->named_parameters(true)) out[p.key()] = p.value().detach().cpu().contiguous();
@@ -359,30 +326,6 @@ EvalReport evaluateStored(const EvalRequest& request, const std::string& store, 
     all[key] = rep.toJson();
     writeFileAtomically(store, all.dump(1) + "\n");
     return rep;
-}
-
-std::string writeEvalJson(const EvalReport& report) {
-    fs::path ckpt(report.checkpoint);
-    std::string path = RunLayout::evalJsonBeside(report.checkpoint);
-    nlohmann::json all = nlohmann::json::object();
-    if (fs::exists(path)) {
-        try {
-            all = nlohmann::json::parse(readFile(path));
-        } catch (const std::exception&) {
-            all = nlohmann::json::object();  // unreadable: replaced
-        }
-    }
-    auto& entry = all[ckpt.filename().string()];
-    nlohmann::json j = report.toJson();
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        if (it.key() == "protocols") {
-            for (auto p = it->begin(); p != it->end(); ++p) entry["protocols"][p.key()] = *p;
-        } else {
-            entry[it.key()] = *it;
-        }
-    }
-    writeFileAtomically(path, all.dump(2) + "\n");
-    return path;
 }
 
 }  // namespace graftlab

@@ -30,18 +30,6 @@ struct EvalRequest {
     int threads = 0;
 };
 
-struct EvalReport {
-    std::string checkpoint, method, dataset, pooling;
-    int64_t step = 0;
-    int64_t trainImages = 0, testImages = 0;
-    std::vector<ProtocolResult> results;
-    // Why the accuracies cannot mean much (a training split of one class: every classifier scores 100 %).
-    std::vector<std::string> warnings;
-    nlohmann::json toJson() const;
-    // The inverse of toJson (results in kProtocols' order); throws nlohmann's errors on a malformed entry.
-    static EvalReport fromJson(const nlohmann::json& j);
-    const ProtocolResult* find(const std::string& protocol) const;
-};
 
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
 EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});
@@ -54,8 +42,6 @@ EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<vo
 EvalReport evaluateStored(const EvalRequest& request, const std::string& store,
                           const std::function<void(const std::string&)>& log = {});
 
-// Merges the report into eval.json in the checkpoint's directory (one entry per checkpoint file); returns its path.
-std::string writeEvalJson(const EvalReport& report);
 
 // The encoder's tensors under timm's names (patch_embed.proj.weight, cls_token, pos_embed, blocks.0.attn.qkv.weight, ...).
 std::map<std::string, torch::Tensor> encoderStateDict(VisionTransformer encoder);

@@ -6,6 +6,7 @@
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
 #include "eval/Table.h"
+#include "run/EvalResults.h"
 #include "run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunSession.h"
@@ -73,6 +74,60 @@ Recipe tinyTwoBlockPreset(const std::string& name, std::vector<RecipeIssue>& iss
 class EvalTest : public QObject {
     Q_OBJECT
 private slots:
+    // eval.json has one reader and one writer (run/EvalResults.h): what eval writes, merged protocol by protocol, the
+    // report and the Compare view read back; damaged entries are named, the rest still read.
+    void evalJsonHasOneReaderAndWriter() {
+        auto dir = test::tempDir("evaljson");
+        fs::create_directories(dir + "/checkpoints");
+        auto report = [&](int64_t step, const std::string& protocol, double top1) {
+            EvalReport r;
+            r.checkpoint = dir + "/checkpoints/step-" + std::to_string(step) + ".ckpt";
+            r.method = "mae";
+            r.step = step;
+            r.dataset = "synthetic";
+            r.pooling = "cls";
+            r.testImages = 16;
+            r.results.push_back({protocol, top1, {{"k", 20}}});
+            return r;
+        };
+        EvalReport warned = report(10, "linear", 0.5);
+        warned.warnings = {"3 of the 16 test images are also in its training split"};
+        const std::string path = writeEvalJson(warned);
+        QCOMPARE(path, RunLayout(dir).evalJson());
+        writeEvalJson(report(10, "knn", 0.25));  // merged into the same entry; its warnings cleared
+        writeEvalJson(report(20, "linear", 0.75));
+        EvalFile f = EvalFile::read(path);
+        QVERIFY(f.problems.empty());
+        QCOMPARE(int(f.entries.size()), 2);
+        const EvalReport& ten = f.entries[0].second;
+        QCOMPARE(f.entries[0].first, std::string("step-10.ckpt"));
+        QCOMPARE(int(ten.results.size()), 2);
+        QCOMPARE(ten.find("knn")->top1, 0.25);
+        QCOMPARE(ten.find("linear")->top1, 0.5);
+        QVERIFY(ten.warnings.empty());
+        QCOMPARE(f.newest()->second.step, int64_t(20));
+        QCOMPARE(f.newest()->second.find("linear")->top1, 0.75);
+        // damage: a garbage entry, a protocol without a number, a step of the wrong type
+        auto j = nlohmann::json::parse(readFile(path));
+        j["junk.ckpt"] = 7;
+        j["step-20.ckpt"]["protocols"]["knn"] = {{"top1", "high"}};
+        j["step-10.ckpt"]["step"] = "ten";
+        writeFileAtomically(path, j.dump());
+        f = EvalFile::read(path);
+        QCOMPARE(int(f.entries.size()), 2);
+        QCOMPARE(int(f.problems.size()), 3);
+        QVERIFY(f.problems[0].find("entry \"junk.ckpt\": not a JSON object") != std::string::npos);
+        QCOMPARE(f.entries[0].second.step, int64_t(-1));
+        QVERIFY(!f.entries[1].second.find("knn"));
+        QCOMPARE(f.entries[1].second.find("linear")->top1, 0.75);
+        writeFileAtomically(path, "garbage{");
+        f = EvalFile::read(path);
+        QVERIFY(f.entries.empty());
+        QCOMPARE(f.problems.front(), path + ": not JSON, evaluations left out");
+        QVERIFY(EvalFile::read(dir + "/nothing.json").problems.empty());
+        fs::remove_all(dir);
+    }
+
     void linearProbeReadsLabelsAndNotNoise() {
         LinearProbeOptions o;
         o.epochs = 10;

@@ -2,6 +2,7 @@
 #include "probes/DepthProfile.h"
 #include "recipe/Recipe.h"
 #include "probes/Snapshot.h"
+#include "run/EvalResults.h"
 #include "run/Observer.h"
 #include "run/RunLayout.h"
 #include "util/AtomicFile.h"
@@ -299,31 +300,29 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     // Evaluation: checkpoints/eval.json, one entry per checkpoint file.
     h << "<h2>Evaluation</h2>";
     {
-        auto ev = fs::exists(run.evalJson()) ? nlohmann::json::parse(readFile(run.evalJson()), nullptr, false) : nlohmann::json();
-        if (fs::exists(run.evalJson()) && (ev.is_discarded() || !ev.is_object())) {
-            sum.problems.push_back(run.evalJson() + ": " + (ev.is_discarded() ? "not JSON" : "not a JSON object") + ", evaluations left out");
-            ev = nlohmann::json();
-        }
-        if (ev.is_object() && !ev.empty()) {
+        EvalFile ev = EvalFile::read(run.evalJson());
+        sum.problems.insert(sum.problems.end(), ev.problems.begin(), ev.problems.end());
+        if (!ev.entries.empty()) {
             h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
-            for (auto it = ev.begin(); it != ev.end(); ++it) {
-                const auto& e = *it;
-                h << "<tr><td>" << htmlEscape(it.key()) << "</td><td class=\"num\">" << e.value("step", int64_t(0)) << "</td>";
+            for (const auto& [file, e] : ev.entries) {
+                h << "<tr><td>" << htmlEscape(file) << (e.warnings.empty() ? "" : " ⚠") << "</td><td class=\"num\">" << e.step << "</td>";
                 for (const std::string& p : kProtocols) {
-                    double v = NAN;
-                    if (e.contains("protocols") && e["protocols"].contains(p)) v = 100.0 * e["protocols"][p].value("top1", NAN);
+                    const ProtocolResult* r = e.find(p);
+                    const double v = r ? 100.0 * r->top1 : NAN;
                     char buf[16];
                     std::snprintf(buf, sizeof buf, std::isfinite(v) ? "%.1f" : "–", v);
                     h << "<td class=\"num\">" << buf << "</td>";
                 }
-                h << "<td>" << htmlEscape(e.value("pooling", std::string())) << "</td></tr>";
+                h << "<td>" << htmlEscape(e.pooling) << "</td></tr>";
                 ++sum.evalEntries;
             }
-            auto first = ev.begin();
-            h << "</table><p class=\"meta\">Top-1 accuracy (%) on the " << htmlEscape(first->value("dataset", std::string("?")))
-              << " test split (" << first->value("test_images", int64_t(0)) << " images). Linear: BatchNorm without affine + "
+            const EvalReport& first = ev.entries.front().second;
+            h << "</table><p class=\"meta\">Top-1 accuracy (%) on the " << htmlEscape(first.dataset.empty() ? std::string("?") : first.dataset)
+              << " test split (" << first.testImages << " images). Linear: BatchNorm without affine + "
               << "linear layer on frozen features; 1%: logistic regression on a class-balanced 1% of the labels; k-NN: cosine, k = 20, "
               << "T = 0.07; fine-tuning: whole encoder.</p>";
+            for (const auto& [file, e] : ev.entries)
+                for (const auto& w : e.warnings) h << "<p class=\"meta\">⚠ " << htmlEscape(file) << ": " << htmlEscape(w) << "</p>";
             sections.push_back("evaluation");
         } else {
             h << "<p>Not evaluated yet: <code>graftlab-cli eval --ckpt " << htmlEscape(run.checkpoints())

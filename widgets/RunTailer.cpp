@@ -43,7 +43,6 @@ void RunTailer::close() {
     indexSize_ = -1;
     rows_ = snapshotCount_ = 0;
     lastStep_ = -1;
-    lastWrite_ = {};
 }
 
 int RunTailer::poll() {
@@ -95,7 +94,6 @@ int RunTailer::readMetrics() {
         lastStep_ = row->step;
         emit metricsRow(row->step, row->epoch, row->stage, values);
     }
-    if (count) lastWrite_ = info.lastModified();
     return count;
 }
 
@@ -122,7 +120,6 @@ int RunTailer::readSnapshots() {
                 emit warning(QString::fromStdString(ex.what()));
         }
     }
-    if (count) lastWrite_ = std::max(lastWrite_, index.lastModified());
     return count;
 }
 

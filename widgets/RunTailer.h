@@ -34,7 +34,6 @@ public:
     qint64 snapshotsRead() const { return snapshotCount_; }
     qint64 lastStep() const { return lastStep_; }
     // When the run last wrote metrics or snapshots (invalid before anything was read).
-    QDateTime lastWrite() const { return lastWrite_; }
 
     // Exports the metrics of a run directory to CSV (one column per key, rows in file order); returns an
     // error message naming the file, empty on success.
@@ -60,7 +59,6 @@ private:
     QDateTime indexTime_;
     qint64 indexSize_ = -1;
     qint64 rows_ = 0, snapshotCount_ = 0, lastStep_ = -1;
-    QDateTime lastWrite_;
 };
 
 }  // namespace graftlab

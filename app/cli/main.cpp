@@ -21,7 +21,8 @@ using namespace graftlab::cli;
 namespace {
 
 const char* kMainHelp =
-    "graftlab-cli - self-supervised ViT pretraining (MAE) from the command line\n"
+    "graftlab-cli - self-supervised ViT pretraining (MAE, MoCo v3, their combinations, grafting, ConMIM) from the\n"
+    "command line\n"
     "\n"
     "Usage: graftlab-cli <command> [options]\n"
     "\n"
@@ -30,7 +31,7 @@ const char* kMainHelp =
     "  resume       continue a run directory from its newest checkpoint\n"
     "  reconstruct  MAE demo grid (original / masked / reconstruction / + visible) from a checkpoint\n"
     "  eval         linear probe, 1% few-shot, k-NN and fine-tuning of a checkpoint's encoder\n"
-    "  table        train several recipes with equal compute and evaluate them all (the papers' Table 1)\n"
+    "  table        train several recipes with equal optimizer steps and evaluate them all (the papers' Table 1)\n"
     "  sweep        train one recipe over a grid of field values, evaluate each, one table and one figure\n"
     "  embed        frozen features of a split, for Python (torch.load)\n"
     "  export       the encoder with timm's names (.pt or .safetensors), or a run's probe results as .npz\n"

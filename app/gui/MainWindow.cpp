@@ -136,7 +136,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
 
     connect(form_, &RecipeForm::validityChanged, this, [this] { updateActions(); });
     connect(session_, &TrainingSession::runStarted, this,
-            [this](const QString&, const QString& dataset, const QString& note, qint64 start, qint64 total, qint64 params,
+            [this](const QString& dataset, const QString& note, qint64 start, qint64 total, qint64 params,
                    const QString& device) {
                 startStep_ = start;
                 totalSteps_ = total;

@@ -38,9 +38,8 @@ public:
     Bridge(TrainingSession* s, Trainer& t) : s_(s), trainer_(t) {}
 
     void onRunStarted(const RunInfo& i) override {
-        emit s_->runStarted(QString(), QString::fromStdString(i.dataset), QString::fromStdString(i.datasetNote),
+        emit s_->runStarted(QString::fromStdString(i.dataset), QString::fromStdString(i.datasetNote),
                             i.startStep, i.totalSteps, i.parameters, QString::fromStdString(i.device));
-        total_ = i.totalSteps;
         stages_ = trainer_.recipe().effectiveStages();
         if (stages_.size() > 1) {
             int64_t start = 0;
@@ -58,10 +57,6 @@ public:
         emit s_->metricsRow(row.step, row.epoch, row.stage, v);
     }
 
-    void onCheckpoint(const std::string& path, int64_t step) override {
-        emit s_->checkpointWritten(QString::fromStdString(path), step);
-    }
-
     void onStateChanged(TrainerState st, const std::string& detail) override {
         emit s_->stateChanged(st, QString::fromStdString(detail));
     }
@@ -71,7 +66,6 @@ public:
 private:
     TrainingSession* s_;
     Trainer& trainer_;
-    int64_t total_ = 0;
     std::vector<StageConfig> stages_;
 };
 

@@ -33,14 +33,13 @@ public:
     void setProbeEvery(int steps);
 
 signals:
-    void runStarted(const QString& runDir, const QString& dataset, const QString& datasetNote, qint64 startStep,
+    void runStarted(const QString& dataset, const QString& datasetNote, qint64 startStep,
                     qint64 totalSteps, qint64 parameters, const QString& device);
     void metricsRow(qint64 step, qint64 epoch, int stage, const graftlab::MetricValues& values);
     // A new stage of a grafted run begins at `step`.
     void stageStarted(int stage, const QString& name, qint64 step);
     // A probe result (reconstruction, attention, similarity, gradcos), or why a probe is unavailable.
     void snapshot(const graftlab::Snapshot& s);
-    void checkpointWritten(const QString& path, qint64 step);
     void stateChanged(graftlab::TrainerState state, const QString& detail);
     // The worker ended: Finished, Stopped or Failed; detail says why for a failure.
     void finished(graftlab::TrainerState state, const QString& detail);

@@ -14,7 +14,6 @@ public:
     MocoHeads mocoHeads() { return moco_; }
     ObjectiveHeads heads() override;
     std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
-    const MaeConfig& maeConfig() const { return mae_; }
     int patchSize() const { return patchSize_; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;

@@ -100,7 +100,7 @@ private slots:
         // trained where the recipe asked, on the session's worker thread
         const char* asked = std::getenv("GRAFTLAB_TEST_DEVICE");
         const QString device = asked && *asked ? asked : "cpu";
-        QVERIFY2(started.first().at(6).toString().startsWith(device), qPrintable(started.first().at(6).toString()));
+        QVERIFY2(started.first().at(5).toString().startsWith(device), qPrintable(started.first().at(5).toString()));
         QCOMPARE(rows.count(), 6);  // every 2 steps of 12
         QCOMPARE(rows.last().at(0).toLongLong(), 12);
         QSet<QString> kinds;
@@ -175,7 +175,7 @@ private slots:
         QSignalSpy finished(w.session(), &TrainingSession::finished);
         w.startRun();
         QVERIFY(started.wait(120000));
-        QVERIFY(started.last().at(2).toString().contains("synthetic set"));
+        QVERIFY(started.last().at(1).toString().contains("synthetic set"));
         QString bar = w.statusBar()->currentMessage();
         QVERIFY2(bar.contains("synthetic set") && bar.contains("dataset-fashion-mnist"), qPrintable(bar));
         QCOMPARE(waitFinished(finished), QString("finished"));

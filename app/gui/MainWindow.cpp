@@ -13,6 +13,7 @@
 #include "InspectWindow.h"
 #include "export/Report.h"
 #include "run/RunLayout.h"
+#include "run/RunLock.h"
 #include "train/Checkpoint.h"
 #include "train/RunDir.h"
 #include "util/AtomicFile.h"
@@ -104,6 +105,8 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     setCentralWidget(tabs_);
     tailer_ = new RunTailer(this);
     evalRunner_ = new EvalRunner(this);
+    writerTimer_ = new QTimer(this);
+    connect(writerTimer_, &QTimer::timeout, this, &MainWindow::checkWriter);
 
     form_ = new RecipeForm;
     auto* recipeDock = new QDockWidget(tr("Recipe"), this);
@@ -343,7 +346,7 @@ void MainWindow::buildMenus() {
     for (auto* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
     view->addSeparator();
     for (int i = 0; i < tabs_->count(); ++i) {
-        auto* a = view->addAction(tabs_->tabText(i).replace("&&", "&"), this, [this, i] { tabs_->setCurrentIndex(i); });
+        auto* a = view->addAction(tabs_->tabText(i) /* "&&" shows one & in a menu too */, this, [this, i] { tabs_->setCurrentIndex(i); });
         a->setShortcut(QKeySequence(Qt::ALT | Qt::Key(Qt::Key_1 + i)));
     }
     auto* help = menuBar()->addMenu(tr("&Help"));
@@ -368,9 +371,10 @@ void MainWindow::updateActions() {
     openRecipeAct_->setEnabled(!running);
     openRunAct_->setEnabled(!running);
     if (recentMenu_) recentMenu_->setEnabled(!running && !recentMenu_->isEmpty());
-    continueAct_->setEnabled(!running && continuable_);
-    continueAct_->setToolTip(continuable_ ? tr("Continue %1 from its newest checkpoint (Ctrl+Shift+R)").arg(currentRunDir_)
-                                          : tr("Continues a stopped run from its newest checkpoint; the run shown has none to continue"));
+    continueAct_->setEnabled(!running && continuable_ && writer_.isEmpty());
+    continueAct_->setToolTip(!writer_.isEmpty() ? tr("%1 is being written by %2: Continue when it ends").arg(currentRunDir_, writer_)
+                             : continuable_     ? tr("Continue %1 from its newest checkpoint (Ctrl+Shift+R)").arg(currentRunDir_)
+                                                : tr("Continues a stopped run from its newest checkpoint; the run shown has none to continue"));
     bool hasRun = !currentRunDir_.isEmpty();
     exportCsvAct_->setEnabled(hasRun);
     exportReportAct_->setEnabled(hasRun);
@@ -494,6 +498,24 @@ void MainWindow::continueRun() {
     statusLabel_->setText(tr("Continuing %1 from %2…").arg(dir, QFileInfo(ckpt).fileName()));
     spdlog::info("continuing {} from {}", dir.toStdString(), ckpt.toStdString());
     continuable_ = false;
+    updateActions();
+}
+
+void MainWindow::checkWriter() {
+    QString holder;
+    if (!currentRunDir_.isEmpty() && !session_->isRunning()) {
+        holder = QString::fromStdString(RunLock::holder(currentRunDir_.toStdString()));
+        if (holder.startsWith(QStringLiteral("PID %1:").arg(QCoreApplication::applicationPid()))) holder.clear();  // this window's run
+    }
+    const bool ended = !writer_.isEmpty() && holder.isEmpty();
+    writer_ = holder;
+    if (writer_.isEmpty()) writerTimer_->stop();
+    else if (!writerTimer_->isActive()) writerTimer_->start(2000);
+    if (ended) {
+        statusLabel_->setText(tr("The run in %1 has ended: no process writes it any more.").arg(currentRunDir_));
+        setCurrentRunDir(currentRunDir_);  // continuable now?
+        return;
+    }
     updateActions();
 }
 
@@ -754,6 +776,9 @@ void MainWindow::openRun(const QString& dir) {
                               .arg(dir)
                               .arg(tailer_->rowsRead())
                               .arg(tailer_->snapshotsRead()));
+    writer_.clear();
+    checkWriter();
+    if (!writer_.isEmpty()) statusLabel_->setText(statusLabel_->text() + tr(" Written now by %1.").arg(writer_));
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

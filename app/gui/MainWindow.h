@@ -9,6 +9,7 @@ class QLabel;
 class QMenu;
 class QProgressBar;
 class QTabWidget;
+class QTimer;
 
 namespace graftlab {
 
@@ -106,6 +107,11 @@ private:
             *exportGridAct_ = nullptr;
     QString currentRunDir_;
     bool continuable_ = false;
+    // Another process writing the run shown ("PID 123: graftlab-cli train ..."; empty when none): Continue waits for
+    // it, and the status says when it ends (checked every 2 s while it writes).
+    QString writer_;
+    QTimer* writerTimer_ = nullptr;
+    void checkWriter();
     LogView* log_;
     QTabWidget* tabs_;
     QProgressBar* progress_;

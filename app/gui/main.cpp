@@ -7,6 +7,7 @@
 #include "util/ThreadEnv.h"
 
 #include <cstdio>
+#include <string>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -19,14 +20,6 @@ int main(int argc, char** argv) {
     graftlab::blockStopSignals();  // before any thread (Qt's, LibTorch's), and kept across the re-execution below
     graftlab::ensureThreadEnvironment(argv);
     graftlab::startStopSignalThread();
-    QApplication app(argc, argv);
-    QApplication::setApplicationName("GraftLab");
-    QApplication::setOrganizationName("GraftLab");
-    QApplication::setApplicationVersion(graftlab::versionString());
-    QApplication::setWindowIcon(QIcon::fromTheme("graftlab", QIcon(QCoreApplication::applicationDirPath() +
-                                                                       "/../share/icons/hicolor/scalable/apps/graftlab.svg")));
-    graftlab::setupLogging(false);
-
     QCommandLineParser parser;
     parser.setApplicationDescription("GraftLab: self-supervised ViT pretraining with live views");
     parser.addHelpOption();
@@ -45,6 +38,25 @@ int main(int argc, char** argv) {
     QCommandLineOption maskRatio("mask-ratio", "With --open-model: the reconstruction's mask ratio (default 0.75).", "R");
     QCommandLineOption maskSeed("mask-seed", "With --open-model: the seed of the reconstruction's mask (default 0).", "S");
     parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed});
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "-h" || arg == "--help" || arg == "--help-all" || arg == "-v" || arg == "--version") {
+            // printed without a display (a QApplication aborts when there is none)
+            QCoreApplication core(argc, argv);
+            QCoreApplication::setApplicationName("GraftLab");
+            QCoreApplication::setApplicationVersion(graftlab::versionString());
+            parser.process(core);  // prints and exits
+            return 0;
+        }
+    }
+    QApplication app(argc, argv);
+    QApplication::setApplicationName("GraftLab");
+    QApplication::setOrganizationName("GraftLab");
+    QApplication::setApplicationVersion(graftlab::versionString());
+    QApplication::setWindowIcon(QIcon::fromTheme("graftlab", QIcon(QCoreApplication::applicationDirPath() +
+                                                                       "/../share/icons/hicolor/scalable/apps/graftlab.svg")));
+    graftlab::setupLogging(false);
+
     parser.process(app);
 
     graftlab::LaunchOptions o;

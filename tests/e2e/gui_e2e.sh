@@ -10,6 +10,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 export HOME="$work/home" XDG_RUNTIME_DIR="$work/xdg"
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
+# --help and --version print without a display (a QApplication used to abort: "could not connect to display")
+env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM "$gui" --help > "$work/help.txt" 2>&1 || { cat "$work/help.txt"; fail "graftlab --help without a display"; }
+grep -q -- "--open-run" "$work/help.txt" || fail "graftlab --help lists no options"
+env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM "$gui" --version | grep -q "GraftLab" || fail "graftlab --version without a display"
 python3 - "$src/resources/recipes/mae.json" "$work/recipe.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

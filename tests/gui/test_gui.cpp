@@ -11,6 +11,7 @@
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
 #include "RunTailer.h"
+#include "run/RunLock.h"
 #include "TestUtil.h"
 #include "util/ThreadEnv.h"
 
@@ -35,6 +36,10 @@
 #include "util/ThreadEnv.h"
 
 #include <QtTest>
+#include <QMenu>
+#include <QProcess>
+#include <QMenuBar>
+#include <QRegularExpression>
 
 using namespace graftlab;
 
@@ -79,6 +84,22 @@ private slots:
         // settings persisted by an earlier (maybe crashed) run of these tests, e.g. its compare list, start empty
         QSettings().clear();
         QVERIFY(root_.isValid());
+    }
+
+    // The View menu names each tab as its tab does: "Losses & schedule", not "Losses _schedule" (a mnemonic made of
+    // the '&' that the tab's "&&" stands for).
+    void viewMenuNamesTheTabs() {
+        LaunchOptions o;
+        MainWindow w(o);
+        QMenu* view = nullptr;
+        for (QAction* a : w.menuBar()->actions())
+            if (a->menu() && a->text() == "&View") view = a->menu();
+        QVERIFY(view);
+        QStringList shown;
+        for (QAction* a : view->actions()) shown << a->text();
+        QVERIFY2(shown.contains("Losses && schedule"), qPrintable(shown.join(" | ")));
+        QVERIFY2(shown.contains("Evaluate && compare"), qPrintable(shown.join(" | ")));
+        for (const QString& t : shown) QVERIFY2(!QRegularExpression("[^&]&[^&]").match(t).hasMatch() || t.startsWith("&"), qPrintable(t));
     }
 
     void shortRunFeedsEveryLiveView() {
@@ -225,6 +246,27 @@ private slots:
         QString ckpt = EvalRunner::latestCheckpoint(o.outDir);
         QVERIFY2(!ckpt.isEmpty(), "Stop wrote no checkpoint");
         QVERIFY(w.continueAction()->isEnabled());
+        {
+            // another process writes the run (as `graftlab-cli resume` would, holding its lock): Continue waits for
+            // it, names it, and comes back when it ends
+            const QString lock = QDir(o.outDir).filePath(".graftlab-writer");
+            {
+                QFile f(lock);
+                QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+                f.write("PID 4242: graftlab-cli resume " + o.outDir.toUtf8() + "\n");
+            }
+            QProcess other;
+            other.start("python3", {"-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(60)", lock});
+            QVERIFY(other.waitForStarted());
+            QTRY_VERIFY_WITH_TIMEOUT(!RunLock::holder(o.outDir.toStdString()).empty(), 5000);
+            w.openRun(o.outDir);
+            QVERIFY(!w.continueAction()->isEnabled());
+            QVERIFY2(w.continueAction()->toolTip().contains("is being written by PID 4242: graftlab-cli resume"),
+                     qPrintable(w.continueAction()->toolTip()));
+            other.kill();
+            other.waitForFinished();
+            QTRY_VERIFY_WITH_TIMEOUT(w.continueAction()->isEnabled(), 6000);
+        }
         // continue to the end: the history before the checkpoint stays, the run ends at its last step
         finished.clear();
         rows.clear();

@@ -4,7 +4,10 @@
 
 #include <qcustomplot.h>
 
+#include <QComboBox>
+#include <QHBoxLayout>
 #include <QLabel>
+#include <QSettings>
 #include <QSlider>
 #include <QSplitter>
 #include <QVBoxLayout>
@@ -62,7 +65,7 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     heat_->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
     heat_->setToolTip(tr("Blocks (rows) by probe step (columns); blue = the two losses pull apart, red = together; "
-                         "the scale is symmetric around 0 and sized to the data (see the colour bar)"));
+                         "the scale is symmetric around 0, fixed or sized to the whole run (Cosine range; see the colour bar)"));
     installPlotExportMenu(heat_, "gradcos_heatmap");
 
     samples_ = new QCustomPlot(this);
@@ -112,11 +115,34 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     split->setStretchFactor(1, 3);
     split->setStretchFactor(2, 3);
     heat_->yAxis->setTickLabelFont(QFont(font().family(), 8));
+    rangeBox_ = new QComboBox(this);
+    rangeBox_->addItem(tr("auto (whole run)"), 0.0);
+    for (double r : {1.0, 0.5, 0.2, 0.1, 0.05}) rangeBox_->addItem(QStringLiteral("±%1").arg(r), r);
+    rangeBox_->setToolTip(tr("Cosine range of the lines and the heat map: fixed, so that a colour keeps its meaning as the run "
+                             "goes on and across runs, or sized to the largest mean of the whole run so far"));
+    connect(rangeBox_, &QComboBox::currentIndexChanged, this, [this](int i) { setCosineRange(rangeBox_->itemData(i).toDouble()); });
+    auto* top = new QHBoxLayout;
+    top->addWidget(status_, 1);
+    top->addWidget(new QLabel(tr("Cosine range:"), this));
+    top->addWidget(rangeBox_);
     auto* layout = new QVBoxLayout(this);
-    layout->addWidget(status_);
+    layout->addLayout(top);
     layout->addWidget(split, 1);
+    setCosineRange(QSettings().value("gradcos/range", 0.0).toDouble());
+}
+
+void GradCosView::setCosineRange(double range) {
+    fixedRange_ = range > 0 ? std::min(range, 1.0) : 0.0;
+    const int i = rangeBox_->findData(fixedRange_);
+    if (i >= 0 && rangeBox_->currentIndex() != i) {
+        QSignalBlocker block(rangeBox_);
+        rangeBox_->setCurrentIndex(i);
+    }
+    QSettings().setValue("gradcos/range", fixedRange_);
     rebuild();
 }
+
+std::pair<double, double> GradCosView::shownRange() const { return {map_->dataRange().lower, map_->dataRange().upper}; }
 
 void GradCosView::addSnapshot(const Snapshot& s) {
     if (s.kind != "gradcos") return;
@@ -180,7 +206,7 @@ void GradCosView::rebuild() {
         if (const SnapshotArray* sum = sn.find("summary"))
             for (int g = 0; g < sum->shape[0]; ++g)
                 if (std::isfinite(sum->at({g, 0}))) maxAbs = std::max(maxAbs, std::abs(double(sum->at({g, 0}))));
-    const double range = std::min(1.0, maxAbs * 1.15);
+    const double range = fixedRange_ > 0 ? fixedRange_ : std::min(1.0, maxAbs * 1.15);
     lines_->yAxis->setRange(-range, range);
     map_->setDataRange(QCPRange(-range, range));
     double x0 = double(snaps_.front().step), x1 = double(snaps_.back().step);

@@ -5,11 +5,14 @@
 // the probe images, one line per training phase; probes/DepthProfile.h).
 #include "probes/Snapshot.h"
 
+#include <utility>
+
 #include <QVector>
 #include <QWidget>
 
 class QCustomPlot;
 class QCPColorMap;
+class QComboBox;
 class QLabel;
 class QSlider;
 
@@ -27,6 +30,11 @@ public:
     QCustomPlot* heatPlot() const { return heat_; }
     QCustomPlot* samplePlot() const { return samples_; }
     QCustomPlot* profilePlot() const { return profile_; }
+    // The cosine range of the lines and the heat map: a fixed symmetric ±range (a colour keeps its meaning while
+    // the run goes on), or 0 = auto, sized to the largest mean over the whole run so far. Kept in QSettings.
+    void setCosineRange(double range);
+    double cosineRange() const { return fixedRange_; }
+    std::pair<double, double> shownRange() const;  // what the colour bar shows now (lower, upper)
 
 private:
     void rebuild();
@@ -41,6 +49,8 @@ private:
     QCPColorMap* map_ = nullptr;
     QSlider* slider_;
     bool followLatest_ = true;
+    double fixedRange_ = 0;
+    QComboBox* rangeBox_ = nullptr;
 };
 
 }  // namespace graftlab

@@ -531,6 +531,38 @@ private slots:
         QVERIFY(QFileInfo(dir.filePath("h.png")).size() > 1000);
     }
 
+    // A fixed cosine range keeps a colour's meaning as snapshots arrive; auto covers the whole run; the choice persists.
+    void gradCosColourRangeKeepsItsMeaning() {
+        auto snapshot = [](int64_t step, float value) {
+            graftlab::Snapshot s;
+            s.kind = "gradcos";
+            s.step = step;
+            s.meta["groups"] = {"embed", "encoder"};
+            s.arrays.push_back({"cos", {2, 1}, {value, value}});
+            s.arrays.push_back({"summary", {2, 7}, {value, 0, 0, 0, 0, 0, 0, value, 0, 0, 0, 0, 0, 0}});
+            return s;
+        };
+        {
+            GradCosView view;
+            view.setCosineRange(0.2);
+            view.addSnapshot(snapshot(10, 0.01f));
+            QCOMPARE(view.shownRange().second, 0.2);
+            view.addSnapshot(snapshot(20, 0.9f));
+            QCOMPARE(view.shownRange().first, -0.2);
+            QCOMPARE(view.shownRange().second, 0.2);
+            QCOMPARE(view.findChild<QComboBox*>()->currentText(), QString("±0.2"));
+        }
+        {
+            GradCosView again;  // the choice is kept
+            QCOMPARE(again.cosineRange(), 0.2);
+            again.setCosineRange(0);
+            again.addSnapshot(snapshot(10, 0.3f));
+            again.addSnapshot(snapshot(20, 0.01f));
+            QVERIFY(std::abs(again.shownRange().second - 0.3 * 1.15) < 1e-6);  // the whole run, not the newest snapshot
+        }
+        QCOMPARE(GradCosView().cosineRange(), 0.0);
+    }
+
     void attentionViewRendersEveryBlockAndExports() {
         AttentionView view;
         view.resize(600, 400);

@@ -25,47 +25,11 @@
 
 namespace graftlab {
 
-namespace {
-// One transformer block over T tokens of width D with MLP width H: qkv, proj, fc1, fc2 and the two attention
-// matmuls (QK^T and AV).
-double blockFlops(double T, double D, double H) { return T * 2.0 * (4.0 * D * D + 2.0 * D * H) + 4.0 * T * T * D; }
-double mlpFlops(const std::vector<double>& dims) {
-    double f = 0;
-    for (size_t i = 0; i + 1 < dims.size(); ++i) f += 2.0 * dims[i] * dims[i + 1];
-    return f;
-}
-}  // namespace
-
 FlopCount modelFlopsPerImage(const Recipe& r, int channels) {
-    const double P = r.model.patchSize, C = channels, D = r.model.embedDim, depth = r.model.depth;
-    const double H = std::floor(r.model.mlpRatio * D);
-    const double L = double(r.numPatches());
-    const double patchEmbed = 2.0 * L * P * P * C * D;
-    const double fullEncoder = patchEmbed + depth * blockFlops(L + 1, D, H);
+    const std::string method = r.stages.empty() ? r.method : r.stages.front().method;
+    auto obj = makeObjective(r, method, channels, std::vector<float>(size_t(channels), 0.5f), std::vector<float>(size_t(channels), 0.25f));
     FlopCount c;
-    auto add = [&](const std::string& name, double fwd, double trainFactor) {
-        c.forward += fwd;
-        c.trainStep += fwd * trainFactor;
-        c.parts[name] = {{"forward_gflop", fwd / 1e9}, {"train_factor", trainFactor}};
-    };
-    std::string method = r.stages.empty() ? r.method : r.stages.front().method;
-    if (method == "mae" || method == "mtl") {
-        const double keep = L - std::floor(L * r.mae.maskRatio);
-        const double Dd = r.model.decoderEmbedDim, Hd = std::floor(r.model.mlpRatio * Dd);
-        add("mae_encoder", patchEmbed + depth * blockFlops(keep + 1, D, H), 3.0);
-        add("mae_decoder", 2.0 * (keep + 1) * D * Dd + r.model.decoderDepth * blockFlops(L + 1, Dd, Hd) + 2.0 * (L + 1) * Dd * P * P * C, 3.0);
-    }
-    if (method == "mocov3" || method == "mtl") {
-        const double Hm = r.moco.hiddenDim, O = r.moco.outDim;
-        add("moco_encoder_2_views", 2.0 * fullEncoder, 3.0);
-        add("moco_heads_2_views", 2.0 * (mlpFlops({D, Hm, Hm, O}) + mlpFlops({O, Hm, O})), 3.0);
-        add("moco_momentum_2_views", 2.0 * (fullEncoder + mlpFlops({D, Hm, Hm, O})), 1.0);
-    }
-    if (method == "conmim") {
-        const double O = r.conmim.projDim;
-        add("conmim_online", fullEncoder + L * mlpFlops({D, D, O}) + 2.0 * L * L * O, 3.0);
-        add(r.conmim.slowModel ? "conmim_slow" : "conmim_keys", fullEncoder + L * mlpFlops({D, D, O}), 1.0);
-    }
+    obj->countFlops(c, r, channels);
     return c;
 }
 
@@ -225,7 +189,8 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     res.stepMs = 1000.0 * sorted[sorted.size() / 2];
     const double trainSeconds = res.seconds - probeSeconds;
     res.imagesPerSecond = double(batch) * o.steps / trainSeconds;
-    FlopCount f = modelFlopsPerImage(r, data.channels());
+    FlopCount f;
+    obj->countFlops(f, r, data.channels());
     res.gflopPerImage = f.trainStep / 1e9;
     res.achievedGflops = res.gflopPerImage * res.imagesPerSecond;
     // The roofline is the fastest product this process can run. CPU: LibTorch's matmul (the BLAS) and, when the

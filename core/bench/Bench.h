@@ -3,6 +3,7 @@
 // synthetic batch whose views are made once (no I/O, no augmentation in the timed loop), timed after a
 // warm-up; the model's FLOPs counted analytically; the sgemm rate measured in the same run as the roofline.
 // benchmarks/pytorch_reference.py times the same models and steps in eager PyTorch.
+#include "methods/Flops.h"
 #include "recipe/Recipe.h"
 
 #include <nlohmann/json.hpp>
@@ -11,14 +12,7 @@
 
 namespace graftlab {
 
-// Analytic FLOPs of one training image (forward + backward; backward counted as twice the forward of the
-// parts that receive gradients, forward only for momentum / slow models). Multiply-add = 2 FLOPs. Counts
-// the linear layers, the patch embedding and the attention matmuls; elementwise work is not counted.
-struct FlopCount {
-    double forward = 0;     // of everything run per image
-    double trainStep = 0;   // forward + backward
-    nlohmann::json parts;   // per component, for the report
-};
+// The analytic FLOPs of one training image of the recipe's (first stage's) objective (methods/Flops.h).
 FlopCount modelFlopsPerImage(const Recipe& r, int channels = 1);
 
 struct BenchOptions {

@@ -186,4 +186,14 @@ void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pai
     metrics.emplace_back("momentum", m);
 }
 
+void ConMimImpl::countFlops(FlopCount& c, const Recipe& r, int channels) const {
+    const double D = r.model.embedDim, O = cfg_.projDim, L = double(r.numPatches());
+    // the projector per patch: Linear-GELU-Linear (`simple`) or the 3-layer MLP with BatchNorm (`mlp_bn`)
+    const double projector = cfg_.projector == "mlp_bn" ? flops::mlp({D, double(cfg_.projHiddenDim), double(cfg_.projHiddenDim), O})
+                                                        : flops::mlp({D, D, O});
+    const double full = flops::fullEncoder(r, channels);
+    c.add("conmim_online", full + L * projector + 2.0 * L * L * O, 3.0);
+    c.add(cfg_.slowModel ? "conmim_slow" : "conmim_keys", full + L * projector, 1.0);
+}
+
 }  // namespace graftlab

@@ -24,6 +24,7 @@ public:
     ConMimImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "conmim"; }
     std::vector<std::string> encoderCopyPrefixes() const override { return {"slow_encoder."}; }
+    void countFlops(FlopCount& c, const Recipe& r, int channels) const override;
     // Two views with one shared geometric transform (patch-aligned): [online input, slow input].
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;

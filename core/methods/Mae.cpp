@@ -103,4 +103,13 @@ LossOutput MaeImpl::computeLoss(const Batch& batch, StepContext& ctx) {
 
 
 
+void addMaeFlops(FlopCount& c, const Recipe& r, int channels) {
+    const double P = r.model.patchSize, C = channels, D = r.model.embedDim, L = double(r.numPatches());
+    const double H = std::floor(r.model.mlpRatio * D);
+    const double keep = L - std::floor(L * r.mae.maskRatio);
+    const double Dd = r.model.decoderEmbedDim, Hd = std::floor(r.model.mlpRatio * Dd);
+    c.add("mae_encoder", flops::patchEmbed(r, channels) + r.model.depth * flops::block(keep + 1, D, H), 3.0);
+    c.add("mae_decoder", 2.0 * (keep + 1) * D * Dd + r.model.decoderDepth * flops::block(L + 1, Dd, Hd) + 2.0 * (L + 1) * Dd * P * P * C, 3.0);
+}
+
 }  // namespace graftlab

@@ -26,6 +26,9 @@ torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, c
 MaeDecoderConfig maeDecoderConfigFrom(const Recipe& r, int channels);
 
 // Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
+// MAE's parts of a training image's FLOPs: the encoder over the kept patches, the decoder over all (MAE and MTL).
+void addMaeFlops(FlopCount& c, const Recipe& r, int channels);
+
 class MaeImpl : public Objective {
 public:
     MaeImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
@@ -35,6 +38,7 @@ public:
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;
     VisionTransformer encoder() override { return encoder_; }
     ObjectiveHeads heads() override;
+    void countFlops(FlopCount& c, const Recipe& r, int channels) const override { addMaeFlops(c, r, channels); }
 
     MaeForward forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask);
     MaeForward forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen);

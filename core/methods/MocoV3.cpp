@@ -193,4 +193,12 @@ void MocoV3Impl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pai
     metrics.emplace_back("momentum", m);
 }
 
+void addMocoFlops(FlopCount& c, const Recipe& r, int channels) {
+    const double D = r.model.embedDim, Hm = r.moco.hiddenDim, O = r.moco.outDim;
+    const double full = flops::fullEncoder(r, channels);
+    c.add("moco_encoder_2_views", 2.0 * full, 3.0);
+    c.add("moco_heads_2_views", 2.0 * (flops::mlp({D, Hm, Hm, O}) + flops::mlp({O, Hm, O})), 3.0);
+    c.add("moco_momentum_2_views", 2.0 * (full + flops::mlp({D, Hm, Hm, O})), 1.0);
+}
+
 }  // namespace graftlab

@@ -51,6 +51,10 @@ public:
 };
 TORCH_MODULE(MocoHeads);
 
+// MoCo v3's parts of a training image's FLOPs: two views through the encoder and heads with gradients, two
+// through the momentum branch without (MoCo v3 and MTL).
+void addMocoFlops(FlopCount& c, const Recipe& r, int channels);
+
 class MocoV3Impl : public Objective {
 public:
     MocoV3Impl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
@@ -61,6 +65,7 @@ public:
     VisionTransformer encoder() override { return encoder_; }
     ObjectiveHeads heads() override;
     std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
+    void countFlops(FlopCount& c, const Recipe& r, int channels) const override { addMocoFlops(c, r, channels); }
     MocoHeads mocoHeads() { return moco_; }
 
 private:

@@ -14,6 +14,10 @@ public:
     MocoHeads mocoHeads() { return moco_; }
     ObjectiveHeads heads() override;
     std::vector<std::string> encoderCopyPrefixes() const override { return {"moco.momentum_encoder."}; }
+    void countFlops(FlopCount& c, const Recipe& r, int channels) const override {
+        addMaeFlops(c, r, channels);
+        addMocoFlops(c, r, channels);
+    }
     int patchSize() const { return patchSize_; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;

@@ -2,6 +2,7 @@
 // One pretraining method = one Objective: it owns the encoder and its heads, makes the views it needs from a
 // batch, and returns named losses. The trainer knows nothing method-specific.
 #include "data/Loader.h"
+#include "methods/Flops.h"
 #include "model/Vit.h"
 #include "recipe/Recipe.h"
 
@@ -71,6 +72,9 @@ public:
     virtual PatchLookup patchLookup(const torch::Tensor& /*images*/, at::Generator& /*gen*/, double /*temperature*/) {
         return {{}, {}, "the dictionary look-up needs ConMIM's mask token, projector and keys; " + methodName() + " has none"};
     }
+
+    // Adds this objective's parts of a training image's analytic FLOPs (methods/Flops.h) for recipe `r`.
+    virtual void countFlops(FlopCount& c, const Recipe& r, int channels) const = 0;
 
     // Non-empty when the objective's MAE decoder holds no trained weights (a model imported without its decoder): why.
     // heads() then offers no MIM head, and the probes say this instead of reconstructing with random weights.

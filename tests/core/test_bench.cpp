@@ -58,6 +58,16 @@ private slots:
         QVERIFY(m.parts.contains("moco_momentum_2_views"));
         r.method = "conmim";
         QVERIFY(modelFlopsPerImage(r, 1).parts.contains("conmim_slow"));
+        // the objective counts its own parts: ConMIM's projector as configured (the official 3-layer MLP, or simple)
+        const double O = r.conmim.projDim, Hp = r.conmim.projHiddenDim, L = 64;
+        for (const std::string projector : {"mlp_bn", "simple"}) {
+            r.conmim.projector = projector;
+            const double perPatch = projector == "mlp_bn" ? 2 * (D * Hp + Hp * Hp + Hp * O) : 2 * (D * D + D * O);
+            const double slow = full + L * perPatch;
+            FlopCount c = modelFlopsPerImage(r, 1);
+            QVERIFY2(std::abs(c.parts["conmim_slow"]["forward_gflop"].get<double>() - slow / 1e9) < 1e-9, projector.c_str());
+            QVERIFY(std::abs(c.forward - (slow + slow + 2 * L * L * O)) < 1);
+        }
     }
 
     // `steps` timed steps after one warm-up on 2 threads, the roofline from a 128^3 product

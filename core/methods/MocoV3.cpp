@@ -118,22 +118,28 @@ void MocoHeadsImpl::momentumUpdate(VisionTransformer& encoder, double m, const a
     emaUpdate(*momentum_projector, *projector, m, skipped);
 }
 
-torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
+MocoHeadsImpl::QueriesAndKeys MocoHeadsImpl::forward(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2,
+                                                     bool processLocal) {
     // The ViT has no batch statistics, so both views share one encoder pass; the BN heads see each view on its
-    // own, as in the official code (q1 = predictor(base_encoder(x1)), ...).
+    // own, as in the official code (q1 = predictor(base_encoder(x1)), ...). In training the heads' BatchNorm
+    // spans the ranks (applyMocoMlp); `processLocal` (the probes) runs them in this process alone.
+    auto mlp = [processLocal](torch::nn::Sequential& m, const torch::Tensor& x) { return processLocal ? m->forward(x) : applyMocoMlp(m, x); };
     const int64_t n = v1.size(0);
     auto both = torch::cat({v1, v2}, 0);
     auto cls = encoder->forward(both).select(1, 0);
-    auto q1 = applyMocoMlp(predictor, applyMocoMlp(projector, cls.slice(0, 0, n)));
-    auto q2 = applyMocoMlp(predictor, applyMocoMlp(projector, cls.slice(0, n)));
-    torch::Tensor k1, k2;
-    {
-        torch::NoGradGuard ng;
-        auto mcls = momentum_encoder->forward(both).select(1, 0);
-        k1 = applyMocoMlp(momentum_projector, mcls.slice(0, 0, n));
-        k2 = applyMocoMlp(momentum_projector, mcls.slice(0, n));
-    }
-    return mocoContrastiveLoss(q1, k2, cfg.temperature) + mocoContrastiveLoss(q2, k1, cfg.temperature);
+    QueriesAndKeys out;
+    out.q1 = mlp(predictor, mlp(projector, cls.slice(0, 0, n)));
+    out.q2 = mlp(predictor, mlp(projector, cls.slice(0, n)));
+    torch::NoGradGuard ng;
+    auto mcls = momentum_encoder->forward(both).select(1, 0);
+    out.k1 = mlp(momentum_projector, mcls.slice(0, 0, n));
+    out.k2 = mlp(momentum_projector, mcls.slice(0, n));
+    return out;
+}
+
+torch::Tensor MocoHeadsImpl::loss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
+    const QueriesAndKeys f = forward(encoder, v1, v2, /*processLocal=*/false);
+    return mocoContrastiveLoss(f.q1, f.k2, cfg.temperature) + mocoContrastiveLoss(f.q2, f.k1, cfg.temperature);
 }
 
 torch::Tensor MocoHeadsImpl::perSampleLoss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2) {
@@ -144,20 +150,9 @@ torch::Tensor MocoHeadsImpl::perSampleLoss(VisionTransformer& encoder, const tor
         modes.emplace_back(m, m->is_training());
         m->eval();
     }
-    const int64_t n = v1.size(0);
-    auto both = torch::cat({v1, v2}, 0);
-    auto cls = encoder->forward(both).select(1, 0);
-    auto q1 = predictor->forward(projector->forward(cls.slice(0, 0, n)));
-    auto q2 = predictor->forward(projector->forward(cls.slice(0, n)));
-    torch::Tensor k1, k2;
-    {
-        torch::NoGradGuard ng;
-        auto mcls = momentum_encoder->forward(both).select(1, 0);
-        k1 = momentum_projector->forward(mcls.slice(0, 0, n));
-        k2 = momentum_projector->forward(mcls.slice(0, n));
-    }
+    const QueriesAndKeys f = forward(encoder, v1, v2, /*processLocal=*/true);
     for (auto& [m, training] : modes) m->train(training);
-    return mocoContrastiveLossPerSample(q1, k2, cfg.temperature) + mocoContrastiveLossPerSample(q2, k1, cfg.temperature);
+    return mocoContrastiveLossPerSample(f.q1, f.k2, cfg.temperature) + mocoContrastiveLossPerSample(f.q2, f.k1, cfg.temperature);
 }
 
 ObjectiveHeads MocoV3Impl::heads() {

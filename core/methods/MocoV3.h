@@ -40,6 +40,13 @@ public:
     // other images of the batch (in batch mode each "per-sample" loss would mix in the others' statistics); the
     // training-mode loss above is what the optimiser sees.
     torch::Tensor perSampleLoss(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2);
+    // MoCo v3's forward, written once: queries of both views (projector + predictor, with gradient) and keys from
+    // the momentum branch (no gradient). `processLocal`: the heads' BatchNorm in this process alone (probes), else
+    // across the ranks as in training.
+    struct QueriesAndKeys {
+        torch::Tensor q1, q2, k1, k2;
+    };
+    QueriesAndKeys forward(VisionTransformer& encoder, const torch::Tensor& v1, const torch::Tensor& v2, bool processLocal);
     // momentum update: p_m = m p_m + (1 - m) p_b for encoder and projector parameters.
     void momentumUpdate(VisionTransformer& encoder, double m, const at::Tensor& skipped = {});  // methods/Ema.h
     // Copies the base encoder (and projector) into the momentum branch.

@@ -76,16 +76,19 @@ std::vector<torch::Tensor> MaeImpl::makeViews(const torch::Tensor& images01, uin
     return {maeView(images01, aug_, mean_, std_, rng)};
 }
 
-MaeForward MaeImpl::forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask) {
-    auto latent = encoder_->forwardVisible(imgs, mask);
-    return {decoder_->forward(latent, mask.idsRestore), mask};
+torch::Tensor maePredict(VisionTransformer& encoder, MaeDecoder& decoder, const torch::Tensor& imgs, const MaskSample& mask) {
+    return decoder->forward(encoder->forwardVisible(imgs, mask), mask.idsRestore);
 }
 
-MaeForward MaeImpl::forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen) {
+MaskSample maeTrainingMask(int64_t n, int numPatches, double ratio, at::Generator& gen, const torch::Device& device) {
     DistContext* dist = activeDist();
-    auto mask = randomMasking(imgs.size(0), encoder_->cfg.numPatches(), maskRatio, gen, imgs.device(), dist ? dist->rank() : 0,
-                              dist ? dist->worldSize() : 1);
-    return forwardWithMask(imgs, mask);
+    return randomMasking(n, numPatches, ratio, gen, device, dist ? dist->rank() : 0, dist ? dist->worldSize() : 1);
+}
+
+MaeForward MaeImpl::forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask) { return {maePredict(encoder_, decoder_, imgs, mask), mask}; }
+
+MaeForward MaeImpl::forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen) {
+    return forwardWithMask(imgs, maeTrainingMask(imgs.size(0), encoder_->cfg.numPatches(), maskRatio, gen, imgs.device()));
 }
 
 torch::Tensor MaeImpl::targets(const torch::Tensor& imgs) const { return maeTargets(imgs, patchSize_, mae_.normPixLoss); }

@@ -25,9 +25,17 @@ torch::Tensor maeView(const torch::Tensor& images01, const AugmentConfig& aug, c
 
 MaeDecoderConfig maeDecoderConfigFrom(const Recipe& r, int channels);
 
-// Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
+// MAE's forward chain, written once (training, MTL, the probes, reconstructions): the encoder over the visible
+// patches of `mask`, the decoder back to every patch: the predicted pixels (N, L, p*p*C).
+torch::Tensor maePredict(VisionTransformer& encoder, MaeDecoder& decoder, const torch::Tensor& imgs, const MaskSample& mask);
+// MAE's training mask of n images (random masking of `ratio` of the patches); data-parallel ranks each draw their
+// own share of the global batch's noise.
+MaskSample maeTrainingMask(int64_t n, int numPatches, double ratio, at::Generator& gen, const torch::Device& device);
+
 // MAE's parts of a training image's FLOPs: the encoder over the kept patches, the decoder over all (MAE and MTL).
 void addMaeFlops(FlopCount& c, const Recipe& r, int channels);
+
+// Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
 
 class MaeImpl : public Objective {
 public:

@@ -26,10 +26,8 @@ std::vector<torch::Tensor> MtlImpl::makeViews(const torch::Tensor& images01, uin
 
 LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& mimView = batch.views.at(0);
-    DistContext* dist = activeDist();
-    auto mask = randomMasking(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device(),
-                              dist ? dist->rank() : 0, dist ? dist->worldSize() : 1);
-    auto pred = decoder_->forward(encoder_->forwardVisible(mimView, mask), mask.idsRestore);
+    const MaskSample mask = maeTrainingMask(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device());
+    auto pred = maePredict(encoder_, decoder_, mimView, mask);
     auto lMae = maeLoss(mimView, pred, mask.mask, patchSize_, mae_.normPixLoss);
     auto lMoco = moco_->loss(encoder_, batch.views.at(1), batch.views.at(2));
     auto total = mtl_.mimWeight * lMae + mtl_.clWeight * lMoco;

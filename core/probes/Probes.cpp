@@ -76,7 +76,7 @@ ProbeHeads findProbeHeads(Objective& current, Objective* previous, const std::st
 }
 
 torch::Tensor mimLossPerSample(VisionTransformer& encoder, MimHead head, const torch::Tensor& x, const MaskSample& mask) {
-    auto pred = head.decoder->forward(encoder->forwardVisible(x, mask), mask.idsRestore);
+    auto pred = maePredict(encoder, head.decoder, x, mask);
     return maeLossPerSample(x, pred, mask.mask, head.patchSize, head.cfg.normPixLoss);
 }
 

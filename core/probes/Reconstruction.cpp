@@ -22,7 +22,7 @@ ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, 
     auto x = normalizeImages(images01.to(device), mean, std);
     at::Generator gen = at::detail::createCPUGenerator(maskSeed);
     auto maskSample = randomMasking(x.size(0), encoder->cfg.numPatches(), cfg.maskRatio, gen, x.device());
-    auto predicted = decoder->forward(encoder->forwardVisible(x, maskSample), maskSample.idsRestore);
+    auto predicted = maePredict(encoder, decoder, x, maskSample);
     const int p = patchSize;
     const int C = int(x.size(1));
     auto maskPix = maskSample.mask.unsqueeze(-1).expand({-1, -1, p * p * C});

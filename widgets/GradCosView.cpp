@@ -128,19 +128,29 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addWidget(split, 1);
-    setCosineRange(QSettings().value("gradcos/range", 0.0).toDouble());
+    applyCosineRange(QSettings().value("gradcos/range", 0.0).toDouble());  // the last choice, not written back
 }
 
 void GradCosView::setCosineRange(double range) {
+    applyCosineRange(range);
+    QSettings().setValue("gradcos/range", fixedRange_);
+}
+
+void GradCosView::applyCosineRange(double range) {
     fixedRange_ = range > 0 ? std::min(range, 1.0) : 0.0;
-    const int i = rangeBox_->findData(fixedRange_);
-    if (i >= 0 && rangeBox_->currentIndex() != i) {
+    int i = rangeBox_->findData(fixedRange_);
+    if (i < 0) {  // a range not in the list (set by code or an edited settings file): listed, so the box says it
+        rangeBox_->addItem(QStringLiteral("±%1").arg(fixedRange_), fixedRange_);
+        i = rangeBox_->count() - 1;
+    }
+    if (rangeBox_->currentIndex() != i) {
         QSignalBlocker block(rangeBox_);
         rangeBox_->setCurrentIndex(i);
     }
-    QSettings().setValue("gradcos/range", fixedRange_);
     rebuild();
 }
+
+QString GradCosView::cosineRangeText() const { return rangeBox_->currentText(); }
 
 std::pair<double, double> GradCosView::shownRange() const { return {map_->dataRange().lower, map_->dataRange().upper}; }
 

@@ -34,10 +34,12 @@ public:
     // the run goes on), or 0 = auto, sized to the largest mean over the whole run so far. Kept in QSettings.
     void setCosineRange(double range);
     double cosineRange() const { return fixedRange_; }
+    QString cosineRangeText() const;  // what the range box shows
     std::pair<double, double> shownRange() const;  // what the colour bar shows now (lower, upper)
 
 private:
     void rebuild();
+    void applyCosineRange(double range);  // setCosineRange without saving the choice
     void showStep(int index);
     QVector<Snapshot> snaps_;
     QLabel* status_;

@@ -561,6 +561,12 @@ private slots:
             QVERIFY(std::abs(again.shownRange().second - 0.3 * 1.15) < 1e-6);  // the whole run, not the newest snapshot
         }
         QCOMPARE(GradCosView().cosineRange(), 0.0);
+        GradCosView odd;  // a range not in the list: the box says it, the scale uses it
+        odd.setCosineRange(0.3);
+        QCOMPARE(odd.cosineRangeText(), QString("±0.3"));
+        odd.addSnapshot(snapshot(10, 0.01f));
+        QCOMPARE(odd.shownRange().second, 0.3);
+        odd.setCosineRange(0);
     }
 
     void attentionViewRendersEveryBlockAndExports() {

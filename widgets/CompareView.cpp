@@ -1,8 +1,8 @@
 #include "CompareView.h"
 #include "PlotExport.h"
-#include "recipe/Recipe.h"
-#include "run/EvalResults.h"
-#include "run/RunLayout.h"
+#include "base/recipe/Recipe.h"
+#include "base/run/EvalResults.h"
+#include "base/run/RunLayout.h"
 
 #include <nlohmann/json.hpp>
 #include <qcustomplot.h>

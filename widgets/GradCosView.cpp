@@ -1,6 +1,6 @@
 #include "GradCosView.h"
 #include "PlotExport.h"
-#include "probes/DepthProfile.h"
+#include "base/probes/DepthProfile.h"
 
 #include <qcustomplot.h>
 

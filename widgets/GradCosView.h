@@ -2,8 +2,8 @@
 // Per-layer gradient cosines between the MIM and CL losses (Layer Grafted Pretraining): the mean per parameter
 // group over steps (a line per block), a group x step heat map on a diverging scale, the per-image values at
 // a chosen step, and the depth profile (x = group from the input up, y = mean cosine with the 10-90 % band over
-// the probe images, one line per training phase; probes/DepthProfile.h).
-#include "probes/Snapshot.h"
+// the probe images, one line per training phase; base/probes/DepthProfile.h).
+#include "base/probes/Snapshot.h"
 
 #include <utility>
 

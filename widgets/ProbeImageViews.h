@@ -1,7 +1,7 @@
 #pragma once
 // Views of the image probes: class-token attention (per block and head, and rollout) over the probe images, and
 // patch similarity (click a patch: its cosine similarity, or ConMIM's look-up, to every patch as a heat map).
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <QLabel>
 #include <QVector>

@@ -1,7 +1,7 @@
 #pragma once
 // A form for every recipe field, generated from the core's field list: one group per section, the field's
 // help as tooltip, validation (the core's validate()) as you type, problems listed under the form.
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <QMap>
 #include <QWidget>

@@ -1,8 +1,8 @@
 #include "RunTailer.h"
 
 #include <nlohmann/json.hpp>
-#include "run/RunLayout.h"
-#include "run/Observer.h"
+#include "base/run/RunLayout.h"
+#include "base/run/Observer.h"
 
 #include <QDir>
 #include <QFile>

@@ -3,7 +3,7 @@
 // written, by this process or by graftlab-cli on this or another machine (a shared or network file system).
 // Polls; a torn last line is left until it is complete; a metrics file that shrank (a resumed run truncates
 // its history) restarts the history.
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <QDateTime>
 #include <QObject>

@@ -1,6 +1,6 @@
 #pragma once
 // Turning probe snapshots into pictures (no torch): probe images, heat-map overlays, the MAE grid.
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <QColor>
 #include <QImage>

@@ -1,7 +1,7 @@
 #include "CliCommon.h"
-#include "eval/Eval.h"
+#include "eval/Protocols.h"
 #include "train/Checkpoint.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <algorithm>
 #include <filesystem>

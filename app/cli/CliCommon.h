@@ -1,6 +1,6 @@
 #pragma once
 // What every graftlab-cli command shares: exit codes, the usage error, option parsing.
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <functional>
 #include <map>
@@ -38,7 +38,7 @@ struct Args {
 // Parses --key value / --key=value / --flag from argv[first..]. `flags` take no value; anything else is an error.
 Args parseArgs(int argc, char** argv, int first, const std::set<std::string>& valued, const std::set<std::string>& flags);
 int64_t parseInt(const std::string& opt, const std::string& v);
-// --threads N: 0 (all cores) up to recipe/Recipe.h maxThreads(); UsageError naming the limit otherwise.
+// --threads N: 0 (all cores) up to base/recipe/Recipe.h maxThreads(); UsageError naming the limit otherwise.
 int parseThreads(const std::string& v);
 // --ckpt as a checkpoint file: a directory (a run, an imported model) names its newest checkpoint.
 std::string checkpointArg(const Args& a);

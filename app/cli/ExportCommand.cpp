@@ -1,13 +1,14 @@
 // graftlab-cli export and report: files in the field's formats.
 #include "CliCommon.h"
-#include "eval/Evaluate.h"
-#include "export/Npz.h"
-#include "export/Report.h"
-#include "probes/DepthProfile.h"
-#include "util/AtomicFile.h"
-#include "probes/Snapshot.h"
-#include "run/RunLayout.h"
-#include "util/Errors.h"
+#include "eval/EvaluateCheckpoint.h"
+#include "train/EncoderExport.h"
+#include "base/export/Npz.h"
+#include "base/export/Report.h"
+#include "base/probes/DepthProfile.h"
+#include "base/util/AtomicFile.h"
+#include "base/probes/Snapshot.h"
+#include "base/run/RunLayout.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 
 #include <cstdio>

@@ -1,8 +1,8 @@
 // Data-parallel ranks: joining the ones torchrun (or the environment) describes, or starting N on this machine.
 #include "CliCommon.h"
-#include "util/StopSignals.h"
-#include "recipe/Recipe.h"
-#include "util/Errors.h"
+#include "base/util/StopSignals.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 #include "dist/Distributed.h"
 

@@ -1,10 +1,10 @@
 // graftlab-cli reconstruct and probe.
 #include "CliCommon.h"
-#include "recipe/Recipe.h"
-#include "util/Errors.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 #include "data/Dataset.h"
-#include "export/Npz.h"
+#include "base/export/Npz.h"
 #include "methods/Mae.h"
 #include "methods/MocoV3.h"
 #include "probes/ProbeExport.h"
@@ -124,7 +124,7 @@ int cmdReconstruct(int argc, char** argv) {
         throw FileError(ckpt, "was trained with method \"" + method + "\"; reconstruct needs a MAE checkpoint (a MAE decoder)");
     recipe.mae.maskRatio = maskRatioArg(a, recipe.mae.maskRatio);
     torch::manual_seed(0);
-    MaeImpl mae(recipe, meta.channels, meta.mean, meta.std);
+    MaeObjective mae(recipe, meta.channels, meta.mean, meta.std);
     loadModelState(ckpt, mae, true);
 
     auto files = userImages(a);

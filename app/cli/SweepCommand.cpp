@@ -1,9 +1,9 @@
 // graftlab-cli sweep: one recipe over a grid of field values (core/eval/Sweep).
 #include "CliCommon.h"
 #include "eval/Sweep.h"
-#include "run/RunLock.h"
+#include "base/run/RunLock.h"
 #include "train/RunSession.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 
 #include <algorithm>

@@ -1,10 +1,10 @@
 // graftlab-cli table: the papers' Table 1 for a set of recipes, with baselines and seeds (core/eval/Table).
 #include "CliCommon.h"
 #include "eval/Table.h"
-#include "recipe/Recipe.h"
-#include "run/RunLock.h"
+#include "base/recipe/Recipe.h"
+#include "base/run/RunLock.h"
 #include "train/RunSession.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 
 #include <filesystem>

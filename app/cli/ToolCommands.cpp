@@ -1,10 +1,10 @@
 // graftlab-cli recipe and bench.
 #include "CliCommon.h"
-#include "recipe/Recipe.h"
-#include "util/Errors.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 #include "bench/Bench.h"
-#include "util/AtomicFile.h"
+#include "base/util/AtomicFile.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -1,9 +1,9 @@
 // Running a trainer from the command line: progress on a terminal (or log lines), Ctrl-C / SIGTERM stop it
 // after the current step with a checkpoint.
 #include "CliCommon.h"
-#include "util/StopSignals.h"
-#include "recipe/Recipe.h"
-#include "util/Errors.h"
+#include "base/util/StopSignals.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
 #include "train/RunSession.h"
 #include "train/Trainer.h"

@@ -1,11 +1,11 @@
 // graftlab-cli: the headless face of GraftLab. Every sub-command has --help; user errors exit 2 with the
 // field or file named, runtime failures exit 1. Each command lives in its own file of app/cli/.
 #include "CliCommon.h"
-#include "util/StopSignals.h"
-#include "recipe/Recipe.h"
-#include "util/Errors.h"
+#include "base/util/StopSignals.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/Errors.h"
 #include "util/Log.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 
 #include <c10/util/Exception.h>
 #include <torch/version.h>

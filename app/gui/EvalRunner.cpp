@@ -1,9 +1,10 @@
 // Torch (through the core headers) comes before any Qt header: Qt's `slots` macro breaks ATen's ivalue_inl.h.
-#include "eval/Evaluate.h"
-#include "run/RunLayout.h"
+#include "eval/EvaluateCheckpoint.h"
+#include "train/EncoderExport.h"
+#include "base/run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <spdlog/spdlog.h>
 

@@ -2,12 +2,12 @@
 #include "data/Dataset.h"
 #include "import/ImportModel.h"
 #include "probes/Probes.h"
-#include "run/RunLayout.h"
+#include "base/run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/LoadedModel.h"
-#include "util/Errors.h"
-#include "util/Sha256.h"
-#include "import/TorchFile.h"
+#include "base/util/Errors.h"
+#include "base/util/Sha256.h"
+#include "base/import/TorchFile.h"
 
 #include <spdlog/spdlog.h>
 

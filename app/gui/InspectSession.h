@@ -4,7 +4,7 @@
 // own images, on one worker thread (the GUI thread never waits on it). Torch-free header; results are plain
 // Snapshots, the same the training-time probes produce, so the same views show them.
 #include "RunTailer.h"  // Q_DECLARE_METATYPE(graftlab::Snapshot)
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <QObject>
 #include <QStringList>

@@ -4,7 +4,7 @@
 #include "ProbeImageViews.h"
 #include "ReconstructionView.h"
 #include "SnapshotImages.h"
-#include "export/Npz.h"
+#include "base/export/Npz.h"
 
 #include <QDoubleSpinBox>
 #include <QDragEnterEvent>

@@ -11,12 +11,12 @@
 #include "RunTailer.h"
 #include "EvalRunner.h"
 #include "InspectWindow.h"
-#include "export/Report.h"
-#include "run/RunLayout.h"
-#include "run/RunLock.h"
+#include "base/export/Report.h"
+#include "base/run/RunLayout.h"
+#include "base/run/RunLock.h"
 #include "train/Checkpoint.h"
-#include "train/RunDir.h"
-#include "util/AtomicFile.h"
+#include "train/RunWriter.h"
+#include "base/util/AtomicFile.h"
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -482,7 +482,7 @@ void MainWindow::continueRun() {
     clearProbeViews();
     form_->setRecipe(r);
     markStages(r);
-    for (const auto& row : RunDir::readMetrics(RunLayout(dir.toStdString()).metrics())) {
+    for (const auto& row : RunWriter::readMetrics(RunLayout(dir.toStdString()).metrics())) {
         if (ckptStep >= 0 && row.step > ckptStep) continue;
         MetricValues v;
         for (const auto& [k, x] : row.values) v.append({QString::fromStdString(k), x});
@@ -756,7 +756,7 @@ void MainWindow::openRun(const QString& dir) {
         QMessageBox::information(this, tr("A run is in progress"), tr("Stop the run first; the views show it."));
         return;
     }
-    if (!RunDir::holdsRun(dir.toStdString())) {
+    if (!RunWriter::holdsRun(dir.toStdString())) {
         QMessageBox::warning(this, tr("Not a run directory"), tr("%1 holds no recipe.json").arg(dir));
         return;
     }

@@ -4,7 +4,7 @@
 #include "probes/Reconstruction.h"
 #include "train/RunSession.h"
 #include "train/Trainer.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>

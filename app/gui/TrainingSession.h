@@ -2,8 +2,8 @@
 // Bridge between the GUI thread and a Trainer on a worker QThread. The header stays free of torch: the GUI
 // sees plain Qt values (metrics rows, QImages made on the worker with copy()), delivered by queued signals.
 #include "RunTailer.h"
-#include "run/Observer.h"  // MetricValues, Snapshot as a Qt meta type
-#include "recipe/Recipe.h"
+#include "base/run/Observer.h"  // MetricValues, Snapshot as a Qt meta type
+#include "base/recipe/Recipe.h"
 
 #include <QImage>
 #include <QObject>

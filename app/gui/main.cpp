@@ -1,10 +1,10 @@
 // graftlab: the GUI. Configure a recipe, train it on a worker thread, watch losses and reconstructions live.
 #include "MainWindow.h"
 #include "InspectWindow.h"
-#include "SignalStop.h"
+#include "GuiStopRoute.h"
 #include "util/Log.h"
-#include "util/StopSignals.h"
-#include "util/ThreadEnv.h"
+#include "base/util/StopSignals.h"
+#include "base/util/ThreadEnv.h"
 
 #include <cstdio>
 #include <string>
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     graftlab::MainWindow w(o);
     if (parser.isSet(run)) w.openRun(parser.value(run));
     // A signal closes the window as the user would: a running training stops with a checkpoint first.
-    graftlab::SignalStop signalStop([&w](const char* name) {
+    graftlab::GuiStopRoute signalStop([&w](const char* name) {
         spdlog::warn("{} received: stopping the run after the current step, writing a checkpoint, then quitting", name);
         QTimer::singleShot(0, &w, [&w] {
             w.close();

@@ -2,7 +2,7 @@
 #include "util/CpuFeatures.h"
 #include "bench/DeviceTimer.h"
 #include "train/Optimizer.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 #include "data/Dataset.h"
 #include "methods/Objective.h"
 #include "model/FusedAttention.h"
@@ -12,7 +12,7 @@
 #include "train/Trainer.h"
 #include "train/TrainStep.h"
 #include "util/Blas.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>

@@ -4,7 +4,7 @@
 // warm-up; the model's FLOPs counted analytically; the sgemm rate measured in the same run as the roofline.
 // benchmarks/pytorch_reference.py times the same models and steps in eager PyTorch.
 #include "methods/Flops.h"
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <nlohmann/json.hpp>
 
@@ -25,7 +25,7 @@ struct BenchOptions {
 
 struct BenchResult {
     std::string recipe, method, device, precision;
-    bool allocatorTuned = false;  // tuneAllocator() in effect (util/ThreadEnv.h)
+    bool allocatorTuned = false;  // tuneAllocator() in effect (base/util/ThreadEnv.h)
     std::string gemm;             // what the linear layers' products run on (model/Linear.h)
     std::string attention;        // which attention core ran (model/FusedAttention.h)
     std::string optimizer;        // fused AdamW kernel or LibTorch's (train/Optimizer.h)

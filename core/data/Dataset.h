@@ -1,6 +1,6 @@
 #pragma once
 // In-memory image datasets. Images stay uint8 (N x C x H x W) until the loader turns a batch into floats.
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <torch/types.h>
 

@@ -1,6 +1,6 @@
 #include "data/Dataset.h"
-#include "data/Formats.h"
-#include "util/Errors.h"
+#include "base/data/Formats.h"
+#include "base/util/Errors.h"
 
 #include <torch/torch.h>
 

@@ -1,7 +1,7 @@
 #include "data/Loader.h"
 #include "data/Augment.h"
 #include "util/DeviceCopy.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/DeviceGuard.h>

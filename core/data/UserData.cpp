@@ -1,8 +1,8 @@
 // The user's own data: CIFAR-10 binary batches and ImageFolder trees (decoded with OpenCV).
 #include "data/Dataset.h"
-#include "data/Formats.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
+#include "base/data/Formats.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>

@@ -4,7 +4,7 @@
 #if GRAFTLAB_HAVE_NCCL
 #include "dist/NcclGroup.h"
 #endif
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 #include "util/TorchVersion.h"
 
 #include <torch/csrc/autograd/custom_function.h>

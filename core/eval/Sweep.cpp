@@ -1,9 +1,9 @@
 #include "eval/Sweep.h"
-#include "export/Report.h"
-#include "run/RunLayout.h"
-#include "util/AtomicFile.h"
-#include "util/StopSignals.h"
-#include "util/Errors.h"
+#include "base/export/Report.h"
+#include "base/run/RunLayout.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/StopSignals.h"
+#include "base/util/Errors.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,13 +1,13 @@
 #include "eval/Table.h"
 #include "data/Dataset.h"
-#include "probes/Snapshot.h"
-#include "run/RunLayout.h"
+#include "base/probes/Snapshot.h"
+#include "base/run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunSession.h"
 #include "train/Trainer.h"
-#include "util/AtomicFile.h"
-#include "util/StopSignals.h"
-#include "util/Errors.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/StopSignals.h"
+#include "base/util/Errors.h"
 
 #include <algorithm>
 #include <cmath>

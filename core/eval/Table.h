@@ -4,8 +4,8 @@
 // two baselines of the same protocols, so that a reader sees whether pretraining helped at all: the same
 // encoder at random initialisation, and the raw pixels. Cells are mean ± sample standard deviation over seeds.
 // Used by `graftlab-cli table`; torch-side (it trains).
-#include "eval/Evaluate.h"
-#include "recipe/Recipe.h"
+#include "eval/EvaluateCheckpoint.h"
+#include "base/recipe/Recipe.h"
 
 #include <cstdint>
 #include <functional>

@@ -1,15 +1,15 @@
 #include "import/ImportModel.h"
 
-#include "export/Safetensors.h"
-#include "import/TorchFile.h"
+#include "base/export/Safetensors.h"
+#include "base/import/TorchFile.h"
 #include "methods/MocoV3.h"
 #include "methods/Objective.h"
-#include "recipe/Recipe.h"
-#include "run/RunLayout.h"
+#include "base/recipe/Recipe.h"
+#include "base/run/RunLayout.h"
 #include "train/Checkpoint.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
-#include "util/Sha256.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
+#include "base/util/Sha256.h"
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>

@@ -2,7 +2,6 @@
 #include "methods/Ema.h"
 #include "data/Augment.h"
 #include "methods/MocoV3.h"
-#include "util/Schedule.h"
 #include "util/DeviceCopy.h"
 
 #include <torch/torch.h>
@@ -65,7 +64,7 @@ torch::Tensor blockwiseMask(int height, int width, int64_t count, std::mt19937_6
     return mask.reshape({height * width});
 }
 
-ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+ConMimObjective::ConMimObjective(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : aug_(r.augment), cfg_(r.conmim), mean_(std::move(mean)), std_(std::move(std)) {
     VitConfig vit = vitConfigFrom(r, channels);
     encoder_ = register_module("encoder", VisionTransformer(vit));
@@ -84,7 +83,7 @@ ConMimImpl::ConMimImpl(const Recipe& r, int channels, std::vector<float> mean, s
     }
 }
 
-std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+std::vector<torch::Tensor> ConMimObjective::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
     // One geometric transform for both inputs, so patch j of one is patch j of the other.
     auto boxes = sampleResizedCrops(images01.size(0), int(images01.size(2)), int(images01.size(3)), aug_.cropScaleMin,
@@ -102,7 +101,7 @@ std::vector<torch::Tensor> ConMimImpl::makeViews(const torch::Tensor& images01, 
     return {normalizeImages(online, mean_, std_), normalizeImages(slow, mean_, std_)};
 }
 
-torch::Tensor ConMimImpl::project(torch::nn::Sequential& projector, const torch::Tensor& tokens) {
+torch::Tensor ConMimObjective::project(torch::nn::Sequential& projector, const torch::Tensor& tokens) {
     // (N, L, D) tokens as N*L rows: BatchNorm layers then see one feature vector per patch
     auto rows = tokens.reshape({-1, tokens.size(-1)});
     auto out = applySequential(projector, rows);
@@ -111,7 +110,7 @@ torch::Tensor ConMimImpl::project(torch::nn::Sequential& projector, const torch:
     return F::normalize(out.reshape(shape), F::NormalizeFuncOptions().dim(-1));
 }
 
-torch::Tensor ConMimImpl::onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask) {
+torch::Tensor ConMimObjective::onlinePatchFeatures(const torch::Tensor& imgs, const torch::Tensor& mask) {
     auto x = encoder_->patch_embed(imgs);  // (N, L, D), before the position embedding
     auto w = mask.unsqueeze(-1).to(x.scalar_type());
     x = x * (1 - w) + mask_token * w;
@@ -120,13 +119,13 @@ torch::Tensor ConMimImpl::onlinePatchFeatures(const torch::Tensor& imgs, const t
     return tokens.slice(1, 1);
 }
 
-torch::Tensor ConMimImpl::keys(const torch::Tensor& imgs) {
+torch::Tensor ConMimObjective::keys(const torch::Tensor& imgs) {
     torch::NoGradGuard ng;
     if (cfg_.slowModel) return project(slow_projector_, slow_encoder_->forward(imgs).slice(1, 1));
     return project(projector_, encoder_->forward(imgs).slice(1, 1));
 }
 
-torch::Tensor ConMimImpl::trainingMask(int64_t n, at::Generator& gen, const torch::Device& device) const {
+torch::Tensor ConMimObjective::trainingMask(int64_t n, at::Generator& gen, const torch::Device& device) const {
     const int64_t L = encoder_->cfg.numPatches();
     if (!cfg_.masking) return torch::zeros({n, L}, torch::TensorOptions().device(device));
     const int64_t masked = static_cast<int64_t>(L * cfg_.maskRatio);
@@ -142,7 +141,7 @@ torch::Tensor ConMimImpl::trainingMask(int64_t n, at::Generator& gen, const torc
     return toDeviceAsync(torch::zeros({n, L}).scatter_(1, order.slice(1, 0, masked), 1.0), device);
 }
 
-Objective::PatchLookup ConMimImpl::patchLookup(const torch::Tensor& x, at::Generator& gen, double temperature) {
+Objective::PatchLookup ConMimObjective::patchLookup(const torch::Tensor& x, at::Generator& gen, double temperature) {
     PatchLookup out;
     out.mask = trainingMask(x.size(0), gen, x.device());
     auto feats = onlineQueries(x, out.mask);
@@ -155,7 +154,7 @@ Objective::PatchLookup ConMimImpl::patchLookup(const torch::Tensor& x, at::Gener
     return out;
 }
 
-LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
+LossOutput ConMimObjective::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& online = batch.views.at(0);
     const auto& full = batch.views.at(1);
     const int64_t n = online.size(0);
@@ -178,7 +177,7 @@ LossOutput ConMimImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     return {loss, {{"conmim", loss}}};
 }
 
-void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+void ConMimObjective::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     if (!cfg_.slowModel) return;
     double m = cosineRamp(ctx.stageStep, ctx.stageSteps, cfg_.momentum, 1.0);
     emaUpdate(*slow_encoder_, *encoder_, m, ctx.skipped);
@@ -186,7 +185,7 @@ void ConMimImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pai
     metrics.emplace_back("momentum", m);
 }
 
-void ConMimImpl::countFlops(FlopCount& c, const Recipe& r, int channels) const {
+void ConMimObjective::countFlops(FlopCount& c, const Recipe& r, int channels) const {
     const double D = r.model.embedDim, O = cfg_.projDim, L = double(r.numPatches());
     // the projector per patch: Linear-GELU-Linear (`simple`) or the 3-layer MLP with BatchNorm (`mlp_bn`)
     const double projector = cfg_.projector == "mlp_bn" ? flops::mlp({D, double(cfg_.projHiddenDim), double(cfg_.projHiddenDim), O})

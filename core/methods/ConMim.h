@@ -19,9 +19,9 @@ torch::Tensor patchContrastLoss(const torch::Tensor& feats, const torch::Tensor&
 // rectangles, row-major (height * width) with 1 = masked; fewer when no further block fits.
 torch::Tensor blockwiseMask(int height, int width, int64_t count, std::mt19937_64& rng);
 
-class ConMimImpl : public Objective {
+class ConMimObjective : public Objective {
 public:
-    ConMimImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    ConMimObjective(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "conmim"; }
     std::vector<std::string> encoderCopyPrefixes() const override { return {"slow_encoder."}; }
     void countFlops(FlopCount& c, const Recipe& r, int channels) const override;

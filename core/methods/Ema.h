@@ -8,7 +8,17 @@
 #include <ATen/ops/_foreach_mul.h>
 #include <torch/version.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace graftlab {
+
+// The momentum schedule: a cosine ramp from `start` to `end` over the stage (MoCo v3's momentum encoder, ConMIM's
+// slow model).
+inline double cosineRamp(int64_t step, int64_t total, double start, double end) {
+    double t = total > 0 ? std::clamp(double(step) / double(total), 0.0, 1.0) : 1.0;
+    return end - (end - start) * 0.5 * (1.0 + std::cos(M_PI * t));
+}
 
 // `skipped` (optional, a 0-dim bool on the device): where true the target keeps its values (the step the update
 // follows was skipped on the device, train/TrainStep.h), without reading the flag back. The blend is exact

@@ -3,7 +3,7 @@
 // receive gradients, forward only for momentum / slow models). Multiply-add = 2 FLOPs. Counts the linear layers,
 // the patch embedding and the attention matmuls; elementwise work is not counted. Each objective counts its own
 // parts (Objective::countFlops); `graftlab-cli bench` reports them.
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <nlohmann/json.hpp>
 

@@ -2,13 +2,13 @@
 #include "dist/Distributed.h"
 #include "data/Augment.h"
 #include "model/Patchify.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <torch/torch.h>
 
 namespace graftlab {
 
-MaeImpl::MaeImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+MaeObjective::MaeObjective(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : mae_(r.mae), aug_(r.augment), patchSize_(r.model.patchSize), channels_(channels), mean_(std::move(mean)),
       std_(std::move(std)) {
     encoder_ = register_module("encoder", VisionTransformer(vitConfigFrom(r, channels)));
@@ -62,7 +62,7 @@ torch::Tensor maeLossPerSample(const torch::Tensor& imgs, const torch::Tensor& p
     return (maePatchErrors(imgs, pred, patchSize, normPix) * mask).sum(1) / mask.sum(1);
 }
 
-ObjectiveHeads MaeImpl::heads() {
+ObjectiveHeads MaeObjective::heads() {
     ObjectiveHeads h;
     if (!mimHeadAbsent.empty()) return h;
     h.mimDecoder = decoder_.ptr();
@@ -71,7 +71,7 @@ ObjectiveHeads MaeImpl::heads() {
     return h;
 }
 
-std::vector<torch::Tensor> MaeImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+std::vector<torch::Tensor> MaeObjective::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
     return {maeView(images01, aug_, mean_, std_, rng)};
 }
@@ -85,19 +85,19 @@ MaskSample maeTrainingMask(int64_t n, int numPatches, double ratio, at::Generato
     return randomMasking(n, numPatches, ratio, gen, device, dist ? dist->rank() : 0, dist ? dist->worldSize() : 1);
 }
 
-MaeForward MaeImpl::forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask) { return {maePredict(encoder_, decoder_, imgs, mask), mask}; }
+MaeForward MaeObjective::forwardWithMask(const torch::Tensor& imgs, const MaskSample& mask) { return {maePredict(encoder_, decoder_, imgs, mask), mask}; }
 
-MaeForward MaeImpl::forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen) {
+MaeForward MaeObjective::forward(const torch::Tensor& imgs, double maskRatio, at::Generator& gen) {
     return forwardWithMask(imgs, maeTrainingMask(imgs.size(0), encoder_->cfg.numPatches(), maskRatio, gen, imgs.device()));
 }
 
-torch::Tensor MaeImpl::targets(const torch::Tensor& imgs) const { return maeTargets(imgs, patchSize_, mae_.normPixLoss); }
+torch::Tensor MaeObjective::targets(const torch::Tensor& imgs) const { return maeTargets(imgs, patchSize_, mae_.normPixLoss); }
 
-torch::Tensor MaeImpl::loss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask) const {
+torch::Tensor MaeObjective::loss(const torch::Tensor& imgs, const torch::Tensor& pred, const torch::Tensor& mask) const {
     return maeLoss(imgs, pred, mask, patchSize_, mae_.normPixLoss);
 }
 
-LossOutput MaeImpl::computeLoss(const Batch& batch, StepContext& ctx) {
+LossOutput MaeObjective::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& imgs = batch.views.at(0);
     auto out = forward(imgs, mae_.maskRatio, ctx.generator);
     auto l = loss(imgs, out.pred, out.mask.mask);

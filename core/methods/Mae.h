@@ -37,9 +37,9 @@ void addMaeFlops(FlopCount& c, const Recipe& r, int channels);
 
 // Masked autoencoder (He et al. 2022), as facebookresearch/mae models_mae.py.
 
-class MaeImpl : public Objective {
+class MaeObjective : public Objective {
 public:
-    MaeImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    MaeObjective(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
 
     std::string methodName() const override { return "mae"; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;

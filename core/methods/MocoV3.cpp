@@ -2,8 +2,7 @@
 #include "methods/Ema.h"
 #include "dist/Distributed.h"
 #include "data/Augment.h"
-#include "util/Schedule.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <torch/torch.h>
 
@@ -155,13 +154,13 @@ torch::Tensor MocoHeadsImpl::perSampleLoss(VisionTransformer& encoder, const tor
     return mocoContrastiveLossPerSample(f.q1, f.k2, cfg.temperature) + mocoContrastiveLossPerSample(f.q2, f.k1, cfg.temperature);
 }
 
-ObjectiveHeads MocoV3Impl::heads() {
+ObjectiveHeads MocoV3Objective::heads() {
     ObjectiveHeads h;
     h.clHeads = moco_.ptr();
     return h;
 }
 
-MocoV3Impl::MocoV3Impl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+MocoV3Objective::MocoV3Objective(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : aug_(r.augment), cfg_(r.moco), mean_(std::move(mean)), std_(std::move(std)) {
     VitConfig vit = vitConfigFrom(r, channels);
     encoder_ = register_module("encoder", VisionTransformer(vit));
@@ -172,17 +171,17 @@ MocoV3Impl::MocoV3Impl(const Recipe& r, int channels, std::vector<float> mean, s
         for (auto& p : encoder_->patch_embed->parameters()) p.set_requires_grad(false);
 }
 
-std::vector<torch::Tensor> MocoV3Impl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+std::vector<torch::Tensor> MocoV3Objective::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
     return contrastiveViews(images01, aug_, mean_, std_, rng);
 }
 
-LossOutput MocoV3Impl::computeLoss(const Batch& batch, StepContext&) {
+LossOutput MocoV3Objective::computeLoss(const Batch& batch, StepContext&) {
     auto l = moco_->loss(encoder_, batch.views.at(0), batch.views.at(1));
     return {l, {{"moco", l}}};
 }
 
-void MocoV3Impl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+void MocoV3Objective::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
     moco_->momentumUpdate(encoder_, m, ctx.skipped);
     metrics.emplace_back("momentum", m);

@@ -62,9 +62,9 @@ TORCH_MODULE(MocoHeads);
 // through the momentum branch without (MoCo v3 and MTL).
 void addMocoFlops(FlopCount& c, const Recipe& r, int channels);
 
-class MocoV3Impl : public Objective {
+class MocoV3Objective : public Objective {
 public:
-    MocoV3Impl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    MocoV3Objective(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "mocov3"; }
     std::vector<torch::Tensor> makeViews(const torch::Tensor& images01, uint64_t seed) const override;
     LossOutput computeLoss(const Batch& batch, StepContext& ctx) override;

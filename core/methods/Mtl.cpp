@@ -5,7 +5,7 @@
 
 namespace graftlab {
 
-MtlImpl::MtlImpl(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
+MtlObjective::MtlObjective(const Recipe& r, int channels, std::vector<float> mean, std::vector<float> std)
     : aug_(r.augment), mae_(r.mae), cfg_(r.moco), mtl_(r.mtl), patchSize_(r.model.patchSize), mean_(std::move(mean)),
       std_(std::move(std)) {
     VitConfig vit = vitConfigFrom(r, channels);
@@ -17,14 +17,14 @@ MtlImpl::MtlImpl(const Recipe& r, int channels, std::vector<float> mean, std::ve
     // MAE needs a trainable patch projection: the MTL encoder keeps it trainable.
 }
 
-std::vector<torch::Tensor> MtlImpl::makeViews(const torch::Tensor& images01, uint64_t seed) const {
+std::vector<torch::Tensor> MtlObjective::makeViews(const torch::Tensor& images01, uint64_t seed) const {
     std::mt19937_64 rng(seed);
     std::vector<torch::Tensor> v = {maeView(images01, aug_, mean_, std_, rng)};  // minimally augmented MIM view
     for (auto& t : contrastiveViews(images01, aug_, mean_, std_, rng)) v.push_back(t);
     return v;
 }
 
-LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
+LossOutput MtlObjective::computeLoss(const Batch& batch, StepContext& ctx) {
     const auto& mimView = batch.views.at(0);
     const MaskSample mask = maeTrainingMask(mimView.size(0), encoder_->cfg.numPatches(), mae_.maskRatio, ctx.generator, mimView.device());
     auto pred = maePredict(encoder_, decoder_, mimView, mask);
@@ -34,13 +34,13 @@ LossOutput MtlImpl::computeLoss(const Batch& batch, StepContext& ctx) {
     return {total, {{"mae", lMae}, {"moco", lMoco}}};
 }
 
-void MtlImpl::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
+void MtlObjective::afterOptimizerStep(const StepContext& ctx, std::vector<std::pair<std::string, double>>& metrics) {
     double m = mocoMomentum(cfg_.momentum, ctx.stageStep, ctx.stageSteps);
     moco_->momentumUpdate(encoder_, m, ctx.skipped);
     metrics.emplace_back("momentum", m);
 }
 
-ObjectiveHeads MtlImpl::heads() {
+ObjectiveHeads MtlObjective::heads() {
     ObjectiveHeads h;
     h.mimDecoder = decoder_.ptr();
     h.mae = mae_;

@@ -6,9 +6,9 @@
 
 namespace graftlab {
 
-class MtlImpl : public Objective {
+class MtlObjective : public Objective {
 public:
-    MtlImpl(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
+    MtlObjective(const Recipe& recipe, int channels, std::vector<float> mean, std::vector<float> std);
     std::string methodName() const override { return "mtl"; }
     MaeDecoder decoder() { return decoder_; }
     MocoHeads mocoHeads() { return moco_; }

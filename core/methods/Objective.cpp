@@ -3,7 +3,7 @@
 #include "methods/Mae.h"
 #include "methods/MocoV3.h"
 #include "methods/Mtl.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 namespace graftlab {
 
@@ -21,10 +21,10 @@ VitConfig vitConfigFrom(const Recipe& r, int channels) {
 
 std::shared_ptr<Objective> makeObjective(const Recipe& recipe, const std::string& method, int channels,
                                          std::vector<float> mean, std::vector<float> std) {
-    if (method == "mae") return std::make_shared<MaeImpl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "mocov3") return std::make_shared<MocoV3Impl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "mtl") return std::make_shared<MtlImpl>(recipe, channels, std::move(mean), std::move(std));
-    if (method == "conmim") return std::make_shared<ConMimImpl>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "mae") return std::make_shared<MaeObjective>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "mocov3") return std::make_shared<MocoV3Objective>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "mtl") return std::make_shared<MtlObjective>(recipe, channels, std::move(mean), std::move(std));
+    if (method == "conmim") return std::make_shared<ConMimObjective>(recipe, channels, std::move(mean), std::move(std));
     throw RecipeError("method", "unknown method \"" + method + "\"");
 }
 

@@ -4,7 +4,7 @@
 #include "data/Loader.h"
 #include "methods/Flops.h"
 #include "model/Vit.h"
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <ATen/core/Generator.h>
 #include <torch/nn/module.h>

@@ -1,6 +1,6 @@
 #include "probes/ProbeExport.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
 
 #ifdef GRAFTLAB_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>

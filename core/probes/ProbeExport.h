@@ -1,6 +1,6 @@
 #pragma once
 // PNG and CSV exports of probe snapshots (the CLI's `probe` command, and any tool that wants files).
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <string>
 

@@ -6,7 +6,7 @@
 #include "methods/ConMim.h"
 #include "methods/MocoV3.h"
 #include "probes/Reconstruction.h"
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 
 #include <functional>
 #include <optional>

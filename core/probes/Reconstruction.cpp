@@ -7,7 +7,7 @@
 
 namespace graftlab {
 
-ReconstructionPanels reconstruct(MaeImpl& mae, const torch::Tensor& images01, uint64_t maskSeed) {
+ReconstructionPanels reconstruct(MaeObjective& mae, const torch::Tensor& images01, uint64_t maskSeed) {
     return reconstruct(mae.encoder(), mae.decoder(), mae.config(), mae.patchSize(), mae.mean(), mae.std(), images01, maskSeed);
 }
 

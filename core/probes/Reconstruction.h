@@ -18,7 +18,7 @@ struct ReconstructionPanels {
 };
 
 // Runs the model on `images01` ([0,1], N x C x H x W) with a mask drawn from `maskSeed`.
-ReconstructionPanels reconstruct(MaeImpl& mae, const torch::Tensor& images01, uint64_t maskSeed);
+ReconstructionPanels reconstruct(MaeObjective& mae, const torch::Tensor& images01, uint64_t maskSeed);
 // The same with any encoder and MAE decoder (MTL, or a grafting stage's encoder with the MIM stage's decoder).
 ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, const MaeConfig& cfg, int patchSize,
                                  const std::vector<float>& mean, const std::vector<float>& std,

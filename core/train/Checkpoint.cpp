@@ -1,9 +1,9 @@
 #include "train/Checkpoint.h"
 
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
-#include "util/ZipCheck.h"
-#include "import/TorchFile.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
+#include "base/util/ZipCheck.h"
+#include "base/import/TorchFile.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>

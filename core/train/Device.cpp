@@ -1,7 +1,7 @@
 // Where and how a model runs: the device a recipe asks for, bf16 autocast, LibTorch's thread count.
 #include "train/Device.h"
-#include "util/Errors.h"
-#include "util/ThreadEnv.h"
+#include "base/util/Errors.h"
+#include "base/util/ThreadEnv.h"
 #include "util/TorchVersion.h"
 
 #include <torch/torch.h>
@@ -73,7 +73,7 @@ AutocastScope::~AutocastScope() {
 }
 
 void applyThreadSetting(int threads) {
-    tuneAllocator();  // every training or benchmark path passes here (util/ThreadEnv.h explains why)
+    tuneAllocator();  // every training or benchmark path passes here (base/util/ThreadEnv.h explains why)
     int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     torch::set_num_threads(n);
 }

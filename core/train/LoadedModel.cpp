@@ -1,6 +1,6 @@
 #include "train/LoadedModel.h"
-#include "import/TorchFile.h"
-#include "util/Errors.h"
+#include "base/import/TorchFile.h"
+#include "base/util/Errors.h"
 
 #include <spdlog/spdlog.h>
 

@@ -2,7 +2,7 @@
 // A checkpoint's model rebuilt for evaluation, probes, exports: its recipe, the objective of the stage it was
 // written in, the weights.
 #include "methods/Objective.h"
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 #include "train/Checkpoint.h"
 
 #include <memory>

@@ -9,7 +9,7 @@
 // nonzero, no parameter, moment or step count changes (how the trainer skips a non-finite loss without waiting for
 // the loss to reach the host). Elsewhere (Debian's LibTorch 1.13, GRAFTLAB_FUSED_ADAMW=0) it is LibTorch's AdamW.
 // tests/core/test_train.cpp compares the two step by step where the fused kernel exists.
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>

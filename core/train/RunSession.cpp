@@ -1,14 +1,14 @@
 #include "train/RunSession.h"
 #include "dist/Distributed.h"
-#include "run/RunLayout.h"
-#include "run/RunLock.h"
-#include "util/Errors.h"
+#include "base/run/RunLayout.h"
+#include "base/run/RunLock.h"
+#include "base/util/Errors.h"
 
 namespace graftlab {
 
 void RunSession::build(Recipe recipe, RunDirMode mode, const RunSessionOptions& options) {
     const bool writes = !options.dist || options.dist->rank() == 0;
-    if (writes) dir_ = std::make_unique<RunDir>(path_, mode);
+    if (writes) dir_ = std::make_unique<RunWriter>(path_, mode);
     else recipe.probes.every = 0;  // probes are rank 0's
     TrainerOptions o = trainerOptionsFor(dir_.get());
     o.dist = options.dist;

@@ -1,10 +1,11 @@
 #pragma once
+// RunSession: sets up one run (trainer + RunWriter + lock) the same way for the CLI, the table and the GUI.
 // One run directory being trained: a new run (the recipe written to recipe.json), or a run continued from one of
 // its checkpoints (metrics rows, TensorBoard events and probe snapshots after it dropped; an extended recipe
 // written back). The run directory observes the trainer; callers add their own observers (progress, the GUI
 // bridge) and call run(). The CLI's train and resume, the table and the GUI's TrainingSession all start runs
 // here, so a run directory is always set up the same way.
-#include "train/RunDir.h"
+#include "train/RunWriter.h"
 #include "train/Trainer.h"
 
 #include <memory>
@@ -30,7 +31,7 @@ public:
     ~RunSession();
 
     Trainer& trainer() { return *trainer_; }
-    RunDir* runDir() { return dir_.get(); }  // null on a data-parallel rank other than 0
+    RunWriter* writer() { return dir_.get(); }  // null on a data-parallel rank other than 0
     const std::string& path() const { return path_; }
     bool complete() const { return trainer_->step() >= trainer_->recipe().totalSteps(); }
 
@@ -44,7 +45,7 @@ public:
 private:
     void build(Recipe recipe, RunDirMode mode, const RunSessionOptions& options);
     std::string path_;
-    std::unique_ptr<RunDir> dir_;
+    std::unique_ptr<RunWriter> dir_;
     std::unique_ptr<Trainer> trainer_;
 };
 

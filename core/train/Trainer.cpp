@@ -1,16 +1,16 @@
 #include "train/Trainer.h"
 #include "train/TrainStep.h"
-#include "train/RunDir.h"
+#include "train/RunWriter.h"
 
 #include <ATen/autocast_mode.h>
 #include "dist/Distributed.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 #include "data/Augment.h"
 #include "probes/Probes.h"
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 #include "train/Checkpoint.h"
-#include "util/Schedule.h"
-#include "util/Errors.h"
+#include "train/Schedule.h"
+#include "base/util/Errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -22,7 +22,7 @@
 
 namespace graftlab {
 
-TrainerOptions trainerOptionsFor(const RunDir* dir) {
+TrainerOptions trainerOptionsFor(const RunWriter* dir) {
     TrainerOptions o;
     if (dir) {
         o.checkpointDir = dir->checkpointDir();

@@ -4,11 +4,11 @@
 #include "data/Dataset.h"
 #include "data/Loader.h"
 #include "methods/Objective.h"
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 #include "train/Checkpoint.h"
 #include "train/Device.h"
 #include "train/Optimizer.h"
-#include "run/Observer.h"
+#include "base/run/Observer.h"
 
 #include <torch/optim/adamw.h>
 
@@ -38,12 +38,12 @@ struct TrainerOptions {
 
 class ProbeRunner;
 class SnapshotStore;
-class RunDir;
+class RunWriter;
 
 
 // Options that write a trainer's checkpoints and probes into a run directory (null: neither, e.g. a data-parallel
 // rank other than 0).
-TrainerOptions trainerOptionsFor(const RunDir* dir);
+TrainerOptions trainerOptionsFor(const RunWriter* dir);
 
 class Trainer {
 public:

@@ -1,5 +1,5 @@
 #include "util/ImageIO.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <torch/torch.h>
 

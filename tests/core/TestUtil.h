@@ -1,5 +1,5 @@
 #pragma once
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <cstdint>
 #include <string>

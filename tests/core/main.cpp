@@ -1,7 +1,7 @@
 // Runs one registered Qt Test class (first argument), or all of them.
 #include "TestRegistry.h"
 #include "util/Log.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 
 #include <QCoreApplication>
 #include <QtTest>
@@ -17,7 +17,7 @@ std::map<std::string, Factory>& registry() {
 }  // namespace graftlab::test
 
 int main(int argc, char** argv) {
-    graftlab::ensureThreadEnvironment(argv);  // the thread settings the programs run with (util/ThreadEnv.h)
+    graftlab::ensureThreadEnvironment(argv);  // the thread settings the programs run with (base/util/ThreadEnv.h)
     QCoreApplication app(argc, argv);
     graftlab::setupLogging(false);
     spdlog::set_level(spdlog::level::warn);

@@ -3,7 +3,7 @@
 #include "TestUtil.h"
 #include "bench/Bench.h"
 #include "util/CpuFeatures.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <fstream>
 #include <sstream>

@@ -1,13 +1,13 @@
-#include "eval/Eval.h"
-#include "eval/Evaluate.h"
+#include "eval/Protocols.h"
+#include "eval/EvaluateCheckpoint.h"
 #include "train/Trainer.h"
-#include "util/Errors.h"
-#include "util/AtomicFile.h"
+#include "base/util/Errors.h"
+#include "base/util/AtomicFile.h"
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
 #include "eval/Table.h"
-#include "run/EvalResults.h"
-#include "run/RunLayout.h"
+#include "base/run/EvalResults.h"
+#include "base/run/RunLayout.h"
 #include "train/Checkpoint.h"
 #include "train/RunSession.h"
 #include "TestUtil.h"
@@ -74,7 +74,7 @@ Recipe tinyTwoBlockPreset(const std::string& name, std::vector<RecipeIssue>& iss
 class EvalTest : public QObject {
     Q_OBJECT
 private slots:
-    // eval.json has one reader and one writer (run/EvalResults.h): what eval writes, merged protocol by protocol, the
+    // eval.json has one reader and one writer (base/run/EvalResults.h): what eval writes, merged protocol by protocol, the
     // report and the Compare view read back; damaged entries are named, the rest still read.
     void evalJsonHasOneReaderAndWriter() {
         auto dir = test::tempDir("evaljson");

@@ -2,15 +2,15 @@
 // and its truncation on resume), safetensors, .npy/.npz and PNG.
 #include "TestRegistry.h"
 #include "TestUtil.h"
-#include "export/Npz.h"
-#include "export/Safetensors.h"
-#include "export/TensorBoard.h"
-#include "probes/DepthProfile.h"
-#include "train/RunDir.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
-#include "util/Png.h"
-#include "util/ZipCheck.h"
+#include "base/export/Npz.h"
+#include "base/export/Safetensors.h"
+#include "base/export/TensorBoard.h"
+#include "base/probes/DepthProfile.h"
+#include "train/RunWriter.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
+#include "base/util/Png.h"
+#include "base/util/ZipCheck.h"
 
 #include <zlib.h>
 
@@ -108,7 +108,7 @@ private slots:
             return r;
         };
         {
-            RunDir d(dir, RunDirMode::Create);
+            RunWriter d(dir, RunDirMode::Create);
             d.writeRecipe(tinyRecipe());
             RunInfo info;
             info.recipe = {{"name", "t"}};
@@ -120,7 +120,7 @@ private slots:
         }
         // resumed from a checkpoint at step 4: steps 5 and 6 are trained again
         {
-            RunDir d(dir, RunDirMode::Resume);
+            RunWriter d(dir, RunDirMode::Resume);
             d.truncateMetricsAfter(4);
             for (int64_t s = 5; s <= 7; ++s) d.onMetrics(row(s));
         }
@@ -144,7 +144,7 @@ private slots:
         QCOMPARE(scalarSteps(dir + "/tensorboard", "loss").size(), size_t(8));
         // --force replaces the run: no old events
         {
-            RunDir d(dir, RunDirMode::Force);
+            RunWriter d(dir, RunDirMode::Force);
             d.writeRecipe(tinyRecipe());
         }
         QCOMPARE(scalarSteps(dir + "/tensorboard", "loss").size(), size_t(0));

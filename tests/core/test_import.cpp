@@ -4,18 +4,18 @@
 #include "TestRegistry.h"
 #include "TestUtil.h"
 #include "data/Dataset.h"
-#include "export/Safetensors.h"
+#include "base/export/Safetensors.h"
 #include "import/ImportModel.h"
-#include "import/TorchFile.h"
+#include "base/import/TorchFile.h"
 #include "methods/Mae.h"
 #include "methods/MocoV3.h"
 #include "probes/Probes.h"
 #include "train/Checkpoint.h"
 #include "train/LoadedModel.h"
 #include "train/RunSession.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
-#include "util/Sha256.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
+#include "base/util/Sha256.h"
 
 #include <torch/torch.h>
 
@@ -126,7 +126,7 @@ private slots:
             auto shuffle = torch::stack(shuffles);
             mask.idsKeep = keep;
             mask.idsRestore = torch::argsort(shuffle, /*dim=*/1, /*descending=*/false);
-            auto mae = std::dynamic_pointer_cast<MaeImpl>(m.objective);
+            auto mae = std::dynamic_pointer_cast<MaeObjective>(m.objective);
             QVERIFY(mae);
             double dPred = maxDiff(mae->forwardWithMask(x, mask).pred, tensorOf(refs_, "mae.pred"));
             QVERIFY2(dPred < 1e-4, (std::string(file) + " reconstruction differs by " + std::to_string(dPred)).c_str());
@@ -343,7 +343,7 @@ private slots:
         auto pos = grafted.objective->encoder()->pos_embed;
         QVERIFY(maxDiff(pos, source.objective->encoder()->pos_embed) == 0);
         // and the momentum encoder too
-        auto moco = std::dynamic_pointer_cast<MocoV3Impl>(grafted.objective);
+        auto moco = std::dynamic_pointer_cast<MocoV3Objective>(grafted.objective);
         QVERIFY(moco);
         QVERIFY(maxDiff(moco->mocoHeads()->momentum_encoder->pos_embed, pos) == 0);
         // the blocks trained away from it, but only a little

@@ -2,9 +2,9 @@
 #include "methods/ConMim.h"
 #include "methods/MocoV3.h"
 #include "train/Checkpoint.h"
-#include "util/Schedule.h"
+#include "train/Schedule.h"
 #include "train/Trainer.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
@@ -99,7 +99,7 @@ private slots:
     void momentumUpdateFollowsFormulaOutsideAutograd() {
         Recipe r = tinyMoco();
         torch::manual_seed(0);
-        MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
+        MocoV3Objective moco(r, 1, {0.5f}, {0.25f});
         auto heads = moco.mocoHeads();
         auto enc = moco.encoder();
         for (auto& p : heads->momentum_encoder->parameters()) QVERIFY(!p.requires_grad());
@@ -130,7 +130,7 @@ private slots:
     void mocoLossPairsEachViewWithTheOtherViewsKey() {
         Recipe r = tinyMoco();
         torch::manual_seed(1);
-        MocoV3Impl moco(r, 1, {0.5f}, {0.25f});
+        MocoV3Objective moco(r, 1, {0.5f}, {0.25f});
         auto heads = moco.mocoHeads();
         auto enc = moco.encoder();
         auto v1 = torch::randn({6, 1, 16, 16}), v2 = torch::randn({6, 1, 16, 16});
@@ -247,7 +247,7 @@ private slots:
         SecondStage second = enterSecondStage(r, dir);
         auto& stage1 = second.stage1;
         Trainer& b = *second.trainer;
-        auto* moco = dynamic_cast<MocoV3Impl*>(&b.objective());
+        auto* moco = dynamic_cast<MocoV3Objective*>(&b.objective());
         QVERIFY(moco);
         auto named = moco->named_parameters();
         int compared = 0;
@@ -391,7 +391,7 @@ private slots:
         Recipe r = test::tinyRecipe();
         r.method = "conmim";
         torch::manual_seed(0);
-        ConMimImpl model(r, 1, {0.5f}, {0.25f});
+        ConMimObjective model(r, 1, {0.5f}, {0.25f});
         auto x = torch::randn({3, 1, 16, 16});
         QVERIFY(!model.keys(x).requires_grad());
         Batch b;
@@ -453,13 +453,13 @@ private slots:
         // the official projector: 3 layers with BatchNorm, the last without affine; GraftLab's earlier one on request
         Recipe r = test::tinyRecipe();
         r.method = "conmim";
-        ConMimImpl official(r, 1, {0.5f}, {0.25f});
+        ConMimObjective official(r, 1, {0.5f}, {0.25f});
         int bns = 0;
         for (auto& m : official.modules(false))
             if (m->as<torch::nn::BatchNorm1d>()) ++bns;
         QVERIFY2(bns >= 6, std::to_string(bns).c_str());  // projector and slow projector: 3 each
         r.conmim.projector = "simple";
-        ConMimImpl simple(r, 1, {0.5f}, {0.25f});
+        ConMimObjective simple(r, 1, {0.5f}, {0.25f});
         for (auto& m : simple.modules(false)) QVERIFY(!m->as<torch::nn::BatchNorm1d>());
         r.conmim.maskStyle = "checkerboard";
         QVERIFY(!r.validate().empty() && r.validate().front().field == "conmim.mask_style");
@@ -469,12 +469,12 @@ private slots:
         Recipe r = test::tinyRecipe();
         r.method = "conmim";
         r.conmim.perturbation = "basic_both";
-        ConMimImpl model(r, 1, {0.5f}, {0.25f});
+        ConMimObjective model(r, 1, {0.5f}, {0.25f});
         auto imgs = torch::rand({4, 1, 16, 16});
         auto v = model.makeViews(imgs, 7);
         QVERIFY(torch::equal(v[0], v[1]));  // same crop and flip, no photometric difference
         r.conmim.perturbation = "asymmetric";
-        ConMimImpl asym(r, 1, {0.5f}, {0.25f});
+        ConMimObjective asym(r, 1, {0.5f}, {0.25f});
         auto w = asym.makeViews(imgs, 7);
         QVERIFY(torch::equal(w[0], v[0]));   // the online input is the basic one
         QVERIFY(!torch::equal(w[1], v[1]));  // the slow input is strongly perturbed

@@ -4,7 +4,7 @@
 #include "util/TorchVersion.h"
 #include "model/Linear.h"
 #include "util/Gemm.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 
 #include <ATen/autocast_mode.h>
 #include "model/Patchify.h"
@@ -269,7 +269,7 @@ private slots:
         setFastLinearEnabled(true);
     }
 
-    // util/ThreadEnv.h: what the programs set before re-running themselves.
+    // base/util/ThreadEnv.h: what the programs set before re-running themselves.
     void threadEnvironmentPlan() {
         QByteArray keep = qgetenv("GRAFTLAB_KEEP_THREAD_ENV"), omp = qgetenv("OMP_WAIT_POLICY"), ob = qgetenv("OPENBLAS_THREAD_TIMEOUT"),
                    spin = qgetenv("GOMP_SPINCOUNT");
@@ -333,7 +333,7 @@ private slots:
     void lossIgnoresVisiblePredictions() {
         Recipe r = test::tinyRecipe();
         torch::manual_seed(0);
-        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        MaeObjective mae(r, 1, {0.5f}, {0.25f});
         auto imgs = torch::randn({4, 1, 16, 16});
         auto gen = at::detail::createCPUGenerator(3);
         MaeForward f = mae.forward(imgs, 0.75, gen);
@@ -348,7 +348,7 @@ private slots:
     void normPixTargets() {
         Recipe r = test::tinyRecipe();
         r.mae.normPixLoss = true;
-        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        MaeObjective mae(r, 1, {0.5f}, {0.25f});
         auto imgs = torch::rand({2, 1, 16, 16});
         auto t = mae.targets(imgs);
         QVERIFY(torch::allclose(t.mean(-1), torch::zeros({2, 16}), 1e-4, 1e-4));
@@ -401,7 +401,7 @@ private slots:
 
     void reconstructionPastesVisiblePatches() {
         Recipe r = test::tinyRecipe();
-        MaeImpl mae(r, 1, {0.4f}, {0.3f});
+        MaeObjective mae(r, 1, {0.4f}, {0.3f});
         auto imgs = torch::rand({3, 1, 16, 16});
         auto p = reconstruct(mae, imgs, 11);
         auto visible = (1 - p.mask).unsqueeze(-1).expand({-1, -1, 16});

@@ -4,11 +4,11 @@
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
 #include "methods/Mtl.h"
-#include "probes/Snapshot.h"
+#include "base/probes/Snapshot.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
 #include "util/ImageIO.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
@@ -66,7 +66,7 @@ private slots:
     void gradientCosineOfALossWithItselfAndItsNegation() {
         Recipe r = tinyMtl();
         Dataset d = tinyData(r);
-        MtlImpl mtl(r, 1, d.mean, d.std);
+        MtlObjective mtl(r, 1, d.mean, d.std);
         auto enc = mtl.encoder();
         auto x = normalizeImages(pickProbeImages(d, 4).images01, d.mean, d.std);
         at::Generator gen = at::detail::createCPUGenerator(3);
@@ -90,7 +90,7 @@ private slots:
     void gradientCosinePerImageGroupAndBatchByHand() {
         Recipe r = tinyMtl();
         Dataset d = tinyData(r);
-        MtlImpl mtl(r, 1, d.mean, d.std);
+        MtlObjective mtl(r, 1, d.mean, d.std);
         auto enc = mtl.encoder();
         auto params = enc->named_parameters(true);
         torch::Tensor w0 = params["blocks.0.norm1.weight"], w1 = params["blocks.1.norm1.weight"];
@@ -138,7 +138,7 @@ private slots:
     void perSampleClLossUsesRunningBatchNormStatistics() {
         Recipe r = tinyMtl();
         Dataset d = tinyData(r);
-        MtlImpl mtl(r, 1, d.mean, d.std);
+        MtlObjective mtl(r, 1, d.mean, d.std);
         auto enc = mtl.encoder();
         auto heads = mtl.mocoHeads();
         std::mt19937_64 rng(5);
@@ -342,7 +342,7 @@ private slots:
             r.conmim.masking = masking;
             QCOMPARE(r.conmim.maskStyle, std::string("blockwise"));
             auto obj = makeObjective(r, "conmim", 1, d.mean, d.std);
-            auto* conmim = dynamic_cast<ConMimImpl*>(obj.get());
+            auto* conmim = dynamic_cast<ConMimObjective*>(obj.get());
             QVERIFY(conmim);
             ProbeRunner runner(r, d, torch::kCPU);
             Snapshot s = runner.similarity(0, 0, *obj, 0, 0.1);

@@ -1,5 +1,5 @@
-#include "recipe/Recipe.h"
-#include "util/AtomicFile.h"
+#include "base/recipe/Recipe.h"
+#include "base/util/AtomicFile.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 

@@ -7,14 +7,15 @@
 #include "train/Device.h"
 #include "methods/Mae.h"
 #include "train/Checkpoint.h"
-#include "train/RunDir.h"
-#include "util/Schedule.h"
+#include "train/RunWriter.h"
+#include "train/Schedule.h"
+#include "methods/Ema.h"
 #include "train/Trainer.h"
 #include "train/TrainStep.h"
 #include "train/Optimizer.h"
 #include "util/TorchVersion.h"
-#include "util/AtomicFile.h"
-#include "util/Errors.h"
+#include "base/util/AtomicFile.h"
+#include "base/util/Errors.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
 
@@ -143,7 +144,7 @@ private slots:
         Recipe r = test::tinyRecipe();
         torch::manual_seed(0);
         torch::set_num_threads(2);
-        MaeImpl mae(r, 1, {0.5f}, {0.25f});
+        MaeObjective mae(r, 1, {0.5f}, {0.25f});
         Dataset d = makeSynthetic(16, 16, 0, Split::Train);
         auto imgs = normalizeImages(d.images.to(torch::kFloat32) / 255, d.mean, d.std);
         torch::optim::AdamW opt(mae.parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0));
@@ -276,11 +277,11 @@ private slots:
         QCOMPARE(meta.step, int64_t(12));
         QCOMPARE(meta.recipe.dump(), r.toJson().dump());
         torch::manual_seed(123);  // different init, overwritten by the load
-        MaeImpl fresh(r, meta.channels, meta.mean, meta.std);
+        MaeObjective fresh(r, meta.channels, meta.mean, meta.std);
         loadModelState(path, fresh);
         auto x = torch::randn({3, 1, 16, 16});
         auto gen1 = at::detail::createCPUGenerator(9), gen2 = at::detail::createCPUGenerator(9);
-        auto& trained = static_cast<MaeImpl&>(t.objective());
+        auto& trained = static_cast<MaeObjective&>(t.objective());
         trained.eval();
         fresh.eval();
         torch::NoGradGuard ng;
@@ -680,7 +681,7 @@ private slots:
         fs::resize_file(cut, fs::file_size(cut) / 3);
         bool threw = false;
         try {
-            MaeImpl m(r, 1, {0.5f}, {0.25f});
+            MaeObjective m(r, 1, {0.5f}, {0.25f});
             loadModelState(cut, m);
         } catch (const FileError& e) {
             threw = std::string(e.what()).find(cut) != std::string::npos;
@@ -691,7 +692,7 @@ private slots:
         wide.model.embedDim = 64;
         threw = false;
         try {
-            MaeImpl m(wide, 1, {0.5f}, {0.25f});
+            MaeObjective m(wide, 1, {0.5f}, {0.25f});
             loadModelState(good, m);
         } catch (const FileError& e) {
             threw = std::string(e.what()).find("shape") != std::string::npos;
@@ -710,7 +711,7 @@ private slots:
             b[at] = char(b[at] ^ 0x21);
             writeFileAtomically(flipped, b);
             try {
-                MaeImpl m(r, 1, {0.5f}, {0.25f});
+                MaeObjective m(r, 1, {0.5f}, {0.25f});
                 loadModelState(flipped, m);
             } catch (const FileError& e) {
                 QVERIFY2(std::string(e.what()).find(flipped) != std::string::npos, e.what());
@@ -734,7 +735,7 @@ private slots:
     void runDirRefusesExistingRunAndKeepsWholeLines() {
         auto dir = test::tempDir("rundir");
         {
-            RunDir d(dir, RunDirMode::Create);
+            RunWriter d(dir, RunDirMode::Create);
             d.writeRecipe(test::tinyRecipe());
             MetricsRow row;
             row.step = 2;
@@ -745,17 +746,17 @@ private slots:
         }
         bool refused = false;
         try {
-            RunDir again(dir, RunDirMode::Create);
+            RunWriter again(dir, RunDirMode::Create);
         } catch (const FileError& e) {
             refused = std::string(e.what()).find("already holds a run") != std::string::npos;
         }
         QVERIFY(refused);
         std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 6, \"lo";  // torn line of a killed run
-        auto rows = RunDir::readMetrics(dir + "/metrics.jsonl");
+        auto rows = RunWriter::readMetrics(dir + "/metrics.jsonl");
         QCOMPARE(int(rows.size()), 2);
-        RunDir resumed(dir, RunDirMode::Resume);
+        RunWriter resumed(dir, RunDirMode::Resume);
         resumed.truncateMetricsAfter(2);
-        QCOMPARE(int(RunDir::readMetrics(dir + "/metrics.jsonl").size()), 1);
+        QCOMPARE(int(RunWriter::readMetrics(dir + "/metrics.jsonl").size()), 1);
         fs::remove_all(dir);
     }
 };

@@ -203,7 +203,7 @@ grep -q "metrics.jsonl:2: not JSON, row skipped (not kept" "$work/resume-damaged
   && echo "ok   [resume names the history lines it drops]" || { echo "FAIL [resume dropped damaged lines silently]:"; tail -3 "$work/resume-damaged.log"; failures=$((failures + 1)); }
 "$cli" report "$work/good" > "$work/out.txt" 2>&1 && echo "ok   [report of an intact run exits 0]" || { echo "FAIL [report of an intact run]"; failures=$((failures + 1)); }
 
-# --- one writer per run directory (run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
+# --- one writer per run directory (base/run/RunLock.h): a second writer is refused at once, naming the holder; nothing of
 # the first run is lost; a kill -9 leaves no stale lock
 waitrows() {  # waitrows FILE N: until FILE has N lines (at most 60 s)
   for _ in $(seq 600); do [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && return 0; sleep 0.1; done

@@ -23,7 +23,7 @@ small=(--set model.embed_dim=48 --set model.depth=2 --set model.num_heads=3 --se
 ls "$work/run/tensorboard/"events.out.tfevents.* > /dev/null || fail "no event file"
 rm "$work/run/checkpoints/step-00000010.ckpt"
 "$cli" resume "$work/run" 2> "$work/resume.log" || { cat "$work/resume.log"; fail "resume"; }
-"$py" "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/io/export/tensorboard.proto" 10 loss,loss/mae,loss/moco,lr,images_per_s \
+"$py" "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/base/export/tensorboard.proto" 10 loss,loss/mae,loss/moco,lr,images_per_s \
   gradcos,reconstruction,attention,similarity || fail "tensorboard check"
 
 # 2. Encoder exports and 3. probe exports

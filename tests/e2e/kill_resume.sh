@@ -48,7 +48,7 @@ steps=$(python3 -c "import json,sys; print([json.loads(l)['step'] for l in open(
 [ "$steps" -eq 60 ] || fail "last metrics row is step $steps"
 # The TensorBoard log went through the same kills: whole records only, every step exactly once.
 if [ -n "$src" ] && /usr/bin/python3 -c "import google.protobuf" 2> /dev/null && command -v protoc > /dev/null; then
-  /usr/bin/python3 "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/io/export/tensorboard.proto" 60 loss,lr \
+  /usr/bin/python3 "$src/tests/python/check_tensorboard.py" "$work/run" "$src/core/base/export/tensorboard.proto" 60 loss,lr \
     || fail "TensorBoard log after the kills"
 fi
 [ $kills -ge 1 ] || fail "no process was killed: the test checked nothing"

@@ -3,7 +3,7 @@
 # end the process normally ("stopped at step N", exit 0) with a checkpoint whose weights are all finite, and the
 # run must resume from it. A stop signal delivered to a thread of LibTorch / OpenBLAS / OpenCV in the middle of
 # its work used to corrupt the heap (glibc abort "corrupted size vs. prev_size", or a NaN in a saved weight) in
-# about a third of the stops; now one thread takes the signals (core/io/util/StopSignals.cpp). Bounded: 12 stops.
+# about a third of the stops; now one thread takes the signals (core/base/util/StopSignals.cpp). Bounded: 12 stops.
 # With the GUI's binary as the second argument, the same for the GUI (offscreen): 8 stops by SIGTERM, SIGINT or
 # SIGHUP during a run started with --autostart; each must close the window with a checkpoint at the last step.
 set -euo pipefail

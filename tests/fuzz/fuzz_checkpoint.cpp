@@ -5,7 +5,7 @@
 // GRAFTLAB_FUZZ_WRITE_SEED=FILE writes a valid checkpoint of the target's model to FILE and exits (the seed in
 // tests/fuzz/corpus/fuzz_checkpoint was made that way).
 #include "train/Checkpoint.h"
-#include "util/Errors.h"
+#include "base/util/Errors.h"
 
 #include <torch/torch.h>
 #include <unistd.h>

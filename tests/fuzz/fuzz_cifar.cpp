@@ -1,7 +1,7 @@
 // libFuzzer target: the CIFAR-10 binary batch parser on arbitrary bytes. Only graftlab::FileError may come out
 // of it, and a rejected batch appends nothing.
-#include "data/Formats.h"
-#include "util/Errors.h"
+#include "base/data/Formats.h"
+#include "base/util/Errors.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // libFuzzer target: the Fashion-MNIST path (gzip decoding, then the IDX image and label parsers) on arbitrary
 // bytes. Only graftlab::FileError may come out of it; decompression is capped so a bomb is an error, not OOM.
-#include "data/Formats.h"
-#include "util/Errors.h"
+#include "base/data/Formats.h"
+#include "base/util/Errors.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // libFuzzer target: the recipe parser and validator on arbitrary text. Must never crash, hang or throw
 // anything but the documented errors (issues are returned, not thrown).
-#include "recipe/Recipe.h"
+#include "base/recipe/Recipe.h"
 
 #include <cstddef>
 #include <cstdint>

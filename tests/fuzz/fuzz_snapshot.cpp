@@ -1,7 +1,7 @@
 // libFuzzer target: the probe snapshot reader (GRAFTLAB-SNAPSHOT files: magic line, JSON header, float32
 // arrays) on arbitrary bytes. Only graftlab::FileError may come out of it.
-#include "probes/Snapshot.h"
-#include "util/Errors.h"
+#include "base/probes/Snapshot.h"
+#include "base/util/Errors.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,8 +1,8 @@
 // libFuzzer target: the torch.save reader of `graftlab-cli import` (zip and legacy formats, the allow-listed pickle
 // machine) on arbitrary bytes, then every tensor's extent checked against its storage. Only graftlab::FileError may
 // come out of it, and nothing may be read outside the input.
-#include "import/TorchFile.h"
-#include "util/Errors.h"
+#include "base/import/TorchFile.h"
+#include "base/util/Errors.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -11,9 +11,9 @@
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
 #include "RunTailer.h"
-#include "run/RunLock.h"
+#include "base/run/RunLock.h"
 #include "TestUtil.h"
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 
 #include <QAction>
 #include <QApplication>
@@ -27,13 +27,13 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include "export/TensorBoard.h"
+#include "base/export/TensorBoard.h"
 
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
-#include "util/ThreadEnv.h"
+#include "base/util/ThreadEnv.h"
 
 #include <QtTest>
 #include <QMenu>

@@ -1,5 +1,5 @@
 """Reads a GraftLab run's TensorBoard event files the way TensorBoard does, with Debian's python3-protobuf and
-messages compiled from core/io/export/tensorboard.proto (TensorBoard's field numbers), and an independent CRC-32C.
+messages compiled from core/base/export/tensorboard.proto (TensorBoard's field numbers), and an independent CRC-32C.
 Checks: every record's framing and CRCs, the file_version header, scalar steps unique and complete (1..LAST for
 every tag given), PNG images for the probe kinds given, the recipe as text for TensorBoard's text plugin.
 Usage: check_tensorboard.py RUN_DIR PROTO_FILE LAST_STEP TAG[,TAG...] [IMAGE_KIND,...]"""

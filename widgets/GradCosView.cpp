@@ -206,7 +206,7 @@ void GradCosView::rebuild() {
         graph->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 4));
         for (const auto& s : snaps_) {
             const SnapshotArray* sum = s.find("summary");
-            if (sum && g < sum->shape[0]) graph->addData(double(s.step), sum->at({g, 0}));
+            if (sum && g < sum->shape[0]) graph->addData(double(s.step), sum->at({g, kCosMean}));
         }
     }
     // Symmetric ranges around 0 sized to the data (cosines of high-dimensional gradients are often small): the
@@ -215,7 +215,7 @@ void GradCosView::rebuild() {
     for (const auto& sn : snaps_)
         if (const SnapshotArray* sum = sn.find("summary"))
             for (int g = 0; g < sum->shape[0]; ++g)
-                if (std::isfinite(sum->at({g, 0}))) maxAbs = std::max(maxAbs, std::abs(double(sum->at({g, 0}))));
+                if (std::isfinite(sum->at({g, kCosMean}))) maxAbs = std::max(maxAbs, std::abs(double(sum->at({g, kCosMean}))));
     const double range = fixedRange_ > 0 ? fixedRange_ : std::min(1.0, maxAbs * 1.15);
     lines_->yAxis->setRange(-range, range);
     map_->setDataRange(QCPRange(-range, range));
@@ -229,7 +229,7 @@ void GradCosView::rebuild() {
     map_->data()->setRange(QCPRange(0, N - 1), QCPRange(0, G - 1));
     for (int k = 0; k < N; ++k) {
         const SnapshotArray* sum = snaps_[k].find("summary");
-        for (int g = 0; g < G; ++g) map_->data()->setCell(k, g, sum && g < sum->shape[0] ? sum->at({g, 0}) : NAN);
+        for (int g = 0; g < G; ++g) map_->data()->setCell(k, g, sum && g < sum->shape[0] ? sum->at({g, kCosMean}) : NAN);
     }
     QSharedPointer<QCPAxisTickerText> yt(new QCPAxisTickerText);
     for (int g = 0; g < G; ++g) yt->addTick(g, groups[g]);
@@ -314,7 +314,7 @@ void GradCosView::showStep(int index) {
     dots->setName(tr("probe images"));
     QSharedPointer<QCPAxisTickerText> xt(new QCPAxisTickerText);
     for (int g = 0; g < G; ++g) {
-        bars->addData(g, sum->at({g, 0}));
+        bars->addData(g, sum->at({g, kCosMean}));
         for (int i = 0; i < n; ++i) {
             double jitter = n > 1 ? (double(i) / (n - 1) - 0.5) * 0.4 : 0.0;
             double v = cos->at({g, i});

@@ -1,4 +1,5 @@
 #include "CliCommon.h"
+#include "base/recipe/Presets.h"
 #include "eval/Protocols.h"
 #include "train/Checkpoint.h"
 #include "base/util/Errors.h"
@@ -78,29 +79,12 @@ std::vector<std::string> parseProtocols(const std::string& list) {
     return out;
 }
 
-std::vector<std::string> recipeDirs() {
-    std::vector<std::string> dirs;
-    if (const char* env = std::getenv("GRAFTLAB_RECIPE_DIR")) dirs.push_back(env);
-    // installed layout first (<prefix>/bin/../share/graftlab/recipes), then the source tree of a build
-    std::error_code ec;
-    auto exe = fs::canonical("/proc/self/exe", ec);
-    if (!ec) dirs.push_back((exe.parent_path() / GRAFTLAB_INSTALL_RECIPE_DIR).lexically_normal().string());
-    dirs.push_back(GRAFTLAB_SOURCE_RECIPE_DIR);
-    return dirs;
-}
-
 // A recipe argument is a file path, or the name of a preset (e.g. "mae").
 std::string resolveRecipe(const std::string& arg) {
     if (fs::exists(arg)) return arg;
-    if (arg.find('/') == std::string::npos) {
-        for (const auto& d : recipeDirs()) {
-            auto p = fs::path(d) / (arg + (arg.size() > 5 && arg.substr(arg.size() - 5) == ".json" ? "" : ".json"));
-            if (fs::exists(p)) return p.string();
-        }
-    }
+    if (std::string preset = findPreset(arg); !preset.empty()) return preset;
     throw FileError(arg, "recipe file not found (give a path, or a preset name such as \"mae\")");
 }
-
 
 Recipe loadRecipeOrExit(const std::string& file, const std::vector<std::string>& sets, bool& ok) {
     std::vector<RecipeIssue> issues;

@@ -281,8 +281,8 @@ int cmdProbe(int argc, char** argv) {
                         s.meta.value("cl_head", "").c_str());
             std::printf("  %-10s %8s %8s %8s %8s\n", "group", "mean", "q10", "q90", "neg");
             for (size_t g = 0; g < groups.size(); ++g)
-                std::printf("  %-10s %8.3f %8.3f %8.3f %7.0f%%\n", groups[g].c_str(), sum.at({int64_t(g), 0}), sum.at({int64_t(g), 1}),
-                            sum.at({int64_t(g), 5}), 100.0 * sum.at({int64_t(g), 6}));
+                std::printf("  %-10s %8.3f %8.3f %8.3f %7.0f%%\n", groups[g].c_str(), sum.at({int64_t(g), kCosMean}), sum.at({int64_t(g), kCosQ10}),
+                            sum.at({int64_t(g), kCosQ90}), 100.0 * sum.at({int64_t(g), kCosFracNegative}));
         }
     }
     if (produced == 0) return kExitUsage;

@@ -1,4 +1,5 @@
 #include "MainWindow.h"
+#include "base/recipe/Presets.h"
 #include "LogView.h"
 #include "LossPlotView.h"
 #include "PlotExport.h"
@@ -74,20 +75,34 @@ private:
 // Each window's own sink (a test or a second window may create several; each removes exactly its own).
 std::map<const QObject*, std::shared_ptr<QtLogSink>> g_sinks;
 
-QStringList recipeDirs() {
-    QStringList dirs;
-    if (qEnvironmentVariableIsSet("GRAFTLAB_RECIPE_DIR")) dirs << qEnvironmentVariable("GRAFTLAB_RECIPE_DIR");
-    dirs << QDir::cleanPath(QCoreApplication::applicationDirPath() + "/" + GRAFTLAB_INSTALL_RECIPE_DIR)
-         << GRAFTLAB_SOURCE_RECIPE_DIR;
-    return dirs;
-}
-
 }  // namespace
 
 MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWindow(parent), options_(options) {
     setWindowTitle(tr("GraftLab — self-supervised ViT pretraining"));
     session_ = new TrainingSession(this);
+    buildViews();
+    tailer_ = new RunTailer(this);
+    evalRunner_ = new EvalRunner(this);
+    writerTimer_ = new QTimer(this);
+    connect(writerTimer_, &QTimer::timeout, this, &MainWindow::checkWriter);
 
+    buildDocks();
+    buildStatusBar();
+    auto sink = std::make_shared<QtLogSink>(log_);
+    sink->set_level(spdlog::level::info);
+    g_sinks[this] = sink;
+    spdlog::default_logger()->sinks().push_back(sink);
+
+    buildActions();
+    buildMenus();
+    connectTraining();
+    connectFollowing();
+    connectEvaluation();
+    restoreWindow();
+}
+
+// The tabs: losses, reconstructions, gradient cosines, attention, patch similarity, evaluate & compare.
+void MainWindow::buildViews() {
     tabs_ = new QTabWidget(this);
     lossView_ = new LossPlotView;
     reconView_ = new ReconstructionView;
@@ -103,11 +118,10 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     tabs_->addTab(compareView_, tr("Evaluate && compare"));
     for (int i = 0; i < tabs_->count(); ++i) tabs_->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
     setCentralWidget(tabs_);
-    tailer_ = new RunTailer(this);
-    evalRunner_ = new EvalRunner(this);
-    writerTimer_ = new QTimer(this);
-    connect(writerTimer_, &QTimer::timeout, this, &MainWindow::checkWriter);
+}
 
+// The recipe form on the left, the log below.
+void MainWindow::buildDocks() {
     form_ = new RecipeForm;
     auto* recipeDock = new QDockWidget(tr("Recipe"), this);
     recipeDock->setObjectName("recipeDock");
@@ -116,11 +130,14 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     form_->setMinimumWidth(340);
 
     log_ = new LogView;
-    auto* logDock = new QDockWidget(tr("Log"), this);
-    logDock->setObjectName("logDock");
-    logDock->setWidget(log_);
-    addDockWidget(Qt::BottomDockWidgetArea, logDock);
+    logDock_ = new QDockWidget(tr("Log"), this);
+    logDock_->setObjectName("logDock");
+    logDock_->setWidget(log_);
+    addDockWidget(Qt::BottomDockWidgetArea, logDock_);
 
+}
+
+void MainWindow::buildStatusBar() {
     progress_ = new QProgressBar;
     progress_->setMinimumWidth(200);
     progress_->setFormat("step %v of %m");
@@ -129,14 +146,10 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     statusBar()->addWidget(statusLabel_, 1);
     statusBar()->addPermanentWidget(progress_);
 
-    auto sink = std::make_shared<QtLogSink>(log_);
-    sink->set_level(spdlog::level::info);
-    g_sinks[this] = sink;
-    spdlog::default_logger()->sinks().push_back(sink);
+}
 
-    buildActions();
-    buildMenus();
-
+// A run trained here: its start, rows, stages, snapshots, states and end.
+void MainWindow::connectTraining() {
     connect(form_, &RecipeForm::validityChanged, this, [this] { updateActions(); });
     connect(session_, &TrainingSession::runStarted, this,
             [this](const QString& dataset, const QString& note, qint64 start, qint64 total, qint64 params,
@@ -161,6 +174,10 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     });
     connect(session_, &TrainingSession::finished, this, &MainWindow::onFinished);
 
+}
+
+// A run followed on disk (opened, or written by another process).
+void MainWindow::connectFollowing() {
     connect(tailer_, &RunTailer::metricsRow, this, [this](qint64 step, qint64, int, const MetricValues& values) {
         lossView_->addRow(step, values);
     });
@@ -173,6 +190,9 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
     });
     connect(tailer_, &RunTailer::warning, this, [](const QString& w) { spdlog::warn("{}", w.toStdString()); });
 
+}
+
+void MainWindow::connectEvaluation() {
     connect(compareView_, &CompareView::evaluateRequested, this, &MainWindow::evaluate);
     connect(evalRunner_, &EvalRunner::progress, this, [this](const QString& text, int done, int total) {
         compareView_->setBusy(!text.isEmpty(), text);
@@ -189,12 +209,17 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
                                                  : tr("Evaluation finished with warnings (see the Evaluate & compare tab)."));
     });
 
+}
+
+// The saved geometry and docks (or a first-start size), the tab asked for, the last or default recipe, and what the
+// command line asked to do first.
+void MainWindow::restoreWindow() {
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
     if (!settings.contains("window/geometry")) {
         resize(1280, 800);
-        resizeDocks({logDock}, {140}, Qt::Vertical);
+        resizeDocks({logDock_}, {140}, Qt::Vertical);
     }
     if (!options_.tab.isEmpty())
         for (int i = 0; i < tabs_->count(); ++i)
@@ -202,12 +227,7 @@ MainWindow::MainWindow(const LaunchOptions& options, QWidget* parent) : QMainWin
 
     QString recipe = options_.recipePath;
     if (recipe.isEmpty()) recipe = settings.value("recipe/last").toString();
-    if (recipe.isEmpty() || !QFileInfo::exists(recipe))
-        for (const auto& d : recipeDirs())
-            if (QFileInfo::exists(d + "/mae.json")) {
-                recipe = d + "/mae.json";
-                break;
-            }
+    if (recipe.isEmpty() || !QFileInfo::exists(recipe)) recipe = QString::fromStdString(findPreset("mae"));
     if (!recipe.isEmpty()) loadRecipeFile(recipe);
     updateActions();
     if (options_.autostart) QTimer::singleShot(0, this, &MainWindow::startRun);
@@ -301,14 +321,9 @@ void MainWindow::buildMenus() {
     auto* file = menuBar()->addMenu(tr("&File"));
     file->addAction(openRecipeAct_);
     auto* presets = file->addMenu(tr("&Presets"));
-    QSet<QString> seen;
-    for (const auto& d : recipeDirs()) {
-        for (const auto& fi : QDir(d).entryInfoList({"*.json"}, QDir::Files, QDir::Name)) {
-            if (seen.contains(fi.baseName())) continue;
-            seen.insert(fi.baseName());
-            QString path = fi.absoluteFilePath();
-            presets->addAction(fi.baseName(), this, [this, path] { loadRecipeFile(path); });
-        }
+    for (const auto& [name, file] : listPresets()) {
+        QString path = QString::fromStdString(file);
+        presets->addAction(QString::fromStdString(name), this, [this, path] { loadRecipeFile(path); });
     }
     presets->setEnabled(!presets->isEmpty());
     file->addAction(saveRecipeAct_);

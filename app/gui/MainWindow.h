@@ -5,6 +5,7 @@
 #include <QMainWindow>
 
 class QAction;
+class QDockWidget;
 class QLabel;
 class QMenu;
 class QProgressBar;
@@ -69,8 +70,16 @@ protected:
     void closeEvent(QCloseEvent* e) override;
 
 private:
+    // The constructor's parts, in order.
+    void buildViews();
+    void buildDocks();
+    void buildStatusBar();
     void buildActions();
     void buildMenus();
+    void connectTraining();
+    void connectFollowing();
+    void connectEvaluation();
+    void restoreWindow();
     void updateActions();
     void saveRecipeAs();
     void onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values);
@@ -114,6 +123,7 @@ private:
     void checkWriter();
     LogView* log_;
     QTabWidget* tabs_;
+    QDockWidget* logDock_ = nullptr;
     QProgressBar* progress_;
     QLabel* statusLabel_;
     QAction *startAct_, *pauseAct_, *stopAct_, *openRecipeAct_, *saveRecipeAct_, *openRunAct_, *quitAct_;

@@ -68,6 +68,66 @@ nlohmann::json BenchResult::toJson() const {
     return j;
 }
 
+namespace {
+
+// What the bench runs with: the recipe, device, precision, and which product, attention and optimizer paths the
+// step takes on them.
+void describeSetup(BenchResult& res, const Recipe& r, const std::string& recipeName, const std::string& method,
+                   torch::Device device, bool bf16, const AdamW& opt) {
+    res.recipe = recipeName;
+    res.method = method;
+    res.device = device.str();
+    res.precision = bf16 ? "bf16" : "fp32";
+    if (!device.is_cuda()) res.cpuBf16 = detectCpuMatrixIsa().describe();
+    res.allocatorTuned = tuneAllocator();
+    res.gemm = (device.is_cpu() && !bf16 && fastLinearEnabled()) ? gemmBackendName(gemmBackend()) : "LibTorch (at::linear)";
+    res.attention = attentionPathFor(torch::empty({1, 1, 3 * r.model.embedDim}, torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat32)));
+    res.optimizer = opt.fused() ? "AdamW, fused kernel (at::_fused_adamw_)" : "AdamW (LibTorch, per parameter)";
+}
+
+// The per-step phases (forward, backward, optimizer, after-step) of the timed steps, and their median step.
+void summariseSteps(BenchResult& res, const std::vector<std::vector<double>>& stepIntervals) {
+    std::vector<double> stepSeconds;
+    for (const auto& iv : stepIntervals) {
+        res.forwardSeconds += iv[0] / 1000;
+        res.backwardSeconds += iv[1] / 1000;
+        res.optimizerSeconds += iv[2] / 1000;
+        res.afterStepSeconds += iv[3] / 1000;
+        stepSeconds.push_back((iv[0] + iv[1] + iv[2] + iv[3]) / 1000);
+    }
+    std::vector<double> sorted = stepSeconds;
+    std::sort(sorted.begin(), sorted.end());
+    res.stepMs = 1000.0 * sorted[sorted.size() / 2];
+}
+
+void measureRoofline(BenchResult& res, torch::Device device, bool bf16, const BenchOptions& o) {
+    // The roofline is the fastest product this process can run. CPU: LibTorch's matmul (the BLAS) and, when the
+    // model's layers use it, oneDNN's sgemm through util/Gemm.h, the faster of the two. CUDA: a large product in
+    // the precision the step runs in (bf16 under autocast; float32 as tf32 when matmul precision allows it, else
+    // float32), measured here in the same process.
+    if (device.is_cuda()) {
+        const bool tf32 = at::globalContext().float32MatmulPrecision() != at::Float32MatmulPrecision::HIGHEST;
+        res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false);
+        res.rooflineTf32 = measureMatmulGflops(device, torch::kFloat32, true);
+        res.rooflineFp32 = measureMatmulGflops(device, torch::kFloat32, false);
+        res.sgemmGflops = bf16 ? res.rooflineBf16 : (tf32 ? res.rooflineTf32 : res.rooflineFp32);
+        res.roofline = bf16 ? "bf16 8192^3 matmul" : (tf32 ? "tf32 8192^3 matmul" : "fp32 8192^3 matmul");
+    } else {
+        res.sgemmGflopsTorch = measureSgemmGflops(o.sgemmSize, 0.6);
+        res.sgemmGflopsGemm = gemmBackend() == GemmBackend::OneDnn ? measureGemmGflops(GemmBackend::OneDnn, o.sgemmSize, 0.6) : 0;
+        res.rooflineFp32 = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
+        res.sgemmGflops = res.rooflineFp32;
+        res.roofline = "fp32 " + std::to_string(o.sgemmSize) + "^3 sgemm";
+        if (bf16) {  // the step's products run in bf16 under autocast: their roofline is a bf16 product's rate
+            res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false, o.sgemmSize, 20);
+            res.sgemmGflops = res.rooflineBf16;
+            res.roofline = "bf16 " + std::to_string(o.sgemmSize) + "^3 matmul";
+        }
+    }
+}
+
+}  // namespace
+
 BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::string& recipeName) {
     Recipe r = recipeIn;
     auto issues = r.validate();
@@ -100,20 +160,11 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     if (r.probes.every > 0) probes = std::make_unique<ProbeRunner>(r, data, device);
 
     BenchResult res;
-    res.recipe = recipeName;
-    res.method = method;
-    res.device = device.str();
-    res.precision = bf16 ? "bf16" : "fp32";
-    if (!device.is_cuda()) res.cpuBf16 = detectCpuMatrixIsa().describe();
-    res.allocatorTuned = tuneAllocator();
-    res.gemm = (device.is_cpu() && !bf16 && fastLinearEnabled()) ? gemmBackendName(gemmBackend()) : "LibTorch (at::linear)";
-    res.attention = attentionPathFor(torch::empty({1, 1, 3 * r.model.embedDim}, torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat32)));
-    res.optimizer = opt.fused() ? "AdamW, fused kernel (at::_fused_adamw_)" : "AdamW (LibTorch, per parameter)";
+    describeSetup(res, r, recipeName, method, device, bf16, opt);
     res.threads = torch::get_num_threads();
     res.batch = batch;
     res.steps = o.steps;
     const int total = o.warmup + o.steps;
-    std::vector<double> stepSeconds;
     double probeSeconds = 0;
     using clock = std::chrono::steady_clock;
     clock::time_point timedStart;
@@ -177,45 +228,14 @@ BenchResult runBench(const Recipe& recipeIn, const BenchOptions& o, const std::s
     if (lastLoss.defined()) res.lastLoss = lastLoss.item<double>();
     res.minorFaultsPerStep = double(minorFaults() - faultsAtStart) / o.steps;
     profile.reset();  // writes the trace
-    for (const auto& iv : stepIntervals) {
-        res.forwardSeconds += iv[0] / 1000;
-        res.backwardSeconds += iv[1] / 1000;
-        res.optimizerSeconds += iv[2] / 1000;
-        res.afterStepSeconds += iv[3] / 1000;
-        stepSeconds.push_back((iv[0] + iv[1] + iv[2] + iv[3]) / 1000);
-    }
-    std::vector<double> sorted = stepSeconds;
-    std::sort(sorted.begin(), sorted.end());
-    res.stepMs = 1000.0 * sorted[sorted.size() / 2];
+    summariseSteps(res, stepIntervals);
     const double trainSeconds = res.seconds - probeSeconds;
     res.imagesPerSecond = double(batch) * o.steps / trainSeconds;
     FlopCount f;
     obj->countFlops(f, r, data.channels());
     res.gflopPerImage = f.trainStep / 1e9;
     res.achievedGflops = res.gflopPerImage * res.imagesPerSecond;
-    // The roofline is the fastest product this process can run. CPU: LibTorch's matmul (the BLAS) and, when the
-    // model's layers use it, oneDNN's sgemm through util/Gemm.h, the faster of the two. CUDA: a large product in
-    // the precision the step runs in (bf16 under autocast; float32 as tf32 when matmul precision allows it, else
-    // float32), measured here in the same process.
-    if (device.is_cuda()) {
-        const bool tf32 = at::globalContext().float32MatmulPrecision() != at::Float32MatmulPrecision::HIGHEST;
-        res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false);
-        res.rooflineTf32 = measureMatmulGflops(device, torch::kFloat32, true);
-        res.rooflineFp32 = measureMatmulGflops(device, torch::kFloat32, false);
-        res.sgemmGflops = bf16 ? res.rooflineBf16 : (tf32 ? res.rooflineTf32 : res.rooflineFp32);
-        res.roofline = bf16 ? "bf16 8192^3 matmul" : (tf32 ? "tf32 8192^3 matmul" : "fp32 8192^3 matmul");
-    } else {
-        res.sgemmGflopsTorch = measureSgemmGflops(o.sgemmSize, 0.6);
-        res.sgemmGflopsGemm = gemmBackend() == GemmBackend::OneDnn ? measureGemmGflops(GemmBackend::OneDnn, o.sgemmSize, 0.6) : 0;
-        res.rooflineFp32 = std::max(res.sgemmGflopsTorch, res.sgemmGflopsGemm);
-        res.sgemmGflops = res.rooflineFp32;
-        res.roofline = "fp32 " + std::to_string(o.sgemmSize) + "^3 sgemm";
-        if (bf16) {  // the step's products run in bf16 under autocast: their roofline is a bf16 product's rate
-            res.rooflineBf16 = measureMatmulGflops(device, torch::kBFloat16, false, o.sgemmSize, 20);
-            res.sgemmGflops = res.rooflineBf16;
-            res.roofline = "bf16 " + std::to_string(o.sgemmSize) + "^3 matmul";
-        }
-    }
+    measureRoofline(res, device, bf16, o);
     res.mfu = res.sgemmGflops > 0 ? res.achievedGflops / res.sgemmGflops : 0;
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);

@@ -533,7 +533,7 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
            << ", mean over the probe images; Layer Grafted Pretraining's C_MIM,CL):\n\n| Group | mean cos | share negative |\n|---|---:|---:|\n";
         for (size_t g = 0; g < groups.size(); ++g) {
             char buf[64];
-            std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), 0}), 100.0 * sum.at({int64_t(g), 6}));
+            std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), kCosMean}), 100.0 * sum.at({int64_t(g), kCosFracNegative}));
             md << "| " << groups[g] << " | " << buf << " |\n";
         }
     }

@@ -283,7 +283,7 @@ std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& o) {
         for (int64_t g = 0; g < G; ++g) {
             put(m, groupName(s, g), 4, int(g) * cell + cell / 2 + 4);
             for (int64_t i = 0; i <= n; ++i) {
-                double v = i < n ? cos.at({g, i}) : sum.at({g, 0});
+                double v = i < n ? cos.at({g, i}) : sum.at({g, kCosMean});
                 int x0 = labelW + int(i) * colW + (i == n ? 8 : 0);
                 cv::Rect r(x0, int(g) * cell, i == n ? meanW : colW - 1, cell - 1);
                 m(r).setTo(cv::Scalar(diverging(v)[0], diverging(v)[1], diverging(v)[2]));

@@ -47,8 +47,6 @@ struct EvalGuard {
 
 }  // namespace
 
-const std::vector<std::string> kCosineSummaryColumns = {"mean", "q10", "q25", "median", "q75", "q90", "frac_negative"};
-
 SnapshotArray toArray(const std::string& name, const torch::Tensor& t) {
     auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
     SnapshotArray a;
@@ -244,7 +242,15 @@ std::vector<double> cosineSummary(const std::vector<float>& values) {
         mean += x;
         neg += x < 0;
     }
-    return {mean / double(v.size()), q(0.1), q(0.25), q(0.5), q(0.75), q(0.9), neg / double(v.size())};
+    std::vector<double> out(kCosineSummaryColumns.size());
+    out[kCosMean] = mean / double(v.size());
+    out[kCosQ10] = q(0.1);
+    out[kCosQ25] = q(0.25);
+    out[kCosMedian] = q(0.5);
+    out[kCosQ75] = q(0.75);
+    out[kCosQ90] = q(0.9);
+    out[kCosFracNegative] = neg / double(v.size());
+    return out;
 }
 
 ProbeImages pickProbeImages(const Dataset& data, int n) {

@@ -74,9 +74,8 @@ torch::Tensor attentionRollout(const std::vector<torch::Tensor>& attn);
 // final norm) of the full image x. Returns (n, L, L).
 torch::Tensor patchCosineSimilarity(VisionTransformer& encoder, const torch::Tensor& x, int block);
 
-// Summary of one group's per-sample cosines: mean, q10, q25, median, q75, q90, fraction negative (NaNs ignored).
+// Summary of one group's per-sample cosines, in the columns of CosineSummaryColumn (base/probes/Snapshot.h).
 std::vector<double> cosineSummary(const std::vector<float>& values);
-extern const std::vector<std::string> kCosineSummaryColumns;
 
 struct ProbeImages {
     torch::Tensor images01;  // (n, C, H, W) in [0, 1]

@@ -1,5 +1,6 @@
 #include "train/Trainer.h"
 #include "train/TrainStep.h"
+#include "train/MetricsWindow.h"
 #include "train/RunWriter.h"
 
 #include <ATen/autocast_mode.h>
@@ -140,67 +141,6 @@ std::map<std::string, torch::Tensor> tensorsOf(torch::nn::Module& m) {
     for (auto& b : m.named_buffers(true)) out[b.key()] = b.value().detach().clone();
     return out;
 }
-
-// What a run of steps leaves for the host to read when the loss is checked on the device (TrainerOptions::
-// deviceChecks): the sums of finite losses and parts, how many steps had a finite loss, the first step whose loss
-// was not, and the longest run of non-finite losses in a row. Nothing here waits for the device; read() does.
-class DeviceWindow {
-public:
-    void add(const LossOutput& out, const at::Tensor& loss, const at::Tensor& bad, int64_t step) {
-        torch::NoGradGuard ng;
-        auto zero = at::zeros_like(loss);
-        auto keep = [&](const at::Tensor& v) { return at::where(bad, zero, v.detach().to(at::kFloat)); };
-        accumulate(sums_["loss"], keep(loss));
-        for (const auto& [name, t] : out.parts) accumulate(sums_["loss/" + name], keep(t));
-        auto badF = bad.to(at::kFloat);
-        accumulate(good_, 1.0 - badF);
-        auto stepT = at::full({}, double(step), loss.options());
-        auto none = at::full({}, -1.0, loss.options());
-        run_ = run_.defined() ? (run_ + 1.0) * badF : badF;
-        runStart_ = at::where(bad.logical_and(run_.eq(1.0)), stepT, runStart_.defined() ? runStart_ : none);
-        if (!maxRun_.defined()) {
-            maxRun_ = run_.clone();
-            maxRunStart_ = runStart_.clone();
-        } else {
-            maxRunStart_ = at::where(run_.gt(maxRun_), runStart_, maxRunStart_);
-            maxRun_ = at::maximum(maxRun_, run_);
-        }
-        firstBad_ = firstBad_.defined() ? at::where(firstBad_.lt(0).logical_and(bad), stepT, firstBad_) : at::where(bad, stepT, none);
-        ++steps_;
-    }
-    int steps() const { return steps_; }
-
-    struct Read {
-        std::map<std::string, double> means;  // over the steps with a finite loss
-        int good = 0, bad = 0;
-        int64_t firstBad = -1;
-        int longestBadRun = 0;
-        int currentBadRun = 0;  // non-finite losses in a row up to the last step
-        int64_t longestBadRunStart = -1;
-    };
-    // Reads the window back (one device sync) and starts a new one; the current run of non-finite losses carries on.
-    Read read() {
-        Read r;
-        if (steps_ == 0) return r;
-        r.good = int(std::lround(good_.item<double>()));
-        r.bad = steps_ - r.good;
-        r.firstBad = int64_t(std::llround(firstBad_.item<double>()));
-        r.longestBadRun = int(std::lround(maxRun_.item<double>()));
-        r.longestBadRunStart = int64_t(std::llround(maxRunStart_.item<double>()));
-        r.currentBadRun = int(std::lround(run_.item<double>()));
-        for (auto& [k, v] : sums_) r.means[k] = r.good > 0 ? v.item<double>() / r.good : std::nan("");
-        sums_.clear();
-        good_ = firstBad_ = maxRun_ = maxRunStart_ = at::Tensor();
-        steps_ = 0;
-        return r;
-    }
-
-private:
-    static void accumulate(at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v.clone(); }
-    std::map<std::string, at::Tensor> sums_;
-    at::Tensor good_, run_, runStart_, maxRun_, maxRunStart_, firstBad_;  // run_ and runStart_ outlive a window
-    int steps_ = 0;
-};
 
 }  // namespace
 
@@ -361,11 +301,7 @@ void Trainer::setPaused(bool paused) {
     pauseCv_.notify_all();
 }
 
-TrainerState Trainer::run() {
-    if (!objective_) prepare();
-    const int64_t total = recipe_.totalSteps();
-    const int64_t endStep = options_.stopAtStep >= 0 ? std::min(total, options_.stopAtStep) : total;
-
+RunInfo Trainer::runInfo() const {
     RunInfo info;
     info.recipe = recipe_.toJson();
     info.dataset = train_->name;
@@ -373,81 +309,106 @@ TrainerState Trainer::run() {
     info.trainImages = train_->size();
     for (const auto& p : objective_->parameters()) info.parameters += p.requires_grad() ? p.numel() : 0;
     info.startStep = step_;
-    info.totalSteps = total;
+    info.totalSteps = recipe_.totalSteps();
     info.device = device_.str();
-    for (auto* o : observers_) o->onRunStarted(info);
+    return info;
+}
+
+TrainerState Trainer::fail(const std::string& what) {
+    failure_ = what + "; the optimizer step was not taken and the last checkpoint is kept " +
+               "(lower optim.base_lr or set optim.clip_grad)";
+    spdlog::error("{}", failure_);
+    setState(TrainerState::Failed, failure_);
+    return TrainerState::Failed;
+}
+
+bool Trainer::waitWhilePaused() {
+    setState(TrainerState::Paused);
+    std::unique_lock<std::mutex> lock(pauseMutex_);
+    pauseCv_.wait(lock, [&] { return !paused_ || stop_; });
+    if (stop_) return false;
+    setState(TrainerState::Running);
+    return true;
+}
+
+bool Trainer::anyRankStops() {
+    if (!options_.dist) return bool(stop_);
+    auto flag = torch::full({1}, stop_ ? 1.0f : 0.0f);
+    options_.dist->allReduceSum(flag, "stop decision");
+    if (flag.item<float>() > 0) stop_ = true;
+    return bool(stop_);
+}
+
+StepContext Trainer::stepContext() const {
+    StepContext ctx;
+    ctx.step = step_;
+    ctx.totalSteps = recipe_.totalSteps();
+    ctx.stage = stage_;
+    ctx.stageStep = step_ - recipe_.stageStart(stage_);
+    ctx.stageSteps = recipe_.effectiveStages()[size_t(stage_)].steps;
+    ctx.seed = uint64_t(recipe_.seed);
+    ctx.generator = stepGenerator(uint64_t(recipe_.seed), step_);
+    return ctx;
+}
+
+StepSettings Trainer::stepSettings() const {
+    // On CUDA with the fused AdamW the loss is checked on the device: a non-finite loss skips the optimizer step
+    // there (found_inf), and the host reads the outcome only where it stops anyway (logging, checkpoints, probes,
+    // the end): no step waits for the GPU.
+    StepSettings settings;
+    settings.device = device_;
+    settings.bf16 = bf16_;
+    settings.deviceChecks = optimizer_->fused() && !options_.dist && (device_.is_cuda() || options_.deviceChecks);
+    settings.clipGrad = recipe_.optim.clipGrad;
+    settings.dist = options_.dist;
+    return settings;
+}
+
+std::vector<std::pair<std::string, double>> Trainer::lrValues(double baseLr) const {
+    std::vector<std::pair<std::string, double>> out{{"lr", baseLr}};
+    for (size_t g = 0; g < groupNames_.size(); ++g)
+        if (g == 0 || groupNames_[g] != groupNames_[g - 1]) out.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
+    return out;
+}
+
+TrainerState Trainer::run() {
+    if (!objective_) prepare();
+    const int64_t total = recipe_.totalSteps();
+    const int64_t endStep = options_.stopAtStep >= 0 ? std::min(total, options_.stopAtStep) : total;
+    for (auto* o : observers_) o->onRunStarted(runInfo());
     setState(TrainerState::Running);
 
     loader_->seek(step_);
     objective_->train();
-    std::map<std::string, double> windowSums;
-    int windowSteps = 0;  // steps whose losses are in windowSums (finite ones)
-    int64_t windowStartStep = step_;
+    MetricsWindow window(step_);
     DeviceWindow deviceWindow;
+    NonFiniteGuard nonFinite(recipe_.train.onNonFinite == "skip");
     std::vector<std::pair<std::string, double>> lastExtra;  // the objective's own values after the last step
-    constexpr int kMaxSkippedInARow = 10;
-    auto fail = [&](const std::string& what) {
-        failure_ = what + "; the optimizer step was not taken and the last checkpoint is kept " +
-                   "(lower optim.base_lr or set optim.clip_grad)";
-        spdlog::error("{}", failure_);
-        setState(TrainerState::Failed, failure_);
-        return TrainerState::Failed;
-    };
-    // Reads what the device kept of the last steps (one sync); false when the run has failed.
     bool lastStepSkipped = false;  // as on the host path, no checkpoint right after a skipped batch
+    // Reads what the device kept of the last steps (one sync); false when the run has failed.
     auto readDeviceWindow = [&]() -> bool {
         auto w = deviceWindow.read();
         lastStepSkipped = w.currentBadRun > 0;
-        if (w.bad > 0) {
-            std::string what = "loss is not finite (NaN or infinite) at step " + std::to_string(w.firstBad);
-            if (recipe_.train.onNonFinite != "skip") {
-                fail(what + " (checked on the device: steps up to " + std::to_string(step_) +
-                     " ran, none with a non-finite loss took an optimizer step)");
-                return false;
-            }
-            if (w.longestBadRun >= kMaxSkippedInARow) {
-                fail("loss is not finite (NaN or infinite) at steps " + std::to_string(w.longestBadRunStart) + " to " +
-                     std::to_string(w.longestBadRunStart + w.longestBadRun - 1) + " (" + std::to_string(w.longestBadRun) +
-                     " batches in a row; at most " + std::to_string(kMaxSkippedInARow - 1) + " are skipped)");
-                return false;
-            }
-            spdlog::warn("{}: {} batch{} skipped up to step {}, no optimizer step for them (train.on_nonfinite = skip)", what,
-                         w.bad, w.bad == 1 ? "" : "es", step_);
+        if (auto failure = nonFinite.deviceWindow(w, step_)) {
+            fail(*failure);
+            return false;
         }
-        for (auto& [k, v] : w.means) windowSums[k] += v * w.good;
-        windowSteps += w.good;
+        window.addMeans(w.means, w.good);
         return true;
     };
-    double windowProbeSeconds = 0;
-    const int probeEvery = recipe_.probes.every;
-    auto windowStart = std::chrono::steady_clock::now();
-    if (probes_ && step_ == 0) windowProbeSeconds += runProbes();  // the untrained model: every series starts from it
-    const int log = recipe_.train.logEvery;
-    int skippedInARow = 0;
+    if (probes_ && step_ == 0) window.addProbeSeconds(runProbes());  // the untrained model: every series starts from it
+    const int world = options_.dist ? options_.dist->worldSize() : 1;  // images of every rank
 
     struct ActiveDist {
         explicit ActiveDist(DistContext* d) { setActiveDist(d); }
         ~ActiveDist() { setActiveDist(nullptr); }
     } activeDistGuard(options_.dist);
-    // Data-parallel: whether any rank was asked to stop; every rank stops at the same step.
-    auto anyRankStops = [&] {
-        if (!options_.dist) return bool(stop_);
-        auto flag = torch::full({1}, stop_ ? 1.0f : 0.0f);
-        options_.dist->allReduceSum(flag, "stop decision");
-        if (flag.item<float>() > 0) stop_ = true;
-        return bool(stop_);
-    };
 
     try {
         while (step_ < endStep && !anyRankStops()) {
             if (paused_) {
-                setState(TrainerState::Paused);
-                std::unique_lock<std::mutex> lock(pauseMutex_);
-                pauseCv_.wait(lock, [&] { return !paused_ || stop_; });
-                if (stop_) break;
-                setState(TrainerState::Running);
-                windowStart = std::chrono::steady_clock::now();
-                windowStartStep = step_;
+                if (!waitWhilePaused()) break;
+                window.restart(step_);
             }
             // Stage boundary: the next stage takes over (grafting), initialised as its recipe says.
             if (recipe_.stageAt(step_) != stage_) {
@@ -459,83 +420,42 @@ TrainerState Trainer::run() {
             }
             Batch batch = loader_->next();
             for (auto& v : batch.views) v = v.to(device_, /*non_blocking=*/true);
-
-            double baseLr = applyLr(step_);
-            StepContext ctx;
-            ctx.step = step_;
-            ctx.totalSteps = total;
-            ctx.stage = stage_;
-            ctx.stageStep = step_ - recipe_.stageStart(stage_);
-            ctx.stageSteps = recipe_.effectiveStages()[size_t(stage_)].steps;
-            ctx.seed = uint64_t(recipe_.seed);
-            ctx.generator = stepGenerator(uint64_t(recipe_.seed), step_);
-
-            // On CUDA with the fused AdamW the loss is checked on the device: a non-finite loss skips the optimizer
-            // step there (found_inf), and the host reads the outcome only where it stops anyway (logging,
-            // checkpoints, probes, the end): no step waits for the GPU.
-            StepSettings settings;
-            settings.device = device_;
-            settings.bf16 = bf16_;
-            settings.deviceChecks = optimizer_->fused() && !options_.dist && (device_.is_cuda() || options_.deviceChecks);
-            settings.clipGrad = recipe_.optim.clipGrad;
-            settings.dist = options_.dist;
+            const double baseLr = applyLr(step_);
+            const StepSettings settings = stepSettings();
+            StepContext ctx = stepContext();
             StepOutcome done = trainStep(*objective_, *optimizer_, batch, ctx, settings);
             if (settings.deviceChecks) {
                 deviceWindow.add(done.out, done.deviceLoss, done.bad, step_);
-                ++step_;
-                lastExtra = std::move(done.extra);
+            } else if (done.skipped) {
+                if (auto failure = nonFinite.skippedStep(done.loss, step_)) return fail(*failure);
+                ++step_;  // skipped: no log, probe or checkpoint at this step
+                continue;
             } else {
-                if (done.skipped) {
-                    std::string what = "loss is " + std::string(std::isnan(done.loss) ? "NaN" : "infinite") + " at step " +
-                                       std::to_string(step_);
-                    if (recipe_.train.onNonFinite == "skip" && ++skippedInARow < kMaxSkippedInARow) {
-                        spdlog::warn("{}: batch skipped, no optimizer step (train.on_nonfinite = skip)", what);
-                        ++step_;
-                        continue;
-                    }
-                    return fail(what + (skippedInARow >= kMaxSkippedInARow ? " (" + std::to_string(kMaxSkippedInARow) + " batches in a row)" : ""));
-                }
-                skippedInARow = 0;
-                ++step_;
-                windowSums["loss"] += done.loss;
-                for (auto& [name, t] : done.out.parts) windowSums["loss/" + name] += t.item<double>();
-                ++windowSteps;
-                lastExtra = std::move(done.extra);
+                nonFinite.finiteStep();
+                window.addStep(done.loss, done.out.parts);
             }
+            ++step_;
+            lastExtra = std::move(done.extra);
 
-            const bool probeNow = probes_ && (step_ % probeEvery == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_);
-            const bool logNow = step_ % log == 0 || step_ == endStep;
+            const bool probeNow = probes_ && (step_ % recipe_.probes.every == 0 || step_ == endStep || recipe_.stageAt(step_) != stage_);
+            const bool logNow = step_ % recipe_.train.logEvery == 0 || step_ == endStep;
             const bool checkpointNow = step_ % recipe_.train.checkpointEvery == 0 && step_ != lastCheckpointStep_;
             if (deviceWindow.steps() > 0 && (probeNow || logNow || checkpointNow || step_ >= endStep || stop_ || paused_ ||
                                              recipe_.stageAt(step_) != stage_)) {
                 if (!readDeviceWindow()) return TrainerState::Failed;
             }
-            if (probeNow) windowProbeSeconds += runProbes();
-            if (logNow && windowSteps > 0) {  // a window of skipped batches only has nothing to log
-                double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - windowStart).count();
-                MetricsRow row;
-                row.step = step_;
-                row.epoch = batch.epoch;
-                row.stage = stage_;
-                const double n = windowSteps;
-                row.values.emplace_back("loss", windowSums["loss"] / n);
-                for (auto& [k, v] : windowSums)
-                    if (k != "loss") row.values.emplace_back(k, v / n);
-                row.values.emplace_back("lr", baseLr);
-                for (size_t g = 0; g < groupNames_.size(); ++g)
-                    if (g == 0 || groupNames_[g] != groupNames_[g - 1])
-                        row.values.emplace_back("lr/" + groupNames_[g], baseLr * groupMultiplier_[g]);
-                const int world = options_.dist ? options_.dist->worldSize() : 1;  // images of every rank
-                const int64_t stepsInWindow = step_ - windowStartStep;
-                row.values.emplace_back("images_per_s", seconds > 0 ? stepsInWindow * double(recipe_.optim.batchSize) * world / seconds : 0.0);
-                if (probes_) row.values.emplace_back("probe_share", seconds > 0 ? windowProbeSeconds / seconds : 0.0);
-                for (auto& e : lastExtra) row.values.push_back(e);
+            if (probeNow) window.addProbeSeconds(runProbes());
+            if (logNow && !window.empty()) {  // a window of skipped batches only has nothing to log
+                MetricsWindow::RowInfo info;
+                info.step = step_;
+                info.epoch = batch.epoch;
+                info.stage = stage_;
+                info.lr = lrValues(baseLr);
+                info.imagesPerStep = double(recipe_.optim.batchSize) * world;
+                info.probes = bool(probes_);
+                info.extra = lastExtra;
+                MetricsRow row = window.close(info);
                 for (auto* o : observers_) o->onMetrics(row);
-                windowSums.clear();
-                windowSteps = 0;
-                windowProbeSeconds = 0;
-                windowStart = std::chrono::steady_clock::now();
-                windowStartStep = step_;
             }
             if (checkpointNow && !lastStepSkipped) saveCheckpointNow();
             lastStepSkipped = false;

@@ -8,6 +8,7 @@
 #include "train/Checkpoint.h"
 #include "train/Device.h"
 #include "train/Optimizer.h"
+#include "train/TrainStep.h"
 #include "base/run/Observer.h"
 
 #include <torch/optim/adamw.h>
@@ -85,6 +86,16 @@ private:
     void buildOptimizer(const StageConfig& st);
     // Runs the recipe's probes now (step_), hands the snapshots to the observers and the store; returns seconds.
     double runProbes();
+    // The parts of run(): what observers learn at the start; a failure reported and the state set; waiting while
+    // paused (false: stopped meanwhile); the stop vote of every rank; the step's context and settings; the lr
+    // values of a metrics row.
+    RunInfo runInfo() const;
+    TrainerState fail(const std::string& what);
+    bool waitWhilePaused();
+    bool anyRankStops();
+    StepContext stepContext() const;
+    StepSettings stepSettings() const;
+    std::vector<std::pair<std::string, double>> lrValues(double baseLr) const;
 
     Recipe recipe_;
     TrainerOptions options_;

@@ -394,6 +394,22 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(FileError, readSnapshotFile(dir + "/other.snap"));
     }
 
+    // The summary's columns are read by name (CosineSummaryColumn) by the GUI, the depth profile, the table and the CLI.
+    void cosineSummaryColumnsHoldWhatTheyAreNamed() {
+        std::vector<float> v;
+        for (int i = -2; i <= 7; ++i) v.push_back(float(i) / 10.0f);  // -0.2 ... 0.7
+        v.push_back(NAN);
+        auto s = cosineSummary(v);
+        QCOMPARE(s.size(), kCosineSummaryColumns.size());
+        QCOMPARE(kCosineSummaryColumns[kCosFracNegative], std::string("frac_negative"));
+        QVERIFY(std::abs(s[kCosMean] - 0.25) < 1e-6);
+        QVERIFY(std::abs(s[kCosQ10] - (-0.11)) < 1e-6);
+        QVERIFY(std::abs(s[kCosMedian] - 0.25) < 1e-6);
+        QVERIFY(std::abs(s[kCosQ90] - 0.61) < 1e-6);
+        QVERIFY(std::abs(s[kCosFracNegative] - 0.2) < 1e-6);
+        QVERIFY(s[kCosQ25] < s[kCosMedian] && s[kCosMedian] < s[kCosQ75]);
+    }
+
     void thinningKeepsTheFirstTheLastAndAnEvenSpread() {
         std::vector<int64_t> steps;
         for (int64_t s = 0; s <= 1000; s += 10) steps.push_back(s);

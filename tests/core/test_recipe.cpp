@@ -1,4 +1,5 @@
 #include "base/recipe/Recipe.h"
+#include "base/recipe/Presets.h"
 #include "base/util/AtomicFile.h"
 #include "TestRegistry.h"
 #include "TestUtil.h"
@@ -46,6 +47,37 @@ private slots:
         QCOMPARE(r.peakLr(1), 2e-3);
         QCOMPARE(r.peakLr(1, 2), 4e-3);
         QCOMPARE(linearScaledLr(1.5e-4, 4096), 2.4e-3);  // MAE's ViT-B recipe
+    }
+
+    // One search for presets, the CLI's --recipe NAME and the GUI's File > Presets alike: every file of
+    // resources/recipes is listed once by name, $GRAFTLAB_RECIPE_DIR comes first, and a path is not a name.
+    void presetsAreFoundInOrderAndListedOnce() {
+        auto presets = listPresets();
+        std::map<std::string, std::string> byName(presets.begin(), presets.end());
+        QCOMPARE(byName.size(), presets.size());
+        for (const char* name : {"mae", "mocov3", "mtl", "layer_grafted", "conmim", "bench_mae_tiny"}) {
+            QVERIFY2(byName.count(name), name);
+            QVERIFY(std::filesystem::exists(byName[name]));
+            QCOMPARE(findPreset(name), byName[name]);
+        }
+        QVERIFY(std::is_sorted(presets.begin(), presets.end()));
+        QCOMPARE(findPreset("mae.json"), findPreset("mae"));
+        QCOMPARE(findPreset("no_such_preset"), std::string());
+        QCOMPARE(findPreset("recipes/mae"), std::string());
+
+        std::string dir = test::tempDir("presets");
+        writeFileAtomically(dir + "/mae.json", "{}");
+        writeFileAtomically(dir + "/mine.json", "{}");
+        writeFileAtomically(dir + "/notes.txt", "not a recipe");
+        qputenv("GRAFTLAB_RECIPE_DIR", QByteArray::fromStdString(dir));
+        QCOMPARE(findPreset("mae"), dir + "/mae.json");       // the user's directory comes first
+        QCOMPARE(findPreset("mine"), dir + "/mine.json");
+        auto withUser = listPresets();
+        QCOMPARE(withUser.size(), presets.size() + 1);        // "mine" added, "mae" listed once
+        QCOMPARE(std::count_if(withUser.begin(), withUser.end(), [](const auto& p) { return p.first == "mae"; }), 1L);
+        QCOMPARE(std::count_if(withUser.begin(), withUser.end(), [](const auto& p) { return p.first == "notes"; }), 0L);
+        qunsetenv("GRAFTLAB_RECIPE_DIR");
+        QCOMPARE(findPreset("mae"), byName["mae"]);
     }
 
     void defaultPresetParsesAndMatchesDefaults() {

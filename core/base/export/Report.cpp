@@ -215,6 +215,95 @@ std::string svgLineChart(const std::string& title, const std::string& xLabel, co
     return o.str();
 }
 
+namespace {
+
+// The evaluation table from checkpoints/eval.json, one row per checkpoint file. Returns whether it had entries.
+bool evaluationSection(std::ostringstream& h, const RunLayout& run, ReportSummary& sum) {
+    h << "<h2>Evaluation</h2>";
+    EvalFile ev = EvalFile::read(run.evalJson());
+    sum.problems.insert(sum.problems.end(), ev.problems.begin(), ev.problems.end());
+    if (!ev.entries.empty()) {
+        h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
+        for (const auto& [file, e] : ev.entries) {
+            h << "<tr><td>" << htmlEscape(file) << (e.warnings.empty() ? "" : " ⚠") << "</td><td class=\"num\">" << e.step << "</td>";
+            for (const std::string& p : kProtocols) {
+                const ProtocolResult* r = e.find(p);
+                const double v = r ? 100.0 * r->top1 : NAN;
+                char buf[16];
+                std::snprintf(buf, sizeof buf, std::isfinite(v) ? "%.1f" : "–", v);
+                h << "<td class=\"num\">" << buf << "</td>";
+            }
+            h << "<td>" << htmlEscape(e.pooling) << "</td></tr>";
+            ++sum.evalEntries;
+        }
+        const EvalReport& first = ev.entries.front().second;
+        h << "</table><p class=\"meta\">Top-1 accuracy (%) on the " << htmlEscape(first.dataset.empty() ? std::string("?") : first.dataset)
+          << " test split (" << first.testImages << " images). Linear: BatchNorm without affine + "
+          << "linear layer on frozen features; 1%: logistic regression on a class-balanced 1% of the labels; k-NN: cosine, k = 20, "
+          << "T = 0.07; fine-tuning: whole encoder.</p>";
+        for (const auto& [file, e] : ev.entries)
+            for (const auto& w : e.warnings) h << "<p class=\"meta\">⚠ " << htmlEscape(file) << ": " << htmlEscape(w) << "</p>";
+        return true;
+    } else {
+        h << "<p>Not evaluated yet: <code>graftlab-cli eval --ckpt " << htmlEscape(run.checkpoints())
+          << "/step-….ckpt</code> (or <i>Evaluate &amp; compare</i> in the GUI) writes checkpoints/eval.json.</p>";
+    }
+    return false;
+}
+
+// The last stored MAE reconstruction probe as one PNG. Returns whether there was one.
+bool reconstructionSection(std::ostringstream& h, const std::string& snapDir, ReportSummary& sum) {
+    auto recs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "reconstruction", &sum.problems) : std::vector<Snapshot>{};
+    const Snapshot* last = nullptr;
+    for (const auto& s : recs)
+        if (s.unavailable().empty() && s.find("original") && s.find("masked") && s.find("reconstruction") && s.find("pasted")) last = &s;
+    if (last) {
+        std::vector<const SnapshotArray*> cols = {last->find("original"), last->find("masked"), last->find("reconstruction"), last->find("pasted")};
+        int64_t rows = std::min<int64_t>(cols[0]->shape[0], 8);
+        int scale = std::max(1, 96 / int(cols[0]->shape[2]));
+        std::string png = panelGridPng(cols, rows, scale);
+        h << "<h2>Reconstructions</h2><figure><img alt=\"MAE reconstructions\" src=\"data:image/png;base64," << base64(png)
+          << "\"><figcaption>Step " << last->step << ": original · masked · reconstruction · reconstruction with the visible patches pasted"
+          << " back; loss " << fmt(last->meta.value("loss", NAN)) << ". " << htmlEscape(last->meta.value("pixel_note", std::string()))
+          << "</figcaption></figure>";
+        return true;
+    }
+    return false;
+}
+
+// The gradient cosine between the MIM and CL losses per parameter group (Layer Grafted Pretraining's C_MIM,CL) as
+// a depth profile, one line per phase of the run. Returns whether the run has gradient-cosine probes.
+bool depthProfileSection(std::ostringstream& h, const std::string& snapDir, ReportSummary& sum) {
+    auto gcs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "gradcos", &sum.problems) : std::vector<Snapshot>{};
+    DepthProfile prof = depthProfile(gcs);
+    if (!prof.phases.empty()) {
+        std::vector<SvgSeries> series;
+        int c = 0;
+        for (const auto& ph : prof.phases) {
+            SvgSeries line{ph.label, kPalette[c++ % 8], {}};
+            for (size_t g = 0; g < prof.groups.size(); ++g) {
+                line.points.emplace_back(double(g), ph.mean[g]);
+                line.band.emplace_back(ph.q10[g], ph.q90[g]);
+            }
+            series.push_back(line);
+        }
+        const Snapshot* last = nullptr;
+        for (const auto& sn : gcs)
+            if (sn.unavailable().empty() && sn.find("cos")) last = &sn;
+        h << "<h2>Gradient cosine between the MIM and CL losses, by depth</h2>"
+          << svgLineChart("cos(∇L_MIM, ∇L_CL) per parameter group", "parameter group (input → output)", "mean cosine", series, {}, prof.groups)
+          << "<p class=\"meta\">One line per training phase (the probes of that phase averaged): the mean over "
+          << last->find("cos")->shape[1] << " probe images per group; the band spans their 10th to 90th percentile. Negative = the two "
+          << "losses pull the weights apart (Layer Grafted Pretraining, Fig. 1). MIM head: "
+          << htmlEscape(last->meta.value("mim_head", std::string("?"))) << "; CL head: " << htmlEscape(last->meta.value("cl_head", std::string("?")))
+          << ".</p>";
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
     fs::path dir(runDir);
     const RunLayout run(runDir);
@@ -297,86 +386,11 @@ std::string renderRunReport(const std::string& runDir, ReportSummary* summary) {
         sections.push_back("curves");
     }
 
-    // Evaluation: checkpoints/eval.json, one entry per checkpoint file.
-    h << "<h2>Evaluation</h2>";
-    {
-        EvalFile ev = EvalFile::read(run.evalJson());
-        sum.problems.insert(sum.problems.end(), ev.problems.begin(), ev.problems.end());
-        if (!ev.entries.empty()) {
-            h << "<table><tr><th>Checkpoint</th><th>Step</th><th>Linear</th><th>1%</th><th>k-NN</th><th>Fine-tuning</th><th>Pooling</th></tr>";
-            for (const auto& [file, e] : ev.entries) {
-                h << "<tr><td>" << htmlEscape(file) << (e.warnings.empty() ? "" : " ⚠") << "</td><td class=\"num\">" << e.step << "</td>";
-                for (const std::string& p : kProtocols) {
-                    const ProtocolResult* r = e.find(p);
-                    const double v = r ? 100.0 * r->top1 : NAN;
-                    char buf[16];
-                    std::snprintf(buf, sizeof buf, std::isfinite(v) ? "%.1f" : "–", v);
-                    h << "<td class=\"num\">" << buf << "</td>";
-                }
-                h << "<td>" << htmlEscape(e.pooling) << "</td></tr>";
-                ++sum.evalEntries;
-            }
-            const EvalReport& first = ev.entries.front().second;
-            h << "</table><p class=\"meta\">Top-1 accuracy (%) on the " << htmlEscape(first.dataset.empty() ? std::string("?") : first.dataset)
-              << " test split (" << first.testImages << " images). Linear: BatchNorm without affine + "
-              << "linear layer on frozen features; 1%: logistic regression on a class-balanced 1% of the labels; k-NN: cosine, k = 20, "
-              << "T = 0.07; fine-tuning: whole encoder.</p>";
-            for (const auto& [file, e] : ev.entries)
-                for (const auto& w : e.warnings) h << "<p class=\"meta\">⚠ " << htmlEscape(file) << ": " << htmlEscape(w) << "</p>";
-            sections.push_back("evaluation");
-        } else {
-            h << "<p>Not evaluated yet: <code>graftlab-cli eval --ckpt " << htmlEscape(run.checkpoints())
-              << "/step-….ckpt</code> (or <i>Evaluate &amp; compare</i> in the GUI) writes checkpoints/eval.json.</p>";
-        }
-    }
+    if (evaluationSection(h, run, sum)) sections.push_back("evaluation");
 
     std::string snapDir = run.snapshots();
-    // Reconstructions: the last stored MAE reconstruction probe.
-    {
-        auto recs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "reconstruction", &sum.problems) : std::vector<Snapshot>{};
-        const Snapshot* last = nullptr;
-        for (const auto& s : recs)
-            if (s.unavailable().empty() && s.find("original") && s.find("masked") && s.find("reconstruction") && s.find("pasted")) last = &s;
-        if (last) {
-            std::vector<const SnapshotArray*> cols = {last->find("original"), last->find("masked"), last->find("reconstruction"), last->find("pasted")};
-            int64_t rows = std::min<int64_t>(cols[0]->shape[0], 8);
-            int scale = std::max(1, 96 / int(cols[0]->shape[2]));
-            std::string png = panelGridPng(cols, rows, scale);
-            h << "<h2>Reconstructions</h2><figure><img alt=\"MAE reconstructions\" src=\"data:image/png;base64," << base64(png)
-              << "\"><figcaption>Step " << last->step << ": original · masked · reconstruction · reconstruction with the visible patches pasted"
-              << " back; loss " << fmt(last->meta.value("loss", NAN)) << ". " << htmlEscape(last->meta.value("pixel_note", std::string()))
-              << "</figcaption></figure>";
-            sections.push_back("reconstructions");
-        }
-    }
-    // Gradient cosine between the MIM and CL losses, per block (Layer Grafted Pretraining's C_MIM,CL): a depth profile.
-    {
-        auto gcs = fs::exists(snapDir) ? SnapshotStore::load(snapDir, "gradcos", &sum.problems) : std::vector<Snapshot>{};
-        DepthProfile prof = depthProfile(gcs);
-        if (!prof.phases.empty()) {
-            std::vector<SvgSeries> series;
-            int c = 0;
-            for (const auto& ph : prof.phases) {
-                SvgSeries line{ph.label, kPalette[c++ % 8], {}};
-                for (size_t g = 0; g < prof.groups.size(); ++g) {
-                    line.points.emplace_back(double(g), ph.mean[g]);
-                    line.band.emplace_back(ph.q10[g], ph.q90[g]);
-                }
-                series.push_back(line);
-            }
-            const Snapshot* last = nullptr;
-            for (const auto& sn : gcs)
-                if (sn.unavailable().empty() && sn.find("cos")) last = &sn;
-            h << "<h2>Gradient cosine between the MIM and CL losses, by depth</h2>"
-              << svgLineChart("cos(∇L_MIM, ∇L_CL) per parameter group", "parameter group (input → output)", "mean cosine", series, {}, prof.groups)
-              << "<p class=\"meta\">One line per training phase (the probes of that phase averaged): the mean over "
-              << last->find("cos")->shape[1] << " probe images per group; the band spans their 10th to 90th percentile. Negative = the two "
-              << "losses pull the weights apart (Layer Grafted Pretraining, Fig. 1). MIM head: "
-              << htmlEscape(last->meta.value("mim_head", std::string("?"))) << "; CL head: " << htmlEscape(last->meta.value("cl_head", std::string("?")))
-              << ".</p>";
-            sections.push_back("gradient cosines");
-        }
-    }
+    if (reconstructionSection(h, snapDir, sum)) sections.push_back("reconstructions");
+    if (depthProfileSection(h, snapDir, sum)) sections.push_back("gradient cosines");
     h << "<h2>Recipe</h2><pre>" << htmlEscape(recipe.dump(2)) << "</pre>";
     sections.push_back("recipe");
     h << "<p class=\"meta\">Files of this run: recipe.json, metrics.jsonl, checkpoints/, snapshots/, tensorboard/. "

@@ -64,10 +64,10 @@ DepthProfile depthProfile(const std::vector<Snapshot>& all, int phaseCount) {
             const SnapshotArray* batch = s.find("batch_cos");
             for (size_t k = 0; k < G; ++k) {
                 int64_t g = int64_t(keep[k]);
-                if (g >= sum.shape[0] || !std::isfinite(sum.at({g, 0}))) continue;
-                sm[k] += sum.at({g, 0});
-                s10[k] += sum.at({g, 1});
-                s90[k] += sum.at({g, 5});
+                if (g >= sum.shape[0] || !std::isfinite(sum.at({g, kCosMean}))) continue;
+                sm[k] += sum.at({g, kCosMean});
+                s10[k] += sum.at({g, kCosQ10});
+                s90[k] += sum.at({g, kCosQ90});
                 ++n[k];
                 if (batch && g < batch->shape[0] && std::isfinite(batch->values[size_t(g)])) {
                     sb[k] += batch->values[size_t(g)];

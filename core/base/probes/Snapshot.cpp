@@ -15,6 +15,8 @@
 
 namespace graftlab {
 namespace fs = std::filesystem;
+
+const std::vector<std::string> kCosineSummaryColumns = {"mean", "q10", "q25", "median", "q75", "q90", "frac_negative"};
 using nlohmann::json;
 
 namespace {

@@ -84,4 +84,9 @@ private:
     int keep_;
 };
 
+// The columns of a gradient-cosine snapshot's "summary" array, one row per parameter group: statistics of the
+// group's per-image cosines (NaNs ignored). kCosineSummaryColumns names them in this order (meta "summary_columns").
+enum CosineSummaryColumn : int64_t { kCosMean, kCosQ10, kCosQ25, kCosMedian, kCosQ75, kCosQ90, kCosFracNegative };
+extern const std::vector<std::string> kCosineSummaryColumns;
+
 }  // namespace graftlab

@@ -369,8 +369,7 @@ Recipe Recipe::fromJson(const json& j, std::vector<RecipeIssue>& issues) {
     return r;
 }
 
-std::vector<RecipeIssue> Recipe::validate() const {
-    std::vector<RecipeIssue> e;
+void Recipe::validateChoices(std::vector<RecipeIssue>& e) const {
     auto oneOf = [&](const std::string& field, const std::string& value) {
         for (const auto& f : recipeFields()) {
             if (f.path != field) continue;
@@ -388,6 +387,9 @@ std::vector<RecipeIssue> Recipe::validate() const {
                 if (FieldRef ref = b.ref(copy); std::holds_alternative<std::string*>(ref))
                     oneOf(b.info.path, *std::get<std::string*>(ref));
     }
+}
+
+void Recipe::validateDataAndModel(std::vector<RecipeIssue>& e) const {
     if ((data.dataset == "cifar10" || data.dataset == "image_folder") && data.root.empty())
         e.push_back({"data.root", data.dataset + " needs data.root (the folder of your data)"});
     if (threads < 0) e.push_back({"threads", "must be >= 0 (0 = all cores), got " + std::to_string(threads)});
@@ -426,38 +428,15 @@ std::vector<RecipeIssue> Recipe::validate() const {
         if (keep < 1)
             e.push_back({"mae.mask_ratio", "keeps no visible patch out of " + std::to_string(numPatches())});
     }
+}
+
+void Recipe::validateAugment(std::vector<RecipeIssue>& e) const {
     if (!(augment.cropScaleMin > 0 && augment.cropScaleMin <= 1))
         e.push_back({"augment.crop_scale_min", "must be inside (0, 1]"});
     if (!(augment.cropScaleMax > 0 && augment.cropScaleMax <= 1))
         e.push_back({"augment.crop_scale_max", "must be inside (0, 1]"});
     else if (augment.cropScaleMax < augment.cropScaleMin)
         e.push_back({"augment.crop_scale_max", "must be >= augment.crop_scale_min"});
-    if (!(optim.baseLr > 0)) e.push_back({"optim.base_lr", "must be positive, got " + std::to_string(optim.baseLr)});
-    if (optim.batchSize <= 0) e.push_back({"optim.batch_size", "must be positive, got " + std::to_string(optim.batchSize)});
-    if (optim.weightDecay < 0) e.push_back({"optim.weight_decay", "must be >= 0"});
-    if (!(optim.beta1 >= 0 && optim.beta1 < 1)) e.push_back({"optim.beta1", "must be inside [0, 1)"});
-    if (!(optim.beta2 >= 0 && optim.beta2 < 1)) e.push_back({"optim.beta2", "must be inside [0, 1)"});
-    if (optim.warmupSteps < 0) e.push_back({"optim.warmup_steps", "must be >= 0"});
-    if (optim.minLr < 0) e.push_back({"optim.min_lr", "must be >= 0"});
-    if (optim.clipGrad < 0) e.push_back({"optim.clip_grad", "must be >= 0 (0 = off)"});
-    if (train.steps <= 0) e.push_back({"train.steps", "must be positive, got " + std::to_string(train.steps)});
-    if (train.logEvery <= 0) e.push_back({"train.log_every", "must be positive"});
-    if (train.checkpointEvery <= 0) e.push_back({"train.checkpoint_every", "must be positive"});
-    if (train.keepEvery < 0) e.push_back({"train.keep_every", "must be >= 0"});
-    if (!(moco.temperature > 0)) e.push_back({"moco.temperature", "must be positive"});
-    if (!(moco.momentum >= 0 && moco.momentum <= 1)) e.push_back({"moco.momentum", "must be inside [0, 1]"});
-    if (moco.hiddenDim <= 0) e.push_back({"moco.hidden_dim", "must be positive"});
-    if (moco.outDim <= 0) e.push_back({"moco.out_dim", "must be positive"});
-    if (probes.every < 0) e.push_back({"probes.every", "must be >= 0 (0 = no probes)"});
-    if (probes.samples < 1 || probes.samples > 256) e.push_back({"probes.samples", "must be between 1 and 256"});
-    if (probes.gradcosSamples < 2 || probes.gradcosSamples > 1024) e.push_back({"probes.gradcos_samples", "must be between 2 and 1024"});
-    if (probes.keep < 0) e.push_back({"probes.keep", "must be >= 0 (0 = keep all)"});
-    if (probes.keep == 1) e.push_back({"probes.keep", "must be at least 2 (the first and the last snapshot) or 0"});
-    if (probes.similarityBlock < -1 || probes.similarityBlock >= model.depth)
-        e.push_back({"probes.similarity_block", "must be -1 (last) or a block index below model.depth (" + std::to_string(model.depth) + ")"});
-    if (!(probes.similarityTemperature > 0)) e.push_back({"probes.similarity_temperature", "must be positive"});
-    if (mtl.mimWeight < 0) e.push_back({"mtl.mim_weight", "must be >= 0"});
-    if (mtl.clWeight < 0) e.push_back({"mtl.cl_weight", "must be >= 0"});
     if (!(augment.clCropScaleMin > 0 && augment.clCropScaleMin <= augment.cropScaleMax))
         e.push_back({"augment.cl_crop_scale_min", "must be inside (0, augment.crop_scale_max]"});
     for (auto [field, v] : {std::pair<const char*, double>{"augment.jitter_prob", augment.jitterProb},
@@ -473,6 +452,41 @@ std::vector<RecipeIssue> Recipe::validate() const {
     if (!(augment.hue >= 0 && augment.hue <= 0.5)) e.push_back({"augment.hue", "must be inside [0, 0.5]"});
     if (!(augment.blurSigmaMin > 0)) e.push_back({"augment.blur_sigma_min", "must be positive"});
     if (augment.blurSigmaMax < augment.blurSigmaMin) e.push_back({"augment.blur_sigma_max", "must be >= augment.blur_sigma_min"});
+}
+
+void Recipe::validateOptimAndTrain(std::vector<RecipeIssue>& e) const {
+    if (!(optim.baseLr > 0)) e.push_back({"optim.base_lr", "must be positive, got " + std::to_string(optim.baseLr)});
+    if (optim.batchSize <= 0) e.push_back({"optim.batch_size", "must be positive, got " + std::to_string(optim.batchSize)});
+    if (optim.weightDecay < 0) e.push_back({"optim.weight_decay", "must be >= 0"});
+    if (!(optim.beta1 >= 0 && optim.beta1 < 1)) e.push_back({"optim.beta1", "must be inside [0, 1)"});
+    if (!(optim.beta2 >= 0 && optim.beta2 < 1)) e.push_back({"optim.beta2", "must be inside [0, 1)"});
+    if (optim.warmupSteps < 0) e.push_back({"optim.warmup_steps", "must be >= 0"});
+    if (optim.minLr < 0) e.push_back({"optim.min_lr", "must be >= 0"});
+    if (optim.clipGrad < 0) e.push_back({"optim.clip_grad", "must be >= 0 (0 = off)"});
+    if (train.steps <= 0) e.push_back({"train.steps", "must be positive, got " + std::to_string(train.steps)});
+    if (train.logEvery <= 0) e.push_back({"train.log_every", "must be positive"});
+    if (train.checkpointEvery <= 0) e.push_back({"train.checkpoint_every", "must be positive"});
+    if (train.keepEvery < 0) e.push_back({"train.keep_every", "must be >= 0"});
+}
+
+void Recipe::validateProbes(std::vector<RecipeIssue>& e) const {
+    if (probes.every < 0) e.push_back({"probes.every", "must be >= 0 (0 = no probes)"});
+    if (probes.samples < 1 || probes.samples > 256) e.push_back({"probes.samples", "must be between 1 and 256"});
+    if (probes.gradcosSamples < 2 || probes.gradcosSamples > 1024) e.push_back({"probes.gradcos_samples", "must be between 2 and 1024"});
+    if (probes.keep < 0) e.push_back({"probes.keep", "must be >= 0 (0 = keep all)"});
+    if (probes.keep == 1) e.push_back({"probes.keep", "must be at least 2 (the first and the last snapshot) or 0"});
+    if (probes.similarityBlock < -1 || probes.similarityBlock >= model.depth)
+        e.push_back({"probes.similarity_block", "must be -1 (last) or a block index below model.depth (" + std::to_string(model.depth) + ")"});
+    if (!(probes.similarityTemperature > 0)) e.push_back({"probes.similarity_temperature", "must be positive"});
+}
+
+void Recipe::validateMethods(std::vector<RecipeIssue>& e) const {
+    if (!(moco.temperature > 0)) e.push_back({"moco.temperature", "must be positive"});
+    if (!(moco.momentum >= 0 && moco.momentum <= 1)) e.push_back({"moco.momentum", "must be inside [0, 1]"});
+    if (moco.hiddenDim <= 0) e.push_back({"moco.hidden_dim", "must be positive"});
+    if (moco.outDim <= 0) e.push_back({"moco.out_dim", "must be positive"});
+    if (mtl.mimWeight < 0) e.push_back({"mtl.mim_weight", "must be >= 0"});
+    if (mtl.clWeight < 0) e.push_back({"mtl.cl_weight", "must be >= 0"});
     if (!(conmim.temperature > 0)) e.push_back({"conmim.temperature", "must be positive"});
     if (!(conmim.momentum >= 0 && conmim.momentum <= 1)) e.push_back({"conmim.momentum", "must be inside [0, 1]"});
     if (conmim.projDim <= 0) e.push_back({"conmim.proj_dim", "must be positive"});
@@ -483,7 +497,6 @@ std::vector<RecipeIssue> Recipe::validate() const {
         e.push_back({"conmim.projector", "expected mlp_bn or simple, got \"" + conmim.projector + "\""});
     if (!(conmim.strongBlurProb >= 0 && conmim.strongBlurProb <= 1)) e.push_back({"conmim.strong_blur_prob", "is a probability: must be inside [0, 1]"});
     if (!(conmim.strongSolarizeProb >= 0 && conmim.strongSolarizeProb <= 1)) e.push_back({"conmim.strong_solarize_prob", "is a probability: must be inside [0, 1]"});
-    static const std::set<std::string> methods(kMethods.begin(), kMethods.end());
     bool usesConMim = method == "conmim";
     for (const auto& st : stages) usesConMim = usesConMim || st.method == "conmim";
     if (usesConMim && conmim.masking && !(conmim.maskRatio > 0 && conmim.maskRatio < 1))
@@ -492,6 +505,10 @@ std::vector<RecipeIssue> Recipe::validate() const {
     else if (usesConMim && conmim.masking && data.imageSize > 0 && model.patchSize > 0 && data.imageSize % model.patchSize == 0 &&
              int(numPatches() * conmim.maskRatio) < 1)
         e.push_back({"conmim.mask_ratio", "masks no patch out of " + std::to_string(numPatches())});
+}
+
+void Recipe::validateStages(std::vector<RecipeIssue>& e) const {
+    static const std::set<std::string> methods(kMethods.begin(), kMethods.end());
     for (size_t i = 0; i < stages.size(); ++i) {
         const auto& st = stages[i];
         std::string b = "stages[" + std::to_string(i) + "]";
@@ -516,6 +533,17 @@ std::vector<RecipeIssue> Recipe::validate() const {
         for (double m : st.blockLr)
             if (m < 0) e.push_back({b + ".lr_mult.blocks", "multipliers must be >= 0 (0 = frozen)"});
     }
+}
+
+std::vector<RecipeIssue> Recipe::validate() const {
+    std::vector<RecipeIssue> e;
+    validateChoices(e);
+    validateDataAndModel(e);
+    validateAugment(e);
+    validateOptimAndTrain(e);
+    validateProbes(e);
+    validateMethods(e);
+    validateStages(e);
     return e;
 }
 

@@ -164,6 +164,14 @@ struct Recipe {
     static Recipe fromJson(const nlohmann::json& j, std::vector<RecipeIssue>& issues);
     // Semantic checks (ranges, divisibility, known names). Empty = valid.
     std::vector<RecipeIssue> validate() const;
+    // validate()'s parts, one a section of the recipe; each appends what it finds to `e`.
+    void validateChoices(std::vector<RecipeIssue>& e) const;       // every field with a fixed set of values
+    void validateDataAndModel(std::vector<RecipeIssue>& e) const;  // data.*, threads, model.*, mae.mask_ratio
+    void validateAugment(std::vector<RecipeIssue>& e) const;       // augment.*
+    void validateOptimAndTrain(std::vector<RecipeIssue>& e) const; // optim.*, train.*
+    void validateProbes(std::vector<RecipeIssue>& e) const;        // probes.*
+    void validateMethods(std::vector<RecipeIssue>& e) const;       // moco.*, mtl.*, conmim.*
+    void validateStages(std::vector<RecipeIssue>& e) const;        // stages[i].*
 
     // The stages the run goes through (one built from `method` and train.steps when `stages` is empty).
     std::vector<StageConfig> effectiveStages() const;

@@ -24,7 +24,8 @@ const char* kSweepHelp =
     "Trains the recipe for every combination of the grid values (one or two keys, each a recipe field as --set\n"
     "spells it, e.g. --grid optim.base_lr=1e-3,3e-3 --grid conmim.mask_ratio=0.3,0.5), each into its own run\n"
     "directory DIR/<key=value,...> with the budget's optimizer steps, evaluates each (default linear and k-NN), and\n"
-    "writes DIR/sweep.csv, DIR/sweep.md and DIR/sweep.svg: top-1 per protocol over one key, or a heat map of the\n"
+    "writes DIR/sweep.csv, DIR/sweep.md (with each point's training time and FLOPs), DIR/sweep-seeds.csv (one line a\n"
+    "point and protocol, with its seed) and DIR/sweep.svg: top-1 per protocol over one key, or a heat map of the\n"
     "first protocol over two. DIR/sweep.json lists the runs: the GUI's Evaluate & compare adds them all with\n"
     "Add run… on DIR. An interrupted sweep continues where it stopped; a finished run is reused when its recipe is\n"
     "the same, and its evaluation when DIR/evaluations.json holds it (the same checkpoint and protocols). Several fields can move together under one name: --grid 'lower:stages.1.lr_mult.embed+\n"
@@ -87,7 +88,7 @@ int cmdSweep(int argc, char** argv) {
     }
     if (jobs.isJob()) return kExitOk;  // a job of --jobs: its run is trained, the sweep is the parent's
     std::cout << res.markdown;
-    spdlog::info("wrote {}/sweep.md, sweep.csv and sweep.svg ({} runs)", req.outDir, res.points.size());
+    spdlog::info("wrote {}/sweep.md, sweep.csv, sweep-seeds.csv and sweep.svg ({} runs)", req.outDir, res.points.size());
     return kExitOk;
 }
 

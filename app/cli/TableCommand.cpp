@@ -25,13 +25,17 @@ const char* kTableHelp =
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
     "steps (the budget; grafted recipes split them over their stages in the recipe's proportions; equal optimizer\n"
-    "steps, not equal compute), evaluates every protocol, and writes DIR/table.md and DIR/table.csv in the layout\n"
-    "of the papers' Table 1 (Linear, 1%, k-NN, Fine-tuning), plus the MTL run's per-block mean gradient cosine.\n"
+    "steps, not equal compute: each row states its training time and analytic FLOPs), evaluates every protocol,\n"
+    "and writes DIR/table.md and DIR/table.csv in the layout of the papers' Table 1 (Linear, 1%, k-NN,\n"
+    "Fine-tuning), DIR/table-seeds.csv (every seed's result), and the MTL run's per-block mean gradient cosine.\n"
     "  --seeds N       train and evaluate every recipe N times (seeds S, S+1, ...); cells are mean ± sd, and the\n"
-    "                  table says which rows are above the baselines by more than twice the standard error\n"
-    "                  of the difference, and which methods differ from each other by more than that\n"
-    "  baselines       two rows with the same protocols: the first recipe's encoder at random initialisation\n"
-    "                  (DIR/random_init), and the normalised raw pixels as features; --no-baselines leaves them out\n"
+    "                  table tests which rows are above the baselines and which methods differ: a paired t-test\n"
+    "                  on the per-seed differences (seed s sets both rows' randomness), two-sided at 5 %, with\n"
+    "                  the number of comparisons and Holm's correction stated (N >= 3 recommended)\n"
+    "  baselines       rows with the same protocols: the first recipe's encoder at random initialisation\n"
+    "                  (DIR/random_init; fine-tuned from scratch without layer-wise lr decay), the same fine-tuned\n"
+    "                  for the pretraining's steps too (equal total steps), and the normalised raw pixels as\n"
+    "                  features; --no-baselines leaves them out\n"
     "  --protocol L    evaluate only these protocols (default all four); e.g. linear,fewshot,knn leaves out\n"
     "                  fine-tuning, the longest evaluation at the larger budgets (its column stays empty)\n"
     "  --jobs N        train the runs in N processes side by side, each with 1/N of the cores (threads), then\n"
@@ -115,7 +119,7 @@ int cmdTable(int argc, char** argv) {
     }
     if (req.trainShards > 0) return kExitOk;  // a job of --jobs: its runs are trained, the table is the parent's
     std::cout << res.markdown;
-    spdlog::info("wrote {}/table.md and table.csv", req.outDir);
+    spdlog::info("wrote {}/table.md, table.csv and table-seeds.csv", req.outDir);
     return kExitOk;
 }
 

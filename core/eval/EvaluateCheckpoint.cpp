@@ -160,6 +160,10 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
             FineTuneOptions o;
             o.steps = r.finetuneSteps;
             if (r.finetuneLr > 0) o.baseLr = r.finetuneLr;
+            if (r.finetuneFromScratch) {
+                o.layerDecay = 1.0;
+                o.warmupSteps = std::max(20, o.steps / 10);
+            }
             o.seed = r.seed;
             o.pooling = r.pooling;
             const auto started = std::chrono::steady_clock::now();
@@ -203,6 +207,7 @@ std::string storedEvaluationKey(const EvalRequest& r) {
                         {"finetune_steps", r.finetuneSteps},
                         {"finetune_lr", r.finetuneLr},
                         {"seed", r.seed}};
+    if (r.finetuneFromScratch) k["finetune_from_scratch"] = true;  // absent otherwise: earlier stores stay valid
     return k.dump();
 }
 

@@ -23,6 +23,9 @@ struct EvalRequest {
     int64_t maxTrain = 0;          // 0 = the whole training split; else a seeded random subset of this size
     int finetuneSteps = 300;
     double finetuneLr = 0;         // base lr of fine-tuning (x batch / 256); 0 = FineTuneOptions' default
+    // Fine-tuning a randomly initialised encoder (a table's from-scratch baseline): no layer-wise lr decay (it suits
+    // pretrained lower blocks, not random ones) and a warm-up of its own, a tenth of the steps (at least 20).
+    bool finetuneFromScratch = false;
     uint64_t seed = 0;
     bool useCache = true;
     // Intra-op threads for extraction, the probes and fine-tuning; 0 = every core. Not the recipe's `threads`:

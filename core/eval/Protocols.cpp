@@ -295,7 +295,7 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
     ProtocolResult r;
     r.protocol = "finetune";
     r.top1 = double(correct) / double(std::max<int64_t>(1, test.size()));
-    r.details = {{"steps", o.steps}, {"batch", o.batch}, {"base_lr", o.baseLr}, {"layer_decay", o.layerDecay},
+    r.details = {{"steps", o.steps}, {"batch", o.batch}, {"base_lr", o.baseLr}, {"layer_decay", o.layerDecay}, {"warmup_steps", o.warmupSteps},
                  {"final_train_loss", lastLoss}, {"pooling", o.pooling}};
     return r;
 }

@@ -1,6 +1,8 @@
 #include "eval/Sweep.h"
 #include "base/export/Report.h"
 #include "base/run/RunLayout.h"
+#include "base/run/Observer.h"
+#include "train/Checkpoint.h"
 #include "base/util/AtomicFile.h"
 #include "base/util/StopSignals.h"
 #include "base/util/Errors.h"
@@ -134,6 +136,10 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         er.seed = uint64_t(r.seed);
         p.report = evaluateStored(er, RunLayout::evaluationStore(req.outDir), [&](const std::string& m) { log(runName(req.axes, values) + ": " + m); });
         writeEvalJson(p.report);
+        p.seed = r.seed;
+        p.steps = r.totalSteps();
+        p.trainSeconds = trainingSeconds(MetricsRow::readFile(RunLayout(p.runDir).metrics()), double(r.optim.batchSize));
+        p.trainFlops = recipeTrainFlops(r, readCheckpointMeta(ckpt).channels);
         res.points.push_back(p);
     }
     if (req.trainShards > 0) {
@@ -149,7 +155,9 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         md << ' ' << req.protocols[i] << " |";
     }
     md << "\n|";
-    for (size_t i = 0; i < req.axes.size() + req.protocols.size(); ++i) md << (i < req.axes.size() ? "---|" : "---:|");
+    md << " Train time | Train TFLOP |";
+    md << "\n|";
+    for (size_t i = 0; i < req.axes.size() + req.protocols.size() + 2; ++i) md << (i < req.axes.size() ? "---|" : "---:|");
     md << '\n';
     for (const auto& p : res.points) {
         md << '|';
@@ -162,17 +170,22 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
             csv << (std::isfinite(t) ? pct(t) : "") << (i + 1 < req.protocols.size() ? "," : "\n");
             md << ' ' << pct(t) << " |";
         }
-        md << '\n';
+        char compute[64];
+        std::snprintf(compute, sizeof compute, " %.1f min | %.2f |", p.trainSeconds / 60.0, p.trainFlops / 1e12);
+        md << compute << '\n';
     }
     const EvalReport& first = res.points.front().report;
     md << "\nTop-1 accuracy (%) on the " << first.dataset << " test split (" << first.testImages << " images); budget `" << req.budget.name
-       << "`: " << req.budget.steps << " optimizer steps per point, one seed.\n\nCommand: `" << req.command << "`\n";
+       << "`: " << req.budget.steps << " optimizer steps per point, one seed (seed " << res.points.front().seed
+       << "; per point in sweep-seeds.csv). Train time: wall time of the point's training here (probes included); Train TFLOP: "
+          "its analytic training FLOPs.\n\nCommand: `" << req.command << "`\n";
     res.csv = csv.str();
     res.markdown = md.str();
     res.svg = sweepSvg(req, res.points);
     writeFileAtomically((fs::path(req.outDir) / "sweep.csv").string(), res.csv);
     writeFileAtomically((fs::path(req.outDir) / "sweep.md").string(), res.markdown);
     writeFileAtomically((fs::path(req.outDir) / "sweep.svg").string(), res.svg);
+    writeFileAtomically((fs::path(req.outDir) / "sweep-seeds.csv").string(), sweepSeedsCsv(req, res.points));
     res.complete = true;
     return res;
 }
@@ -227,6 +240,21 @@ std::string sweepSvg(const SweepRequest& req, const std::vector<SweepPoint>& poi
     o << "<text x=\"8\" y=\"" << height - 16 << "\" font-size=\"11\" fill=\"#555\">white = lowest (" << pct(lo) << " %), blue = highest ("
       << pct(hi) << " %); one seed</text></svg>\n";
     return o.str();
+}
+
+std::string sweepSeedsCsv(const SweepRequest& req, const std::vector<SweepPoint>& points) {
+    std::ostringstream csv;
+    for (const auto& a : req.axes) csv << a.key << ',';
+    csv << "seed,protocol,top1,steps,train_seconds,train_flops,run_dir\n";
+    for (const auto& p : points)
+        for (const auto& r : p.report.results) {
+            for (const auto& v : p.values) csv << v << ',';
+            char buf[160];
+            std::snprintf(buf, sizeof buf, "%lld,%s,%.4f,%lld,%.1f,%.0f,", (long long)p.seed, r.protocol.c_str(), 100 * r.top1,
+                          (long long)p.steps, p.trainSeconds, p.trainFlops);
+            csv << buf << p.runDir << '\n';
+        }
+    return csv.str();
 }
 
 }  // namespace graftlab

@@ -40,6 +40,9 @@ struct SweepPoint {
     std::vector<std::string> values;   // one per axis
     std::string runDir;
     EvalReport report;
+    int64_t seed = 0, steps = 0;
+    double trainSeconds = 0;           // training wall time (from its metrics rows)
+    double trainFlops = 0;             // analytic training FLOPs
 };
 
 struct SweepResult {
@@ -53,5 +56,7 @@ SweepResult runSweep(const SweepRequest& request, const TableTrainFn& train, con
 
 // The figure: one key -> top-1 per protocol over its values; two keys -> a heat map of the first protocol.
 std::string sweepSvg(const SweepRequest& request, const std::vector<SweepPoint>& points);
+// One line per point x protocol (DIR/sweep-seeds.csv): the grid values, seed, top-1, steps and compute.
+std::string sweepSeedsCsv(const SweepRequest& request, const std::vector<SweepPoint>& points);
 
 }  // namespace graftlab

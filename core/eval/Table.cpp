@@ -5,6 +5,9 @@
 #include "train/Checkpoint.h"
 #include "train/RunSession.h"
 #include "train/Trainer.h"
+#include "methods/Flops.h"
+#include "methods/Objective.h"
+#include "base/run/Observer.h"
 #include "base/util/AtomicFile.h"
 #include "base/util/StopSignals.h"
 #include "base/util/Errors.h"
@@ -134,20 +137,38 @@ std::string protocolLabel(const std::string& protocol) {
     return label.at(protocol);
 }
 
-// The standard error of the difference of two rows' means over their seeds.
-double differenceStdError(const TableRow& a, const TableRow& b, const std::string& protocol) {
-    double sa = a.stat(protocol).second, sb = b.stat(protocol).second;
-    return std::sqrt(sa * sa / double(a.reports.size()) + sb * sb / double(b.reports.size()));
+// The training wall time of a run from its metrics rows (probes included), at `batch` images a step (one process).
+double runTrainSeconds(const std::string& dir, int batch) {
+    return trainingSeconds(MetricsRow::readFile(RunLayout(dir).metrics()), double(batch));
 }
 
-// Whether row a's mean exceeds row b's by more than twice the standard error of the difference of the means.
-bool clearlyAbove(const TableRow& a, const TableRow& b, const std::string& protocol) {
-    double ma = a.stat(protocol).first, mb = b.stat(protocol).first;
-    if (!std::isfinite(ma) || !std::isfinite(mb)) return false;
-    return ma - mb > 2 * differenceStdError(a, b, protocol);
+std::string minutes(double seconds) {
+    char buf[32];
+    if (seconds < 60) std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+    else std::snprintf(buf, sizeof buf, seconds >= 600 ? "%.0f min" : "%.1f min", seconds / 60.0);
+    return buf;
+}
+
+std::string teraFlops(double flops) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, flops >= 1000e12 ? "%.0f" : "%.3g", flops / 1e12);
+    return buf;
 }
 
 }  // namespace
+
+// Each stage's steps x batch x the FLOPs of a training image of its method
+// (Objective::countFlops; frozen blocks are counted as trained: an upper bound for grafted stages).
+double recipeTrainFlops(const Recipe& r, int channels) {
+    double total = 0;
+    for (const auto& st : r.effectiveStages()) {
+        FlopCount f;
+        makeObjective(r, st.method, channels, std::vector<float>(size_t(channels), 0.5f), std::vector<float>(size_t(channels), 0.25f))
+            ->countFlops(f, r, channels);
+        total += f.trainStep * double(st.steps) * double(r.optim.batchSize);
+    }
+    return total;
+}
 
 TableBudget tableBudget(const std::string& name) {
     if (name == "tiny") return {name, 20, 0, 10};
@@ -192,9 +213,19 @@ std::string methodDisplayName(const std::string& recipe) {
     static const std::map<std::string, std::string> names = {
         {"mae", "MAE"}, {"mocov3", "MoCo v3"}, {"mtl", "MTL (MAE + MoCo v3)"}, {"cl_to_mim", "CL → MIM"},
         {"mim_to_cl", "MIM → CL"}, {"layer_grafted", "Layer Grafted"}, {"conmim", "ConMIM"},
-        {"random_init", "Random-init encoder (baseline)"}, {"raw_pixels", "Raw pixels (baseline)"}};
+        {"random_init", "Random-init encoder (baseline)"}, {"raw_pixels", "Raw pixels (baseline)"},
+        {"scratch_equal_steps", "From scratch, equal total steps (baseline)"}};
     auto it = names.find(recipe);
     return it == names.end() ? recipe : it->second;
+}
+
+std::vector<double> TableRow::values(const std::string& protocol) const {
+    std::vector<double> v;
+    for (const auto& r : reports) {
+        const ProtocolResult* p = r.find(protocol);
+        v.push_back(p ? p->top1 : NAN);
+    }
+    return v;
 }
 
 std::pair<double, double> TableRow::stat(const std::string& protocol) const {
@@ -299,25 +330,41 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         rows.push_back(r);
         return rows.back();
     };
+    const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };
     if (req.baselines) {
         rowFor("random_init", true);
+        if (asked("finetune")) rowFor("scratch_equal_steps", true);
         rowFor("raw_pixels", true);
     }
     for (const auto& e : req.recipes) rowFor(e.key, false);
 
-    auto evaluate = [&](const std::string& ckpt, const Recipe& recipe, const std::string& key, const std::string& features) {
+    // `adjust` sets what a baseline evaluates differently (features, protocols, fine-tuning from scratch).
+    auto evaluate = [&](const std::string& ckpt, const Recipe& recipe, const std::string& key,
+                        const std::function<void(EvalRequest&)>& adjust = {}) {
         EvalRequest er;
         er.checkpoint = ckpt;
         er.maxTrain = req.budget.maxTrain;
         er.finetuneSteps = req.budget.finetuneSteps;
         er.seed = uint64_t(recipe.seed);
-        er.features = features;
         er.protocols = req.protocols;
-        if (features == "pixels") std::erase(er.protocols, std::string("finetune"));  // pixels are not fine-tuned
+        if (adjust) adjust(er);
         EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir),
                                         [&](const std::string& m) { log(key + ": " + m); });
-        if (features == "encoder") writeEvalJson(rep);
+        if (key != "raw_pixels" && key != "scratch_equal_steps") writeEvalJson(rep);  // the run's own eval.json
         return rep;
+    };
+    // What a row's seed cost to train: wall time from its metrics and analytic FLOPs (a graft's source included).
+    auto addCompute = [&](TableRow& row, const Recipe& recipe, const std::string& dir, const std::string& ckpt,
+                          const TableEntry* source) {
+        double seconds = runTrainSeconds(dir, recipe.optim.batchSize);
+        double flops = recipeTrainFlops(recipe, readCheckpointMeta(ckpt).channels);
+        if (source) {
+            const TableRow& src = rowFor(source->key, false);
+            if (!src.trainSeconds.empty()) seconds += src.trainSeconds.back();
+            flops += src.trainFlops;
+        }
+        row.trainSeconds.push_back(seconds);
+        row.trainFlops = flops;
     };
 
     auto sourceOf = [&](const TableEntry& e) { return graftSource(req, e); };
@@ -395,7 +442,9 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             }
             row.batch = recipe.optim.batchSize;
             row.runDirs.push_back(dir);
-            row.reports.push_back(evaluate(ckpt, recipe, e.key, "encoder"));
+            row.seeds.push_back(recipe.seed);
+            addCompute(row, recipe, dir, ckpt, sourceOf(e));
+            row.reports.push_back(evaluate(ckpt, recipe, e.key));
         });
         if (!trained || stopSignalReceived()) return result;
         if (req.baselines) {
@@ -406,15 +455,28 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             scaleToBudget(recipe, req.budget.steps);
             std::string dir = (fs::path(req.outDir) / (req.seeds > 1 ? "random_init-seed" + std::to_string(recipe.seed) : "random_init")).string();
             RunOutcome out = ensureTrained(recipe, dir, train, [&](const std::string& m) { log("random_init: " + m); }, true);
-            TableRow& ri = rowFor("random_init", true);
-            ri.batch = recipe.optim.batchSize;
-            ri.runDirs.push_back(dir);
-            ri.reports.push_back(evaluate(out.checkpoint, recipe, "random_init", "encoder"));
-            if (req.protocols != std::vector<std::string>{"finetune"}) {
-                TableRow& px = rowFor("raw_pixels", true);
-                px.runDirs.push_back(dir);
-                px.reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", "pixels"));
-            }
+            auto baselineRow = [&](const std::string& key) -> TableRow& {
+                TableRow& row = rowFor(key, true);
+                row.batch = recipe.optim.batchSize;
+                row.runDirs.push_back(dir);
+                row.seeds.push_back(recipe.seed);
+                row.trainSeconds.push_back(0);
+                return row;
+            };
+            // Fine-tuned from random init: training from scratch, without the layer-wise decay meant for pretrained blocks.
+            baselineRow("random_init").reports.push_back(
+                evaluate(out.checkpoint, recipe, "random_init", [](EvalRequest& er) { er.finetuneFromScratch = true; }));
+            if (asked("finetune"))  // from scratch with the pretraining's steps too: equal total optimizer steps
+                baselineRow("scratch_equal_steps").reports.push_back(evaluate(out.checkpoint, recipe, "scratch_equal_steps", [&](EvalRequest& er) {
+                    er.protocols = {"finetune"};
+                    er.finetuneFromScratch = true;
+                    er.finetuneSteps = int(req.budget.steps + req.budget.finetuneSteps);
+                }));
+            if (req.protocols != std::vector<std::string>{"finetune"})
+                baselineRow("raw_pixels").reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", [](EvalRequest& er) {
+                    er.features = "pixels";
+                    std::erase(er.protocols, std::string("finetune"));  // pixels are not fine-tuned
+                }));
         }
     }
     result.rows = rows;
@@ -422,35 +484,81 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     result.csv = tableCsv(rows);
     writeFileAtomically((fs::path(req.outDir) / "table.md").string(), result.markdown);
     writeFileAtomically((fs::path(req.outDir) / "table.csv").string(), result.csv);
+    writeFileAtomically((fs::path(req.outDir) / "table-seeds.csv").string(), tableSeedsCsv(rows));
     result.complete = true;
     return result;
 }
 
-std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& rows) {
-    std::ostringstream md;
-    const TableRow* first = nullptr;
-    for (const auto& r : rows)
-        if (!r.baseline && !r.reports.empty()) first = first ? first : &r;
-    if (!first) return "";
-    const EvalReport& rep = first->reports.front();
-    md << "| Method | Steps | Linear | 1% | k-NN | Fine-tuning |\n|---|---:|---:|---:|---:|---:|\n";
+std::vector<TableComparison> tableComparisons(const TableRequest& req, const std::vector<TableRow>& rows) {
+    std::vector<TableComparison> out;
+    if (req.seeds < 2) return out;
+    const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };
+    std::vector<const TableRow*> methods, baselines;
+    for (const auto& r : rows) {
+        if (r.reports.empty()) continue;
+        (r.baseline ? baselines : methods).push_back(&r);
+    }
+    auto compare = [&](const std::string& p, const TableRow* a, const TableRow* b) {
+        std::vector<double> va = a->values(p), vb = b->values(p);
+        auto finite = [](const std::vector<double>& v) { return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); }); };
+        if (va.empty() || vb.empty() || !finite(va) || !finite(vb)) return;  // the protocol does not apply to a row
+        TableComparison c;
+        c.protocol = p;
+        c.a = a;
+        c.b = b;
+        // Paired where both rows ran the same seeds: seed s set the pretraining and the evaluation randomness of both.
+        const bool paired = a->seeds.size() == va.size() && a->seeds == b->seeds;
+        c.test = paired ? pairedTTest(va, vb) : welchTTest(va, vb);
+        if (c.test.valid) out.push_back(c);
+    };
+    for (const std::string& p : kProtocols) {
+        if (!asked(p)) continue;
+        for (const TableRow* m : methods)
+            for (const TableRow* b : baselines) compare(p, m, b);
+        for (size_t i = 0; i < methods.size(); ++i)
+            for (size_t j = i + 1; j < methods.size(); ++j) compare(p, methods[i], methods[j]);
+    }
+    std::vector<double> ps;
+    for (const auto& c : out) ps.push_back(c.test.p);
+    auto holm = holmRejects(ps, 0.05);
+    for (size_t i = 0; i < out.size(); ++i) out[i].holm = holm[i];
+    return out;
+}
+
+namespace {
+
+bool askedFor(const TableRequest& req, const std::string& p) {
+    return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end();
+}
+
+// The table itself: a row per method and baseline, steps and compute beside the accuracies.
+void writeResultsTable(std::ostringstream& md, const TableRequest& req, const std::vector<TableRow>& rows) {
+    md << "| Method | Steps | Train time | Train TFLOP | Linear | 1% | k-NN | Fine-tuning |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
         std::string steps = r.baseline ? std::string("0") : std::to_string(r.steps);
         if (!r.graftedOnto.empty()) steps = std::to_string(r.sourceSteps) + " + " + std::to_string(r.steps - r.sourceSteps);
-        md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << steps;
+        const double seconds = r.trainSeconds.empty() ? 0.0 : meanOf(r.trainSeconds);
+        md << "| " << (r.baseline ? "*" + r.name + "*" : r.name) << " | " << steps << " | "
+           << (r.baseline ? std::string("–") : minutes(seconds)) << " | " << (r.baseline ? std::string("–") : teraFlops(r.trainFlops));
         for (const std::string& p : kProtocols) md << " | " << cell(r, p, req.seeds);
         md << " |\n";
     }
+}
+
+// What the table measured and how: data, seeds, budget, compute, the baselines.
+void writeTableNotes(std::ostringstream& md, const TableRequest& req, const std::vector<TableRow>& rows, const TableRow& first) {
+    const EvalReport& rep = first.reports.front();
     md << "\nTop-1 accuracy (%) on the " << rep.dataset << " test split (" << rep.testImages << " images)";
-    if (req.seeds > 1) md << ", mean ± standard deviation over " << req.seeds << " seeds (" << first->reports.front().step << " steps each)";
-    md << "; budget `" << req.budget.name << "`: " << req.budget.steps << " optimizer steps per method at batch " << first->batch
-       << (req.graftSteps > 0 ? " (" : " (grafted recipes split them over their stages; ")
-       << "equal optimizer steps, not equal compute: MoCo v3 runs two views "
-          "through the encoder, MAE a quarter of the patches). Linear and 1% use "
+    if (req.seeds > 1) md << ", mean ± standard deviation over " << req.seeds << " seeds (" << rep.step << " steps each)";
+    md << "; budget `" << req.budget.name << "`: " << req.budget.steps << " optimizer steps per method at batch " << first.batch
+       << (req.graftSteps > 0 ? ". " : " (grafted recipes split them over their stages). ")
+       << "Equal optimizer steps are not equal compute: *Train time* is the mean wall time of a seed's pretraining on the "
+          "machine that made the table (probes included, a grafted row's source run too), *Train TFLOP* the analytic "
+          "training FLOPs of one seed (forward + backward of the linear layers and attention; frozen blocks counted as "
+          "trained). Linear and 1% use "
        << rep.trainImages << " training images; ";
-    const auto asked = [&](const std::string& p) { return std::find(req.protocols.begin(), req.protocols.end(), p) != req.protocols.end(); };
-    if (asked("finetune")) md << "fine-tuning " << req.budget.finetuneSteps << " steps.";
+    if (askedFor(req, "finetune")) md << "fine-tuning " << req.budget.finetuneSteps << " steps.";
     else md << "fine-tuning not run (--protocol).";
     for (const auto& r : rows)
         if (!r.graftedOnto.empty()) {
@@ -460,66 +568,106 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
                << " more, as the papers graft onto a finished MAE (--graft-steps).";
             break;
         }
-    if (req.baselines)
-        md << " Baselines: the same encoder at random initialisation (fine-tuned from it, that column is training from "
-              "scratch), and the normalised pixels themselves as features.";
+    if (req.baselines) {
+        md << " Baselines: the same encoder at random initialisation (its fine-tuning column is training from scratch, "
+              "without the layer-wise lr decay of the pretrained rows and with a warm-up of a tenth of its steps)";
+        if (askedFor(req, "finetune"))
+            md << ", the same from scratch for " << (req.budget.steps + req.budget.finetuneSteps)
+               << " steps (the pretraining's steps plus the fine-tuning's: equal total optimizer steps)";
+        md << ", and the normalised pixels themselves as features.";
+    }
     md << "\n";
-    // Which differences exceed the noise.
-    const TableRow* ri = nullptr;
-    const TableRow* px = nullptr;
-    for (const auto& r : rows) {
-        if (r.key == "random_init" && !r.reports.empty()) ri = &r;
-        if (r.key == "raw_pixels" && !r.reports.empty()) px = &r;
-    }
-    if (ri) {
-        md << "\nAbove the baselines by more than twice the standard error of the difference"
-           << (req.seeds > 1 ? "" : " (one seed: no noise estimate, so any difference counts; run with --seeds 3 to know)") << ":\n\n";
-        for (const std::string& p : kProtocols) {
-            if (!asked(p)) continue;
-            std::vector<std::string> both, onlyRandom, neither;
-            for (const auto& r : rows) {
-                if (r.baseline || r.reports.empty()) continue;
-                bool aboveRandom = clearlyAbove(r, *ri, p);
-                bool abovePixels = !px || !std::isfinite(px->stat(p).first) || clearlyAbove(r, *px, p);
-                (aboveRandom && abovePixels ? both : aboveRandom ? onlyRandom : neither).push_back(r.name);
-            }
-            auto join = [](const std::vector<std::string>& v) {
-                std::string s;
-                for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
-                return s.empty() ? std::string("none") : s;
-            };
-            const bool pixelsApply = px && std::isfinite(px->stat(p).first);
-            if (pixelsApply) md << "- " << protocolLabel(p) << ": above both baselines: " << join(both) << "; above random init only: " << join(onlyRandom);
-            else md << "- " << protocolLabel(p) << ": above the random-init encoder: " << join(both);
-            md << "; not above: " << join(neither) << "\n";
-        }
-    }
-    // Which differences between the methods exceed the noise (needs seeds for a noise estimate).
+}
+
+// Which differences the tests support: each method against the baselines, then the methods between themselves.
+void writeVerdicts(std::ostringstream& md, const TableRequest& req, const std::vector<TableRow>& rows) {
     std::vector<const TableRow*> methods;
     for (const auto& r : rows)
         if (!r.baseline && !r.reports.empty()) methods.push_back(&r);
-    if (req.seeds > 1 && methods.size() >= 2) {
-        md << "\nBetween the methods, the differences beyond twice their standard error (difference of the means ± the "
-              "standard error of the difference, in points):\n\n";
+    const bool anyBaseline = std::any_of(rows.begin(), rows.end(), [](const TableRow& r) { return r.baseline && !r.reports.empty(); });
+    if (req.seeds < 2) {
+        if (anyBaseline || methods.size() >= 2)
+            md << "\nOne seed: no test is possible, so no difference is called significant here (run with --seeds 3 or more).\n";
+        return;
+    }
+    const auto comps = tableComparisons(req, rows);
+    auto find = [&](const TableRow* a, const TableRow* b, const std::string& p) -> const TableComparison* {
+        for (const auto& c : comps)
+            if (c.protocol == p && ((c.a == a && c.b == b) || (c.a == b && c.b == a))) return &c;
+        return nullptr;
+    };
+    bool anyPaired = false, anyWelch = false;
+    for (const auto& c : comps) (c.test.paired ? anyPaired : anyWelch) = true;
+    md << "\nTests: " << comps.size() << " comparisons, each two-sided at 5 %";
+    if (anyPaired) md << "; rows that share their seeds are compared seed by seed (paired t-test on the per-seed differences, "
+                      << req.seeds - 1 << (req.seeds == 2 ? " degree" : " degrees") << " of freedom)";
+    if (anyWelch) md << "; rows that do not, by Welch's t-test";
+    md << ". † marks a difference that also survives Holm's correction over all " << comps.size() << " comparisons.\n";
+
+    const TableRow* ri = nullptr;
+    const TableRow* px = nullptr;
+    const TableRow* longScratch = nullptr;
+    for (const auto& r : rows) {
+        if (r.reports.empty()) continue;
+        if (r.key == "random_init") ri = &r;
+        if (r.key == "raw_pixels") px = &r;
+        if (r.key == "scratch_equal_steps") longScratch = &r;
+    }
+    auto join = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+        return s.empty() ? std::string("none") : s;
+    };
+    if (ri) {
+        md << "\nAgainst the baselines (significantly above; † for every comparison of the statement):\n\n";
         for (const std::string& p : kProtocols) {
-            if (!asked(p)) continue;
-            std::string line;
-            for (size_t i = 0; i < methods.size(); ++i)
-                for (size_t j = i + 1; j < methods.size(); ++j) {
-                    const TableRow* hi = methods[i];
-                    const TableRow* lo = methods[j];
-                    if (hi->stat(p).first < lo->stat(p).first) std::swap(hi, lo);
-                    if (!clearlyAbove(*hi, *lo, p)) continue;
-                    char buf[64];
-                    std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f)", 100 * (hi->stat(p).first - lo->stat(p).first),
-                                  100 * differenceStdError(*hi, *lo, p));
-                    line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + buf;
+            if (!askedFor(req, p)) continue;
+            std::vector<const TableRow*> against = {ri};
+            if (p == "finetune" && longScratch) against.push_back(longScratch);
+            if (p != "finetune" && px) against.push_back(px);
+            std::vector<std::string> all, firstOnly, neither;
+            for (const TableRow* m : methods) {
+                bool aboveAll = true, aboveFirst = false, holmAll = true;
+                for (size_t k = 0; k < against.size(); ++k) {
+                    const TableComparison* c = find(m, against[k], p);
+                    const bool above = c && c->significant() && (c->a == m ? c->test.diff > 0 : c->test.diff < 0);
+                    if (k == 0) aboveFirst = above;
+                    aboveAll = aboveAll && above;
+                    holmAll = holmAll && above && c->holm;
                 }
-            md << "- " << protocolLabel(p) << ": " << (line.empty() ? "none: every difference is within the noise" : line) << "\n";
+                if (aboveAll) all.push_back(m->name + (holmAll ? "†" : ""));
+                else if (aboveFirst) firstOnly.push_back(m->name);
+                else neither.push_back(m->name);
+            }
+            md << "- " << protocolLabel(p) << ": ";
+            if (against.size() == 1) md << "above the random-init encoder: " << join(all);
+            else if (p == "finetune") md << "above both from-scratch rows: " << join(all) << "; above the shorter one only: " << join(firstOnly);
+            else md << "above both baselines: " << join(all) << "; above random init only: " << join(firstOnly);
+            md << "; not above: " << join(neither) << "\n";
         }
     }
-    md << "\nCommand: `" << req.command << "`\n";
-    // The MTL run's per-block mean gradient cosine (its last probe, first seed).
+    if (methods.size() >= 2) {
+        md << "\nBetween the methods, the significant differences (difference ± its standard error, in points; p):\n\n";
+        for (const std::string& p : kProtocols) {
+            if (!askedFor(req, p)) continue;
+            std::string line;
+            for (const auto& c : comps) {
+                if (c.protocol != p || c.a->baseline || c.b->baseline || !c.significant()) continue;
+                const TableRow* hi = c.test.diff >= 0 ? c.a : c.b;
+                const TableRow* lo = hi == c.a ? c.b : c.a;
+                char pText[32], buf[96];
+                if (c.test.p < 0.001) std::snprintf(pText, sizeof pText, "p < 0.001");
+                else std::snprintf(pText, sizeof pText, "p = %.3f", c.test.p);
+                std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f, %s%s)", 100 * std::abs(c.test.diff), 100 * c.test.se, pText, c.holm ? "†" : "");
+                line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + buf;
+            }
+            md << "- " << protocolLabel(p) << ": " << (line.empty() ? "none: no difference is significant at 5 %" : line) << "\n";
+        }
+    }
+}
+
+// The MTL run's per-block mean gradient cosine (its last probe, first seed).
+void writeGradientCosines(std::ostringstream& md, const std::vector<TableRow>& rows) {
     for (const auto& r : rows) {
         if (r.baseline || r.reports.empty() || r.reports.front().method != "mtl") continue;
         auto snaps = SnapshotStore::load(RunLayout(r.runDirs.front()).snapshots(), "gradcos");
@@ -537,6 +685,21 @@ std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& 
             md << "| " << groups[g] << " | " << buf << " |\n";
         }
     }
+}
+
+}  // namespace
+
+std::string tableMarkdown(const TableRequest& req, const std::vector<TableRow>& rows) {
+    const TableRow* first = nullptr;
+    for (const auto& r : rows)
+        if (!r.baseline && !r.reports.empty()) first = first ? first : &r;
+    if (!first) return "";
+    std::ostringstream md;
+    writeResultsTable(md, req, rows);
+    writeTableNotes(md, req, rows, *first);
+    writeVerdicts(md, req, rows);
+    md << "\nCommand: `" << req.command << "`\n";
+    writeGradientCosines(md, rows);
     return md.str();
 }
 
@@ -544,7 +707,7 @@ std::string tableCsv(const std::vector<TableRow>& rows) {
     std::ostringstream csv;
     csv << "recipe,method,baseline,steps,batch,seeds";
     for (const std::string& p : kProtocols) csv << ',' << p << ',' << p << "_sd";
-    csv << ",grafted_onto\n";
+    csv << ",grafted_onto,train_seconds,train_flops\n";
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
         csv << r.key << ',' << r.reports.front().method << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
@@ -553,8 +716,26 @@ std::string tableCsv(const std::vector<TableRow>& rows) {
             auto [m, sd] = r.stat(p);
             csv << ',' << num(std::isfinite(m) ? 100 * m : NAN) << ',' << num(std::isfinite(sd) ? 100 * sd : NAN);
         }
-        csv << ',' << r.graftedOnto << '\n';
+        csv << ',' << r.graftedOnto << ',' << num(r.trainSeconds.empty() ? NAN : meanOf(r.trainSeconds)) << ','
+            << (r.baseline ? std::string() : std::to_string(int64_t(std::llround(r.trainFlops)))) << '\n';
     }
+    return csv.str();
+}
+
+std::string tableSeedsCsv(const std::vector<TableRow>& rows) {
+    std::ostringstream csv;
+    csv << "recipe,method,baseline,seed,protocol,top1,steps,train_seconds,train_flops,run_dir\n";
+    for (const auto& r : rows)
+        for (size_t s = 0; s < r.reports.size(); ++s)
+            for (const std::string& p : kProtocols) {
+                const ProtocolResult* res = r.reports[s].find(p);
+                if (!res) continue;
+                csv << r.key << ',' << r.reports[s].method << ',' << (r.baseline ? 1 : 0) << ','
+                    << (s < r.seeds.size() ? std::to_string(r.seeds[s]) : std::string()) << ',' << p << ',' << num(100 * res->top1) << ','
+                    << (r.baseline ? 0 : r.steps) << ',' << num(s < r.trainSeconds.size() ? r.trainSeconds[s] : NAN) << ','
+                    << (r.baseline ? std::string() : std::to_string(int64_t(std::llround(r.trainFlops)))) << ','
+                    << (s < r.runDirs.size() ? r.runDirs[s] : std::string()) << '\n';
+            }
     return csv.str();
 }
 

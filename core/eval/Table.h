@@ -1,11 +1,15 @@
 #pragma once
 // The papers' Table 1 for a set of recipes: each trained with the same number of optimizer steps (the budget;
 // grafted recipes split them over their stages), for N seeds, then evaluated with every protocol; beside them
-// two baselines of the same protocols, so that a reader sees whether pretraining helped at all: the same
-// encoder at random initialisation, and the raw pixels. Cells are mean ± sample standard deviation over seeds.
+// baselines of the same protocols, so that a reader sees whether pretraining helped at all: the same encoder at
+// random initialisation (its fine-tuning column is training from scratch, without the pretrained encoders' layer-wise
+// lr decay), the same from scratch for the pretraining's steps too (equal total steps), and the raw pixels. Cells
+// are mean ± sample standard deviation over seeds; every difference named is tested (base/util/Stats.h: paired
+// over seeds where the rows share them), and each row states its training time and FLOPs beside its steps.
 // Used by `graftlab-cli table`; torch-side (it trains).
 #include "eval/EvaluateCheckpoint.h"
 #include "base/recipe/Recipe.h"
+#include "base/util/Stats.h"
 
 #include <cstdint>
 #include <functional>
@@ -34,6 +38,9 @@ void scaleToBudget(Recipe& r, int64_t steps);
 // seeded, grafted) validates, and its batch fits its training set (what the run would say at its start, hours
 // later). RecipeError naming the field and `run`. `sizes` caches training-set sizes by data settings.
 void checkPlannedRun(const Recipe& r, const std::string& run, std::map<std::string, int64_t>& sizes);
+// The analytic training FLOPs of a recipe as it trains (its stages' steps x batch x Objective::countFlops of a
+// training image of each stage's method).
+double recipeTrainFlops(const Recipe& r, int channels);
 // "mae" -> "MAE", "mim_to_cl" -> "MIM → CL", ...; unknown keys unchanged.
 std::string methodDisplayName(const std::string& recipeKey);
 
@@ -73,10 +80,29 @@ struct TableRow {
     int64_t sourceSteps = 0;            // that source's steps (included in `steps`)
     std::vector<std::string> runDirs;   // one per seed
     std::vector<EvalReport> reports;    // one per seed
+    std::vector<int64_t> seeds;         // the recipe seed of each report: rows with the same seeds are paired
+    std::vector<double> trainSeconds;   // training wall time per seed (a grafted row's source included)
+    double trainFlops = 0;              // analytic training FLOPs of one seed (Objective::countFlops x steps x batch)
     // Mean and sample standard deviation (0 with one seed) of the top-1 accuracy (a fraction) over seeds;
     // NaN when the protocol does not apply (fine-tuning raw pixels).
     std::pair<double, double> stat(const std::string& protocol) const;
+    // The top-1 accuracy of each seed (NaN where a seed has no result for the protocol).
+    std::vector<double> values(const std::string& protocol) const;
 };
+
+// One test of a table: row a against row b on one protocol (paired over seeds when both rows have the same seeds,
+// else Welch's), and whether it survives Holm's correction over all the table's tests.
+struct TableComparison {
+    std::string protocol;
+    const TableRow* a = nullptr;
+    const TableRow* b = nullptr;
+    TTest test;
+    bool holm = false;
+    bool significant() const { return test.significant(); }
+};
+// Every comparison the table's text makes — each method against each baseline, and each pair of methods — on the
+// protocols asked for, with Holm's correction applied over all of them. Needs two or more seeds.
+std::vector<TableComparison> tableComparisons(const TableRequest& request, const std::vector<TableRow>& rows);
 
 struct TableResult {
     bool complete = false;      // false: a run was stopped (Ctrl-C); the same command continues
@@ -106,5 +132,7 @@ TableResult runTable(const TableRequest& request, const TableTrainFn& train, con
 // The table's text from finished rows (exposed for tests).
 std::string tableMarkdown(const TableRequest& request, const std::vector<TableRow>& rows);
 std::string tableCsv(const std::vector<TableRow>& rows);
+// One line per row x seed x protocol: what a reader needs to redo the table's tests (DIR/table-seeds.csv).
+std::string tableSeedsCsv(const std::vector<TableRow>& rows);
 
 }  // namespace graftlab

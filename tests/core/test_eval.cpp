@@ -190,42 +190,103 @@ private slots:
         }
     }
 
-    void tableNamesTheMethodDifferencesBeyondTheNoise() {
-        // Three seeds each: A is clearly above B (81.9 ± 0.7 vs 80.6 ± 0.3, as MTL vs MIM→CL at medium), B and C are
-        // level within the noise; the 1% column has no pair apart. Only A > B and A > C may be named.
-        auto row = [](const std::string& key, const std::vector<double>& linear, const std::vector<double>& fewshot) {
+    // The tests behind a table's verdicts, against values computed by hand (closed forms where Student's t has one,
+    // else a numerical integration of its density done apart from this code).
+    void tTestsAndHolmMatchHandComputedValues() {
+        auto near = [](double a, double b, double tol) { return std::abs(a - b) <= tol; };
+        QVERIFY(near(studentTwoSidedP(1.0, 1), 0.5, 1e-12));                      // Cauchy: P(|T| > 1) = 1/2
+        for (double t : {0.3, 1.0, 2.5, 7.0})                                       // df = 2: 1 - t / sqrt(2 + t²)
+            QVERIFY2(near(studentTwoSidedP(t, 2), 1 - t / std::sqrt(2 + t * t), 1e-12), qPrintable(QString::number(t)));
+        QVERIFY(near(studentTwoSidedP(-2.776445105, 4), 0.05, 1e-8));              // the 5 % critical values
+        QVERIFY(near(studentTwoSidedP(2.228138852, 10), 0.05, 1e-8));
+        QVERIFY(near(studentTwoSidedP(1.959963985, 1e7), 0.05, 1e-6));             // the normal limit
+        QCOMPARE(studentTwoSidedP(0.0, 3), 1.0);
+
+        // Paired: differences 0.011, 0.008, -0.001: mean 0.006, sd 0.0062450, se 0.0036056, t = 1.66410, 2 df.
+        TTest paired = pairedTTest({0.801, 0.813, 0.798}, {0.790, 0.805, 0.799});
+        QVERIFY(paired.valid && paired.paired);
+        QCOMPARE(paired.n, size_t(3));
+        QVERIFY(near(paired.diff, 0.006, 1e-12));
+        QVERIFY(near(paired.se, std::sqrt(3.9e-5 / 3), 1e-12));
+        QVERIFY(near(paired.df, 2, 0));
+        QVERIFY(near(paired.p, 1 - paired.t / std::sqrt(2 + paired.t * paired.t), 1e-12));
+        QVERIFY(near(paired.p, 0.23800, 5e-5));
+        // Welch: means 2 and 5.5, se sqrt(1/3 + 5/12) = 0.866025, t = -4.041452, df = 4.959184, p = 0.0100769.
+        TTest welch = welchTTest({1, 2, 3}, {4, 5, 6, 7});
+        QVERIFY(welch.valid && !welch.paired);
+        QVERIFY(near(welch.diff, -3.5, 1e-12));
+        QVERIFY(near(welch.se, std::sqrt(0.75), 1e-12));
+        QVERIFY(near(welch.df, 4.959183673, 1e-8));
+        QVERIFY2(near(welch.p, 0.0100769433, 1e-8), qPrintable(QString::number(welch.p, 'g', 10)));
+        // Too few values, or no spread at all.
+        QVERIFY(!pairedTTest({0.5}, {0.4}).valid);
+        QVERIFY(!welchTTest({0.5, 0.6}, {0.4}).valid);
+        QCOMPARE(pairedTTest({0.6, 0.7}, {0.5, 0.6}).p, 0.0);  // the same +0.1 in every seed
+        QCOMPARE(pairedTTest({0.6, 0.7}, {0.6, 0.7}).p, 1.0);
+
+        // Holm at 5 %: sorted 0.01 <= 0.05/4, then 0.03 > 0.05/3 stops.
+        QCOMPARE(holmRejects({0.01, 0.04, 0.03, 0.2}), (std::vector<bool>{true, false, false, false}));
+        QCOMPARE(holmRejects({0.03, 0.01, 0.02}), (std::vector<bool>{true, true, true}));
+        QCOMPARE(holmRejects({0.01, NAN}), (std::vector<bool>{true, false}));
+    }
+
+    // The verdicts of a table: rows that share their seeds are compared seed by seed (a small difference in every
+    // seed is significant although the seeds spread far more than it), others by Welch's test; the count of
+    // comparisons is stated and Holm's correction marked.
+    void tableTestsPairedOverSeedsAndCountsItsComparisons() {
+        auto row = [](const std::string& key, const std::vector<double>& linear, int64_t firstSeed) {
             TableRow r;
             r.key = r.name = key;
+            r.steps = 3000;
+            r.batch = 64;
             for (size_t s = 0; s < linear.size(); ++s) {
                 EvalReport rep;
                 rep.method = "mae";
                 rep.step = 3000;
                 rep.trainImages = 60000;
                 rep.results.push_back({"linear", linear[s], {}});
-                rep.results.push_back({"fewshot", fewshot[s], {}});
                 r.reports.push_back(rep);
                 r.runDirs.push_back("/nonexistent/" + key);
+                r.seeds.push_back(firstSeed + int64_t(s));
+                r.trainSeconds.push_back(600 + 60 * double(s));
             }
+            r.trainFlops = 2.5e13;
             return r;
         };
-        std::vector<TableRow> rows = {row("A", {0.8265, 0.8179, 0.8136}, {0.75, 0.72, 0.73}),
-                                      row("B", {0.8015, 0.8074, 0.8077}, {0.74, 0.73, 0.72}),
-                                      row("C", {0.7990, 0.8110, 0.8040}, {0.72, 0.75, 0.73})};
+        // A and B: 70/80/90 against 69/79/89.5, +0.8 in every seed (t = 5, p = 0.038, paired; Welch sees nothing).
+        // D is A + 5 points in every seed. C ran other seeds: Welch against the rest, nothing significant.
+        std::vector<TableRow> rows = {row("A", {0.70, 0.80, 0.90}, 0), row("B", {0.69, 0.79, 0.895}, 0),
+                                      row("C", {0.60, 0.80, 0.95}, 10), row("D", {0.75, 0.851, 0.949}, 0)};
         TableRequest req;
         req.seeds = 3;
         req.budget = tableBudget("medium");
-        req.protocols = {"linear", "fewshot"};
+        req.protocols = {"linear"};
         req.baselines = false;
+        const auto comps = tableComparisons(req, rows);
+        QCOMPARE(comps.size(), size_t(6));
+        QVERIFY(!welchTTest(rows[0].values("linear"), rows[1].values("linear")).significant());
         const std::string md = tableMarkdown(req, rows);
-        const auto at = md.find("Between the methods");
-        QVERIFY2(at != std::string::npos, md.c_str());
-        const std::string section = md.substr(at, md.find("Command:", at) - at);
-        QVERIFY2(section.find("- Linear: A > B (+1.4 ± 0.4); A > C (+1.5 ± 0.5)\n") != std::string::npos, section.c_str());
-        QVERIFY2(section.find("B > C") == std::string::npos && section.find("C > B") == std::string::npos, section.c_str());
-        QVERIFY2(section.find("- 1%: none: every difference is within the noise\n") != std::string::npos, section.c_str());
-        // One seed has no noise estimate: no such section at all.
+        QVERIFY2(md.find("| A | 3000 | 11 min | 25 | 80.0 ± 10.0 |") != std::string::npos, md.c_str());  // time, TFLOP
+        QVERIFY2(md.find("Tests: 6 comparisons, each two-sided at 5 %; rows that share their seeds are compared seed by seed "
+                         "(paired t-test on the per-seed differences, 2 degrees of freedom); rows that do not, by Welch's t-test. "
+                         "† marks a difference that also survives Holm's correction over all 6 comparisons.") != std::string::npos,
+                 md.c_str());
+        // Holm over 6: p < 0.001 and 0.0014 survive (<= 0.05/6, 0.05/5), 0.038 does not (> 0.05/4).
+        QVERIFY2(md.find("- Linear: A > B (+0.8 ± 0.2, p = 0.038); D > A (+5.0 ± 0.1, p < 0.001†); D > B (+5.8 ± 0.2, p = 0.001†)\n") !=
+                     std::string::npos,
+                 md.c_str());
+        QVERIFY2(md.find("C >") == std::string::npos && md.find("> C") == std::string::npos, md.c_str());
+        // Fewer comparisons, fewer corrections: without C, A > B survives Holm (0.038 <= 0.05/1 after the other two).
+        rows.erase(rows.begin() + 2);
+        QVERIFY2(tableMarkdown(req, rows).find("A > B (+0.8 ± 0.2, p = 0.038†)") != std::string::npos, tableMarkdown(req, rows).c_str());
+        // One seed: no test at all, and the table says so.
         req.seeds = 1;
-        for (auto& r : rows) r.reports.resize(1);
+        for (auto& r : rows) {
+            r.reports.resize(1);
+            r.seeds.resize(1);
+        }
+        QVERIFY(tableComparisons(req, rows).empty());
+        QVERIFY(tableMarkdown(req, rows).find("One seed: no test is possible") != std::string::npos);
         QVERIFY(tableMarkdown(req, rows).find("Between the methods") == std::string::npos);
     }
 
@@ -274,8 +335,18 @@ private slots:
                  res.markdown.c_str());
         // a grafted table does not split its budget over the stages, and does not say so
         QVERIFY2(res.markdown.find("split them over their stages") == std::string::npos, res.markdown.c_str());
-        QVERIFY2(res.csv.find("\nmim_to_cl,mocov3,0,26,16,2,") != std::string::npos && res.csv.find(",mae\n") != std::string::npos,
+        QVERIFY2(res.csv.find("\nmim_to_cl,mocov3,0,26,16,2,") != std::string::npos && res.csv.find(",mae,") != std::string::npos,
                  res.csv.c_str());
+        // Compute beside steps: a graft's time and FLOPs include its source run's (the MAE it starts from).
+        const TableRow* graftRow = nullptr;
+        const TableRow* maeRow = nullptr;
+        for (const auto& r : res.rows) {
+            if (r.key == "mim_to_cl") graftRow = &r;
+            if (r.key == "mae") maeRow = &r;
+        }
+        QVERIFY(graftRow && maeRow && maeRow->trainFlops > 0 && maeRow->trainSeconds.size() == 2);
+        QVERIFY(graftRow->trainFlops > maeRow->trainFlops);
+        for (size_t s = 0; s < 2; ++s) QVERIFY(graftRow->trainSeconds[s] > maeRow->trainSeconds[s]);
 
         // A job of --jobs trains whole seeds, the source before its graft: shard 1 of 2 is seed 1's two runs.
         TableRequest job = req;

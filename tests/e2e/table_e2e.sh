@@ -23,9 +23,12 @@ for m in "*Random-init encoder (baseline)* | 0 |" "*Raw pixels (baseline)* | 0 |
 done
 grep -q "mean ± standard deviation over 2 seeds" "$work/t/table.md" || fail "seeds not stated"
 grep -q "^- Linear: above both baselines: " "$work/t/table.md" || fail "no statement of what exceeds the noise"
-# and, between the methods, either the pairs apart beyond the noise or that there are none
-grep -A4 "^Between the methods" "$work/t/table.md" | grep -qE "^- Linear: (none: every difference is within the noise|.+ > .+ \(\+[0-9.]+ ± [0-9.]+\))" \
-  || { cat "$work/t/table.md"; fail "no statement of which methods differ beyond the noise"; }
+# and, between the methods, either the pairs that differ significantly (paired t-test, Holm marked) or that there are none
+grep -A4 "^Between the methods" "$work/t/table.md" | grep -qE "^- Linear: (none: no difference is significant at 5 %|.+ > .+ \(\+[0-9.]+ ± [0-9.]+, p [=<] [0-9.]+†?\))" \
+  || { cat "$work/t/table.md"; fail "no statement of which methods differ significantly"; }
+grep -qE "^Tests: [0-9]+ comparisons, each two-sided at 5 %; rows that share their seeds are compared seed by seed \(paired t-test on the per-seed differences, 1 degree of freedom\)\. † marks" "$work/t/table.md" \
+  || { cat "$work/t/table.md"; fail "the tests and their number are not stated"; }
+grep -qF "| Method | Steps | Train time | Train TFLOP |" "$work/t/table.md" || fail "no compute beside the steps"
 grep -q "Gradient cosine between the MIM and CL losses" "$work/t/table.md" || fail "MTL gradient cosines missing"
 grep -q "| blocks.5 |" "$work/t/table.md" || fail "per-block cosine rows"
 for d in mae-seed0 mae-seed1 mtl-seed0 mim_to_cl-seed1 random_init-seed0 random_init-seed1; do [ -d "$work/t/$d" ] || fail "no run $d"; done
@@ -34,7 +37,7 @@ for d in mae-seed0 mae-seed1 mtl-seed0 mim_to_cl-seed1 random_init-seed0 random_
 import csv, glob, json, math, os, statistics, sys
 t = sys.argv[1]
 rows = {r["recipe"]: r for r in csv.DictReader(open(os.path.join(t, "table.csv")))}
-assert list(rows) == ["random_init", "raw_pixels", "mae", "mtl", "mim_to_cl"], list(rows)
+assert list(rows) == ["random_init", "scratch_equal_steps", "raw_pixels", "mae", "mtl", "mim_to_cl"], list(rows)
 for key in ["random_init", "mae", "mtl", "mim_to_cl"]:
     evals = []
     for d in sorted(glob.glob(os.path.join(t, key + "-seed*"))):
@@ -53,15 +56,45 @@ assert px["finetune"] == "" and px["baseline"] == "1" and px["method"] == "raw p
 for p in ("linear", "knn"):
     assert 20 < float(px[p]) <= 100, (p, px)  # ten synthetic classes: pixels are well above chance (1% = 2 labels is not)
 assert px["fewshot"] != "", px
+# The fair scratch baselines: random init fine-tuned without layer-wise decay and with its own warm-up, and the same
+# for the pretraining's steps too (20 + 10); the pretrained rows keep decay 0.75.
+store = json.load(open(os.path.join(t, "evaluations.json")))
+ft = {}
+for entry in store.values():
+    r = entry.get("report", entry)
+    d = r["protocols"].get("finetune", {}).get("details") if "protocols" in r else None
+    if d: ft.setdefault((os.path.basename(os.path.dirname(os.path.dirname(r["checkpoint"]))), d["steps"]), []).append(d)
+for seed in ("0", "1"):
+    ri = ft[("random_init-seed" + seed, 10)]
+    assert all(d["layer_decay"] == 1.0 and d["warmup_steps"] == 20 for d in ri), ri
+    long = ft[("random_init-seed" + seed, 30)]
+    assert all(d["layer_decay"] == 1.0 for d in long), long
+    assert all(d["layer_decay"] == 0.75 for d in ft[("mae-seed" + seed, 10)])
+sc = rows["scratch_equal_steps"]
+assert sc["finetune"] != "" and sc["linear"] == "" and sc["baseline"] == "1" and sc["seeds"] == "2", sc
+# Compute beside steps, and every seed's result published: table-seeds.csv holds what the cells summarise.
+for key in ["mae", "mtl", "mim_to_cl"]:
+    assert float(rows[key]["train_seconds"]) > 0 and int(rows[key]["train_flops"]) > 0, rows[key]
+assert int(rows["mtl"]["train_flops"]) > int(rows["mae"]["train_flops"]), "MTL runs MAE and MoCo v3 a step"
+seeds = list(csv.DictReader(open(os.path.join(t, "table-seeds.csv"))))
+assert len(seeds) == 3 * 2 * 4 + 2 * 4 + 2 * 1 + 2 * 3, len(seeds)
+for key in ["random_init", "scratch_equal_steps", "raw_pixels", "mae", "mtl", "mim_to_cl"]:
+    for p in ("linear", "fewshot", "knn", "finetune"):
+        v = [float(s["top1"]) for s in seeds if s["recipe"] == key and s["protocol"] == p]
+        if rows[key][p] == "":
+            assert not v, (key, p)
+            continue
+        assert sorted(s["seed"] for s in seeds if s["recipe"] == key and s["protocol"] == p) == ["0", "1"], (key, p)
+        assert abs(statistics.mean(v) - float(rows[key][p])) < 1e-3 and abs(statistics.stdev(v) - float(rows[key][p + "_sd"])) < 1e-3, (key, p, v)
 print("table values OK")
 PY
 [ -f "$work/t/mim_to_cl-seed0/checkpoints/eval.json" ] || fail "eval.json beside the checkpoint"
-# The same command again: every run and every evaluation (3 recipes + random init + pixels, 2 seeds each) is
+# The same command again: every run and every evaluation (3 recipes + random init + scratch + pixels, 2 seeds each) is
 # reused from what the first call stored (DIR/evaluations.json), and the table is the same.
 cp "$work/t/table.csv" "$work/table-first.csv"
 "$cli" table --out "$work/t" --recipes mae,mtl,mim_to_cl --budget tiny --seeds 2 "${tiny[@]}" > /dev/null 2> "$work/log-again" \
   || { cat "$work/log-again"; fail "table again"; }
-[ "$(grep -c "reusing the evaluation stored in $work/t/evaluations.json" "$work/log-again")" -eq 10 ] \
+[ "$(grep -c "reusing the evaluation stored in $work/t/evaluations.json" "$work/log-again")" -eq 12 ] \
   || { cat "$work/log-again"; fail "evaluations not reused"; }
 cmp "$work/t/table.csv" "$work/table-first.csv" || fail "another table from the stored evaluations"
 # --jobs 2: every run trained by a job of its own (1 of the 2 cores each: threads 1 in its recipe.json), then the
@@ -137,6 +170,13 @@ for r, name in zip(rows, index["runs"]):
     e = next(iter(json.load(open(os.path.join(s, name, "checkpoints", "eval.json"))).values()))
     for p in ("linear", "knn"):
         assert abs(float(r[p]) - 100 * e["protocols"][p]["top1"]) < 0.051, (name, p, r[p], e["protocols"][p])
+seeds = list(csv.DictReader(open(os.path.join(s, "sweep-seeds.csv"))))
+assert len(seeds) == 4 * 2, len(seeds)
+for r in rows:
+    for p in ("linear", "knn"):
+        [x] = [x for x in seeds if x["optim.base_lr"] == r["optim.base_lr"] and x["mae.mask_ratio"] == r["mae.mask_ratio"] and x["protocol"] == p]
+        assert abs(float(x["top1"]) - float(r[p])) < 0.051 and x["seed"] == "0" and float(x["train_seconds"]) > 0 and float(x["train_flops"]) > 0, x
+assert "| Train time | Train TFLOP |" in open(os.path.join(s, "sweep.md")).read()
 svg = open(os.path.join(s, "sweep.svg")).read()
 assert svg.count("<rect") == 4 and "mae.mask_ratio (columns)" in svg
 print("sweep values OK")

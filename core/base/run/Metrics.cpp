@@ -77,4 +77,15 @@ std::vector<MetricsRow> MetricsRow::readFile(const std::string& path, std::vecto
     return rows;
 }
 
+double trainingSeconds(const std::vector<MetricsRow>& rows, double imagesPerStep) {
+    double seconds = 0;
+    int64_t previous = 0;
+    for (const auto& r : rows) {
+        const double ips = r.value("images_per_s", 0.0);
+        if (ips > 0 && r.step > previous) seconds += double(r.step - previous) * imagesPerStep / ips;
+        previous = r.step;
+    }
+    return seconds;
+}
+
 }  // namespace graftlab

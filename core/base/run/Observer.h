@@ -46,6 +46,10 @@ struct MetricsRow {
     static std::vector<MetricsRow> readFile(const std::string& path, std::vector<std::string>* problems = nullptr);
 };
 
+// The wall time the rows of a run took to train (probes included): each row's steps since the row before, times
+// `imagesPerStep` (the global batch), over its images_per_s. 0 for no rows.
+double trainingSeconds(const std::vector<MetricsRow>& rows, double imagesPerStep);
+
 class TrainerObserver {
 public:
     virtual ~TrainerObserver() = default;

@@ -29,22 +29,19 @@ double betaContinuedFraction(double a, double b, double x) {
     if (std::abs(d) < tiny) d = tiny;
     d = 1.0 / d;
     double h = d;
+    // One Lentz update with the continued fraction's next coefficient; returns the factor it multiplies h by.
+    auto update = [&](double coefficient) {
+        d = 1.0 + coefficient * d;
+        if (std::abs(d) < tiny) d = tiny;
+        c = 1.0 + coefficient / c;
+        if (std::abs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        return d * c;
+    };
     for (int m = 1; m <= 500; ++m) {
         const double m2 = 2.0 * m;
-        double aa = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
-        d = 1.0 + aa * d;
-        if (std::abs(d) < tiny) d = tiny;
-        c = 1.0 + aa / c;
-        if (std::abs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        h *= d * c;
-        aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
-        d = 1.0 + aa * d;
-        if (std::abs(d) < tiny) d = tiny;
-        c = 1.0 + aa / c;
-        if (std::abs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        const double del = d * c;
+        h *= update(m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)));
+        const double del = update(-(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0)));
         h *= del;
         if (std::abs(del - 1.0) < 1e-15) break;
     }

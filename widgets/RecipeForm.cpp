@@ -9,6 +9,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QHeaderView>
 #include <QSpinBox>
 #include <QTableWidget>
@@ -104,6 +105,10 @@ RecipeForm::RecipeForm(QWidget* parent) : QWidget(parent) {
     scroll->setWidget(inner);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    // Never a horizontal scrollbar hiding fields or buttons: the form is as wide as its widest row needs, beside the
+    // vertical scrollbar it may show.
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    setMinimumWidth(inner->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width() + 2);
 
     issues_ = new QLabel;
     issues_->setWordWrap(true);

@@ -27,7 +27,12 @@
 #include <QCloseEvent>
 #include <QDateTime>
 #include <QDir>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDockWidget>
+#include <QFile>
+#include <QTextBrowser>
+#include <QVBoxLayout>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QLabel>
@@ -127,7 +132,6 @@ void MainWindow::buildDocks() {
     recipeDock->setObjectName("recipeDock");
     recipeDock->setWidget(form_);
     addDockWidget(Qt::LeftDockWidgetArea, recipeDock);
-    form_->setMinimumWidth(340);
 
     log_ = new LogView;
     logDock_ = new QDockWidget(tr("Log"), this);
@@ -213,12 +217,22 @@ void MainWindow::connectEvaluation() {
 
 // The saved geometry and docks (or a first-start size), the tab asked for, the last or default recipe, and what the
 // command line asked to do first.
+QSize MainWindow::firstStartSize(const QSize& available) {
+    // 90 % of the screen, no larger than 1800 x 1100 (plots stretched wider say no more); at least 1280 x 800 where
+    // the screen has room for it.
+    QSize s(std::min(int(available.width() * 0.9), 1800), std::min(int(available.height() * 0.9), 1100));
+    s = s.expandedTo(QSize(1280, 800)).boundedTo(available);
+    return s;
+}
+
 void MainWindow::restoreWindow() {
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray());
-    if (!settings.contains("window/geometry")) {
-        resize(1280, 800);
+    if (!settings.contains("window/geometry")) {  // the first start: most of the screen, centred
+        const QRect avail = screen() ? screen()->availableGeometry() : QRect(0, 0, 1280, 800);
+        const QSize size = firstStartSize(avail.size());
+        setGeometry(QStyle::alignedRect(Qt::LeftToRight, Qt::AlignCenter, size, avail));
         resizeDocks({logDock_}, {140}, Qt::Vertical);
     }
     if (!options_.tab.isEmpty())
@@ -276,7 +290,7 @@ void MainWindow::buildActions() {
         if (!path.isEmpty()) loadRecipeFile(path);
     });
     saveRecipeAct_ = new QAction(icon(QStyle::SP_DialogSaveButton), tr("&Save recipe as…"), this);
-    saveRecipeAct_->setShortcut(QKeySequence::SaveAs);
+    saveRecipeAct_->setShortcut(QKeySequence("Ctrl+Shift+S"));  // QKeySequence::SaveAs is empty on some platforms
     connect(saveRecipeAct_, &QAction::triggered, this, &MainWindow::saveRecipeAs);
 
     openRunAct_ = new QAction(tr("Open &run…"), this);
@@ -365,6 +379,12 @@ void MainWindow::buildMenus() {
         a->setShortcut(QKeySequence(Qt::ALT | Qt::Key(Qt::Key_1 + i)));
     }
     auto* help = menuBar()->addMenu(tr("&Help"));
+    auto* guide = help->addAction(tr("GraftLab &guide"), this, [this] { showHelpText(tr("GraftLab guide"), guideMarkdown()); });
+    guide->setShortcut(QKeySequence::HelpContents);
+    auto* keys = help->addAction(tr("&Keyboard shortcuts"), this,
+                                 [this] { showHelpText(tr("Keyboard shortcuts"), shortcutList(), QSize(460, 600)); });
+    keys->setShortcut(QKeySequence("Ctrl+/"));
+    help->addSeparator();
     help->addAction(tr("&About GraftLab"), this, [this] {
         QMessageBox::about(this, tr("About GraftLab"),
                            tr("<b>GraftLab %1</b><p>Self-supervised pretraining of Vision Transformers, and what it does "
@@ -373,6 +393,57 @@ void MainWindow::buildMenus() {
                               "and ConMIM (Yi et al., ICLR 2023).</p>")
                                .arg(QApplication::applicationVersion()));
     });
+}
+
+QString MainWindow::guideMarkdown() {
+    // The README's GUI section, compiled in (app/CMakeLists.txt: the "guide" resource), so the guide is the one the
+    // README shows; its images live beside the README, not in the program, and are left out.
+    QFile f(":/guide/README.md");
+    if (!f.open(QIODevice::ReadOnly)) return tr("The guide is missing from this build.");
+    const QString readme = QString::fromUtf8(f.readAll());
+    QString out;
+    bool inGui = false;
+    for (const QString& line : readme.split('\n')) {
+        if (line.startsWith("## ")) inGui = line == "## The GUI" || line == "## Open the models you already have" ||
+                                           line == "## When something goes wrong";
+        if (!inGui || line.startsWith("![")) continue;
+        out += line + '\n';
+    }
+    return out + tr("\n\nThe whole guide, the CLI and the findings: README.md and docs/ in GraftLab's sources.");
+}
+
+QString MainWindow::shortcutList() const {
+    // Every menu action that has a shortcut, from the menus themselves (so the list is never out of date).
+    QString out = tr("| Action | Shortcut |\n|---|---|\n");
+    std::function<void(const QMenu*, const QString&)> walk = [&](const QMenu* menu, const QString& path) {
+        for (QAction* a : menu->actions()) {
+            QString name = a->text();
+            name.replace("&&", "\x01").remove('&').replace("\x01", "&").remove(QString::fromUtf8("…"));
+            if (a->menu()) walk(a->menu(), path + name + " > ");
+            else if (!a->shortcut().isEmpty())
+                out += "| " + path + name + " | " + a->shortcut().toString(QKeySequence::NativeText) + " |\n";
+        }
+    };
+    for (QAction* top : menuBar()->actions())
+        if (top->menu()) walk(top->menu(), top->text().remove('&') + " > ");
+    return out;
+}
+
+void MainWindow::showHelpText(const QString& title, const QString& markdown, QSize size) {
+    auto* dialog = new QDialog(this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->setWindowTitle(title);
+    auto* text = new QTextBrowser;
+    text->setOpenExternalLinks(true);
+    text->setMarkdown(markdown);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close);
+    connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::close);
+    auto* layout = new QVBoxLayout(dialog);
+    layout->addWidget(text);
+    layout->addWidget(buttons);
+    if (!size.isValid()) size = QSize(900, 700);
+    dialog->resize(std::min(size.width(), width() - 80), std::min(size.height(), height() - 80));
+    dialog->show();
 }
 
 void MainWindow::updateActions() {

@@ -52,6 +52,11 @@ public:
     // Continues the shown run (stopped or killed) from its newest checkpoint.
     void continueRun();
     QString currentRunDir() const { return currentRunDir_; }
+    // Help: the README's GUI sections as markdown (compiled in), and every menu shortcut as a markdown table.
+    static QString guideMarkdown();
+    QString shortcutList() const;
+    // The window's size at the first start on a screen with `available` room.
+    static QSize firstStartSize(const QSize& available);
     QAction* continueAction() const { return continueAct_; }
     RecipeForm* recipeForm() const { return form_; }
     TrainingSession* session() const { return session_; }
@@ -80,6 +85,7 @@ private:
     void connectFollowing();
     void connectEvaluation();
     void restoreWindow();
+    void showHelpText(const QString& title, const QString& markdown, QSize size = {});
     void updateActions();
     void saveRecipeAs();
     void onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values);

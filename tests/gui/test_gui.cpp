@@ -30,6 +30,9 @@
 #include "base/export/TensorBoard.h"
 
 #include <QSettings>
+#include <QTextBrowser>
+#include <QDialog>
+#include <QScrollArea>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -100,6 +103,69 @@ private slots:
         QVERIFY2(shown.contains("Losses && schedule"), qPrintable(shown.join(" | ")));
         QVERIFY2(shown.contains("Evaluate && compare"), qPrintable(shown.join(" | ")));
         for (const QString& t : shown) QVERIFY2(!QRegularExpression("[^&]&[^&]").match(t).hasMatch() || t.startsWith("&"), qPrintable(t));
+    }
+
+    // Help holds the README's GUI guide (compiled in, images left out) and every menu shortcut, read from the menus.
+    void helpShowsTheGuideAndEveryShortcut() {
+        LaunchOptions o;
+        MainWindow w(o);
+        QMenu* help = nullptr;
+        for (QAction* a : w.menuBar()->actions())
+            if (a->menu() && a->text() == "&Help") help = a->menu();
+        QVERIFY(help);
+        QStringList items;
+        for (QAction* a : help->actions()) items << a->text() + "=" + a->shortcut().toString();
+        QVERIFY2(items.contains("GraftLab &guide=F1") && items.contains("&Keyboard shortcuts=Ctrl+/"), qPrintable(items.join(" | ")));
+        const QString guide = MainWindow::guideMarkdown();
+        QVERIFY2(guide.startsWith("## The GUI") && guide.contains("**Recipe** dock") && guide.contains("## When something goes wrong"),
+                 qPrintable(guide.left(300)));
+        QVERIFY(!guide.contains("![") && !guide.contains("## The CLI"));
+        const QString keys = w.shortcutList();
+        for (const char* row : {"| Run > Start | Ctrl+R |", "| Run > Stop | Ctrl+. |", "| View > Losses & schedule | Alt+1 |",
+                                "| Help > GraftLab guide | F1 |", "| File > Export > Metrics as CSV | Ctrl+Shift+E |",
+                                "| File > Save recipe as | Ctrl+Shift+S |"})
+            QVERIFY2(keys.contains(QString::fromUtf8(row)), qPrintable(keys));
+        // Both open as rendered text (markdown, not its marks); GRAFTLAB_TEST_SHOTS=DIR keeps a picture of each.
+        w.resize(1280, 800);
+        w.show();
+        for (QAction* a : help->actions()) {
+            if (a->shortcut().isEmpty()) continue;
+            a->trigger();
+            QDialog* dialog = nullptr;
+            for (auto* d : w.findChildren<QDialog*>())
+                if (d->isVisible()) dialog = d;
+            QVERIFY(dialog);
+            auto* text = dialog->findChild<QTextBrowser*>();
+            QVERIFY(text && text->toPlainText().size() > 200 && !text->toPlainText().contains("**") && !text->toPlainText().contains("|---"));
+            if (qEnvironmentVariableIsSet("GRAFTLAB_TEST_SHOTS"))
+                dialog->grab().save(qEnvironmentVariable("GRAFTLAB_TEST_SHOTS") + "/help-" + QString::number(a->shortcut()[0].key()) + ".png");
+            dialog->close();
+            QCoreApplication::processEvents();
+        }
+    }
+
+    // The first start uses most of the screen, at least 1280 x 800 where there is room; the recipe dock never hides
+    // its fields behind a horizontal scrollbar.
+    void firstStartFitsTheScreenAndTheRecipeDockItsFields() {
+        QCOMPARE(MainWindow::firstStartSize(QSize(1600, 1000)), QSize(1440, 900));
+        QCOMPARE(MainWindow::firstStartSize(QSize(1366, 768)), QSize(1280, 768));
+        QCOMPARE(MainWindow::firstStartSize(QSize(3840, 2160)), QSize(1800, 1100));
+        LaunchOptions o;
+        MainWindow w(o);
+        w.resize(1280, 800);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        for (auto* scroll : w.findChildren<QScrollArea*>()) {
+            if (!scroll->isVisible() || scroll->horizontalScrollBarPolicy() != Qt::ScrollBarAlwaysOff) continue;
+            QVERIFY2(scroll->widget()->minimumSizeHint().width() <= scroll->viewport()->width(),
+                     qPrintable(QString("%1 > %2").arg(scroll->widget()->minimumSizeHint().width()).arg(scroll->viewport()->width())));
+        }
+        auto* form = w.findChild<RecipeForm*>();
+        QVERIFY(form && form->width() >= form->minimumWidth());
+        QScrollArea* formScroll = form->findChild<QScrollArea*>();
+        QVERIFY(formScroll && formScroll->horizontalScrollBarPolicy() == Qt::ScrollBarAlwaysOff);
+        QVERIFY2(formScroll->widget()->minimumSizeHint().width() <= formScroll->viewport()->width(),
+                 qPrintable(QString("%1 > %2").arg(formScroll->widget()->minimumSizeHint().width()).arg(formScroll->viewport()->width())));
     }
 
     void shortRunFeedsEveryLiveView() {

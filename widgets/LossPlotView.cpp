@@ -67,6 +67,10 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
     readout_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     readout_->setStyleSheet("color: #333;");
     readout_->setToolTip(tr("Step and values under the mouse (smoothed, with the raw value in brackets)"));
+    // A long read-out is cut, never widens its row: the slider and the check box keep their room.
+    readout_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    readout_->setMinimumWidth(0);
+    smoothingSlider_->setMinimumWidth(120);
     controls->addWidget(smoothLabel);
     controls->addWidget(smoothingSlider_);
     controls->addWidget(smoothingValue_);
@@ -96,6 +100,7 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
         if (graphs_.isEmpty()) return;
         showReadoutAt(plot_->xAxis->pixelToCoord(e->position().x()));
     });
+    plot_->installEventFilter(this);  // the read-out and its cursor go when the mouse leaves the plot
 
     empty_ = new QLabel(tr("Losses and the learning rate appear here once training starts.\n"
                            "Press Start (Ctrl+R), or open a run directory (Ctrl+Shift+O)."),
@@ -118,9 +123,11 @@ LossPlotView::LossPlotView(QWidget* parent) : QWidget(parent) {
         ips->setRangeUpper(std::max(1.0, ips->range().upper * 1.1));
         auto* m = lower_->axis(QCPAxis::atRight);
         if (m->range().size() < 1e-3) m->setRange(m->range().center() - 0.005, m->range().center() + 0.005);
-        // a little head room so that no line runs along the top edge
+        // a little room above and below so that no line (the faint raw curve neither) runs along an edge
         auto* y = plot_->yAxis;
-        y->setRangeUpper(y->range().upper + 0.04 * y->range().size());
+        const double margin = 0.04 * y->range().size();
+        y->setRangeUpper(y->range().upper + margin);
+        if (y->scaleType() == QCPAxis::stLinear) y->setRangeLower(y->range().lower - margin);
         plot_->replot(QCustomPlot::rpQueuedReplot);
     });
 }
@@ -142,13 +149,10 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
     else if (isMomentum) g = plot_->addGraph(lower_->axis(QCPAxis::atBottom), lower_->axis(QCPAxis::atRight));
     else g = plot_->addGraph(plot_->xAxis, isLr ? plot_->yAxis2 : plot_->yAxis);
     QColor c = kPalette[losses_++ % kPalette.size()];
-    if (isLr) c = QColor::fromHsv(0, 0, std::max(60, 150 - 40 * lrs_++));  // greys, one per parameter group
     if (isIps) c = QColor(100, 100, 100);
     if (isMomentum) c = QColor(188, 140, 30);
     if (isLr || isIps || isMomentum) --losses_;
-    QPen pen(c, key == "loss" ? 2.0 : 1.3);
-    if (isLr) pen.setStyle(lrs_ % 2 ? Qt::DashLine : Qt::DashDotLine);
-    g->setPen(pen);
+    g->setPen(isLr ? lrPen(key, lrs_++) : QPen(c, key == "loss" ? 2.0 : 1.3));
     g->setName(isLr && key != "lr" ? tr("lr %1").arg(key.mid(3)) : isIps ? tr("images/s") : key);
     if (QCPGraph* raw = raw_.value(key, nullptr)) {
         QColor faint = c;
@@ -159,6 +163,24 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
     }
     graphs_.insert(key, g);
     return g;
+}
+
+QPen LossPlotView::lrPen(const QString& key, int index) {
+    // The learning rate per parameter group in greys, told apart by line style: the full rate (lr, lr/x1) solid and
+    // darkest, the slowed groups (lr/x0.1 ...) dashed, then dotted, lighter with each further group.
+    const bool full = key == "lr" || key == "lr/x1";
+    if (full) return QPen(QColor(70, 70, 70), 1.4, Qt::SolidLine);
+    static const Qt::PenStyle styles[] = {Qt::DashLine, Qt::DotLine, Qt::DashDotLine, Qt::DashDotDotLine};
+    return QPen(QColor::fromHsv(0, 0, std::min(170, 110 + 20 * index)), 1.4, styles[index % 4]);
+}
+
+bool LossPlotView::eventFilter(QObject* watched, QEvent* event) {
+    if (watched == plot_ && event->type() == QEvent::Leave) {
+        readout_->clear();
+        cursor_->setVisible(false);
+        plot_->replot(QCustomPlot::rpQueuedReplot);
+    }
+    return QWidget::eventFilter(watched, event);
 }
 
 void LossPlotView::addRow(qint64 step, const QVector<QPair<QString, double>>& values) {

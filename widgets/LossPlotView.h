@@ -50,6 +50,11 @@ public:
 
     // TensorBoard's debiased EMA of `values` (a NaN stays NaN and leaves the average as it was).
     static QVector<double> smoothed(const QVector<double>& values, double weight);
+    // The pen of a learning-rate curve ("lr", "lr/x1", "lr/x0.1", ...), the `index`-th such curve of the plot.
+    static QPen lrPen(const QString& key, int index);
+
+protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     QCPGraph* graphFor(const QString& key);

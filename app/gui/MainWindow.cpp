@@ -587,6 +587,28 @@ void MainWindow::continueRun() {
     updateActions();
 }
 
+QString MainWindow::statusText() const { return statusLabel_->text(); }
+
+QString MainWindow::endedRunStatus(const QString& dir) {
+    // What the process that wrote the run left: its newest readable checkpoint against the recipe's steps.
+    int64_t total = -1, step = -1;
+    try {
+        std::vector<RecipeIssue> issues;
+        total = graftlab::loadRecipeFile(RunLayout(dir.toStdString()).recipe(), {}, issues).totalSteps();
+        const QString ckpt = EvalRunner::latestCheckpoint(dir);
+        if (!ckpt.isEmpty()) step = readCheckpointMeta(ckpt.toStdString()).step;
+    } catch (const std::exception&) {
+    }
+    if (step >= 0 && total > 0 && step >= total)
+        return tr("The run in %1 finished: step %2 of %2. No process writes it any more.").arg(dir).arg(total);
+    if (step >= 0 && total > 0)
+        return tr("The run in %1 stopped at step %2 of %3 (its newest checkpoint); Continue run (Ctrl+Shift+R) goes on from there.")
+            .arg(dir)
+            .arg(step)
+            .arg(total);
+    return tr("The run in %1 has ended: no process writes it any more, and it has no readable checkpoint.").arg(dir);
+}
+
 void MainWindow::checkWriter() {
     QString holder;
     if (!currentRunDir_.isEmpty() && !session_->isRunning()) {
@@ -598,7 +620,7 @@ void MainWindow::checkWriter() {
     if (writer_.isEmpty()) writerTimer_->stop();
     else if (!writerTimer_->isActive()) writerTimer_->start(2000);
     if (ended) {
-        statusLabel_->setText(tr("The run in %1 has ended: no process writes it any more.").arg(currentRunDir_));
+        statusLabel_->setText(endedRunStatus(currentRunDir_));
         setCurrentRunDir(currentRunDir_);  // continuable now?
         return;
     }

@@ -57,6 +57,9 @@ public:
     QString shortcutList() const;
     // The window's size at the first start on a screen with `available` room.
     static QSize firstStartSize(const QSize& available);
+    // The status bar's line when another process stops writing the run in `dir`: finished, or stopped at a step.
+    static QString endedRunStatus(const QString& dir);
+    QString statusText() const;
     QAction* continueAction() const { return continueAct_; }
     RecipeForm* recipeForm() const { return form_; }
     TrainingSession* session() const { return session_; }

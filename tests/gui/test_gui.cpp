@@ -12,6 +12,7 @@
 #include "ReconstructionView.h"
 #include "RunTailer.h"
 #include "base/run/RunLock.h"
+#include "train/Checkpoint.h"
 #include "TestUtil.h"
 #include "base/util/ThreadEnv.h"
 
@@ -332,6 +333,10 @@ private slots:
             other.kill();
             other.waitForFinished();
             QTRY_VERIFY_WITH_TIMEOUT(w.continueAction()->isEnabled(), 6000);
+            // the status bar says how the other process left the run
+            const qint64 at = readCheckpointMeta(EvalRunner::latestCheckpoint(o.outDir).toStdString()).step;
+            QVERIFY2(w.statusText().contains(QString("stopped at step %1 of 400 (its newest checkpoint); Continue run").arg(at)),
+                     qPrintable(w.statusText()));
         }
         // continue to the end: the history before the checkpoint stays, the run ends at its last step
         finished.clear();

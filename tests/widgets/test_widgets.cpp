@@ -442,7 +442,32 @@ private slots:
         QApplication::sendEvent(view.plot(), &move);
         QVERIFY2(view.readout().startsWith("step 3"), qPrintable(view.readout()));
         QVERIFY2(view.readout().contains("loss/mae 0.7143 (1)"), qPrintable(view.readout()));
+        // ... and leaving the plot takes the read-out away (it stayed, squeezing the slider)
+        QEvent leave(QEvent::Leave);
+        QApplication::sendEvent(view.plot(), &leave);
+        QVERIFY2(view.readout().isEmpty(), qPrintable(view.readout()));
+        // a read-out longer than the row is cut: the slider keeps its width
+        view.showReadoutAt(3);
+        const int before = view.smoothingSlider()->width();
+        view.addRow(6, {{"loss/mae", 0.5}, {"loss/a_very_long_name_for_a_loss_that_goes_on_and_on", 0.25}, {"loss/another_long_one", 0.1}});
+        view.showReadoutAt(6);
+        QApplication::processEvents();
+        QVERIFY2(view.smoothingSlider()->width() >= std::min(before, 120), qPrintable(QString::number(view.smoothingSlider()->width())));
         QSettings().remove("lossView/smoothing");
+    }
+
+    // The learning rate of each parameter group is its own line style: x1 solid, x0.1 dashed (both were grey dashed).
+    void lossPlotTellsTheLrGroupsApart() {
+        LossPlotView view;
+        view.addRow(10, {{"loss/moco", 1.0}, {"lr", 1e-3}, {"lr/x0.1", 1e-4}, {"lr/x1", 1e-3}});
+        QCPGraph* slow = view.graph("lr/x0.1");
+        QCPGraph* full = view.graph("lr/x1");
+        QVERIFY(slow && full);
+        QCOMPARE(full->pen().style(), Qt::SolidLine);
+        QVERIFY(slow->pen().style() != Qt::SolidLine);
+        QVERIFY(slow->pen().color() != full->pen().color());
+        QCOMPARE(LossPlotView::lrPen("lr", 0).style(), Qt::SolidLine);  // a run without groups
+        QVERIFY(LossPlotView::lrPen("lr/x0.1", 0).style() != LossPlotView::lrPen("lr/x0.01", 1).style());
     }
 
     // Add run… on a sweep's folder adds every run it lists.

@@ -109,7 +109,13 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     head_ = new QComboBox(this);
     head_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     block_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-    head_->setToolTip(tr("One attention head, or the mean over heads"));
+    head_->setToolTip(tr("One attention head, the mean over heads, or every head at once (a grid: images x heads)"));
+    scale_ = new QComboBox(this);
+    scale_->addItem(tr("one scale per block"), "block");
+    scale_->addItem(tr("each panel its own"), "panel");
+    scale_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    scale_->setToolTip(tr("One colour scale for the block across every image and head (a colour means the same attention "
+                          "everywhere; the bar on the right says which), or each panel from its own minimum to maximum"));
     image_ = new FitImageLabel(this);
     image_->setText(tr("Class-token attention over the probe images appears here during training (probes.every)."));
     image_->setContextMenuPolicy(Qt::CustomContextMenu);
@@ -131,6 +137,8 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     controls->addWidget(block_);
     controls->addWidget(new QLabel(tr("Head:"), this));
     controls->addWidget(head_);
+    controls->addWidget(new QLabel(tr("Colour scale:"), this));
+    controls->addWidget(scale_);
     controls->addStretch();
     auto* l = new QVBoxLayout(this);
     l->addLayout(controls);
@@ -141,7 +149,17 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(history_, &SnapshotHistory::unavailable, image_, &QLabel::setText);
     connect(block_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
     connect(head_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
+    connect(scale_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
 }
+
+void AttentionView::setHead(int head) {
+    const int i = head_->findData(head);
+    if (i >= 0) head_->setCurrentIndex(i);
+}
+
+void AttentionView::setBlock(int block) { block_->setCurrentIndex(block + 1); }
+
+void AttentionView::setSharedScale(bool shared) { scale_->setCurrentIndex(shared ? 0 : 1); }
 
 void AttentionView::addSnapshot(const Snapshot& s) {
     if (s.kind != "attention") return;
@@ -154,11 +172,12 @@ void AttentionView::addSnapshot(const Snapshot& s) {
             for (int i = 0; i < depth; ++i) block_->addItem(tr("block %1").arg(i));
             block_->setCurrentIndex(depth);  // the last block
         }
-        if (head_->count() != heads + 1) {
+        if (head_->count() != heads + 2) {
             QSignalBlocker b(head_);
             head_->clear();
-            head_->addItem(tr("mean of heads"));
-            for (int i = 0; i < heads; ++i) head_->addItem(tr("head %1").arg(i));
+            head_->addItem(tr("mean of heads"), -1);
+            for (int i = 0; i < heads; ++i) head_->addItem(tr("head %1").arg(i), i);
+            head_->addItem(tr("all heads (grid)"), kAllHeads);
         }
     }
     history_->add(s);
@@ -182,38 +201,96 @@ void AttentionView::render() {
     if (!imgs || !cls || !roll) return;
     const int grid = s->meta.value("grid", 7);
     const int64_t n = imgs->shape[0], heads = cls->shape[2], L = cls->shape[3];
-    const int block = block_->currentIndex() - 1;  // -1 = rollout
-    const int head = head_->currentIndex() - 1;    // -1 = mean
-    const int scale = std::max(2, 96 / int(imgs->shape[2]));
-    const int W = int(imgs->shape[3]) * scale, H = int(imgs->shape[2]) * scale, gap = 3;
-    const int perRow = int(std::min<int64_t>(n, 4));
-    const int rows = int((n + perRow - 1) / perRow);
-    QImage canvas(perRow * (2 * W + gap) + (perRow + 1) * gap * 2, rows * (H + gap) + gap, QImage::Format_RGB32);
-    canvas.fill(Qt::white);
-    QPainter p(&canvas);
-    for (int64_t i = 0; i < n; ++i) {
+    const int block = block_->currentIndex() - 1;                  // -1 = rollout
+    const int headChoice = head_->currentData().isValid() ? head_->currentData().toInt() : -1;
+    const bool all = headChoice == kAllHeads && block >= 0;        // rollout has no heads
+    const bool shared = scale_->currentData().toString() == "block";
+    // The panels: for each image, the mean of heads and every head (all), or the one chosen.
+    auto values = [&](int64_t i, int head) {  // head -1 = mean
+        if (block < 0) return slice(*roll, i * L, L);
         std::vector<float> v(size_t(L), 0.f);
+        for (int64_t h = 0; h < heads; ++h) {
+            if (head >= 0 && h != head) continue;
+            auto hv = slice(*cls, ((int64_t(block) * n + i) * heads + h) * L, L);
+            for (int64_t l = 0; l < L; ++l) v[size_t(l)] += hv[size_t(l)] / float(head >= 0 ? 1 : heads);
+        }
+        return v;
+    };
+    std::vector<int> columns;  // heads shown per image
+    if (all) {
+        columns.push_back(-1);
+        for (int h = 0; h < heads; ++h) columns.push_back(h);
+    } else {
+        columns.push_back(block < 0 ? -1 : std::max(-1, headChoice));
+    }
+    // One scale per block: from 0 (no attention) to the largest value over every image and head of the block.
+    double blockHi = 0;
+    for (int64_t i = 0; i < n; ++i) {
         if (block < 0) {
-            v = slice(*roll, i * L, L);
+            auto v = values(i, -1);
+            blockHi = std::max<double>(blockHi, *std::max_element(v.begin(), v.end()));
         } else {
             for (int64_t h = 0; h < heads; ++h) {
-                if (head >= 0 && h != head) continue;
-                auto hv = slice(*cls, ((int64_t(block) * n + i) * heads + h) * L, L);
-                for (int64_t l = 0; l < L; ++l) v[size_t(l)] += hv[size_t(l)] / float(head >= 0 ? 1 : heads);
+                auto v = values(i, int(h));
+                blockHi = std::max<double>(blockHi, *std::max_element(v.begin(), v.end()));
             }
         }
-        auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    }
+    range_ = shared ? qMakePair(0.0, blockHi) : qMakePair(double(NAN), double(NAN));
+
+    const int scale = std::max(2, (all ? 64 : 96) / int(imgs->shape[2]));
+    const int W = int(imgs->shape[3]) * scale, H = int(imgs->shape[2]) * scale, gap = 3;
+    const int title = all ? 16 : 0, barW = shared ? 64 : 0;
+    const int panelsPerImage = 1 + int(columns.size());
+    const int perRow = all ? 1 : int(std::min<int64_t>(n, 4));
+    const int rows = int((n + perRow - 1) / perRow);
+    const int imageW = panelsPerImage * (W + gap) + gap * 2;
+    QImage canvas(perRow * imageW + gap + barW, title + rows * (H + gap) + gap, QImage::Format_RGB32);
+    canvas.fill(Qt::white);
+    QPainter p(&canvas);
+    QFont small = p.font();
+    small.setPixelSize(11);
+    p.setFont(small);
+    p.setPen(QColor(60, 60, 60));
+    if (all) {  // column titles
+        p.drawText(QRect(gap * 2, 0, W, title), Qt::AlignCenter, tr("image"));
+        for (size_t c = 0; c < columns.size(); ++c)
+            p.drawText(QRect(gap * 2 + int(c + 1) * (W + gap), 0, W, title), Qt::AlignCenter,
+                       columns[c] < 0 ? tr("mean") : tr("head %1").arg(columns[c]));
+    }
+    for (int64_t i = 0; i < n; ++i) {
         QImage img = snapshotImage(*imgs, i).scaled(W, H, Qt::IgnoreAspectRatio, Qt::FastTransformation);
-        int x = gap * 2 + int(i % perRow) * (2 * W + gap + gap * 2), y = gap + int(i / perRow) * (H + gap);
+        const int x = gap * 2 + int(i % perRow) * imageW, y = title + gap + int(i / perRow) * (H + gap);
         p.drawImage(x, y, img);
-        p.drawImage(x + W + gap, y, heatOverlay(img, v, grid, *lo, *hi, 0.75));
+        for (size_t c = 0; c < columns.size(); ++c) {
+            auto v = values(i, columns[c]);
+            auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+            p.drawImage(x + int(c + 1) * (W + gap), y, heatOverlay(img, v, grid, shared ? 0.0 : *lo, shared ? blockHi : *hi, 0.75));
+        }
+    }
+    if (shared) {  // the colour bar: viridis from 0 (bottom) to the block's largest attention (top)
+        const int bx = canvas.width() - barW + 8, by = title + gap, bh = std::max(40, canvas.height() - by - gap - 2);
+        for (int k = 0; k < bh; ++k) {
+            p.setPen(viridis(1.0 - double(k) / std::max(1, bh - 1)));
+            p.drawLine(bx, by + k, bx + 12, by + k);
+        }
+        p.setPen(QColor(60, 60, 60));
+        p.drawRect(bx, by, 12, bh - 1);
+        p.drawText(QRect(bx + 15, by - 2, barW - 20, 14), Qt::AlignLeft | Qt::AlignVCenter, QString::number(blockHi, 'g', 2));
+        p.drawText(QRect(bx + 15, by + bh / 2 - 7, barW - 20, 14), Qt::AlignLeft | Qt::AlignVCenter, QString::number(blockHi / 2, 'g', 2));
+        p.drawText(QRect(bx + 15, by + bh - 12, barW - 20, 14), Qt::AlignLeft | Qt::AlignVCenter, QStringLiteral("0"));
     }
     p.end();
     image_->setImage(canvas);
-    note_->setText(tr("Each probe image and, beside it, the class token's attention to its patches (%1, %2); viridis, each panel from its "
-                      "own minimum (dark) to maximum (yellow).")
-                       .arg(block < 0 ? tr("rollout") : tr("block %1").arg(block))
-                       .arg(head < 0 ? tr("mean of heads") : tr("head %1").arg(head)));
+    const QString what = block < 0 ? tr("rollout") : tr("block %1").arg(block);
+    const QString who = block < 0 ? QString() : all ? tr(", the mean and every head") : columns[0] < 0 ? tr(", mean of heads") : tr(", head %1").arg(columns[0]);
+    note_->setText(shared ? tr("The class token's attention to each patch (%1%2), viridis on one scale for the block across every image "
+                               "and head: 0 (dark) to %3 (yellow), the bar on the right.")
+                                .arg(what, who)
+                                .arg(blockHi, 0, 'g', 3)
+                          : tr("The class token's attention to each patch (%1%2), viridis, each panel from its own minimum (dark) to "
+                               "maximum (yellow): colours are not comparable between panels.")
+                                .arg(what, who));
 }
 
 QString AttentionView::exportCurrent(const QString& path) const {
@@ -239,6 +316,13 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     imageBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     mode_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     imageBox_->setToolTip(tr("Which probe image"));
+    rangeBox_ = new QComboBox(this);
+    rangeBox_->addItem(tr("auto: the run's range"), "auto");
+    rangeBox_->addItem(tr("fixed: -1 to 1"), "fixed");
+    rangeBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    rangeBox_->setToolTip(tr("Auto: from the least to the largest value of every snapshot of the run (this mode and block), so "
+                             "a colour means the same value for every query, image and step; fixed: the whole cosine range "
+                             "-1 to 1 (look-up: 0 to 1), where early in training everything may look alike"));
     image_ = new FitImageLabel(this);
     image_->setText(tr("Patch similarity appears here during training (probes.every). Click a patch to use it as the query."));
     image_->setToolTip(tr("Click a patch: it becomes the query (red box)"));
@@ -269,6 +353,8 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     controls->addWidget(blockBox_);
     controls->addWidget(new QLabel(tr("Image:"), this));
     controls->addWidget(imageBox_);
+    controls->addWidget(new QLabel(tr("Colour range:"), this));
+    controls->addWidget(rangeBox_);
     controls->addStretch();
     auto* views = new QHBoxLayout;
     views->addWidget(image_, 1);
@@ -283,6 +369,7 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     connect(mode_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(imageBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(blockBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
+    connect(rangeBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(image_, &FitImageLabel::clicked, this, [this](double fx, double fy) {
         const Snapshot* s = history_->current();
         if (!s) return;
@@ -292,6 +379,8 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
 }
 
 int SimilarityView::blockChoices() const { return blockBox_->count(); }
+
+void SimilarityView::setAutoRange(bool on) { rangeBox_->setCurrentIndex(on ? 0 : 1); }
 
 void SimilarityView::setBlock(int block) {
     int i = blockBox_->findData(block);
@@ -366,7 +455,31 @@ void SimilarityView::render() {
     QImage img = snapshotImage(*imgs, i).scaled(int(imgs->shape[3]) * scale, int(imgs->shape[2]) * scale, Qt::IgnoreAspectRatio,
                                                 Qt::FastTransformation);
     double lo = lookup ? 0.0 : -1.0, hi = 1.0;
-    if (lookup) hi = *std::max_element(v.begin(), v.end());
+    if (rangeBox_->currentData().toString() == "auto") {
+        // every value of the same array in every stored snapshot: the run's range for this mode and block
+        double runLo = INFINITY, runHi = -INFINITY;
+        for (const Snapshot& sn : history_->all()) {
+            const SnapshotArray* a = sn.find(lookup ? "lookup" : block >= 0 ? "cosine_blocks" : "cosine");
+            if (!a) continue;
+            // cosine_blocks (depth, n, L, L): the chosen block's part; cosine (n, L, L) and lookup: all of it
+            const int64_t per = block >= 0 && a->shape.size() == 4 ? a->shape[1] * a->shape[2] * a->shape[3] : int64_t(a->values.size());
+            const int64_t from = block >= 0 ? block * per : 0, to = std::min<int64_t>(from + per, int64_t(a->values.size()));
+            for (int64_t k = from; k < to; ++k)
+                if (std::isfinite(a->values[size_t(k)])) {
+                    runLo = std::min<double>(runLo, a->values[size_t(k)]);
+                    runHi = std::max<double>(runHi, a->values[size_t(k)]);
+                }
+        }
+        if (std::isfinite(runLo)) {
+            if (runHi - runLo < 1e-6) {  // one value everywhere: a narrow range around it
+                runLo -= 0.05;
+                runHi += 0.05;
+            }
+            lo = lookup ? 0.0 : runLo;
+            hi = runHi;
+        }
+    }
+    range_ = qMakePair(lo, hi);
     QImage shown = heatOverlay(img, v, grid, lo, hi, 0.55);
     QPainter p(&shown);
     const double cell = double(shown.width()) / grid;
@@ -389,6 +502,8 @@ void SimilarityView::render() {
                        .arg(query_ % grid)
                        .arg(block >= 0 ? tr("output of block %1").arg(block) : QString::fromStdString(s->meta.value("block_label", std::string())));
     if (lookup) text += " · " + QString::fromStdString(s->meta.value("lookup_note", std::string()));
+    text += " · " + tr("colours from %1 to %2 (%3)").arg(lo, 0, 'g', 3).arg(hi, 0, 'g', 3)
+                        .arg(rangeBox_->currentData().toString() == "auto" ? tr("the run's range") : tr("fixed"));
     note_->setText(text);
 }
 

@@ -4,6 +4,8 @@
 #include "base/probes/Snapshot.h"
 
 #include <QLabel>
+
+#include <cmath>
 #include <QVector>
 #include <QWidget>
 
@@ -42,6 +44,7 @@ public:
     void clear();
     int count() const { return snaps_.size(); }
     const Snapshot* current() const;
+    const QVector<Snapshot>& all() const { return snaps_; }
     QSlider* slider() const { return slider_; }
 signals:
     void currentChanged();
@@ -62,11 +65,21 @@ public:
     void clear();
     int snapshotCount() const { return history_->count(); }
     QString exportCurrent(const QString& path) const;
+    static constexpr int kAllHeads = -2;
+    // -1 = the mean of heads, kAllHeads = every head at once (images x heads), else one head.
+    void setHead(int head);
+    void setBlock(int block);          // -1 = rollout
+    void setSharedScale(bool shared);  // one colour scale per block (default) or one per panel
+    // The colour scale of the panels shown (0 to the block's largest attention), NaN when each panel has its own.
+    QPair<double, double> shownRange() const { return range_; }
+    QImage shownImage() const { return image_->image(); }
 private:
     void render();
     SnapshotHistory* history_;
     QComboBox* block_;
     QComboBox* head_;
+    QComboBox* scale_;
+    QPair<double, double> range_{NAN, NAN};
     FitImageLabel* image_;
     QLabel* note_;
 };
@@ -84,10 +97,16 @@ public:
     void setBlock(int block);
     int blockChoices() const;
     QCustomPlot* plot() const { return plot_; }
+    // The colour range: auto (default: the least and largest value of every stored snapshot of the run, for the mode
+    // and block shown, so a colour keeps its meaning across queries, images and steps) or fixed (-1..1; look-up 0..1).
+    void setAutoRange(bool on);
+    QPair<double, double> shownRange() const { return range_; }
 private:
     void render();
     SnapshotHistory* history_;
     QComboBox* mode_;
+    QComboBox* rangeBox_;
+    QPair<double, double> range_{NAN, NAN};
     QComboBox* blockBox_;
     QComboBox* imageBox_;
     FitImageLabel* image_;

@@ -622,6 +622,21 @@ private slots:
             QCOMPARE(view.exportCurrent(path), QString());
             QVERIFY(QImage(path).width() > 32);
         }
+        // One colour scale per block across images and heads (0 to the block's largest attention: 0.6 in block 0),
+        // not each panel from its own min to max; every head at once as a grid with a column per head and the mean.
+        view.setBlock(0);
+        view.setHead(1);
+        QCOMPARE(view.shownRange(), qMakePair(0.0, double(0.6f)));
+        const int oneHeadHeight = view.shownImage().height();   // the two images side by side, one row
+        view.setHead(AttentionView::kAllHeads);
+        QCOMPARE(view.shownRange(), qMakePair(0.0, double(0.6f)));
+        QVERIFY(view.shownImage().width() > 4 * 64);             // image, mean, head 0, head 1 side by side
+        QVERIFY(view.shownImage().height() > oneHeadHeight);     // a row per image, under column titles
+        if (qEnvironmentVariableIsSet("GRAFTLAB_TEST_SHOTS"))
+            view.shownImage().save(qEnvironmentVariable("GRAFTLAB_TEST_SHOTS") + "/attention-all-heads.png");
+        view.setSharedScale(false);
+        QVERIFY(std::isnan(view.shownRange().first));
+        view.setSharedScale(true);
     }
 
     void similarityViewFollowsTheQueryPatch() {
@@ -665,6 +680,20 @@ private slots:
         QCOMPARE(map->data()->cell(0, 0), 0.25);
         view.setBlock(-1);
         QVERIFY(std::abs(map->data()->cell(0, 0) + 0.3) < 1e-6);
+        // Colour range: auto by default, over every stored snapshot of this block (not the query's or the step's own),
+        // so an early run whose cosines all lie in 0.8..1 is not one uniform colour; fixed: -1..1.
+        QCOMPARE(view.shownRange(), qMakePair(double(-0.3f), 1.0));
+        view.setBlock(1);
+        // block 1 of snapshot 4 (no other stores it): 0.25 everywhere, shown on a narrow range around it
+        QVERIFY(std::abs(view.shownRange().first - 0.2) < 1e-6 && std::abs(view.shownRange().second - 0.3) < 1e-6);
+        view.setBlock(-1);
+        view.setAutoRange(false);
+        QCOMPARE(view.shownRange(), qMakePair(-1.0, 1.0));
+        QString note;
+        for (auto* l : view.findChildren<QLabel*>())
+            if (l->text().startsWith("Query patch")) note = l->text();
+        QVERIFY2(note.contains("colours from -1 to 1 (fixed)"), qPrintable(note));
+        view.setAutoRange(true);
     }
 
     void reconstructionGridFromSnapshot() {

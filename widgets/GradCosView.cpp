@@ -77,7 +77,8 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
 
     profile_ = new QCustomPlot(this);
     profile_->yAxis->setLabel(tr("mean cosine"));
-    profile_->xAxis->setLabel(tr("parameter group (input → output)"));
+    // what the lines are, under the plot (the legend names the phases)
+    profile_->xAxis->setLabel(tr("parameter group (input → output)\nsolid: mean · dashed: 10th / 90th percentile of the images"));
     placeLegendAbove(profile_, 8);
     profile_->setToolTip(tr("Depth profile: the mean cosine per parameter group, one line per training phase (its probes "
                             "averaged), the band from the 10th to the 90th percentile over the probe images. Layer Grafted "
@@ -260,13 +261,16 @@ void GradCosView::rebuildProfile() {
         const auto& ph = p.phases[size_t(k)];
         // Late phases in red, early ones in blue, as the heat map's ends.
         QColor c = P == 1 ? QColor(200, 40, 40) : QColor::fromHsvF(0.62 * (1.0 - double(k) / double(P - 1)), 0.8, 0.8);
-        QColor band = c;
-        band.setAlpha(40);
+        // The band of each phase drawn by its edges (dashed, in the phase's colour) over a faint fill: several
+        // overlapping bands stay apart instead of blending into one tint.
+        QColor band = c, edge = c;
+        band.setAlpha(18);
+        edge.setAlpha(170);
         auto* lo = profile_->addGraph();
         auto* hi = profile_->addGraph();
         auto* mean = profile_->addGraph();
         for (auto* g : {lo, hi}) {
-            g->setPen(Qt::NoPen);
+            g->setPen(QPen(edge, 1, Qt::DashLine));
             g->removeFromLegend();
         }
         hi->setBrush(band);
@@ -291,6 +295,8 @@ void GradCosView::rebuildProfile() {
     profile_->yAxis->setRange(-std::min(1.0, spread * 1.15), std::min(1.0, spread * 1.15));
     profile_->replot(QCustomPlot::rpQueuedReplot);
 }
+
+QString GradCosView::profileKeyText() const { return profile_->xAxis->label(); }
 
 void GradCosView::showStep(int index) {
     samples_->clearPlottables();

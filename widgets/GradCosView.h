@@ -11,6 +11,7 @@
 #include <QWidget>
 
 class QCustomPlot;
+class QCPItemText;
 class QCPColorMap;
 class QComboBox;
 class QLabel;
@@ -30,6 +31,8 @@ public:
     QCustomPlot* heatPlot() const { return heat_; }
     QCustomPlot* samplePlot() const { return samples_; }
     QCustomPlot* profilePlot() const { return profile_; }
+    // The depth profile's key to its lines ("solid: mean ... dashed: percentiles"), under its x-axis.
+    QString profileKeyText() const;
     // The cosine range of the lines and the heat map: a fixed symmetric ±range (a colour keeps its meaning while
     // the run goes on), or 0 = auto, sized to the largest mean over the whole run so far. Kept in QSettings.
     void setCosineRange(double range);

@@ -4,6 +4,7 @@
 
 #include <qcustomplot.h>
 
+#include <QAbstractItemView>
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -100,6 +101,16 @@ const Snapshot* SnapshotHistory::current() const {
     return i >= 0 && i < snaps_.size() ? &snaps_[i] : nullptr;
 }
 
+// A row of choice boxes that never widens its view beyond the room beside the recipe dock: each box as wide as about
+// 9 characters (longer choices elided in the box, whole in its list).
+void fitControls(std::initializer_list<QComboBox*> boxes) {
+    for (QComboBox* b : boxes) {
+        b->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        b->setMinimumContentsLength(9);
+        b->view()->setMinimumWidth(260);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
@@ -150,6 +161,7 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(block_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
     connect(head_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
     connect(scale_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
+    fitControls({block_, head_, scale_});
 }
 
 void AttentionView::setHead(int head) {
@@ -353,7 +365,7 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     controls->addWidget(blockBox_);
     controls->addWidget(new QLabel(tr("Image:"), this));
     controls->addWidget(imageBox_);
-    controls->addWidget(new QLabel(tr("Colour range:"), this));
+    controls->addWidget(new QLabel(tr("Range:"), this));
     controls->addWidget(rangeBox_);
     controls->addStretch();
     auto* views = new QHBoxLayout;
@@ -370,6 +382,7 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     connect(imageBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(blockBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
     connect(rangeBox_, &QComboBox::currentIndexChanged, this, &SimilarityView::render);
+    fitControls({mode_, blockBox_, imageBox_, rangeBox_});
     connect(image_, &FitImageLabel::clicked, this, [this](double fx, double fy) {
         const Snapshot* s = history_->current();
         if (!s) return;

@@ -31,6 +31,7 @@
 #include "base/export/TensorBoard.h"
 
 #include <QSettings>
+#include <QTabWidget>
 #include <QTextBrowser>
 #include <QDialog>
 #include <QScrollArea>
@@ -162,7 +163,16 @@ private slots:
                      qPrintable(QString("%1 > %2").arg(scroll->widget()->minimumSizeHint().width()).arg(scroll->viewport()->width())));
         }
         auto* form = w.findChild<RecipeForm*>();
-        QVERIFY(form && form->width() >= form->minimumWidth());
+        QVERIFY(form);
+        // the whole window fits a 1280 x 800 screen: no page of the tabs asks for more width than is left
+        QVERIFY2(w.minimumSizeHint().width() <= 1280 && w.minimumSize().width() <= 1280 && w.width() <= 1280,
+                 qPrintable(QString("%1 %2 %3").arg(w.minimumSizeHint().width()).arg(w.minimumSize().width()).arg(w.width())));
+        for (int i = 0; i < w.findChild<QTabWidget*>()->count(); ++i) {
+            QWidget* page = w.findChild<QTabWidget*>()->widget(i);
+            QVERIFY2(page->minimumSizeHint().width() <= 1280 - form->minimumWidth() - 40,
+                     qPrintable(QString("tab %1: %2").arg(i).arg(page->minimumSizeHint().width())));
+        }
+        QVERIFY(form->width() >= form->minimumWidth());
         QScrollArea* formScroll = form->findChild<QScrollArea*>();
         QVERIFY(formScroll && formScroll->horizontalScrollBarPolicy() == Qt::ScrollBarAlwaysOff);
         QVERIFY2(formScroll->widget()->minimumSizeHint().width() <= formScroll->viewport()->width(),

@@ -541,6 +541,14 @@ private slots:
         QCOMPARE(lastMean->name(), QString("step 20"));
         QCOMPARE(lastMean->dataCount(), 3);  // embed, blocks.0, norm
         QVERIFY(std::abs((lastMean->data()->constBegin() + 1)->value - (0.1 - 0.05)) < 1e-6);  // k = 0: blocks.0
+        // the bands are drawn by their edges, dashed in the phase's colour (filled bands blended into mud), and the
+        // plot says what solid and dashed lines are
+        for (int k = 0; k < 3; ++k)
+            for (int e : {0, 1}) {
+                QCOMPARE(view.profilePlot()->graph(3 * k + e)->pen().style(), Qt::DashLine);
+                QCOMPARE(view.profilePlot()->graph(3 * k + e)->pen().color().rgb(), view.profilePlot()->graph(3 * k + 2)->pen().color().rgb());
+            }
+        QVERIFY2(view.profileKeyText().contains("dashed: 10th / 90th percentile"), qPrintable(view.profileKeyText()));
         auto* first = view.linePlot()->graph(0)->data().data();
         QCOMPARE(first->size(), 3);
         QCOMPARE(first->at(0)->key, 0.0);  // steps ascending
@@ -676,6 +684,11 @@ private slots:
         s.arrays.push_back({"cosine_blocks", {2, 1, 4, 4}, blocks});
         view.addSnapshot(s);
         QCOMPARE(view.blockChoices(), 3);
+        // with long choices in its boxes the view still fits beside the recipe dock on a 1280-pixel screen
+        s.meta["block_label"] = "last block + final norm";
+        s.meta["image_indices"] = std::vector<int64_t>{123456};
+        view.addSnapshot(s);
+        QVERIFY2(view.minimumSizeHint().width() <= 800, qPrintable(QString::number(view.minimumSizeHint().width())));
         view.setBlock(1);
         QCOMPARE(map->data()->cell(0, 0), 0.25);
         view.setBlock(-1);

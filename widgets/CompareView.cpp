@@ -172,11 +172,19 @@ CompareView::Run CompareView::readRun(const QString& dir) {
             r.method = QStringLiteral("?");  // a recipe of another shape: the run is still listed
         }
     }
+    // Not evaluated yet: the step of the newest checkpoint (its name says it), which Evaluate would take
+    const QDir ckpts(QString::fromStdString(RunLayout(dir.toStdString()).checkpoints()));
+    for (const QString& f : ckpts.entryList({"step-*.ckpt"}, QDir::Files)) {
+        bool ok = false;
+        const qint64 s = f.mid(5, f.size() - 10).toLongLong(&ok);
+        if (ok) r.step = std::max(r.step, s);
+    }
     // the newest evaluated checkpoint; entries of another shape (hand-edited files) are left out by the reader
     const EvalFile ev = EvalFile::read(RunLayout(dir.toStdString()).evalJson());
     if (const auto* newest = ev.newest()) {
         const EvalReport& e = newest->second;
         r.step = e.step;
+        r.stepEvaluated = true;
         r.checkpoint = QString::fromStdString(newest->first);
         if (!e.dataset.empty()) r.dataset = QString::fromStdString(e.dataset);
         for (const auto& w : e.warnings) r.warnings << QString::fromStdString(w);
@@ -280,7 +288,8 @@ void CompareView::refresh() {
     table_->setRowCount(int(runs_.size()));
     for (int i = 0; i < int(runs_.size()); ++i) {
         const auto& r = runs_[i];
-        QStringList cells = {r.name, r.method, r.step >= 0 ? QString::number(r.step) : QString(), r.dataset};
+        QString step = r.step < 0 ? QString() : r.stepEvaluated ? QString::number(r.step) : tr("%1 (not evaluated)").arg(r.step);
+        QStringList cells = {r.name, r.method, step, r.dataset};
         for (const auto& p : protocols()) cells << (r.top1.contains(p) ? QString::number(100.0 * r.top1.value(p), 'f', 1) : tr("—"));
         for (int c = 0; c < cells.size(); ++c) {
             auto* item = new QTableWidgetItem(cells[c]);

@@ -48,7 +48,8 @@ signals:
 private:
     struct Run {
         QString dir, name, method, dataset, checkpoint;
-        qint64 step = -1;
+        qint64 step = -1;            // the evaluated checkpoint's step, else the newest checkpoint's (stepEvaluated false)
+        bool stepEvaluated = false;
         QMap<QString, double> top1;
         QStringList warnings;  // eval.json's: results that cannot mean what they seem (one class, shared test images)
     };

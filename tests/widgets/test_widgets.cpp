@@ -229,6 +229,8 @@ private slots:
         QString b = makeRun("lg-run", "{\"method\":\"mae\",\"stages\":[{\"method\":\"mae\"},{\"method\":\"mocov3\"}]}",
                             "{\"step-000000100.ckpt\":{\"step\":100,\"protocols\":{\"linear\":{\"top1\":0.66},\"fewshot\":{\"top1\":0.4}}}}");
         QString c = makeRun("fresh", "{\"method\":\"mocov3\"}", "");
+        writeText(root.filePath("fresh/checkpoints/step-00000300.ckpt"), "x");  // its newest checkpoint, not evaluated
+        writeText(root.filePath("fresh/checkpoints/step-00000200.ckpt"), "x");
         // a hand-edited results file of another shape is listed as not evaluated, not a crash
         QString odd = makeRun("odd", "{\"method\":\"mae\",\"data\":{\"dataset\":3}}",
                               "{\"x.ckpt\":{\"step\":\"ten\",\"dataset\":5,\"protocols\":{\"knn\":{\"top1\":\"high\"}}},\"y\":[1,2]}");
@@ -254,6 +256,9 @@ private slots:
         QCOMPARE(view.table()->item(1, 1)->text(), QString("mae→mocov3"));
         QCOMPARE(view.table()->item(0, 4)->text(), QString("62.0"));
         QCOMPARE(view.table()->item(2, 4)->text(), QString("—"));
+        // the step column: the evaluated checkpoint's step, or the newest checkpoint's before evaluation (was empty)
+        QCOMPARE(view.table()->item(0, 2)->text(), QString("100"));
+        QCOMPARE(view.table()->item(2, 2)->text(), QString("300 (not evaluated)"));
         // one bar series per evaluated run, with a bar per evaluated protocol
         QCOMPARE(view.plot()->plottableCount(), 2);
         QCOMPARE(qobject_cast<QCPBars*>(view.plot()->plottable(0))->data()->size(), 2);

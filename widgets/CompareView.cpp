@@ -24,6 +24,7 @@
 #include <QTableWidget>
 #include <QTextStream>
 #include <QVBoxLayout>
+#include <QProgressBar>
 
 namespace graftlab {
 
@@ -119,10 +120,25 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     split->addWidget(table_);
     split->addWidget(plot_);
     split->setStretchFactor(1, 2);
+    progress_ = new QProgressBar;
+    progress_->setFormat(tr("%v of %m evaluations"));
+    progress_->setVisible(false);
+    cancel_ = new QPushButton(tr("Cancel"));
+    cancel_->setToolTip(tr("Stop after the evaluation in progress (those finished are kept in each run's eval.json)"));
+    cancel_->setVisible(false);
+    connect(cancel_, &QPushButton::clicked, this, [this] {
+        cancel_->setEnabled(false);
+        status_->setText(tr("Cancelling after the evaluation in progress…"));
+        emit cancelRequested();
+    });
+    auto* bottom = new QHBoxLayout;
+    bottom->addWidget(status_, 1);
+    bottom->addWidget(progress_);
+    bottom->addWidget(cancel_);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addWidget(split, 1);
-    layout->addWidget(status_);
+    layout->addLayout(bottom);
 
     connect(add_, &QPushButton::clicked, this, [this] {
         QString dir = QFileDialog::getExistingDirectory(this, tr("Add run directory"));
@@ -267,7 +283,15 @@ QStringList CompareView::checkedProtocols() const {
 
 int CompareView::finetuneSteps() const { return finetuneSteps_->value(); }
 
+void CompareView::setProgress(int done, int total) {
+    progress_->setRange(0, std::max(1, total));
+    progress_->setValue(std::clamp(done, 0, std::max(1, total)));
+}
+
 void CompareView::setBusy(bool busy, const QString& text) {
+    progress_->setVisible(busy);
+    cancel_->setVisible(busy);
+    if (!busy) cancel_->setEnabled(true);
     evaluate_->setEnabled(!busy && !runs_.isEmpty() && !checkedProtocols().isEmpty());
     add_->setEnabled(!busy);
     remove_->setEnabled(!busy && !runs_.isEmpty());

@@ -13,6 +13,7 @@ class QLabel;
 class QPushButton;
 class QSpinBox;
 class QTableWidget;
+class QProgressBar;
 
 namespace graftlab {
 
@@ -36,6 +37,11 @@ public:
     int finetuneSteps() const;
     // While an evaluation runs: the Evaluate button is disabled and the text says what is being done.
     void setBusy(bool busy, const QString& text = QString());
+    // While an evaluation runs: `done` of `total` evaluations (a run x protocol each) finished, in a progress bar
+    // beside a Cancel button (cancelRequested; the runner stops after the evaluation in progress).
+    void setProgress(int done, int total);
+    QProgressBar* progressBar() const { return progress_; }
+    QPushButton* cancelButton() const { return cancel_; }
     QCustomPlot* plot() const { return plot_; }
     QTableWidget* table() const { return table_; }
     // Writes the table as CSV; returns an error message, empty on success.
@@ -44,6 +50,7 @@ public:
 signals:
     void evaluateRequested(const QStringList& runDirs, const QStringList& protocols, int finetuneSteps);
     void runsChanged();
+    void cancelRequested();
 
 private:
     struct Run {
@@ -60,6 +67,8 @@ private:
     QTableWidget* table_;
     QCustomPlot* plot_;
     QLabel* status_;
+    QProgressBar* progress_;
+    QPushButton* cancel_;
     QPushButton *add_, *remove_, *evaluate_;
     QMap<QString, QCheckBox*> protocolBoxes_;
     QSpinBox* finetuneSteps_;

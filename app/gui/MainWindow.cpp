@@ -200,9 +200,10 @@ void MainWindow::connectEvaluation() {
     connect(compareView_, &CompareView::evaluateRequested, this, &MainWindow::evaluate);
     connect(evalRunner_, &EvalRunner::progress, this, [this](const QString& text, int done, int total) {
         compareView_->setBusy(!text.isEmpty(), text);
+        compareView_->setProgress(done, total);
         if (!text.isEmpty()) statusLabel_->setText(text);
-        (void)done, (void)total;
     });
+    connect(compareView_, &CompareView::cancelRequested, evalRunner_, &EvalRunner::cancel);
     connect(evalRunner_, &EvalRunner::runEvaluated, compareView_, &CompareView::reload);
     connect(evalRunner_, &EvalRunner::finished, this, [this](bool ok, const QString& detail) {
         compareView_->setBusy(false, !ok               ? tr("Evaluation ended with problems:\n%1").arg(detail)

@@ -25,6 +25,7 @@
 #include <QPushButton>
 #include <QComboBox>
 #include <QtTest>
+#include <QProgressBar>
 
 using namespace graftlab;
 
@@ -256,6 +257,19 @@ private slots:
         QCOMPARE(view.table()->item(1, 1)->text(), QString("mae→mocov3"));
         QCOMPARE(view.table()->item(0, 4)->text(), QString("62.0"));
         QCOMPARE(view.table()->item(2, 4)->text(), QString("—"));
+        // while an evaluation runs: a progress bar and a Cancel button (there were none), gone when it ends
+        QVERIFY(!view.progressBar()->isVisible() && !view.cancelButton()->isVisible());
+        view.setBusy(true, "Evaluating mae-run: linear (3 of 8)…");
+        view.setProgress(2, 8);
+        QVERIFY(view.progressBar()->isVisible() && view.cancelButton()->isVisible());
+        QCOMPARE(view.progressBar()->value(), 2);
+        QCOMPARE(view.progressBar()->maximum(), 8);
+        QSignalSpy cancelled(&view, &CompareView::cancelRequested);
+        QTest::mouseClick(view.cancelButton(), Qt::LeftButton);
+        QCOMPARE(cancelled.count(), 1);
+        QVERIFY(!view.cancelButton()->isEnabled());  // once
+        view.setBusy(false);
+        QVERIFY(!view.progressBar()->isVisible() && !view.cancelButton()->isVisible() && view.cancelButton()->isEnabled());
         // the step column: the evaluated checkpoint's step, or the newest checkpoint's before evaluation (was empty)
         QCOMPARE(view.table()->item(0, 2)->text(), QString("100"));
         QCOMPARE(view.table()->item(2, 2)->text(), QString("300 (not evaluated)"));

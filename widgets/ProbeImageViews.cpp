@@ -118,13 +118,10 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     block_ = new QComboBox(this);
     block_->setToolTip(tr("Which block's attention to show; rollout combines all blocks (head mean + identity, multiplied)"));
     head_ = new QComboBox(this);
-    head_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-    block_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     head_->setToolTip(tr("One attention head, the mean over heads, or every head at once (a grid: images x heads)"));
     scale_ = new QComboBox(this);
     scale_->addItem(tr("one scale per block"), "block");
     scale_->addItem(tr("each panel its own"), "panel");
-    scale_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     scale_->setToolTip(tr("One colour scale for the block across every image and head (a colour means the same attention "
                           "everywhere; the bar on the right says which), or each panel from its own minimum to maximum"));
     image_ = new FitImageLabel(this);
@@ -321,17 +318,13 @@ SimilarityView::SimilarityView(QWidget* parent) : QWidget(parent) {
     mode_->setToolTip(tr("Cosine similarity between patch tokens, or ConMIM's dictionary look-up: the softmax of the masked "
                          "view's patch feature against the full view's keys (ConMIM runs only)"));
     blockBox_ = new QComboBox(this);
-    blockBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     blockBox_->setToolTip(tr("Patch tokens after which block: the probe's block (probes.similarity_block; the last one "
                              "includes the final norm) or any block, where the run stored them all"));
     imageBox_ = new QComboBox(this);
-    imageBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-    mode_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     imageBox_->setToolTip(tr("Which probe image"));
     rangeBox_ = new QComboBox(this);
     rangeBox_->addItem(tr("auto: the run's range"), "auto");
     rangeBox_->addItem(tr("fixed: -1 to 1"), "fixed");
-    rangeBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     rangeBox_->setToolTip(tr("Auto: from the least to the largest value of every snapshot of the run (this mode and block), so "
                              "a colour means the same value for every query, image and step; fixed: the whole cosine range "
                              "-1 to 1 (look-up: 0 to 1), where early in training everything may look alike"));

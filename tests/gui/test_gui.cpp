@@ -71,6 +71,13 @@ Recipe tinyRecipe(const std::string& method, int64_t steps) {
 // TrainingSession::finished is emitted on the worker thread: the spy (a direct connection) records it at once, while
 // the window's onFinished (queued, posted first) has not run yet. Deliver that posted event before returning, or a
 // check of what onFinished does (its dialog, its status text) races the worker (seen under load, 2026-12-03).
+// The window's menu titled `title` ("&View", "&Help"), or null.
+QMenu* menuNamed(MainWindow& w, const QString& title) {
+    for (QAction* a : w.menuBar()->actions())
+        if (a->menu() && a->text() == title) return a->menu();
+    return nullptr;
+}
+
 QString waitFinished(QSignalSpy& finished, int ms = 240000) {
     if (finished.isEmpty() && !finished.wait(ms)) return "timeout";
     QCoreApplication::sendPostedEvents();
@@ -96,9 +103,7 @@ private slots:
     void viewMenuNamesTheTabs() {
         LaunchOptions o;
         MainWindow w(o);
-        QMenu* view = nullptr;
-        for (QAction* a : w.menuBar()->actions())
-            if (a->menu() && a->text() == "&View") view = a->menu();
+        QMenu* view = menuNamed(w, "&View");
         QVERIFY(view);
         QStringList shown;
         for (QAction* a : view->actions()) shown << a->text();
@@ -111,9 +116,7 @@ private slots:
     void helpShowsTheGuideAndEveryShortcut() {
         LaunchOptions o;
         MainWindow w(o);
-        QMenu* help = nullptr;
-        for (QAction* a : w.menuBar()->actions())
-            if (a->menu() && a->text() == "&Help") help = a->menu();
+        QMenu* help = menuNamed(w, "&Help");
         QVERIFY(help);
         QStringList items;
         for (QAction* a : help->actions()) items << a->text() + "=" + a->shortcut().toString();

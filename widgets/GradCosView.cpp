@@ -333,7 +333,7 @@ void GradCosView::showStep(int index) {
         if (std::isfinite(v)) spread = std::max(spread, double(std::abs(v)));
     samples_->yAxis->setRange(-std::min(1.0, spread * 1.15), std::min(1.0, spread * 1.15));
     samples_->xAxis->setTicker(xt);
-    samples_->xAxis->setTickLabelRotation(groups.size() > 8 ? 45 : 0);
+    samples_->xAxis->setTickLabelRotation(groups.size() > 5 ? 35 : 0);  // upright names of 6+ groups overlap at 1280 px
     samples_->xAxis->setRange(-0.7, G - 0.3);
     samples_->xAxis->setLabel(tr("step %1 (stage %2): per-image cosines").arg(s.step).arg(s.stage + 1));
     samples_->replot(QCustomPlot::rpQueuedReplot);

@@ -428,10 +428,12 @@ void SimilarityView::addSnapshot(const Snapshot& s) {
         mode_->setItemData(1, hasLookup ? QString() : QString::fromStdString(s.meta.value("lookup_unavailable", std::string())), Qt::ToolTipRole);
         if (!hasLookup && mode_->currentIndex() == 1) mode_->setCurrentIndex(0);
     }
+    runRanges_.clear();
     history_->add(s);
 }
 
 void SimilarityView::clear() {
+    runRanges_.clear();
     history_->clear();
     image_->setImage({});
     image_->setPixmap({});
@@ -462,20 +464,26 @@ void SimilarityView::render() {
                                                 Qt::FastTransformation);
     double lo = lookup ? 0.0 : -1.0, hi = 1.0;
     if (rangeBox_->currentData().toString() == "auto") {
-        // every value of the same array in every stored snapshot: the run's range for this mode and block
-        double runLo = INFINITY, runHi = -INFINITY;
-        for (const Snapshot& sn : history_->all()) {
-            const SnapshotArray* a = sn.find(lookup ? "lookup" : block >= 0 ? "cosine_blocks" : "cosine");
-            if (!a) continue;
-            // cosine_blocks (depth, n, L, L): the chosen block's part; cosine (n, L, L) and lookup: all of it
-            const int64_t per = block >= 0 && a->shape.size() == 4 ? a->shape[1] * a->shape[2] * a->shape[3] : int64_t(a->values.size());
-            const int64_t from = block >= 0 ? block * per : 0, to = std::min<int64_t>(from + per, int64_t(a->values.size()));
-            for (int64_t k = from; k < to; ++k)
-                if (std::isfinite(a->values[size_t(k)])) {
-                    runLo = std::min<double>(runLo, a->values[size_t(k)]);
-                    runHi = std::max<double>(runHi, a->values[size_t(k)]);
-                }
+        // every value of the same array in every stored snapshot: the run's range for this mode and block, computed
+        // once per mode and block until a snapshot arrives (not again on every click on the GUI thread)
+        const QString key = QStringLiteral("%1/%2").arg(lookup ? "lookup" : "cosine").arg(block);
+        if (!runRanges_.contains(key)) {
+            double runLo = INFINITY, runHi = -INFINITY;
+            for (const Snapshot& sn : history_->all()) {
+                const SnapshotArray* a = sn.find(lookup ? "lookup" : block >= 0 ? "cosine_blocks" : "cosine");
+                if (!a) continue;
+                // cosine_blocks (depth, n, L, L): the chosen block's part; cosine (n, L, L) and lookup: all of it
+                const int64_t per = block >= 0 && a->shape.size() == 4 ? a->shape[1] * a->shape[2] * a->shape[3] : int64_t(a->values.size());
+                const int64_t from = block >= 0 ? block * per : 0, to = std::min<int64_t>(from + per, int64_t(a->values.size()));
+                for (int64_t k = from; k < to; ++k)
+                    if (std::isfinite(a->values[size_t(k)])) {
+                        runLo = std::min<double>(runLo, a->values[size_t(k)]);
+                        runHi = std::max<double>(runHi, a->values[size_t(k)]);
+                    }
+            }
+            runRanges_.insert(key, qMakePair(runLo, runHi));
         }
+        auto [runLo, runHi] = runRanges_.value(key);
         if (std::isfinite(runLo)) {
             if (runHi - runLo < 1e-6) {  // one value everywhere: a narrow range around it
                 runLo -= 0.05;

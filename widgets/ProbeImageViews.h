@@ -5,6 +5,8 @@
 
 #include <QLabel>
 
+#include <QMap>
+
 #include <cmath>
 #include <QVector>
 #include <QWidget>
@@ -107,6 +109,7 @@ private:
     QComboBox* mode_;
     QComboBox* rangeBox_;
     QPair<double, double> range_{NAN, NAN};
+    QMap<QString, QPair<double, double>> runRanges_;  // "mode/block" -> least and largest value of the run
     QComboBox* blockBox_;
     QComboBox* imageBox_;
     FitImageLabel* image_;

@@ -726,6 +726,12 @@ private slots:
             if (l->text().startsWith("Query patch")) note = l->text();
         QVERIFY2(note.contains("colours from -1 to 1 (fixed)"), qPrintable(note));
         view.setAutoRange(true);
+        // a later snapshot with a wider spread widens the run's range (the range is cached per mode and block, and
+        // computed again when a snapshot arrives)
+        s.step = 5;
+        s.arrays[1].values[3] = -0.9f;
+        view.addSnapshot(s);
+        QCOMPARE(view.shownRange(), qMakePair(double(-0.9f), 1.0));
     }
 
     void reconstructionGridFromSnapshot() {

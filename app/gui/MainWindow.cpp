@@ -10,6 +10,7 @@
 #include "SnapshotImages.h"
 #include "CompareView.h"
 #include "RunTailer.h"
+#include "RunOverlayView.h"
 #include "EvalRunner.h"
 #include "InspectWindow.h"
 #include "base/export/Report.h"
@@ -121,6 +122,8 @@ void MainWindow::buildViews() {
     tabs_->addTab(simView_, tr("Patch similarity"));
     compareView_ = new CompareView;
     tabs_->addTab(compareView_, tr("Evaluate && compare"));
+    overlayView_ = new RunOverlayView;
+    tabs_->addTab(overlayView_, tr("Runs on one plot"));
     for (int i = 0; i < tabs_->count(); ++i) tabs_->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
     setCentralWidget(tabs_);
 }
@@ -236,6 +239,9 @@ void MainWindow::restoreWindow() {
         setGeometry(QStyle::alignedRect(Qt::LeftToRight, Qt::AlignCenter, size, avail));
         resizeDocks({logDock_}, {140}, Qt::Vertical);
     }
+    overlayView_->restoreRuns();
+    for (const QString& dir : options_.overlayRuns)
+        if (overlayView_->addRunsUnder(dir) == 0) spdlog::warn("--overlay {}: no run there (no recipe.json in it or its folders)", dir.toStdString());
     if (!options_.tab.isEmpty())
         for (int i = 0; i < tabs_->count(); ++i)
             if (tabs_->tabText(i).toLower().startsWith(options_.tab.toLower())) tabs_->setCurrentIndex(i);
@@ -631,6 +637,7 @@ void MainWindow::checkWriter() {
 void MainWindow::setCurrentRunDir(const QString& dir) {
     currentRunDir_ = dir;
     continuable_ = false;
+    listCurrentRun();
     if (!dir.isEmpty()) {
         auto listed = listCheckpoints(RunLayout(dir.toStdString()).checkpoints());
         std::vector<RecipeIssue> issues;
@@ -652,6 +659,12 @@ void MainWindow::markStages(const Recipe& r) {
         lossView_->markStage(start, QString::fromStdString(st.name));
         start += st.steps;
     }
+}
+
+// The run shown joins the Runs tab's list, ticked, once it holds a run (a new run writes recipe.json as it starts).
+void MainWindow::listCurrentRun() {
+    if (currentRunDir_.isEmpty() || overlayListed_ == currentRunDir_) return;
+    if (overlayView_->addRun(currentRunDir_, true)) overlayListed_ = currentRunDir_;
 }
 
 void MainWindow::addRecentRun(const QString& dir) {
@@ -765,6 +778,7 @@ void MainWindow::evaluate(const QStringList& dirs, const QStringList& protocols,
 
 void MainWindow::onMetrics(qint64 step, qint64 epoch, int stage, const MetricValues& values) {
     lossView_->addRow(step, values);
+    listCurrentRun();
     progress_->setValue(int(step));
     double loss = 0, ips = 0;
     for (const auto& [k, v] : values) {

@@ -22,6 +22,7 @@ class GradCosView;
 class AttentionView;
 class SimilarityView;
 class CompareView;
+class RunOverlayView;
 class RunTailer;
 class EvalRunner;
 class InspectWindow;
@@ -32,7 +33,8 @@ struct LaunchOptions {
     bool autostart = false;
     qint64 steps = -1;       // with --screenshot: stop after this many steps
     QString screenshot;      // render the window to this PNG after the run (or `steps`) and quit
-    QString tab;             // tab to show first ("losses", "reconstructions", "gradient", "attention", "patch")
+    QString tab;             // tab to show first ("losses", "reconstructions", "gradient", "attention", "patch", "evaluate", "runs")
+    QStringList overlayRuns; // runs (or folders of runs) to list in the Runs tab
 };
 
 class MainWindow : public QMainWindow {
@@ -69,6 +71,7 @@ public:
     AttentionView* attentionView() const { return attnView_; }
     SimilarityView* similarityView() const { return simView_; }
     CompareView* compareView() const { return compareView_; }
+    RunOverlayView* overlayView() const { return overlayView_; }
     RunTailer* tailer() const { return tailer_; }
     EvalRunner* evalRunner() const { return evalRunner_; }
     // Writes the HTML report of a run (File > Export > Run report); returns an error message or "".
@@ -117,6 +120,9 @@ private:
     AttentionView* attnView_;
     SimilarityView* simView_;
     CompareView* compareView_;
+    RunOverlayView* overlayView_;
+    QString overlayListed_;  // the current run, once listed in the Runs tab
+    void listCurrentRun();
     RunTailer* tailer_;
     EvalRunner* evalRunner_;
     InspectWindow* inspect_ = nullptr;

@@ -30,14 +30,16 @@ int main(int argc, char** argv) {
     QCommandLineOption steps("steps", "With --screenshot: stop after N steps.", "N");
     QCommandLineOption screenshot("screenshot", "Render the window to FILE.png when the run ends, then quit.", "FILE");
     QCommandLineOption run("open-run", "Open a run directory at start-up.", "DIR");
-    QCommandLineOption tab("tab", "Tab to show first: losses, reconstructions, gradient, attention, patch or evaluate "
+    QCommandLineOption tab("tab", "Tab to show first: losses, reconstructions, gradient, attention, patch, evaluate or runs "
                                   "(with --open-model: reconstruction, attention, similarity or gradcos).", "NAME");
     QCommandLineOption model("open-model", "Open a model in the Inspect window: a checkpoint of MAE, MoCo v3, Layer Grafted, DINO or timm "
                                            "(imported into ~/GraftLab/models), an imported model's folder, or a GraftLab checkpoint.", "FILE");
     QCommandLineOption image("inspect-image", "With --open-model: an image to inspect (repeatable).", "FILE");
     QCommandLineOption maskRatio("mask-ratio", "With --open-model: the reconstruction's mask ratio (default 0.75).", "R");
     QCommandLineOption maskSeed("mask-seed", "With --open-model: the seed of the reconstruction's mask (default 0).", "S");
-    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed});
+    QCommandLineOption overlay("overlay", "List a run, or every run of a folder (a sweep's, a table's), in the Runs on one plot tab "
+                                          "(repeatable).", "DIR");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed, overlay});
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "-h" || arg == "--help" || arg == "--help-all" || arg == "-v" || arg == "--version") {
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
     const bool inspecting = parser.isSet(model);
     o.screenshot = inspecting ? QString() : parser.value(screenshot);
     o.tab = parser.value(tab);
+    o.overlayRuns = parser.values(overlay);
     graftlab::logBlasAtStartup();
     graftlab::MainWindow w(o);
     if (parser.isSet(run)) w.openRun(parser.value(run));

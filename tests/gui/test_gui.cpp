@@ -10,6 +10,7 @@
 #include "ProbeImageViews.h"
 #include "RecipeForm.h"
 #include "ReconstructionView.h"
+#include "RunOverlayView.h"
 #include "RunTailer.h"
 #include "base/run/RunLock.h"
 #include "train/Checkpoint.h"
@@ -109,6 +110,7 @@ private slots:
         for (QAction* a : view->actions()) shown << a->text();
         QVERIFY2(shown.contains("Losses && schedule"), qPrintable(shown.join(" | ")));
         QVERIFY2(shown.contains("Evaluate && compare"), qPrintable(shown.join(" | ")));
+        QVERIFY2(shown.contains("Runs on one plot"), qPrintable(shown.join(" | ")));
         for (const QString& t : shown) QVERIFY2(!QRegularExpression("[^&]&[^&]").match(t).hasMatch() || t.startsWith("&"), qPrintable(t));
     }
 
@@ -396,6 +398,9 @@ private slots:
         QVERIFY(w.similarityView()->snapshotCount() >= 3);
         QCOMPARE(w.recipeForm()->recipe().method, std::string("mtl"));
         QVERIFY(w.tailer()->isFollowing());
+        // the run opened joins the Runs on one plot tab, ticked, its loss drawn
+        QVERIFY(w.overlayView()->checkedRuns().contains(QDir(finishedRun_).absolutePath()));
+        QVERIFY(w.overlayView()->series(finishedRun_));
         // a process writing the run (e.g. graftlab-cli on another machine) appends a row: it shows up
         int before = w.lossView()->pointCount();
         QFile m(QDir(finishedRun_).filePath("metrics.jsonl"));

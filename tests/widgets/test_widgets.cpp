@@ -9,6 +9,7 @@
 #include "BlockLrChart.h"
 #include "CompareView.h"
 #include "RunTailer.h"
+#include "RunOverlayView.h"
 
 #include <qcustomplot.h>
 
@@ -41,6 +42,38 @@ private:
         QFile f(path);
         QVERIFY(f.open(append ? QIODevice::Append : QIODevice::WriteOnly));
         f.write(text);
+    }
+
+    // A run directory as the trainer writes it: recipe.json, metrics.jsonl (loss falling, `ips` images/s) and,
+    // with `groups`, gradient-cosine snapshots every 20 steps.
+    static void writeRun(const QString& dir, const QByteArray& recipe, int rows, double ips, const QStringList& groups = {}) {
+        QVERIFY(QDir().mkpath(dir));
+        writeText(dir + "/recipe.json", recipe);
+        QByteArray m;
+        for (int i = 1; i <= rows; ++i)
+            m += QStringLiteral("{\"step\":%1,\"epoch\":0,\"stage\":0,\"loss\":%2,\"lr\":0.001,\"images_per_s\":%3}\n")
+                     .arg(10 * i).arg(2.0 / i).arg(ips).toUtf8();
+        writeText(dir + "/metrics.jsonl", m);
+        if (groups.isEmpty()) return;
+        SnapshotStore store((dir + "/snapshots").toStdString(), 0);
+        for (int step = 0; step <= 10 * rows; step += 20) {
+            Snapshot s;
+            s.kind = "gradcos";
+            s.step = step;
+            std::vector<std::string> names;
+            for (const auto& g : groups) names.push_back(g.toStdString());
+            s.meta["groups"] = names;
+            SnapshotArray sum{"summary", {int64_t(groups.size()), 7}, {}};
+            SnapshotArray cos{"cos", {int64_t(groups.size()), 2}, {}};
+            for (int g = 0; g < groups.size(); ++g) {
+                const float mean = 0.1f * float(g) - 0.001f * float(step);
+                for (float v : {mean, mean - 0.05f, mean - 0.02f, mean, mean + 0.02f, mean + 0.05f, 0.f}) sum.values.push_back(v);
+                cos.values.push_back(mean - 0.05f);
+                cos.values.push_back(mean + 0.05f);
+            }
+            s.arrays = {sum, cos};
+            store.append(s);
+        }
     }
 
 private slots:
@@ -744,6 +777,113 @@ private slots:
         QCOMPARE(g.height(), 2 * 12 + 3 * 2);
         s.arrays.pop_back();
         QVERIFY(reconstructionGrid(s, 3).isNull());
+    }
+
+    // Runs on one plot: every ticked run draws its own line of the chosen curve, in its own colour, on the axis
+    // chosen (step, training time, fraction of training), with its stage boundaries; runs without the curve are named.
+    void overlayDrawsEveryTickedRunOnOneCurve() {
+        QSettings().remove("overlay");
+        QTemporaryDir tmp;
+        const QString a = tmp.filePath("mae-a"), b = tmp.filePath("lg-b");
+        writeRun(a, R"({"name":"mae","optim":{"batch_size":64},"train":{"steps":100}})", 10, 64.0);  // 1 s a step
+        writeRun(b, R"({"name":"lg","optim":{"batch_size":32},"stages":[{"name":"mim","method":"mae","steps":60},)"
+                    R"({"name":"cl","method":"mocov3","steps":60}]})", 12, 16.0, {"encoder", "embed", "block0", "block1"});  // 2 s a step
+        RunOverlayView v;
+        v.resize(1100, 600);
+        v.show();
+        QVERIFY(v.addRun(a));
+        QVERIFY(v.addRun(b));
+        QString error;
+        QVERIFY(!v.addRun(tmp.filePath("nothing"), true, &error));
+        QVERIFY2(error.contains("nothing") && error.contains("recipe.json"), qPrintable(error));
+        QCOMPARE(v.runs().size(), 2);
+        QVERIFY(v.colourOf(a) != v.colourOf(b));
+        QCOMPARE(v.curve(), QString("loss"));
+        QCOMPARE(v.seriesCount(), 2);
+        QCOMPARE(v.series(a)->data()->size(), 10);
+        QCOMPARE(v.series(b)->data()->size(), 12);
+        QCOMPARE(v.series(a)->pen().color(), v.colourOf(a));
+        QCOMPARE(v.stageLineCount(), 1);  // lg-b's second stage
+        // smoothing only changes the drawn values, not the runs
+        v.setSmoothing(0);
+        QCOMPARE(v.series(a)->data()->at(1)->value, 1.0);
+        // training time: a's 100 steps at 1 s a step, b's 120 at 2 s
+        v.setAxis(OverlayAxis::WallTime);
+        QCOMPARE(v.seriesCount(), 2);
+        QVERIFY(std::abs(v.series(a)->data()->at(9)->key - 100.0 / 60) < 1e-9);
+        QVERIFY(std::abs(v.series(b)->data()->at(11)->key - 240.0 / 60) < 1e-9);
+        v.setAxis(OverlayAxis::Fraction);
+        QCOMPARE(v.series(a)->data()->at(9)->key, 1.0);
+        QCOMPARE(v.series(b)->data()->at(5)->key, 0.5);
+        // the gradient cosine of one group: only b has one; a is named as lacking it
+        QVERIFY(v.curveKeys().contains("cos:block1"));
+        QCOMPARE(v.curveKeys().indexOf("cos:encoder") + 1, v.curveKeys().indexOf("cos:embed"));
+        v.setAxis(OverlayAxis::Step);
+        v.setCurve("cos:block1");
+        QCOMPARE(v.seriesCount(), 1);
+        QVERIFY(!v.series(a) && v.series(b));
+        QCOMPARE(v.series(b)->data()->size(), 7);  // probes at 0, 20, ..., 120
+        QVERIFY(std::abs(v.series(b)->data()->at(1)->value - (0.3 - 0.02)) < 1e-6);
+        QVERIFY2(v.noteText().contains("mae · mae-a"), qPrintable(v.noteText()));
+        QVERIFY(v.plot()->yAxis->range().lower < 0 && std::abs(v.plot()->yAxis->range().lower + v.plot()->yAxis->range().upper) < 1e-9);
+        v.setCurve("profile");
+        QCOMPARE(v.seriesCount(), 1);
+        QCOMPARE(v.series(b)->data()->size(), 3);  // the groups without the whole encoder
+        QCOMPARE(v.plot()->graphCount(), 3);       // the mean and its 10th / 90th percentile
+        QTest::qWait(50);
+        v.plot()->replot();
+        shot(&v, "overlay_profile");
+        // unticking a run takes its line away; the hover read-out names each run's value
+        v.setCurve("loss");
+        v.setChecked(b, false);
+        QCOMPARE(v.seriesCount(), 1);
+        QCOMPARE(v.stageLineCount(), 0);
+        v.setChecked(b, true);
+        v.showReadoutAt(50);
+        QVERIFY2(v.readout().contains("mae · mae-a 0.4") && v.readout().contains("lg · lg-b"), qPrintable(v.readout()));
+        QTest::qWait(50);
+        v.plot()->replot();
+        shot(&v, "overlay_loss");
+        // the list is kept: a new view restores it, unticked runs unticked
+        v.setChecked(a, false);
+        v.setCurve("cos:block1");
+        v.setAxis(OverlayAxis::WallTime);
+        RunOverlayView again;
+        again.restoreRuns();
+        QCOMPARE(again.curve(), QString("cos:block1"));
+        QCOMPARE(again.axis(), OverlayAxis::WallTime);
+        v.setCurve("loss");
+        v.setAxis(OverlayAxis::Step);
+        QCOMPARE(again.runs(), v.runs());
+        QCOMPARE(again.checkedRuns(), QStringList{QDir(b).absolutePath()});
+        QCOMPARE(again.colourOf(a), v.colourOf(a));
+        // a run being written: what it appends is drawn at the next reload
+        v.setChecked(a, true);
+        writeText(a + "/metrics.jsonl", "{\"step\":110,\"epoch\":0,\"stage\":0,\"loss\":0.1,\"images_per_s\":64}\n", true);
+        QCOMPARE(v.reload(), 1);
+        QCOMPARE(v.series(a)->data()->size(), 11);
+        QCOMPARE(v.reload(), 0);
+        v.removeRun(a);
+        QCOMPARE(v.runs().size(), 1);
+        QSettings().remove("overlay");
+    }
+
+    // A sweep's or a table's folder lists every run below it.
+    void overlayListsTheRunsOfAFolder() {
+        QSettings().remove("overlay");
+        QTemporaryDir tmp;
+        writeRun(tmp.filePath("sweep/point-0"), R"({"name":"p0"})", 3, 10.0);
+        writeRun(tmp.filePath("sweep/point-1"), R"({"name":"p1"})", 3, 10.0);
+        writeRun(tmp.filePath("table/mae/seed-0"), R"({"name":"t"})", 3, 10.0);
+        QVERIFY(QDir().mkpath(tmp.filePath("table/empty")));
+        QCOMPARE(runDirsUnder(tmp.filePath("sweep")).size(), 2);
+        QCOMPARE(runDirsUnder(tmp.path()).size(), 3);
+        QCOMPARE(runDirsUnder(tmp.filePath("sweep/point-1")), QStringList{QDir(tmp.filePath("sweep/point-1")).absolutePath()});
+        RunOverlayView v;
+        QCOMPARE(v.addRunsUnder(tmp.path()), 3);
+        QCOMPARE(v.seriesCount(), 3);
+        QCOMPARE(v.addRunsUnder(tmp.filePath("table/empty")), 0);
+        QSettings().remove("overlay");
     }
 };
 

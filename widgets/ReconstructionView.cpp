@@ -1,4 +1,5 @@
 #include "ReconstructionView.h"
+#include "SnapshotImages.h"
 
 #include <QFileDialog>
 #include <QHBoxLayout>
@@ -8,16 +9,15 @@
 #include <QSlider>
 #include <QVBoxLayout>
 
+#include <cmath>
+
 namespace graftlab {
 
 ReconstructionView::ReconstructionView(QWidget* parent) : QWidget(parent) {
-    auto* header = new QHBoxLayout;
-    auto* titles = new QLabel(tr("<b>original</b> · <b>masked</b> · <b>reconstruction</b> · <b>reconstruction + visible</b>"), this);
-    header->addWidget(titles);
-    header->addStretch();
     image_ = new QLabel(this);
     image_->setAlignment(Qt::AlignCenter);
     image_->setMinimumSize(200, 200);
+    image_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Ignored);  // the figure follows the view, never the reverse
     image_->setText(tr("Masked reconstructions of fixed probe images appear here during training\n"
                        "(every probes.every steps), so you can watch the decoder learn."));
     image_->setStyleSheet("color: gray;");
@@ -40,23 +40,22 @@ ReconstructionView::ReconstructionView(QWidget* parent) : QWidget(parent) {
     slider_->setToolTip(tr("Walk through the reconstructions recorded so far; the right end follows the newest."));
     connect(slider_, &QSlider::valueChanged, this, [this](int v) {
         followLatest_ = v == slider_->maximum();
-        show(v);
+        showIndex(v);
     });
     auto* layout = new QVBoxLayout(this);
-    layout->addLayout(header);
     layout->addWidget(image_, 1);
     layout->addWidget(slider_);
     layout->addWidget(caption_);
 }
 
-void ReconstructionView::addSnapshot(qint64 step, const QImage& grid, double loss, const QString& note) {
-    snapshots_.push_back({step, grid, loss, note});
+void ReconstructionView::addSnapshot(const Snapshot& s, const QString& note) {
+    snapshots_.push_back({s, note});
     image_->setStyleSheet("");
     slider_->setEnabled(snapshots_.size() > 1);
     slider_->setMaximum(snapshots_.size() - 1);
     if (followLatest_) {
         slider_->setValue(snapshots_.size() - 1);
-        show(snapshots_.size() - 1);
+        showIndex(snapshots_.size() - 1);
     }
 }
 
@@ -66,6 +65,8 @@ void ReconstructionView::clear() {
     slider_->setMaximum(0);
     slider_->setEnabled(false);
     caption_->clear();
+    shown_ = {};
+    tile_ = 0;
     image_->setPixmap({});
     image_->setStyleSheet("color: gray;");
     image_->setText(tr("Masked reconstructions of fixed test images appear here during training."));
@@ -78,30 +79,37 @@ void ReconstructionView::setEmptyText(const QString& text) {
     image_->setText(text);
 }
 
-void ReconstructionView::show(int index) {
+void ReconstructionView::showIndex(int index) {
     if (index < 0 || index >= snapshots_.size()) return;
-    const auto& s = snapshots_[index];
-    QSize area = image_->size();
-    // Nearest-neighbour: the pixels of a 28x28 image should stay crisp squares.
-    QPixmap pm = QPixmap::fromImage(s.grid.scaled(area, Qt::KeepAspectRatio, Qt::FastTransformation));
-    image_->setPixmap(pm);
-    caption_->setText(tr("step %1 · masked-patch loss %2 · %3 · snapshot %4 of %5")
-                          .arg(s.step)
-                          .arg(s.loss, 0, 'f', 4)
-                          .arg(s.note)
-                          .arg(index + 1)
-                          .arg(snapshots_.size()));
+    const Entry& e = snapshots_[index];
+    const Snapshot& s = e.snapshot;
+    // drawn at the size that fills the view (text stays crisp; pixels stay whole squares)
+    const ReconstructionLayout layout = reconstructionLayoutFor(s, image_->size() - QSize(4, 4), font());
+    tile_ = layout.tile;
+    shown_ = reconstructionFigure(s, tile_, font(), layout.blocks);
+    image_->setPixmap(QPixmap::fromImage(shown_));
+    QString text = tr("step %1 · masked-patch loss %2 (all images)").arg(s.step).arg(s.meta.value("loss", 0.0), 0, 'f', 4);
+    if (s.find("mask"))
+        text += tr(" · <span style='color:%1'>■</span> masked patches (%2 %)")
+                    .arg(maskedPatchColour().name())
+                    .arg(std::lround(100 * s.meta.value("mask_ratio", 0.0)));
+    const QString pixel = QString::fromStdString(s.meta.value("pixel_note", std::string()));
+    if (!pixel.isEmpty()) text += " · " + pixel.toHtmlEscaped();
+    if (!e.note.isEmpty()) text += " · " + e.note.toHtmlEscaped();
+    text += tr(" · snapshot %1 of %2").arg(index + 1).arg(snapshots_.size());
+    caption_->setText(text);
 }
+
+QString ReconstructionView::caption() const { return caption_->text(); }
 
 void ReconstructionView::resizeEvent(QResizeEvent* e) {
     QWidget::resizeEvent(e);
-    show(slider_->value());
+    showIndex(slider_->value());
 }
 
 QString ReconstructionView::exportCurrent(const QString& path) const {
-    int i = slider_->value();
-    if (i < 0 || i >= snapshots_.size()) return tr("no reconstruction to export yet");
-    if (!snapshots_[i].grid.save(path)) return tr("%1: could not be written").arg(path);
+    if (shown_.isNull()) return tr("no reconstruction to export yet");
+    if (!shown_.save(path)) return tr("%1: could not be written").arg(path);
     return {};
 }
 

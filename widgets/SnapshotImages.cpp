@@ -1,5 +1,6 @@
 #include "SnapshotImages.h"
 
+#include <QFontMetrics>
 #include <QPainter>
 
 #include <algorithm>
@@ -58,6 +59,99 @@ QImage reconstructionGrid(const Snapshot& s, int scale) {
             p.drawImage(QRect(gap + c * (W + gap), gap + int(i) * (H + gap), W, H),
                         snapshotImage(*cols[c], i).scaled(W, H, Qt::IgnoreAspectRatio, Qt::FastTransformation));
     return grid;
+}
+
+QColor maskedPatchColour() { return QColor(220, 0, 150); }
+
+namespace {
+const char* const kPanelArrays[4] = {"original", "masked", "reconstruction", "pasted"};
+const char* const kPanelTitles[4] = {"original", "masked", "reconstruction", "+ visible"};
+const char* const kShortPanelTitles[4] = {"orig.", "masked", "recon.", "+ visible"};  // where a title is wider than its tile
+constexpr int kFigureGap = 4;
+
+struct FigureMetrics {
+    int title = 0, label = 0;  // title row height, loss column width
+};
+FigureMetrics figureMetrics(const Snapshot& s, const QFont& font) {
+    QFontMetrics fm(font);
+    FigureMetrics m;
+    m.title = fm.height() + 4;
+    m.label = s.find("loss_per_image") ? fm.horizontalAdvance("loss 0.0000") + 8 : 0;
+    return m;
+}
+}  // namespace
+
+ReconstructionLayout reconstructionLayoutFor(const Snapshot& s, const QSize& area, const QFont& font) {
+    const SnapshotArray* orig = s.find("original");
+    if (!orig || orig->shape.size() != 4) return {};
+    const int n = int(orig->shape[0]), size = int(orig->shape[3]);
+    const FigureMetrics m = figureMetrics(s, font);
+    // the images in 1, 2, ... blocks side by side (each: its loss column and four panels), whichever gives the
+    // largest tiles; a whole multiple of the image size from 3x up (crisp pixels without wasting much room)
+    ReconstructionLayout best;
+    for (int blocks = 1; blocks <= std::max(1, n); ++blocks) {
+        const int rows = (n + blocks - 1) / blocks;
+        const int byWidth = (area.width() - blocks * (m.label + 5 * kFigureGap)) / (4 * blocks);
+        const int byHeight = (area.height() - m.title - (rows + 1) * kFigureGap) / std::max(1, rows);
+        int tile = std::min(byWidth, byHeight);
+        if (tile >= 3 * size) tile = tile / size * size;
+        if (tile > best.tile) best = {std::max(8, tile), blocks};
+    }
+    return best;
+}
+
+QImage reconstructionFigure(const Snapshot& s, int tile, const QFont& font, int blocks) {
+    const SnapshotArray* cols[4];
+    for (int c = 0; c < 4; ++c) {
+        cols[c] = s.find(kPanelArrays[c]);
+        if (!cols[c]) return {};
+    }
+    const int n = int(cols[0]->shape[0]);
+    blocks = std::clamp(blocks, 1, std::max(1, n));
+    const int rows = (n + blocks - 1) / blocks;
+    const FigureMetrics m = figureMetrics(s, font);
+    const int blockWidth = m.label + 4 * tile + 5 * kFigureGap;
+    QImage fig(blocks * blockWidth, m.title + rows * tile + (rows + 1) * kFigureGap, QImage::Format_RGB32);
+    fig.fill(Qt::white);
+    QPainter p(&fig);
+    p.setFont(font);
+    p.setPen(QColor(40, 40, 40));
+    // image i sits in block i / rows, row i % rows
+    auto cell = [&](int c, int i) {
+        const int b = i / rows, r = i % rows;
+        return QRect(b * blockWidth + m.label + kFigureGap + c * (tile + kFigureGap), m.title + kFigureGap + r * (tile + kFigureGap), tile, tile);
+    };
+    for (int b = 0; b < blocks && b * rows < n; ++b)
+        for (int c = 0; c < 4; ++c)
+            p.drawText(QRect(cell(c, b * rows).left(), 0, tile, m.title), Qt::AlignHCenter | Qt::AlignBottom,
+                       QString::fromLatin1(p.fontMetrics().horizontalAdvance(kPanelTitles[c]) <= tile ? kPanelTitles[c] : kShortPanelTitles[c]));
+    const SnapshotArray* mask = s.find("mask");
+    const SnapshotArray* losses = s.find("loss_per_image");
+    const int grid = mask && mask->shape.size() == 2 ? int(std::lround(std::sqrt(double(mask->shape[1])))) : 0;
+    for (int i = 0; i < n; ++i) {
+        for (int c = 0; c < 4; ++c) {
+            // the masked panel: the original with the masked patches filled (the stored panel's grey looks like cloth)
+            const bool hatch = c == 1 && grid > 0 && int64_t(grid) * grid == mask->shape[1];
+            const QImage img = snapshotImage(*cols[hatch ? 0 : c], i);
+            p.drawImage(cell(c, i), img.scaled(tile, tile, Qt::IgnoreAspectRatio, Qt::FastTransformation));
+            if (!hatch) continue;
+            const QRect r = cell(c, i);
+            for (int k = 0; k < grid * grid; ++k) {
+                if (mask->values[size_t(i) * size_t(grid * grid) + size_t(k)] < 0.5f) continue;
+                const int x0 = r.left() + (k % grid) * tile / grid, x1 = r.left() + (k % grid + 1) * tile / grid;
+                const int y0 = r.top() + (k / grid) * tile / grid, y1 = r.top() + (k / grid + 1) * tile / grid;
+                const QRect patch(x0, y0, x1 - x0, y1 - y0);
+                p.fillRect(patch, maskedPatchColour());
+                p.fillRect(patch, QBrush(QColor(255, 255, 255, 150), Qt::BDiagPattern));
+            }
+        }
+        if (losses && i < losses->numel()) {
+            const QRect r = cell(0, i);
+            p.drawText(QRect(r.left() - kFigureGap - m.label, r.top(), m.label, tile), Qt::AlignRight | Qt::AlignVCenter,
+                       QStringLiteral("loss %1").arg(double(losses->values[size_t(i)]), 0, 'f', 4));
+        }
+    }
+    return fig;
 }
 
 std::vector<float> slice(const SnapshotArray& a, int64_t offset, int64_t count) {

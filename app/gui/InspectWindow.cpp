@@ -227,12 +227,7 @@ void InspectWindow::onSnapshots(const QVector<Snapshot>& snaps) {
                 recon_->setEmptyText(QString::fromStdString(s.unavailable()));
                 continue;
             }
-            const SnapshotArray* orig = s.find("original");
-            int size = orig ? int(orig->shape.back()) : 28;
-            QString note = QString::fromStdString(s.meta.value("pixel_note", std::string()));
-            if (!note.isEmpty() && !note.endsWith('.')) note += '.';
-            note += tr(" Mask ratio %1, seed %2.").arg(s.meta.value("mask_ratio", 0.0)).arg(qulonglong(s.meta.value("mask_seed", uint64_t(0))));
-            recon_->addSnapshot(s.step, reconstructionGrid(s, std::max(1, 112 / std::max(1, size))), s.meta.value("loss", 0.0), note);
+            recon_->addSnapshot(s, tr("mask seed %1").arg(qulonglong(s.meta.value("mask_seed", uint64_t(0)))));
         } else if (s.kind == "attention") {
             attention_->addSnapshot(s);
         } else if (s.kind == "similarity") {

@@ -413,7 +413,7 @@ QString MainWindow::guideMarkdown() {
     for (const QString& line : readme.split('\n')) {
         if (line.startsWith("## ")) inGui = line == "## The GUI" || line == "## Open the models you already have" ||
                                            line == "## When something goes wrong";
-        if (!inGui || line.startsWith("![")) continue;
+        if (!inGui || line.trimmed().startsWith("![")) continue;
         out += line + '\n';
     }
     return out + tr("\n\nThe whole guide, the CLI and the findings: README.md and docs/ in GraftLab's sources.");
@@ -853,10 +853,7 @@ void MainWindow::onSnapshot(const Snapshot& s) {
             reconView_->setEmptyText(tr("Stage %1: %2").arg(s.stage + 1).arg(QString::fromStdString(s.unavailable())));
             return;
         }
-        const SnapshotArray* orig = s.find("original");
-        int scale = orig ? std::max(1, 84 / int(orig->shape.at(2))) : 1;
-        reconView_->addSnapshot(s.step, reconstructionGrid(s, scale), s.meta.value("loss", 0.0),
-                                QString::fromStdString(s.meta.value("pixel_note", std::string())));
+        reconView_->addSnapshot(s);
         if (!exportGridAct_->isEnabled()) updateActions();
     } else if (s.kind == "gradcos") {
         gradView_->addSnapshot(s);

@@ -461,6 +461,7 @@ Snapshot ProbeRunner::reconstruction(int64_t step, int stage, Objective& current
     s.arrays.push_back(toArray("reconstruction", p.reconstruction));
     s.arrays.push_back(toArray("pasted", p.pasted));
     s.arrays.push_back(toArray("mask", p.mask));
+    s.arrays.push_back(toArray("loss_per_image", p.lossPerImage));
     s.meta["loss"] = p.loss;
     s.meta["pixel_note"] = p.pixelNote;
     s.meta["decoder"] = heads.mim->origin;

@@ -29,6 +29,7 @@ ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, 
 
     ReconstructionPanels out;
     out.loss = maeLoss(x, predicted, maskSample.mask, p, cfg.normPixLoss).item<float>();
+    out.lossPerImage = maeLossPerSample(x, predicted, maskSample.mask, p, cfg.normPixLoss).to(torch::kFloat32).cpu();
     auto pred = predicted;
     if (cfg.normPixLoss) {
         // Per image: average mean and variance of the *visible* patches only.

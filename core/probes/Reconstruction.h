@@ -12,6 +12,7 @@ struct ReconstructionPanels {
     torch::Tensor original, masked, reconstruction, pasted;
     torch::Tensor mask;  // (N, L), 1 = masked
     float loss = 0;      // MAE loss on these images with this mask
+    torch::Tensor lossPerImage;  // (N): each image's loss over its masked patches
     // How a norm-pix prediction was turned back into pixels: said in every display of it, since using the
     // target patch's own statistics (as the MAE demo does) would leak what the model never saw.
     std::string pixelNote;

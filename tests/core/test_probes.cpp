@@ -261,6 +261,17 @@ private slots:
         // Reconstructions continue in the CL stage with the MIM stage's decoder.
         auto rec = c.of("reconstruction");
         QVERIFY(std::any_of(rec.begin(), rec.end(), [](const Snapshot* s) { return s->stage == 1 && s->unavailable().empty(); }));
+        // every image's masked-patch loss (the same number of masked patches each: their mean is the snapshot's loss)
+        for (auto* s : rec) {
+            if (!s->unavailable().empty()) continue;
+            const SnapshotArray* per = s->find("loss_per_image");
+            QVERIFY(per);
+            QCOMPARE(per->shape, (std::vector<int64_t>{s->find("original")->shape[0]}));
+            double mean = 0;
+            for (float v : per->values) mean += v / double(per->values.size());
+            QVERIFY2(std::abs(mean - s->meta["loss"].get<double>()) < 1e-4 * std::max(1.0, mean), qPrintable(QString::number(mean)));
+            QVERIFY(*std::max_element(per->values.begin(), per->values.end()) > *std::min_element(per->values.begin(), per->values.end()));
+        }
     }
 
     void attentionRowsSumToOneAndRolloutOfIdentityIsIdentity() {

@@ -544,21 +544,77 @@ private slots:
         QVERIFY(!view.addRun(QDir(dir.path()).filePath("nothing"), &err));
     }
 
+    // A reconstruction snapshot of two 1 x 4 x 4 images in 2 x 2 patches, grey `level`; image i has patch i masked.
+    static graftlab::Snapshot reconstructionSnapshot(qint64 step, float level, bool perImageLoss = true) {
+        graftlab::Snapshot s;
+        s.kind = "reconstruction";
+        s.step = step;
+        for (const char* n : {"original", "masked", "reconstruction", "pasted"})
+            s.arrays.push_back({n, {2, 1, 4, 4}, std::vector<float>(32, level)});
+        s.arrays.push_back({"mask", {2, 4}, {1, 0, 0, 0, 0, 1, 0, 0}});
+        if (perImageLoss) s.arrays.push_back({"loss_per_image", {2}, {0.25f, 0.5f}});
+        s.meta["loss"] = 0.375;
+        s.meta["mask_ratio"] = 0.25;
+        return s;
+    }
+
+    // Reconstructions a reader can see: tiles that grow with the view, a title per column, masked patches in a
+    // colour no image holds, each image's loss; history kept, the export is the figure shown.
     void reconstructionViewKeepsHistory() {
         ReconstructionView view;
         view.resize(500, 500);
+        view.show();
         QCOMPARE(view.exportCurrent("/tmp/none.png").isEmpty(), false);
-        QImage img(40, 20, QImage::Format_RGB888);
-        img.fill(Qt::red);
-        view.addSnapshot(10, img, 0.5, "pixel prediction");
-        img.fill(Qt::blue);
-        view.addSnapshot(20, img, 0.4, "pixel prediction");
+        view.addSnapshot(reconstructionSnapshot(10, 1.0f));
+        view.addSnapshot(reconstructionSnapshot(20, 0.5f));
         QCOMPARE(view.snapshotCount(), 2);
+        const int small = view.tileSize();
+        QVERIFY(small >= 40 && small % 4 == 0);
+        view.resize(1000, 900);
+        QTest::qWait(20);
+        QVERIFY2(view.tileSize() >= 2 * small - 4, qPrintable(QString::number(view.tileSize())));
+        QVERIFY(view.caption().contains("masked patches (25 %)"));
+        QVERIFY(view.caption().contains("step 20"));
         QTemporaryDir dir;
         QString path = dir.filePath("r.png");
         QCOMPARE(view.exportCurrent(path), QString());
         QImage back(path);
-        QCOMPARE(back.pixelColor(0, 0), QColor(Qt::blue));  // follows the newest
+        const int t = view.tileSize();
+        QVERIFY(back.width() > 4 * t && back.height() > 2 * t);
+        shot(&view, "reconstruction_view");
+        // the figure itself: the masked panel's masked patch is magenta, its visible patches the image (grey 0.5)
+        const QFont font = view.font();
+        QImage fig = reconstructionFigure(reconstructionSnapshot(20, 0.5f), 40, font);
+        QImage noLoss = reconstructionFigure(reconstructionSnapshot(20, 0.5f, false), 40, font);
+        QVERIFY(fig.width() > noLoss.width());  // the per-image loss column
+        const int left = fig.width() - 4 * 40 - 5 * 4, top = fig.height() - 2 * 40 - 3 * 4;
+        auto at = [&](int col, int row, int px, int py) { return fig.pixelColor(left + 4 + col * 44 + px, top + 4 + row * 44 + py); };
+        QCOMPARE(at(0, 0, 5, 5), QColor(128, 128, 128));   // original
+        QCOMPARE(at(1, 0, 25, 5), QColor(128, 128, 128));  // masked panel, a visible patch
+        int magenta = 0;
+        for (int y = 1; y < 19; ++y)
+            for (int x = 1; x < 19; ++x) {
+                const QColor c = at(1, 0, x, y);  // image 0's masked patch (top left)
+                magenta += c.red() > 200 && c.green() < 150 && c.blue() > 120;
+            }
+        QVERIFY2(magenta > 100, qPrintable(QString::number(magenta)));
+        QCOMPARE(at(1, 1, 5, 5), QColor(128, 128, 128));   // image 1's top left is visible
+        QVERIFY(at(1, 1, 30, 5) != QColor(128, 128, 128));  // its top right is masked
+        // eight images in a wide, low view: side by side in blocks, each tile larger than one column of eight allows
+        graftlab::Snapshot eight = reconstructionSnapshot(0, 1.0f, false);
+        for (auto& a : eight.arrays) {
+            a.shape[0] = 8;
+            a.values.resize(a.values.size() * 4, 1.0f);
+        }
+        const ReconstructionLayout wide = reconstructionLayoutFor(eight, QSize(900, 480), font);
+        QVERIFY(wide.blocks >= 2);
+        QVERIFY2(wide.tile > (480 - 60) / 8, qPrintable(QString::number(wide.tile)));
+        QImage fig8 = reconstructionFigure(eight, wide.tile, font, wide.blocks);
+        QVERIFY(fig8.width() <= 900 && fig8.height() <= 480);
+        // a snapshot without a panel draws nothing
+        graftlab::Snapshot broken = reconstructionSnapshot(0, 1.0f);
+        broken.arrays.erase(broken.arrays.begin() + 3);
+        QVERIFY(reconstructionFigure(broken, 40, font).isNull());
     }
 
     void gradCosViewShowsLinesHeatmapAndSamples() {

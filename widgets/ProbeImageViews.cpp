@@ -13,10 +13,12 @@
 #include <QMessageBox>
 #include <QMouseEvent>
 #include <QPainter>
+#include <QSettings>
 #include <QSlider>
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cmath>
 
 namespace graftlab {
 
@@ -43,6 +45,22 @@ void FitImageLabel::refresh() {
 void FitImageLabel::resizeEvent(QResizeEvent* e) {
     QLabel::resizeEvent(e);
     refresh();
+}
+
+QPointF FitImageLabel::imagePoint(const QPointF& pos) const {
+    if (image_.isNull() || !shown_.contains(pos.toPoint())) return {-1, -1};
+    return {(pos.x() - shown_.x()) / shown_.width(), (pos.y() - shown_.y()) / shown_.height()};
+}
+
+void FitImageLabel::mouseMoveEvent(QMouseEvent* e) {
+    const QPointF f = imagePoint(e->position());
+    emit hovered(f.x(), f.y());
+    QLabel::mouseMoveEvent(e);
+}
+
+void FitImageLabel::leaveEvent(QEvent* e) {
+    emit hovered(-1, -1);
+    QLabel::leaveEvent(e);
 }
 
 void FitImageLabel::mousePressEvent(QMouseEvent* e) {
@@ -124,8 +142,28 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     scale_->addItem(tr("each panel its own"), "panel");
     scale_->setToolTip(tr("One colour scale for the block across every image and head (a colour means the same attention "
                           "everywhere; the bar on the right says which), or each panel from its own minimum to maximum"));
+    show_ = new QComboBox(this);
+    show_->addItem(tr("heat map"), 0.0);
+    for (int pct : {50, 60, 80, 90}) show_->addItem(tr("top %1 % of the mass").arg(pct), pct / 100.0);
+    show_->setToolTip(tr("The heat map, or DINO's mask: the fewest patches that hold this share of the attention shown, the "
+                         "rest dimmed (DINO's figures keep 60 %)"));
+    opacity_ = new QSlider(Qt::Horizontal, this);
+    opacity_->setRange(0, 100);
+    opacity_->setValue(int(std::lround(100 * std::clamp(QSettings().value("attention/opacity", 0.75).toDouble(), 0.0, 1.0))));
+    opacity_->setMaximumWidth(90);
+    opacity_->setMinimumWidth(60);
+    opacity_->setToolTip(tr("Opacity of the heat map over the image (left: the image, right: the heat map only)"));
+    connect(opacity_, &QSlider::valueChanged, this, [this](int v) {
+        QSettings().setValue("attention/opacity", v / 100.0);
+        render();
+    });
     image_ = new FitImageLabel(this);
+    image_->setMouseTracking(true);
     image_->setText(tr("Class-token attention over the probe images appears here during training (probes.every)."));
+    hover_ = new QLabel(this);
+    hover_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    hover_->setToolTip(tr("The panel under the mouse: image, head, patch (row, column) and its attention"));
+    connect(image_, &FitImageLabel::hovered, this, [this](double fx, double fy) { hover_->setText(valueAt(fx, fy)); });
     image_->setContextMenuPolicy(Qt::CustomContextMenu);
     connect(image_, &QWidget::customContextMenuRequested, this, [this](const QPoint& pos) {
         if (image_->image().isNull()) return;
@@ -145,12 +183,17 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     controls->addWidget(block_);
     controls->addWidget(new QLabel(tr("Head:"), this));
     controls->addWidget(head_);
-    controls->addWidget(new QLabel(tr("Colour scale:"), this));
+    controls->addWidget(new QLabel(tr("Scale:"), this));
     controls->addWidget(scale_);
+    controls->addWidget(new QLabel(tr("Show:"), this));
+    controls->addWidget(show_);
+    controls->addWidget(new QLabel(tr("Opacity:"), this));
+    controls->addWidget(opacity_);
     controls->addStretch();
     auto* l = new QVBoxLayout(this);
     l->addLayout(controls);
     l->addWidget(image_, 1);
+    l->addWidget(hover_);
     l->addWidget(history_);
     l->addWidget(note_);
     connect(history_, &SnapshotHistory::currentChanged, this, &AttentionView::render);
@@ -158,7 +201,51 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(block_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
     connect(head_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
     connect(scale_, &QComboBox::currentIndexChanged, this, &AttentionView::render);
-    fitControls({block_, head_, scale_});
+    connect(show_, &QComboBox::currentIndexChanged, this, [this] {
+        QSettings().setValue("attention/mass", show_->currentData().toDouble());
+        render();
+    });
+    if (const int i = show_->findData(QSettings().value("attention/mass", 0.0).toDouble()); i > 0) {
+        QSignalBlocker b(show_);
+        show_->setCurrentIndex(i);
+    }
+    fitControls({block_, head_, scale_, show_});
+}
+
+void AttentionView::setMassMask(double mass) {
+    int i = show_->findData(mass);
+    if (i < 0 && mass > 0) {
+        show_->addItem(tr("top %1 % of the mass").arg(std::lround(mass * 100)), mass);
+        i = show_->count() - 1;
+    }
+    show_->setCurrentIndex(std::max(0, i));
+}
+
+void AttentionView::setOpacity(double opacity) { opacity_->setValue(int(std::lround(100 * std::clamp(opacity, 0.0, 1.0)))); }
+
+double AttentionView::opacity() const { return opacity_->value() / 100.0; }
+
+QString AttentionView::hoverText() const { return hover_->text(); }
+
+QString AttentionView::valueAt(double fx, double fy) const {
+    const QImage& shown = image_->image();
+    if (shown.isNull() || fx < 0 || fy < 0) return {};
+    const QPoint at(int(fx * shown.width()), int(fy * shown.height()));
+    for (const Panel& p : panels_) {
+        if (!p.rect.contains(at)) continue;
+        const int col = std::min(p.grid - 1, (at.x() - p.rect.left()) * p.grid / p.rect.width());
+        const int row = std::min(p.grid - 1, (at.y() - p.rect.top()) * p.grid / p.rect.height());
+        const size_t k = size_t(row * p.grid + col);
+        if (k >= p.values.size()) return {};
+        const QString head = block_->currentIndex() == 0 ? tr("rollout") : p.head < 0 ? tr("mean of heads") : tr("head %1").arg(p.head);
+        return tr("image %1 · %2 · patch (row %3, column %4): attention %5")
+            .arg(p.image + 1)
+            .arg(head)
+            .arg(row)
+            .arg(col)
+            .arg(double(p.values[k]), 0, 'g', 3);
+    }
+    return {};
 }
 
 void AttentionView::setHead(int head) {
@@ -249,7 +336,8 @@ void AttentionView::render() {
 
     const int scale = std::max(2, (all ? 64 : 96) / int(imgs->shape[2]));
     const int W = int(imgs->shape[3]) * scale, H = int(imgs->shape[2]) * scale, gap = 3;
-    const int title = all ? 16 : 0, barW = shared ? 64 : 0;
+    const double mass = show_->currentData().toDouble();  // > 0: DINO's mask instead of the heat map (no colour bar)
+    const int title = all ? 16 : 0, barW = shared && mass <= 0 ? 64 : 0;
     const int panelsPerImage = 1 + int(columns.size());
     const int perRow = all ? 1 : int(std::min<int64_t>(n, 4));
     const int rows = int((n + perRow - 1) / perRow);
@@ -267,6 +355,9 @@ void AttentionView::render() {
             p.drawText(QRect(gap * 2 + int(c + 1) * (W + gap), 0, W, title), Qt::AlignCenter,
                        columns[c] < 0 ? tr("mean") : tr("head %1").arg(columns[c]));
     }
+    const double alpha = opacity();
+    opacity_->setEnabled(mass <= 0);  // the mask has no heat map to blend
+    panels_.clear();
     for (int64_t i = 0; i < n; ++i) {
         QImage img = snapshotImage(*imgs, i).scaled(W, H, Qt::IgnoreAspectRatio, Qt::FastTransformation);
         const int x = gap * 2 + int(i % perRow) * imageW, y = title + gap + int(i / perRow) * (H + gap);
@@ -274,10 +365,13 @@ void AttentionView::render() {
         for (size_t c = 0; c < columns.size(); ++c) {
             auto v = values(i, columns[c]);
             auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-            p.drawImage(x + int(c + 1) * (W + gap), y, heatOverlay(img, v, grid, shared ? 0.0 : *lo, shared ? blockHi : *hi, 0.75));
+            const QPoint at(x + int(c + 1) * (W + gap), y);
+            if (mass > 0) p.drawImage(at, maskedImage(img, attentionMassMask(v, mass), grid));
+            else p.drawImage(at, heatOverlay(img, v, grid, shared ? 0.0 : *lo, shared ? blockHi : *hi, alpha));
+            panels_.append({QRect(at, QSize(W, H)), int(i), columns[c], grid, v});
         }
     }
-    if (shared) {  // the colour bar: viridis from 0 (bottom) to the block's largest attention (top)
+    if (shared && mass <= 0) {  // the colour bar: viridis from 0 (bottom) to the block's largest attention (top)
         const int bx = canvas.width() - barW + 8, by = title + gap, bh = std::max(40, canvas.height() - by - gap - 2);
         for (int k = 0; k < bh; ++k) {
             p.setPen(viridis(1.0 - double(k) / std::max(1, bh - 1)));
@@ -293,6 +387,12 @@ void AttentionView::render() {
     image_->setImage(canvas);
     const QString what = block < 0 ? tr("rollout") : tr("block %1").arg(block);
     const QString who = block < 0 ? QString() : all ? tr(", the mean and every head") : columns[0] < 0 ? tr(", mean of heads") : tr(", head %1").arg(columns[0]);
+    if (mass > 0) {
+        note_->setText(tr("DINO's mask (%1%2): the fewest patches that hold %3 % of the class token's attention, the rest dimmed.")
+                           .arg(what, who)
+                           .arg(std::lround(mass * 100)));
+        return;
+    }
     note_->setText(shared ? tr("The class token's attention to each patch (%1%2), viridis on one scale for the block across every image "
                                "and head: 0 (dark) to %3 (yellow), the bar on the right.")
                                 .arg(what, who)

@@ -4,6 +4,7 @@
 #include "base/probes/Snapshot.h"
 
 #include <QLabel>
+#include <QPointF>
 
 #include <QMap>
 
@@ -25,11 +26,16 @@ public:
     explicit FitImageLabel(QWidget* parent = nullptr);
     void setImage(const QImage& image);
     const QImage& image() const { return image_; }
+    // Where a point of the widget falls in the image ([0, 1] x [0, 1]), or (-1, -1) outside it.
+    QPointF imagePoint(const QPointF& widgetPos) const;
 signals:
     void clicked(double fx, double fy);
+    void hovered(double fx, double fy);  // (-1, -1): the mouse left the image
 protected:
     void resizeEvent(QResizeEvent* e) override;
     void mousePressEvent(QMouseEvent* e) override;
+    void mouseMoveEvent(QMouseEvent* e) override;
+    void leaveEvent(QEvent* e) override;
 private:
     void refresh();
     QImage image_;
@@ -72,6 +78,16 @@ public:
     void setHead(int head);
     void setBlock(int block);          // -1 = rollout
     void setSharedScale(bool shared);  // one colour scale per block (default) or one per panel
+    // DINO's mask instead of the heat map: the patches holding `mass` (e.g. 0.6) of the attention shown, the rest
+    // dimmed; 0 = the heat map.
+    void setMassMask(double mass);
+    // The heat map's opacity over the image (0 = the image only, 1 = the heat map only); kept in QSettings.
+    void setOpacity(double opacity);
+    double opacity() const;
+    // What the panel under a point of the picture shows ([0, 1] x [0, 1] of shownImage()): image, head, patch and
+    // its attention; empty outside every panel.
+    QString valueAt(double fx, double fy) const;
+    QString hoverText() const;
     // The colour scale of the panels shown (0 to the block's largest attention), NaN when each panel has its own.
     QPair<double, double> shownRange() const { return range_; }
     QImage shownImage() const { return image_->image(); }
@@ -81,9 +97,18 @@ private:
     QComboBox* block_;
     QComboBox* head_;
     QComboBox* scale_;
+    QComboBox* show_;
+    QSlider* opacity_;
     QPair<double, double> range_{NAN, NAN};
     FitImageLabel* image_;
     QLabel* note_;
+    QLabel* hover_;
+    struct Panel {
+        QRect rect;  // in shownImage()
+        int image = 0, head = -1, grid = 1;  // head -1 = mean of heads (or rollout)
+        std::vector<float> values;
+    };
+    QVector<Panel> panels_;
 };
 
 class SimilarityView : public QWidget {

@@ -61,6 +61,35 @@ QImage reconstructionGrid(const Snapshot& s, int scale) {
     return grid;
 }
 
+std::vector<bool> attentionMassMask(const std::vector<float>& attention, double mass) {
+    std::vector<size_t> order(attention.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return attention[a] > attention[b]; });
+    double total = 0;
+    for (float v : attention) total += std::max(0.0f, v);
+    std::vector<bool> keep(attention.size(), false);
+    double sum = 0;
+    for (size_t i : order) {
+        if (total <= 0 || sum >= mass * total) break;
+        keep[i] = true;
+        sum += std::max(0.0f, attention[i]);
+    }
+    return keep;
+}
+
+QImage maskedImage(const QImage& image, const std::vector<bool>& keep, int grid) {
+    QImage out = image.convertToFormat(QImage::Format_RGB32);
+    if (grid <= 0) return out;
+    for (int y = 0; y < out.height(); ++y)
+        for (int x = 0; x < out.width(); ++x) {
+            const size_t k = size_t(y * grid / out.height() * grid + x * grid / out.width());
+            if (k < keep.size() && keep[k]) continue;
+            const QRgb c = out.pixel(x, y);
+            out.setPixel(x, y, qRgb(qRed(c) / 5, qGreen(c) / 5, qBlue(c) / 5 + 25));
+        }
+    return out;
+}
+
 QColor maskedPatchColour() { return QColor(220, 0, 150); }
 
 namespace {

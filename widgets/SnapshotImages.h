@@ -32,6 +32,11 @@ struct ReconstructionLayout {
 ReconstructionLayout reconstructionLayoutFor(const Snapshot& s, const QSize& area, const QFont& font);
 // The colour of masked patches in reconstructionFigure.
 QColor maskedPatchColour();
+// DINO's attention mask: the fewest patches whose attention adds up to at least `mass` (0..1) of the total, by
+// descending attention (true = kept).
+std::vector<bool> attentionMassMask(const std::vector<float>& attention, double mass);
+// `image` with the patches outside `keep` (a grid x grid mask) dimmed to a fifth, at `image`'s size.
+QImage maskedImage(const QImage& image, const std::vector<bool>& keep, int grid);
 // Values [offset, offset + count) of an array.
 std::vector<float> slice(const SnapshotArray& a, int64_t offset, int64_t count);
 

@@ -753,6 +753,37 @@ private slots:
         view.setSharedScale(false);
         QVERIFY(std::isnan(view.shownRange().first));
         view.setSharedScale(true);
+
+        // the value under the mouse: block 0, head 0, image 1, patch 3 (row 1, column 1) holds 0.6 (att[3])
+        view.setHead(0);
+        const QImage shown = view.shownImage();
+        // the second panel of image 1 (image, head 0) starts after the image; patch (1, 1) is its bottom right quarter
+        const int W = 8 * std::max(2, 96 / 8), gap = 3;
+        const double fx = (gap * 2 + (W + gap) + 0.75 * W) / shown.width(), fy = (gap + 0.75 * W) / shown.height();
+        QVERIFY2(view.valueAt(fx, fy).contains("image 1 · head 0 · patch (row 1, column 1): attention 0.6"), qPrintable(view.valueAt(fx, fy)));
+        QVERIFY(view.valueAt(0.001, 0.001).isEmpty());  // on the white margin
+        // opacity: 0 shows the image alone in the heat panel, 1 the heat map alone
+        auto heatPixel = [&] { return view.shownImage().pixelColor(int(fx * shown.width()), int(fy * shown.height())); };
+        view.setOpacity(0);
+        const QColor plain = heatPixel();
+        QCOMPARE(plain.red(), plain.green());  // the grey image
+        view.setOpacity(1);
+        QCOMPARE(heatPixel(), viridis(1.0));   // 0.6 is the top of the block's scale
+        view.setOpacity(0.75);
+        // DINO's mask: 0.6 of the total 0.9 is 67 %: at 60 % only that patch is kept, the others dimmed
+        view.setMassMask(0.6);
+        QCOMPARE(heatPixel(), plain);
+        const double fxDim = (gap * 2 + (W + gap) + 0.25 * W) / shown.width();
+        const QColor dim = view.shownImage().pixelColor(int(fxDim * shown.width()), int(fy * shown.height()));
+        QVERIFY(dim.red() < 60);
+        view.setMassMask(0);
+    }
+
+    void attentionMassMaskKeepsTheFewestPatches() {
+        QCOMPARE(attentionMassMask({0.1f, 0.4f, 0.2f, 0.3f}, 0.6), (std::vector<bool>{false, true, false, true}));
+        QCOMPARE(attentionMassMask({0.1f, 0.4f, 0.2f, 0.3f}, 0.75), (std::vector<bool>{false, true, true, true}));
+        QCOMPARE(attentionMassMask({0.25f, 0.25f, 0.25f, 0.25f}, 0.5), (std::vector<bool>{true, true, false, false}));
+        QCOMPARE(attentionMassMask({0.0f, 0.0f}, 0.6), (std::vector<bool>{false, false}));
     }
 
     void similarityViewFollowsTheQueryPatch() {

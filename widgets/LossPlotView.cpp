@@ -162,7 +162,38 @@ QCPGraph* LossPlotView::graphFor(const QString& key) {
         raw->setVisible(smoothing_ > 0);
     }
     graphs_.insert(key, g);
+    orderLegend();
     return g;
+}
+
+// The legend in one order whatever order the keys arrive in (a resumed run, another run): the total loss, the
+// components by name, the learning rates (full rate first), throughput, momentum.
+void LossPlotView::orderLegend() {
+    auto rank = [](const QString& k) {
+        if (k == "loss") return 0;
+        if (k.startsWith("loss/")) return 1;
+        if (k == "lr" || k == "lr/x1") return 2;
+        if (k.startsWith("lr/")) return 3;
+        if (k == "images_per_s") return 5;
+        if (k == "momentum") return 6;
+        return 4;
+    };
+    QStringList keys = graphs_.keys();
+    std::stable_sort(keys.begin(), keys.end(), [&](const QString& a, const QString& b) {
+        if (rank(a) != rank(b)) return rank(a) < rank(b);
+        // lr groups by their multiplier, largest first (x1, x0.5, x0.1)
+        if (rank(a) == 3) return a.mid(4).toDouble() > b.mid(4).toDouble();
+        return a < b;
+    });
+    plot_->legend->clearItems();
+    for (const QString& k : keys) graphs_[k]->addToLegend();
+}
+
+QStringList LossPlotView::legendOrder() const {
+    QStringList out;
+    for (int i = 0; i < plot_->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(plot_->legend->item(i))) out << item->plottable()->name();
+    return out;
 }
 
 QPen LossPlotView::lrPen(const QString& key, int index) {

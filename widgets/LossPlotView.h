@@ -36,6 +36,8 @@ public:
     QCPGraph* graph(const QString& key) const { return graphs_.value(key, nullptr); }
     QCPGraph* rawGraph(const QString& key) const { return raw_.value(key, nullptr); }
     int curveCount() const { return int(graphs_.size()); }
+    // The legend's entries, top left to bottom right (the same order for every run).
+    QStringList legendOrder() const;
 
     // 0 = raw losses; w in (0, 1): exponential moving average with weight w (TensorBoard's slider).
     void setSmoothing(double weight);
@@ -59,6 +61,7 @@ protected:
 private:
     QCPGraph* graphFor(const QString& key);
     void scheduleReplot();
+    void orderLegend();
     void resmoothAll();
     struct Ema { double last = 0; int count = 0; };
     double emaStep(Ema& e, double v) const;

@@ -412,6 +412,15 @@ private slots:
         QVERIFY(form.issuesText().contains("optim.base_lr"));
     }
 
+    // The legend has one order whatever order a run's keys arrive in.
+    void lossLegendKeepsOneOrder() {
+        LossPlotView a, b;
+        a.addRow(10, {{"loss/mim", 1.0}, {"loss/cl", 2.0}, {"lr/x1", 1e-3}, {"lr/x0.1", 1e-4}, {"images_per_s", 10}, {"momentum", 0.99}});
+        b.addRow(10, {{"momentum", 0.99}, {"lr/x0.1", 1e-4}, {"images_per_s", 10}, {"loss/cl", 2.0}, {"lr/x1", 1e-3}, {"loss/mim", 1.0}});
+        QCOMPARE(a.legendOrder(), b.legendOrder());
+        QCOMPARE(a.legendOrder(), (QStringList{"loss/cl", "loss/mim", "lr x1", "lr x0.1", "images/s", "momentum"}));
+    }
+
     void lossPlotTakesRowsAndExports() {
         LossPlotView view;
         view.resize(600, 400);

@@ -40,7 +40,7 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     lines_->yAxis->setLabel(tr("mean cosine"));
     lines_->yAxis->setRange(-1, 1);
     // The legend in a row of its own above the plot: one entry per block would cover the lines.
-    placeLegendAbove(lines_, 9);
+    placeLegendAbove(lines_, 5);
     lines_->setToolTip(tr("Mean over the probe images of the cosine between the MIM and the CL gradient, per block"));
     installPlotExportMenu(lines_, "gradcos_lines");
 
@@ -93,9 +93,14 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
         showStep(v);
     });
 
+    // Two rows of two: over steps (lines, heat map) above, one step and the depth profile below (three rows left the
+    // lines ~70 px high at 1280 x 800).
     auto* split = new QSplitter(Qt::Vertical, this);
-    split->addWidget(lines_);
-    split->addWidget(heat_);
+    auto* overSteps = new QSplitter(Qt::Horizontal, this);
+    overSteps->addWidget(lines_);
+    overSteps->addWidget(heat_);
+    overSteps->setSizes({500, 500});
+    split->addWidget(overSteps);
     auto* bottom = new QWidget(this);
     auto* bl = new QVBoxLayout(bottom);
     bl->setContentsMargins(0, 0, 0, 0);
@@ -112,9 +117,9 @@ GradCosView::GradCosView(QWidget* parent) : QWidget(parent) {
     lines_->setMinimumHeight(150);
     heat_->setMinimumHeight(170);
     samples_->setMinimumHeight(150);
-    split->setStretchFactor(0, 2);
-    split->setStretchFactor(1, 3);
-    split->setStretchFactor(2, 3);
+    split->setStretchFactor(0, 1);
+    split->setStretchFactor(1, 1);
+    split->setSizes({330, 270});
     heat_->yAxis->setTickLabelFont(QFont(font().family(), 8));
     rangeBox_ = new QComboBox(this);
     rangeBox_->addItem(tr("auto (whole run)"), 0.0);
@@ -290,7 +295,7 @@ void GradCosView::rebuildProfile() {
     QSharedPointer<QCPAxisTickerText> xt(new QCPAxisTickerText);
     for (int g = 0; g < G; ++g) xt->addTick(g, QString::fromStdString(p.groups[size_t(g)]));
     profile_->xAxis->setTicker(xt);
-    profile_->xAxis->setTickLabelRotation(G > 8 ? 45 : 0);
+    profile_->xAxis->setTickLabelRotation(G > 5 ? 35 : 0);  // as the per-image plot: upright names of 6+ groups overlap
     profile_->xAxis->setRange(-0.4, G - 0.6);
     profile_->yAxis->setRange(-std::min(1.0, spread * 1.15), std::min(1.0, spread * 1.15));
     profile_->replot(QCustomPlot::rpQueuedReplot);

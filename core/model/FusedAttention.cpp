@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace graftlab {
 namespace {
@@ -15,9 +17,16 @@ std::atomic<bool>& fusedAttentionFlag() {
     return on;
 }
 
-std::atomic<bool>& sdpaFlag() {
-    static std::atomic<bool> on{envSwitchOn("GRAFTLAB_SDPA")};
-    return on;
+SdpaMode sdpaModeFromEnvironment() {
+    const char* e = std::getenv("GRAFTLAB_SDPA");
+    if (!e || !*e || std::strcmp(e, "auto") == 0) return SdpaMode::CudaOnly;
+    if (std::strcmp(e, "all") == 0) return SdpaMode::Everywhere;
+    return envSwitchOn("GRAFTLAB_SDPA") ? SdpaMode::CudaOnly : SdpaMode::Off;
+}
+
+std::atomic<SdpaMode>& sdpaFlag() {
+    static std::atomic<SdpaMode> mode{sdpaModeFromEnvironment()};
+    return mode;
 }
 
 struct Shape {
@@ -141,13 +150,19 @@ const char* fusedAttentionDescription() {
 
 bool sdpaAvailable() {
 #if GRAFTLAB_TORCH_AT_LEAST(2, 1)
-    return sdpaFlag().load(std::memory_order_relaxed);
+    return sdpaFlag().load(std::memory_order_relaxed) != SdpaMode::Off;
 #else
     return false;
 #endif
 }
 
-void setSdpaEnabled(bool on) { sdpaFlag().store(on); }
+void setSdpaMode(SdpaMode mode) { sdpaFlag().store(mode); }
+SdpaMode sdpaMode() { return sdpaFlag().load(); }
+
+bool sdpaUsable(const at::Tensor& qkv) {
+    const SdpaMode mode = sdpaFlag().load(std::memory_order_relaxed);
+    return sdpaAvailable() && (mode == SdpaMode::Everywhere || (mode == SdpaMode::CudaOnly && qkv.is_cuda()));
+}
 
 at::Tensor sdpaAttention(const at::Tensor& qkv, int64_t heads, double scale) {
 #if GRAFTLAB_TORCH_AT_LEAST(2, 1)
@@ -163,10 +178,10 @@ at::Tensor sdpaAttention(const at::Tensor& qkv, int64_t heads, double scale) {
 
 std::string attentionPathFor(const at::Tensor& qkv) {
     if (fusedAttentionUsable(qkv)) return fusedAttentionDescription();
-    if (sdpaAvailable()) return qkv.is_cuda() ? "sdpa (at::scaled_dot_product_attention: flash / memory-efficient kernels)"
-                                              : "sdpa (at::scaled_dot_product_attention)";
+    if (sdpaUsable(qkv)) return qkv.is_cuda() ? "sdpa (at::scaled_dot_product_attention: flash / memory-efficient kernels)"
+                                              : "sdpa (at::scaled_dot_product_attention; GRAFTLAB_SDPA=all)";
 #if GRAFTLAB_TORCH_AT_LEAST(2, 1)
-    const char* why = "GRAFTLAB_SDPA=0";
+    const char* why = sdpaAvailable() ? "SDPA is slower on a CPU; GRAFTLAB_SDPA=all takes it" : "GRAFTLAB_SDPA=0";
 #else
     const char* why = "LibTorch < 2.1 has no scaled_dot_product_attention";
 #endif

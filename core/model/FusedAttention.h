@@ -33,12 +33,19 @@ bool fusedAttentionEnabled();
 // What the benchmark prints: "fused (per-head sgemm, N threads)" or why the eager path is used.
 const char* fusedAttentionDescription();
 
-// LibTorch >= 2.1: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA, a flash kernel on
-// CPU for bf16). Used wherever the CPU float32 core above is not, except when the caller needs the attention
-// weights (probe steps record them): those take the explicit softmax(q k^T) v.
-// True when compiled against LibTorch >= 2.1 and not switched off (GRAFTLAB_SDPA=0 at start, or the setter).
+// LibTorch >= 2.1: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA). Chosen by device,
+// not by the LibTorch version alone: on CUDA it is the fastest path; on a CPU it loses to the others (measured on
+// LibTorch 2.6, MAE tiny, bf16 autocast: 138-180 img/s through SDPA, 433 through the explicit softmax(q k^T) v;
+// float32 takes the fused core above), so by default a CPU tensor never takes it. Steps that need the attention
+// weights (probe steps record them) take the explicit path everywhere.
+// GRAFTLAB_SDPA at start: unset or "auto" = CUDA only; "0"/"off" = never; "all" = every device (comparisons).
+enum class SdpaMode { Off, CudaOnly, Everywhere };
+void setSdpaMode(SdpaMode mode);
+SdpaMode sdpaMode();
+// True when compiled against LibTorch >= 2.1 and the mode is not Off.
 bool sdpaAvailable();
-void setSdpaEnabled(bool on);
+// Whether an attention layer takes SDPA for this qkv (compiled in, and the mode allows its device).
+bool sdpaUsable(const at::Tensor& qkv);
 // Same contract as fusedAttention without probs: qkv (B x N x 3C) -> (B x N x C).
 at::Tensor sdpaAttention(const at::Tensor& qkv, int64_t heads, double scale);
 

@@ -21,7 +21,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
         if (recordAttention) lastAttention = probs.detach();
         return applyLinear(proj, out);
     }
-    if (!recordAttention && sdpaAvailable()) return applyLinear(proj, sdpaAttention(fused, numHeads, scale));
+    if (!recordAttention && sdpaUsable(fused)) return applyLinear(proj, sdpaAttention(fused, numHeads, scale));
     auto t = fused.reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
     auto q = t[0], k = t[1], v = t[2];
     auto attn = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);

@@ -147,26 +147,33 @@ private slots:
         QVERIFY(!hasFusedNode(yEager));
     }
 
-    // LibTorch >= 2.1: wherever the CPU float32 core is not used (CUDA, bf16 autocast, or switched off), an
-    // attention layer runs at::scaled_dot_product_attention on strided views of qkv; it must give timm's explicit
-    // softmax(q k^T * scale) v (output and gradients to float rounding), leave the explicit path to steps that
-    // record the weights, and take bf16 under autocast. With LibTorch 1.13 it is compiled out (and this skips).
+    // LibTorch >= 2.1: on CUDA (and on every device with GRAFTLAB_SDPA=all) an attention layer runs
+    // at::scaled_dot_product_attention on strided views of qkv; it must give timm's explicit softmax(q k^T * scale) v
+    // (output and gradients to float rounding), leave the explicit path to steps that record the weights, and take
+    // bf16 under autocast. By default a CPU tensor never takes it (2.4x slower than the explicit path in bf16 on
+    // LibTorch 2.6). With LibTorch 1.13 it is compiled out (and this skips).
     void sdpaMatchesExplicitAttention() {
         QCOMPARE(sdpaAvailable(), bool(GRAFTLAB_TORCH_AT_LEAST(2, 1)));  // on by default where it exists
         if (!sdpaAvailable()) QSKIP("LibTorch < 2.1: scaled_dot_product_attention is compiled out");
+        QCOMPARE(sdpaMode(), SdpaMode::CudaOnly);
+        // the CPU, by default: float32 the fused core, bf16 the explicit path, never SDPA
+        QVERIFY(!sdpaUsable(torch::zeros({1, 1, 12})));
+        QVERIFY(!sdpaUsable(torch::zeros({1, 1, 12}, torch::kBFloat16)));
+        QVERIFY(QString::fromStdString(attentionPathFor(torch::zeros({1, 1, 12}, torch::kBFloat16))).startsWith("eager"));
         setFusedAttentionEnabled(false);
+        setSdpaMode(SdpaMode::Everywhere);
         for (auto [dim, heads, tokens] : {std::tuple{48, 3, 9}, std::tuple{20, 2, 17}}) {
             torch::manual_seed(5);
             Attention a(dim, heads);
             auto x = torch::randn({3, tokens, dim}, torch::requires_grad());
             auto g = torch::randn({3, tokens, dim});
             auto run = [&](bool sdpa) {
-                setSdpaEnabled(sdpa);
+                setSdpaMode(sdpa ? SdpaMode::Everywhere : SdpaMode::Off);
                 a->zero_grad();
                 x.mutable_grad() = torch::Tensor();
                 auto y = a->forward(x);
                 y.backward(g);
-                setSdpaEnabled(true);
+                setSdpaMode(SdpaMode::Everywhere);
                 return std::make_tuple(y.detach(), x.grad().clone(), a->qkv->weight.grad().clone());
             };
             auto [ys, gxs, gws] = run(true);
@@ -197,6 +204,17 @@ private slots:
         setFusedAttentionEnabled(true);
         // the CPU float32 core stays first where it applies
         QVERIFY(QString::fromStdString(attentionPathFor(torch::zeros({1, 1, 12}))).startsWith("fused"));
+        setSdpaMode(SdpaMode::CudaOnly);
+        {  // bf16 autocast on the CPU by default: the explicit path (no SDPA), still close to float32
+            torch::manual_seed(6);
+            Attention a(48, 3);
+            auto x = torch::randn({2, 9, 48});
+            auto y32 = a->forward(x);
+            AutocastScope autocast(true, torch::kCPU);
+            auto y16 = a->forward(x);
+            QCOMPARE(y16.scalar_type(), torch::kBFloat16);
+            QVERIFY(torch::allclose(y16.to(torch::kFloat32), y32, 5e-2, 5e-2));
+        }
     }
 
     // util/Gemm.h: every transpose combination, strided leading dimensions, alpha and beta, through each

@@ -42,7 +42,7 @@ const char* kBenchHelp =
     "\n"
     "For comparisons (environment): GRAFTLAB_GEMM=blas runs the products on the BLAS instead of oneDNN,\n"
     "GRAFTLAB_FAST_LINEAR=0 and GRAFTLAB_FUSED_ATTENTION=0 use LibTorch's own linear layers and attention,\n"
-    "GRAFTLAB_SDPA=0 the explicit softmax(q k^T) v instead of scaled_dot_product_attention (LibTorch >= 2.1),\n"
+    "GRAFTLAB_SDPA=all takes scaled_dot_product_attention on the CPU too (default: on CUDA only; =0 nowhere; LibTorch >= 2.1),\n"
     "GRAFTLAB_FUSED_ADAMW=0 LibTorch's per-parameter AdamW instead of the fused kernel (LibTorch >= 2.0 CUDA, 2.4 CPU),\n"
     "GRAFTLAB_MALLOC=default keeps glibc's allocator settings (see benchmarks/RESULTS.md).\n";
 

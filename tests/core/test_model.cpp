@@ -191,7 +191,8 @@ private slots:
             QCOMPARE(a->lastAttention.sizes(), (std::vector<int64_t>{3, heads, tokens, tokens}));
             QVERIFY(torch::allclose(a->lastAttention.sum(-1), torch::ones({3, heads, tokens}), 1e-5, 1e-5));
         }
-        {  // bf16 autocast on the CPU: scaled_dot_product_attention in bf16, close to float32
+        // bf16 autocast on the CPU, close to float32: through SDPA when forced, through the explicit path by default
+        auto bf16CloseToFloat32 = [] {
             torch::manual_seed(6);
             Attention a(48, 3);
             auto x = torch::randn({2, 9, 48});
@@ -200,21 +201,13 @@ private slots:
             auto y16 = a->forward(x);
             QCOMPARE(y16.scalar_type(), torch::kBFloat16);
             QVERIFY(torch::allclose(y16.to(torch::kFloat32), y32, 5e-2, 5e-2));
-        }
+        };
+        bf16CloseToFloat32();
         setFusedAttentionEnabled(true);
         // the CPU float32 core stays first where it applies
         QVERIFY(QString::fromStdString(attentionPathFor(torch::zeros({1, 1, 12}))).startsWith("fused"));
         setSdpaMode(SdpaMode::CudaOnly);
-        {  // bf16 autocast on the CPU by default: the explicit path (no SDPA), still close to float32
-            torch::manual_seed(6);
-            Attention a(48, 3);
-            auto x = torch::randn({2, 9, 48});
-            auto y32 = a->forward(x);
-            AutocastScope autocast(true, torch::kCPU);
-            auto y16 = a->forward(x);
-            QCOMPARE(y16.scalar_type(), torch::kBFloat16);
-            QVERIFY(torch::allclose(y16.to(torch::kFloat32), y32, 5e-2, 5e-2));
-        }
+        bf16CloseToFloat32();
     }
 
     // util/Gemm.h: every transpose combination, strided leading dimensions, alpha and beta, through each

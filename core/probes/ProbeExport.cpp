@@ -1,4 +1,5 @@
 #include "probes/ProbeExport.h"
+#include "probes/Reconstruction.h"
 #include "base/util/AtomicFile.h"
 #include "base/util/Errors.h"
 
@@ -155,6 +156,17 @@ cv::Mat imageOf(const SnapshotArray& imgs, int64_t i, int scale) {
     cv::Mat big;
     cv::resize(m, big, cv::Size(), scale, scale, cv::INTER_NEAREST);
     return big;
+}
+
+// The masked panel of image i: the original with its masked patches magenta (probes/Reconstruction.h
+// maskedInMagenta, the one rule the grid of `reconstruct` uses too; the snapshot's own "masked" panel is grey).
+cv::Mat maskedPanel(const SnapshotArray& original, const SnapshotArray& mask, int64_t i, int scale) {
+    auto orig = torch::from_blob(const_cast<float*>(original.values.data()), original.shape, torch::kFloat32).slice(0, i, i + 1);
+    auto m = torch::from_blob(const_cast<float*>(mask.values.data()), mask.shape, torch::kFloat32).slice(0, i, i + 1);
+    auto rgb = maskedInMagenta(orig, m).contiguous();
+    SnapshotArray panel{"masked", {1, 3, rgb.size(2), rgb.size(3)},
+                        std::vector<float>(rgb.data_ptr<float>(), rgb.data_ptr<float>() + rgb.numel())};
+    return imageOf(panel, 0, scale);
 }
 
 // Values on a grid x grid lattice -> a heatmap the size of `size`, OpenCV's viridis scale over [lo, hi].
@@ -372,19 +384,38 @@ std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& o) {
         std::vector<std::vector<cv::Mat>> rows;
         for (int64_t i = 0; i < n; ++i) {
             std::vector<cv::Mat> cells;
-            for (const char* name : {"original", "masked", "reconstruction", "pasted"}) cells.push_back(imageOf(need(s, name), i, o.scale));
+            for (const char* name : {"original", "masked", "reconstruction", "pasted"})
+                cells.push_back(std::string(name) == "masked" && s.find("mask") ? maskedPanel(need(s, "original"), *s.find("mask"), i, o.scale)
+                                                                                 : imageOf(need(s, name), i, o.scale));
             rows.push_back(cells);
         }
         std::ostringstream loss;
         loss << s.meta.value("loss", 0.0);
-        return encode(compose(rows, {"original", "masked", "reconstruction", "+ visible"},
-                           {"MAE reconstruction, " + stepText + ", loss " + loss.str(), s.meta.value("pixel_note", std::string()),
-                            "decoder: " + s.meta.value("decoder", std::string())}));
+        std::vector<std::string> header = {"MAE reconstruction, " + stepText + ", loss " + loss.str() +
+                                               (s.find("mask") ? " (masked patches magenta)" : ""),
+                                           s.meta.value("pixel_note", std::string()), "decoder: " + s.meta.value("decoder", std::string())};
+        if (const SnapshotArray* per = s.find("loss_per_image")) {  // each image's masked-patch loss, top to bottom
+            std::ostringstream line;
+            line << "loss per image:";
+            line.precision(3);
+            for (int64_t i = 0; i < n && i < per->numel(); ++i) line << (i ? ", " : " ") << per->values[size_t(i)];
+            header.push_back(line.str());
+        }
+        return encode(compose(rows, {"original", "masked", "reconstruction", "+ visible"}, header));
     }
     throw std::runtime_error("no PNG export for snapshot kind \"" + s.kind + "\"");
 }
+torch::Tensor reconstructionMaskedPanel(const Snapshot& s, int64_t i, int scale) {
+    cv::Mat bgr = maskedPanel(need(s, "original"), need(s, "mask"), i, scale), rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    return torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kUInt8).clone();
+}
 #else
 bool snapshotPngAvailable() { return false; }
+
+torch::Tensor reconstructionMaskedPanel(const Snapshot&, int64_t, int) {
+    throw std::runtime_error("this build has no image-file support (configured with GRAFTLAB_OPENCV=OFF)");
+}
 
 void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeExportOptions&) {
     throw FileError(path, "this build has no image-file support (configured with GRAFTLAB_OPENCV=OFF)");

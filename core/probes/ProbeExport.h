@@ -25,5 +25,9 @@ void exportSnapshotPng(const Snapshot& s, const std::string& path, const ProbeEx
 // cannot be drawn, or the build has no OpenCV (snapshotPngAvailable() is false then).
 std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& options = {});
 bool snapshotPngAvailable();
+// The masked panel of a reconstruction snapshot's image i as the PNG draws it, (H, W, 3) RGB uint8: the original with
+// the masked patches filled magenta and hatched. Throws where snapshotPngAvailable() is false or the snapshot has no
+// "original" and "mask".
+torch::Tensor reconstructionMaskedPanel(const Snapshot& s, int64_t i, int scale = 1);
 
 }  // namespace graftlab

@@ -60,15 +60,30 @@ ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, 
     return out;
 }
 
+torch::Tensor maskedInMagenta(const torch::Tensor& original, const torch::Tensor& mask) {
+    const int64_t n = original.size(0), H = original.size(2), W = original.size(3), L = mask.size(1);
+    const int64_t g = int64_t(std::lround(std::sqrt(double(L))));
+    auto rgb = original.size(1) == 1 ? original.expand({-1, 3, -1, -1}) : original;
+    if (g * g != L || H % g != 0 || W % g != 0) return rgb.clone();
+    auto m = mask.to(torch::kFloat32).view({n, 1, g, g}).repeat_interleave(H / g, 2).repeat_interleave(W / g, 3);
+    // magenta with a light diagonal hatch (every 6th and 7th diagonal), as the GUI draws it
+    auto ys = torch::arange(H).view({H, 1}), xs = torch::arange(W).view({1, W});
+    auto hatch = ((ys + xs) % 6 < 2).to(torch::kFloat32).view({1, 1, H, W});
+    auto fill = torch::tensor({220.f, 0.f, 150.f}).view({1, 3, 1, 1}) / 255 * (1 - hatch) +
+                torch::tensor({240.f, 150.f, 220.f}).view({1, 3, 1, 1}) / 255 * hatch;
+    return rgb * (1 - m) + fill * m;
+}
+
 torch::Tensor panelsToGrid(const ReconstructionPanels& p, int scale) {
-    std::vector<torch::Tensor> cols = {p.original, p.masked, p.reconstruction, p.pasted};
-    const int64_t n = p.original.size(0), C = p.original.size(1), H = p.original.size(2) * scale,
+    std::vector<torch::Tensor> cols = {p.original, p.mask.defined() ? maskedInMagenta(p.original, p.mask) : p.masked,
+                                       p.reconstruction, p.pasted};
+    const int64_t n = p.original.size(0), H = p.original.size(2) * scale,
                   W = p.original.size(3) * scale;
     const int64_t gap = 2;
     auto grid = torch::full({n * H + (n + 1) * gap, 4 * W + 5 * gap, 3}, 1.0f);
     for (int c = 0; c < 4; ++c) {
         auto img = cols[c];
-        if (C == 1) img = img.expand({-1, 3, -1, -1});
+        if (img.size(1) == 1) img = img.expand({-1, 3, -1, -1});
         img = torch::nn::functional::interpolate(
             img, torch::nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{double(scale), double(scale)}).mode(torch::kNearest));
         for (int64_t i = 0; i < n; ++i) {

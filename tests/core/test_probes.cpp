@@ -522,6 +522,20 @@ private slots:
             if (imageIoAvailable()) {
                 exportSnapshotPng(s, dir + "/" + s.kind + ".png");
                 QVERIFY(fs::file_size(dir + "/" + s.kind + ".png") > 1000);
+                if (s.kind == "reconstruction") {  // the PNG's masked panel: masked patches magenta, visible ones the image
+                    auto panel = reconstructionMaskedPanel(s, 0, 1);
+                    const SnapshotArray& mask = *s.find("mask");
+                    const int64_t H = panel.size(0), grid = int64_t(std::lround(std::sqrt(double(mask.shape[1])))), p = H / grid;
+                    int maskedSeen = 0;
+                    for (int64_t k = 0; k < mask.shape[1]; ++k) {
+                        auto px = panel[(k / grid) * p + 1][(k % grid) * p + 1];
+                        const int r = px[0].item<int>(), g = px[1].item<int>(), b = px[2].item<int>();
+                        const bool magenta = (r == 220 && g == 0 && b == 150) || (r == 240 && g == 150 && b == 220);  // fill or hatch
+                        QCOMPARE(magenta, mask.at({0, k}) > 0.5f);
+                        maskedSeen += magenta;
+                    }
+                    QVERIFY(maskedSeen > 0);
+                }
             }
         }
         std::string csv = readFile(dir + "/gradcos.csv");

@@ -70,7 +70,10 @@ RunCurves RunCurves::load(const QString& dir) {
     }
 
     std::vector<Snapshot> snaps = SnapshotStore::load(layout.snapshots(), "gradcos");
-    std::erase_if(snaps, [](const Snapshot& s) { return !s.unavailable().empty() || !s.find("summary"); });
+    std::erase_if(snaps, [](const Snapshot& s) {  // unavailable, or a summary without its columns (a damaged file)
+        const SnapshotArray* sum = s.find("summary");
+        return !s.unavailable().empty() || !sum || sum->shape.size() != 2 || sum->shape[1] <= kCosMean;
+    });
     if (!snaps.empty()) {
         for (const auto& g : snaps.back().meta.value("groups", std::vector<std::string>{})) c.groups << QString::fromStdString(g);
         c.cosMean.resize(c.groups.size());

@@ -160,7 +160,7 @@ QImage reconstructionFigure(const Snapshot& s, int tile, const QFont& font, int 
     for (int i = 0; i < n; ++i) {
         for (int c = 0; c < 4; ++c) {
             // the masked panel: the original with the masked patches filled (the stored panel's grey looks like cloth)
-            const bool hatch = c == 1 && grid > 0 && int64_t(grid) * grid == mask->shape[1];
+            const bool hatch = c == 1 && grid > 0 && int64_t(grid) * grid == mask->shape[1] && i < mask->shape[0];  // a damaged file: grey panel
             const QImage img = snapshotImage(*cols[hatch ? 0 : c], i);
             p.drawImage(cell(c, i), img.scaled(tile, tile, Qt::IgnoreAspectRatio, Qt::FastTransformation));
             if (!hatch) continue;

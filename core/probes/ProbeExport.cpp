@@ -385,7 +385,8 @@ std::string renderSnapshotPng(const Snapshot& s, const ProbeExportOptions& o) {
         for (int64_t i = 0; i < n; ++i) {
             std::vector<cv::Mat> cells;
             for (const char* name : {"original", "masked", "reconstruction", "pasted"})
-                cells.push_back(std::string(name) == "masked" && s.find("mask") ? maskedPanel(need(s, "original"), *s.find("mask"), i, o.scale)
+                cells.push_back(std::string(name) == "masked" && s.find("mask") && s.find("mask")->shape.size() == 2 &&
+                                        i < s.find("mask")->shape[0] ? maskedPanel(need(s, "original"), *s.find("mask"), i, o.scale)
                                                                                  : imageOf(need(s, name), i, o.scale));
             rows.push_back(cells);
         }

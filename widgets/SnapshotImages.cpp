@@ -1,5 +1,7 @@
 #include "SnapshotImages.h"
 
+#include "base/probes/MaskedPatch.h"
+
 #include <QFontMetrics>
 #include <QPainter>
 
@@ -90,7 +92,7 @@ QImage maskedImage(const QImage& image, const std::vector<bool>& keep, int grid)
     return out;
 }
 
-QColor maskedPatchColour() { return QColor(220, 0, 150); }
+QColor maskedPatchColour() { return QColor(kMaskedPatchFill.r, kMaskedPatchFill.g, kMaskedPatchFill.b); }
 
 namespace {
 const char* const kPanelArrays[4] = {"original", "masked", "reconstruction", "pasted"};

@@ -1,4 +1,5 @@
 #include "probes/Reconstruction.h"
+#include "base/probes/MaskedPatch.h"
 #include "data/Augment.h"
 #include "model/Patchify.h"
 
@@ -61,17 +62,14 @@ ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, 
 }
 
 torch::Tensor maskedInMagenta(const torch::Tensor& original, const torch::Tensor& mask) {
-    const int64_t n = original.size(0), H = original.size(2), W = original.size(3), L = mask.size(1);
-    const int64_t g = int64_t(std::lround(std::sqrt(double(L))));
-    auto rgb = original.size(1) == 1 ? original.expand({-1, 3, -1, -1}) : original;
-    if (g * g != L || H % g != 0 || W % g != 0) return rgb.clone();
-    auto m = mask.to(torch::kFloat32).view({n, 1, g, g}).repeat_interleave(H / g, 2).repeat_interleave(W / g, 3);
-    // magenta with a light diagonal hatch (every 6th and 7th diagonal), as the GUI draws it
-    auto ys = torch::arange(H).view({H, 1}), xs = torch::arange(W).view({1, W});
-    auto hatch = ((ys + xs) % 6 < 2).to(torch::kFloat32).view({1, 1, H, W});
-    auto fill = torch::tensor({220.f, 0.f, 150.f}).view({1, 3, 1, 1}) / 255 * (1 - hatch) +
-                torch::tensor({240.f, 150.f, 220.f}).view({1, 3, 1, 1}) / 255 * hatch;
-    return rgb * (1 - m) + fill * m;
+    // base/probes/MaskedPatch.h's rule, the one the report uses and whose colour the GUI draws
+    const auto asArray = [](const torch::Tensor& t) {
+        auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        return SnapshotArray{"", c.sizes().vec(), std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel())};
+    };
+    auto rgb = maskedInMagenta(asArray(original), asArray(mask));
+    if (!rgb) return (original.size(1) == 1 ? original.expand({-1, 3, -1, -1}) : original).clone();
+    return torch::from_blob(rgb->values.data(), rgb->shape, torch::kFloat32).clone();
 }
 
 torch::Tensor panelsToGrid(const ReconstructionPanels& p, int scale) {

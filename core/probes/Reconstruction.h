@@ -26,7 +26,8 @@ ReconstructionPanels reconstruct(VisionTransformer encoder, MaeDecoder decoder, 
                                  const torch::Tensor& images01, uint64_t maskSeed);
 
 // The original images (N, C, H, W) as RGB with the masked patches (mask (N, L), 1 = masked) filled magenta with a
-// light hatch: the masked panel of the grid (a grey fill looks like cloth).
+// light hatch: the masked panel of the grid (a grey fill looks like cloth). base/probes/MaskedPatch.h's rule; the
+// original as RGB when the mask does not fit it.
 torch::Tensor maskedInMagenta(const torch::Tensor& original, const torch::Tensor& mask);
 // Lays the panels out as an 8-bit image: one row per image, four columns, `scale`x nearest upscaling,
 // 1-px separators. Returns (H, W, 3) uint8.

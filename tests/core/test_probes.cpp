@@ -4,6 +4,7 @@
 #include "probes/ProbeExport.h"
 #include "probes/Probes.h"
 #include "methods/Mtl.h"
+#include "base/probes/MaskedPatch.h"
 #include "base/probes/Snapshot.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
@@ -535,6 +536,11 @@ private slots:
                         maskedSeen += magenta;
                     }
                     QVERIFY(maskedSeen > 0);
+                    // one rule (base/probes/MaskedPatch), the report's too: a damaged mask (fewer rows than images) gives none
+                    QVERIFY(maskedInMagenta(*s.find("original"), mask));
+                    SnapshotArray short_ = mask;
+                    short_.shape[0] -= 1;
+                    QVERIFY(!maskedInMagenta(*s.find("original"), short_));
                 }
             }
         }

@@ -49,7 +49,7 @@ set -e
 # 4. The report: one file, no external references, every section; rendered when Chromium is there.
 "$cli" eval --ckpt "$ckpt" --protocol knn --max-train 500 2> "$work/x.log" > /dev/null || { cat "$work/x.log"; fail "eval"; }
 "$cli" report "$work/run" --out "$work/report.html" 2> "$work/x.log" || { cat "$work/x.log"; fail "report"; }
-for needle in "<svg" "Losses" "Learning rate" "data:image/png;base64," "by depth" "Evaluation" "k-NN" '&quot;method&quot;: &quot;mtl&quot;'; do
+for needle in "<svg" "masked (magenta)" "Losses" "Learning rate" "data:image/png;base64," "by depth" "Evaluation" "k-NN" '&quot;method&quot;: &quot;mtl&quot;'; do
   grep -qF "$needle" "$work/report.html" || fail "report lacks $needle"
 done
 ! grep -qE '(src|href)="(https?:|//)' "$work/report.html" || fail "the report refers to something outside itself"

@@ -1,5 +1,6 @@
 #include "base/export/Report.h"
 #include "base/probes/DepthProfile.h"
+#include "base/probes/MaskedPatch.h"
 #include "base/recipe/Recipe.h"
 #include "base/probes/Snapshot.h"
 #include "base/run/EvalResults.h"
@@ -61,10 +62,10 @@ std::vector<std::pair<double, double>> thin(const std::vector<std::pair<double, 
     return out;
 }
 
-// (n, C, H, W) images in [0, 1] as rows of RGB panels (one column per array), upscaled, 2 px white gaps.
+// (n, C, H, W) images in [0, 1] (C = 1 or 3, per column) as rows of RGB panels (one column per array), upscaled, 2 px white gaps.
 std::string panelGridPng(const std::vector<const SnapshotArray*>& columns, int64_t rows, int scale) {
     const auto& first = *columns.front();
-    const int64_t C = first.shape[1], H = first.shape[2], W = first.shape[3];
+    const int64_t H = first.shape[2], W = first.shape[3];
     const int gap = 2, cw = int(W) * scale + gap, ch = int(H) * scale + gap;
     const int width = int(columns.size()) * cw + gap, height = int(rows) * ch + gap;
     std::vector<uint8_t> px(size_t(width) * size_t(height) * 3, 255);
@@ -73,7 +74,7 @@ std::string panelGridPng(const std::vector<const SnapshotArray*>& columns, int64
             for (int64_t y = 0; y < H * scale; ++y)
                 for (int64_t x = 0; x < W * scale; ++x)
                     for (int64_t k = 0; k < 3; ++k) {
-                        float v = columns[c]->at({i, std::min(k, C - 1), y / scale, x / scale});
+                        float v = columns[c]->at({i, std::min(k, columns[c]->shape[1] - 1), y / scale, x / scale});  // grey or RGB
                         size_t at = (size_t(gap + i * ch + y) * size_t(width) + size_t(gap + int64_t(c) * cw + x)) * 3 + size_t(k);
                         px[at] = uint8_t(std::lround(255.0 * std::clamp(double(v), 0.0, 1.0)));
                     }
@@ -259,11 +260,15 @@ bool reconstructionSection(std::ostringstream& h, const std::string& snapDir, Re
         if (s.unavailable().empty() && s.find("original") && s.find("masked") && s.find("reconstruction") && s.find("pasted")) last = &s;
     if (last) {
         std::vector<const SnapshotArray*> cols = {last->find("original"), last->find("masked"), last->find("reconstruction"), last->find("pasted")};
+        // the masked patches in magenta, as the GUI and the CLI draw them (the stored grey panel when the mask is damaged)
+        const SnapshotArray* mask = last->find("mask");
+        const std::optional<SnapshotArray> magenta = mask ? maskedInMagenta(*cols[0], *mask) : std::nullopt;
+        if (magenta) cols[1] = &*magenta;
         int64_t rows = std::min<int64_t>(cols[0]->shape[0], 8);
         int scale = std::max(1, 96 / int(cols[0]->shape[2]));
         std::string png = panelGridPng(cols, rows, scale);
         h << "<h2>Reconstructions</h2><figure><img alt=\"MAE reconstructions\" src=\"data:image/png;base64," << base64(png)
-          << "\"><figcaption>Step " << last->step << ": original · masked · reconstruction · reconstruction with the visible patches pasted"
+          << "\"><figcaption>Step " << last->step << ": original · masked" << (magenta ? " (magenta)" : "") << " · reconstruction · reconstruction with the visible patches pasted"
           << " back; loss " << fmt(last->meta.value("loss", NAN)) << ". " << htmlEscape(last->meta.value("pixel_note", std::string()))
           << "</figcaption></figure>";
         return true;

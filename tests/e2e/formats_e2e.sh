@@ -53,6 +53,21 @@ for needle in "<svg" "masked (magenta)" "Losses" "Learning rate" "data:image/png
   grep -qF "$needle" "$work/report.html" || fail "report lacks $needle"
 done
 ! grep -qE '(src|href)="(https?:|//)' "$work/report.html" || fail "the report refers to something outside itself"
+# the reconstruction figure's masked column is magenta (the fill or the hatch), not the stored grey panel
+python3 - "$work/report.html" <<'PY' || fail "the report's masked panel has no magenta"
+import base64, re, struct, sys, zlib
+h = open(sys.argv[1]).read()
+png = base64.b64decode(re.search(r'alt="MAE reconstructions" src="data:image/png;base64,([A-Za-z0-9+/=]+)', h).group(1))
+w, ht = struct.unpack(">II", png[16:24])
+data, i = b"", 8
+while i < len(png):  # GraftLab's PNG: 8-bit RGB, filter "none" on every row
+    n = struct.unpack(">I", png[i:i + 4])[0]
+    if png[i + 4:i + 8] == b"IDAT": data += png[i + 8:i + 8 + n]
+    i += 12 + n
+raw = zlib.decompress(data)
+px = [tuple(raw[y * (3 * w + 1) + 1 + 3 * x:y * (3 * w + 1) + 4 + 3 * x]) for y in range(ht) for x in range(w // 4, w // 2)]
+sys.exit(0 if sum(p in ((220, 0, 150), (240, 150, 220)) for p in px) > len(px) // 10 else 1)
+PY
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -n "$browser" ]; then
   "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \

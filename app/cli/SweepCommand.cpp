@@ -19,7 +19,7 @@ namespace {
 const char* kSweepHelp =
     "Usage: graftlab-cli sweep --recipe FILE|PRESET --out DIR --grid key=v1,v2,... [--grid key=...]\n"
     "                          [--budget tiny|small|medium|large|xlarge] [--protocol linear,fewshot,knn,finetune] [--set key=value ...]\n"
-    "                          [--jobs N]\n"
+    "                          [--seeds N] [--jobs N]\n"
     "\n"
     "Trains the recipe for every combination of the grid values (one or two keys, each a recipe field as --set\n"
     "spells it, e.g. --grid optim.base_lr=1e-3,3e-3 --grid conmim.mask_ratio=0.3,0.5), each into its own run\n"
@@ -30,13 +30,17 @@ const char* kSweepHelp =
     "Add run… on DIR. An interrupted sweep continues where it stopped; a finished run is reused when its recipe is\n"
     "the same, and its evaluation when DIR/evaluations.json holds it (the same checkpoint and protocols). Several fields can move together under one name: --grid 'lower:stages.1.lr_mult.embed+\n"
     "stages.1.lr_mult.blocks.0+stages.1.lr_mult.blocks.1=0,0.01,0.1,1' (Layer Grafted Pretraining's lr search).\n"
-    "  --jobs N   train the grid points in N processes side by side (a process a point, each with 1/N of the\n"
-    "             cores), then evaluate them all here; as table --jobs.\n";
+    "  --seeds N  train and evaluate every grid point with N seeds (the recipe's seed, seed + 1, ...; runs in\n"
+    "             DIR/<key=value,...>-seedS): cells are mean ± sd, every seed's result is in sweep-seeds.csv, and\n"
+    "             sweep.md says, per protocol, which points are significantly below the best one (paired t-test\n"
+    "             over seeds at 5 %, Holm's correction stated). Default 1 (no test).\n"
+    "  --jobs N   train the runs in N processes side by side (a process a run, each with 1/N of the cores),\n"
+    "             then evaluate them all here; as table --jobs.\n";
 
 }  // namespace
 
 int cmdSweep(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "grid", "budget", "protocol", "set", "jobs", "train-shard"}, {"verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"recipe", "out", "grid", "budget", "protocol", "set", "seeds", "jobs", "train-shard"}, {"verbose", "help"});
     if (a.has("help")) {
         std::cout << kSweepHelp;
         return kExitOk;
@@ -65,6 +69,8 @@ int cmdSweep(int argc, char** argv) {
                                      "): a run could not hold both values");
         }
     if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
+    req.seeds = int(parseInt("seeds", a.get("seeds", "1")));
+    if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");
     bool ok = false;
     req.base = loadRecipeOrExit(req.recipeFile, req.sets, ok);
     if (!ok) return kExitUsage;
@@ -74,12 +80,12 @@ int cmdSweep(int argc, char** argv) {
     req.trainShards = jobs.shards;
     logBlasAtStartup();
     const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
-    int points = 1;
-    for (const auto& axis : req.axes) points *= int(axis.values.size());
+    int runs = req.seeds;
+    for (const auto& axis : req.axes) runs *= int(axis.values.size());
     // One sweep job writes --out at a time (its jobs of --jobs are its own children; every run in it has its own lock).
     std::optional<RunLock> jobLock;
     if (!jobs.isJob()) jobLock.emplace(req.outDir);
-    if (int status = trainInJobs(argc, argv, jobs, points, "sweep"); status != kExitOk) return status;
+    if (int status = trainInJobs(argc, argv, jobs, runs, "sweep"); status != kExitOk) return status;
     SweepResult res = runSweep(
         req, [&](RunSession& s) { return runTraining(s, tty) == kExitOk && s.complete(); }, [](const std::string& m) { spdlog::info("{}", m); });
     if (!res.complete) {
@@ -88,7 +94,7 @@ int cmdSweep(int argc, char** argv) {
     }
     if (jobs.isJob()) return kExitOk;  // a job of --jobs: its run is trained, the sweep is the parent's
     std::cout << res.markdown;
-    spdlog::info("wrote {}/sweep.md, sweep.csv, sweep-seeds.csv and sweep.svg ({} runs)", req.outDir, res.points.size());
+    spdlog::info("wrote {}/sweep.md, sweep.csv, sweep-seeds.csv and sweep.svg ({} runs)", req.outDir, res.points.size() * size_t(req.seeds));
     return kExitOk;
 }
 

@@ -290,6 +290,75 @@ private slots:
         QVERIFY(tableMarkdown(req, rows).find("Between the methods") == std::string::npos);
     }
 
+    // sweep --seeds: each grid point against the best one on every protocol, seed by seed; Holm over all of them.
+    void sweepTestsEveryPointAgainstTheBestPairedOverSeeds() {
+        SweepRequest req;
+        req.axes = {parseSweepAxis("lr:optim.base_lr=a,b,c")};
+        req.protocols = {"linear", "knn"};
+        req.seeds = 3;
+        req.budget = tableBudget("small");
+        req.command = "graftlab-cli sweep";
+        auto point = [](const std::string& v, const std::vector<double>& linear, const std::vector<double>& knn, int64_t firstSeed) {
+            SweepPoint p;
+            p.values = {v};
+            p.steps = 600;
+            p.trainFlops = 1e12;
+            for (size_t s = 0; s < linear.size(); ++s) {
+                EvalReport rep;
+                rep.dataset = "synthetic";
+                rep.results.push_back({"linear", linear[s], {}});
+                rep.results.push_back({"knn", knn[s], {}});
+                p.reports.push_back(rep);
+                p.seeds.push_back(firstSeed + int64_t(s));
+                p.runDirs.push_back("/nonexistent/" + v);
+                p.trainSeconds.push_back(60);
+            }
+            return p;
+        };
+        // linear: a is best (80.0); b is 0.8 below in every seed (t = 5, p = 0.038), c 10 below in every seed (p ~ 0).
+        // knn: b is best (61.7); a is level (+2, -2, +5: p = 0.50), c 11.7 below (t = 5.75, p = 0.029).
+        std::vector<SweepPoint> pts = {point("a", {0.70, 0.80, 0.90}, {0.50, 0.60, 0.70}, 0),
+                                       point("b", {0.69, 0.79, 0.895}, {0.52, 0.58, 0.75}, 0),
+                                       point("c", {0.60, 0.70, 0.80}, {0.40, 0.50, 0.60}, 0)};
+        const auto comps = sweepComparisons(req, pts);
+        QCOMPARE(comps.size(), size_t(4));
+        QCOMPARE(comps[0].best, size_t(0));
+        QCOMPARE(comps[2].best, size_t(1));
+        QVERIFY(std::abs(comps[0].test.p - 0.0377) < 1e-3 && std::abs(comps[3].test.p - 0.0289) < 1e-3);
+        const std::string md = sweepMarkdown(req, pts);
+        QVERIFY2(md.find("| a | 80.0 ± 10.0 | 60.0 ± 10.0 | 1.0 min | 1.00 |") != std::string::npos, md.c_str());
+        QVERIFY2(md.find("mean ± sample standard deviation over 3 seeds (0–2;") != std::string::npos, md.c_str());
+        QVERIFY2(md.find("2 degrees of freedom), two-sided at 5 %; 4 comparisons;") != std::string::npos, md.c_str());
+        // Holm over 4: p ~ 0 survives (<= 0.05/4), 0.029 does not (> 0.05/3), so nothing after it does.
+        QVERIFY2(md.find("- linear: highest mean lr=a (80.0 ± 10.0); significantly below it: lr=b (−0.8 ± 0.2, p = 0.038); "
+                         "lr=c (−10.0 ± 0.0, p < 0.001†); not told apart from it: none\n") != std::string::npos,
+                 md.c_str());
+        QVERIFY2(md.find("- knn: highest mean lr=b (61.7 ± 11.9); significantly below it: lr=c (−11.7 ± 2.0, p = 0.029); "
+                         "not told apart from it: lr=a\n") != std::string::npos,
+                 md.c_str());
+        QCOMPARE(sweepCsv(req, pts), std::string("lr,linear,linear_sd,knn,knn_sd\na,80.0,10.0,60.0,10.0\nb,79.2,10.3,61.7,11.9\n"
+                                                 "c,70.0,10.0,50.0,10.0\n"));
+        const std::string seedsCsv = sweepSeedsCsv(req, pts);
+        QVERIFY2(seedsCsv.find("b,2,knn,75.0000,600,60.0,1000000000000,/nonexistent/b\n") != std::string::npos, seedsCsv.c_str());
+        const std::string svg = sweepSvg(req, pts);  // one key: a line per protocol, mean ± sd shaded
+        QVERIFY2(svg.find("Sweep over lr (mean ± sd over 3 seeds)") != std::string::npos && svg.find("<polygon") != std::string::npos,
+                 svg.c_str());
+        // A point that ran other seeds is not paired with the best: left out of the tests.
+        pts[2].seeds = {10, 11, 12};
+        QCOMPARE(sweepComparisons(req, pts).size(), size_t(2));
+        // One seed: no test, and the sweep says so.
+        req.seeds = 1;
+        for (auto& p : pts) {
+            p.reports.resize(1);
+            p.seeds.resize(1);
+            p.trainSeconds.resize(1);
+            p.runDirs.resize(1);
+        }
+        QVERIFY(sweepComparisons(req, pts).empty());
+        QVERIFY(sweepMarkdown(req, pts).find("One seed: no test is possible") != std::string::npos);
+        QCOMPARE(sweepCsv(req, pts), std::string("lr,linear,knn\na,70.0,50.0\nb,69.0,52.0\nc,60.0,40.0\n"));
+    }
+
     // table --graft-steps: the staged recipe does not train its first stage; its next stage starts from the final
     // checkpoint of the table's single-stage run of that method, the same seed's, and trains graftSteps steps.
     void tableGraftsTheSecondStageOntoTheSourceRunOfTheSameSeed() {

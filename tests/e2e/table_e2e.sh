@@ -194,6 +194,37 @@ grep -q "training 4 runs in 2 jobs side by side" "$work/sweepj.log" || { cat "$w
 cmp <(cut -d, -f1,2 "$work/s/sweep.csv") <(cut -d, -f1,2 "$work/sj/sweep.csv") || fail "sweep --jobs: another table"
 "$py" -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); assert a['runs']==b['runs'], (a['runs'], b['runs'])" \
   "$work/s/sweep.json" "$work/sj/sweep.json" || fail "sweep --jobs: another index"
+# sweep --seeds 2 (with --jobs 2): every point trained with seeds 0 and 1 in its own run, cells mean ± sd, every
+# seed's result in sweep-seeds.csv, and the points tested against the best one, seed by seed.
+"$cli" sweep --recipe mae --out "$work/ss" --grid optim.base_lr=1e-3,4e-3 --budget tiny --seeds 2 --jobs 2 \
+  "${sweep[@]}" > /dev/null 2> "$work/sweeps.log" || { cat "$work/sweeps.log"; fail "sweep --seeds 2"; }
+grep -q "training 4 runs in 2 jobs side by side" "$work/sweeps.log" || { cat "$work/sweeps.log"; fail "sweep --seeds: not 4 runs"; }
+"$py" - "$work/ss" <<'PY' || fail "sweep --seeds values"
+import csv, json, os, statistics, sys
+s = sys.argv[1]
+index = json.load(open(os.path.join(s, "sweep.json")))
+assert index["runs"] == ["optim.base_lr=1e-3-seed0", "optim.base_lr=1e-3-seed1", "optim.base_lr=4e-3-seed0", "optim.base_lr=4e-3-seed1"], index["runs"]
+seeds = list(csv.DictReader(open(os.path.join(s, "sweep-seeds.csv"))))
+assert len(seeds) == 2 * 2 * 2, len(seeds)
+rows = list(csv.DictReader(open(os.path.join(s, "sweep.csv"))))
+assert [r["optim.base_lr"] for r in rows] == ["1e-3", "4e-3"], rows
+for r in rows:
+    for p in ("linear", "knn"):
+        per = []
+        for seed in (0, 1):
+            run = os.path.join(s, "optim.base_lr=%s-seed%d" % (r["optim.base_lr"], seed))
+            assert json.load(open(os.path.join(run, "recipe.json")))["seed"] == seed, run
+            e = next(iter(json.load(open(os.path.join(run, "checkpoints", "eval.json"))).values()))
+            [x] = [x for x in seeds if x["optim.base_lr"] == r["optim.base_lr"] and x["seed"] == str(seed) and x["protocol"] == p]
+            assert abs(float(x["top1"]) - 100 * e["protocols"][p]["top1"]) < 1e-3 and x["run_dir"].endswith("-seed%d" % seed), (x, e)
+            per.append(100 * e["protocols"][p]["top1"])
+        assert abs(float(r[p]) - statistics.mean(per)) < 0.051 and abs(float(r[p + "_sd"]) - statistics.stdev(per)) < 0.051, (r, per)
+md = open(os.path.join(s, "sweep.md")).read()
+assert "mean ± sample standard deviation over 2 seeds (0–1;" in md and "paired t-test on the per-seed differences, 1 degree of freedom" in md, md
+assert "- linear: highest mean optim.base_lr=" in md and "- knn: highest mean optim.base_lr=" in md, md
+assert "(mean ± sd over 2 seeds)" in open(os.path.join(s, "sweep.svg")).read()
+print("sweep --seeds OK")
+PY
 set +e
 "$cli" sweep --recipe mae --out "$work/s2" --grid mae.mask_ratio=0.5,1.5 --budget tiny "${sweep[@]}" > /dev/null 2> "$work/sweep3.log"; code=$?
 set -e

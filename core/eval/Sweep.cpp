@@ -296,9 +296,7 @@ std::string sweepMarkdown(const SweepRequest& req, const std::vector<SweepPoint>
     md << '|';
     for (const auto& a : req.axes) md << ' ' << a.key << " |";
     for (const auto& p : req.protocols) md << ' ' << p << " |";
-    md << "\n|";
-    md << " Train time | Train TFLOP |";
-    md << "\n|";
+    md << " Train time | Train TFLOP |\n|";
     for (size_t i = 0; i < req.axes.size() + req.protocols.size() + 2; ++i) md << (i < req.axes.size() ? "---|" : "---:|");
     md << '\n';
     for (const auto& p : points) {

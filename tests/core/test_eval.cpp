@@ -326,7 +326,8 @@ private slots:
         QCOMPARE(comps[2].best, size_t(1));
         QVERIFY(std::abs(comps[0].test.p - 0.0377) < 1e-3 && std::abs(comps[3].test.p - 0.0289) < 1e-3);
         const std::string md = sweepMarkdown(req, pts);
-        QVERIFY2(md.find("| a | 80.0 ± 10.0 | 60.0 ± 10.0 | 1.0 min | 1.00 |") != std::string::npos, md.c_str());
+        QVERIFY2(md.rfind("| lr | linear | knn | Train time | Train TFLOP |\n|---|---:|---:|---:|---:|\n| a | 80.0 ± 10.0 | 60.0 ± 10.0 | 1.0 min | 1.00 |\n", 0) == 0,
+                 md.c_str());
         QVERIFY2(md.find("mean ± sample standard deviation over 3 seeds (0–2;") != std::string::npos, md.c_str());
         QVERIFY2(md.find("2 degrees of freedom), two-sided at 5 %; 4 comparisons;") != std::string::npos, md.c_str());
         // Holm over 4: p ~ 0 survives (<= 0.05/4), 0.029 does not (> 0.05/3), so nothing after it does.

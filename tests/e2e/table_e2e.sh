@@ -176,7 +176,7 @@ for r in rows:
     for p in ("linear", "knn"):
         [x] = [x for x in seeds if x["optim.base_lr"] == r["optim.base_lr"] and x["mae.mask_ratio"] == r["mae.mask_ratio"] and x["protocol"] == p]
         assert abs(float(x["top1"]) - float(r[p])) < 0.051 and x["seed"] == "0" and float(x["train_seconds"]) > 0 and float(x["train_flops"]) > 0, x
-assert "| Train time | Train TFLOP |" in open(os.path.join(s, "sweep.md")).read()
+assert open(os.path.join(s, "sweep.md")).read().startswith("| optim.base_lr | mae.mask_ratio | linear | knn | Train time | Train TFLOP |\n|---|---|---:|---:|---:|---:|\n")
 svg = open(os.path.join(s, "sweep.svg")).read()
 assert svg.count("<rect") == 4 and "mae.mask_ratio (columns)" in svg
 print("sweep values OK")

@@ -353,10 +353,21 @@ std::string sweepSvg(const SweepRequest& req, const std::vector<SweepPoint>& poi
         double v = pt.mean(p);
         if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
     }
+    // With seeds: the best cell and those the paired test cannot tell apart from it are outlined.
+    std::vector<bool> level(points.size(), false);
+    bool tested = false;
+    for (const auto& c : sweepComparisons(req, points)) {
+        if (c.protocol != p) continue;
+        tested = true;
+        level[c.best] = true;
+        if (!c.significant()) level[c.other] = true;
+    }
     const int cell = 70, left = 120, top = 50;
     const std::string title = p + " top-1 (%) over " + req.axes[0].key + " (rows) and " + req.axes[1].key + " (columns)";
-    const int width = std::max(left + int(cols.size()) * cell + 20, int(8.6 * double(title.size())) + 20);
-    const int height = top + int(rows.size()) * cell + 50;
+    const std::string outlineNote = "outlined: the best and the points not significantly below it (paired over seeds, 5 %)";
+    const int width = std::max({left + int(cols.size()) * cell + 20, int(8.6 * double(title.size())) + 20,
+                                tested ? int(6.4 * double(outlineNote.size())) + 20 : 0});
+    const int height = top + int(rows.size()) * cell + (tested ? 66 : 50);
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
       << "\" font-family=\"DejaVu Sans, sans-serif\"><text x=\"8\" y=\"20\" font-size=\"14\" font-weight=\"600\">" << htmlEscape(p)
@@ -374,13 +385,17 @@ std::string sweepSvg(const SweepRequest& req, const std::vector<SweepPoint>& poi
             // white (lowest) to blue (highest)
             int red = int(std::lround(255 - 225 * t)), green = int(std::lround(255 - 155 * t)), blue = int(std::lround(255 - 75 * t));
             o << "<rect x=\"" << left + int(c) * cell << "\" y=\"" << top + int(r) * cell << "\" width=\"" << cell - 2 << "\" height=\""
-              << cell - 2 << "\" fill=\"rgb(" << red << ',' << green << ',' << blue << ")\" stroke=\"#bbb\"/><text x=\"" << left + int(c) * cell + cell / 2
+              << cell - 2 << "\" fill=\"rgb(" << red << ',' << green << ',' << blue << ")\" stroke=\""
+              << (tested && level[i] ? "#222\" stroke-width=\"3" : "#bbb") << "\"/><text x=\"" << left + int(c) * cell + cell / 2
               << "\" y=\"" << top + int(r) * cell + cell / 2 + 5 << "\" font-size=\"13\" text-anchor=\"middle\" fill=\""
               << (t > 0.6 ? "#fff" : "#222") << "\">" << pct(v) << "</text>";
         }
     }
-    o << "<text x=\"8\" y=\"" << height - 16 << "\" font-size=\"11\" fill=\"#555\">white = lowest (" << pct(lo) << " %), blue = highest ("
-      << pct(hi) << " %); " << (req.seeds > 1 ? "mean over " + std::to_string(req.seeds) + " seeds" : std::string("one seed")) << "</text></svg>\n";
+    o << "<text x=\"8\" y=\"" << height - (tested ? 32 : 16) << "\" font-size=\"11\" fill=\"#555\">white = lowest (" << pct(lo)
+      << " %), blue = highest (" << pct(hi) << " %); "
+      << (req.seeds > 1 ? "mean over " + std::to_string(req.seeds) + " seeds" : std::string("one seed")) << "</text>";
+    if (tested) o << "<text x=\"8\" y=\"" << height - 14 << "\" font-size=\"11\" fill=\"#555\">" << outlineNote << "</text>";
+    o << "</svg>\n";
     return o.str();
 }
 

@@ -344,6 +344,24 @@ private slots:
         const std::string svg = sweepSvg(req, pts);  // one key: a line per protocol, mean ± sd shaded
         QVERIFY2(svg.find("Sweep over lr (mean ± sd over 3 seeds)") != std::string::npos && svg.find("<polygon") != std::string::npos,
                  svg.c_str());
+        {
+            // Two keys: a heat map of linear; the best cell and the one the test cannot tell from it are outlined.
+            SweepRequest two = req;
+            two.axes = {parseSweepAxis("lr:optim.base_lr=a,b"), parseSweepAxis("m:mae.mask_ratio=x,y")};
+            std::vector<SweepPoint> grid = {pts[0], pts[1], pts[2], pts[2]};
+            grid[0].values = {"a", "x"};
+            grid[1].values = {"a", "y"};
+            grid[2].values = {"b", "x"};
+            grid[3].values = {"b", "y"};
+            grid[1].reports[2].results[0].top1 = 0.93;  // (a, y) now has the highest mean, (a, x) -1, -1, +3 from it: level
+            const std::string heat = sweepSvg(two, grid);
+            size_t outlined = 0;
+            for (size_t at = heat.find("stroke-width=\"3\""); at != std::string::npos; at = heat.find("stroke-width=\"3\"", at + 1)) ++outlined;
+            QCOMPARE(outlined, size_t(2));
+            QVERIFY2(heat.find("mean over 3 seeds</text>") != std::string::npos &&
+                         heat.find("outlined: the best and the points not significantly below it") != std::string::npos,
+                     heat.c_str());
+        }
         // A point that ran other seeds is not paired with the best: left out of the tests.
         pts[2].seeds = {10, 11, 12};
         QCOMPARE(sweepComparisons(req, pts).size(), size_t(2));

@@ -119,11 +119,7 @@ void writeSweepVerdicts(std::ostringstream& md, const SweepRequest& req, const s
             if (c.protocol != protocol) continue;
             best = c.best;
             if (c.significant()) {
-                char pText[32], buf[96];
-                if (c.test.p < 0.001) std::snprintf(pText, sizeof pText, "p < 0.001");
-                else std::snprintf(pText, sizeof pText, "p = %.3f", c.test.p);
-                std::snprintf(buf, sizeof buf, " (−%.1f ± %.1f, %s%s)", 100 * c.test.diff, 100 * c.test.se, pText, c.holm ? "†" : "");
-                below.push_back(pointLabel(req.axes, points[c.other].values) + buf);
+                below.push_back(pointLabel(req.axes, points[c.other].values) + describeDifference(c.test, "−", c.holm));
             } else {
                 level.push_back(pointLabel(req.axes, points[c.other].values));
             }

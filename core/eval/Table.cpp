@@ -655,11 +655,7 @@ void writeVerdicts(std::ostringstream& md, const TableRequest& req, const std::v
                 if (c.protocol != p || c.a->baseline || c.b->baseline || !c.significant()) continue;
                 const TableRow* hi = c.test.diff >= 0 ? c.a : c.b;
                 const TableRow* lo = hi == c.a ? c.b : c.a;
-                char pText[32], buf[96];
-                if (c.test.p < 0.001) std::snprintf(pText, sizeof pText, "p < 0.001");
-                else std::snprintf(pText, sizeof pText, "p = %.3f", c.test.p);
-                std::snprintf(buf, sizeof buf, " (+%.1f ± %.1f, %s%s)", 100 * std::abs(c.test.diff), 100 * c.test.se, pText, c.holm ? "†" : "");
-                line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + buf;
+                line += (line.empty() ? "" : "; ") + hi->name + " > " + lo->name + describeDifference(c.test, "+", c.holm);
             }
             md << "- " << protocolLabel(p) << ": " << (line.empty() ? "none: no difference is significant at 5 %" : line) << "\n";
         }

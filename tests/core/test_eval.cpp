@@ -228,6 +228,11 @@ private slots:
         QCOMPARE(holmRejects({0.01, 0.04, 0.03, 0.2}), (std::vector<bool>{true, false, false, false}));
         QCOMPARE(holmRejects({0.03, 0.01, 0.02}), (std::vector<bool>{true, true, true}));
         QCOMPARE(holmRejects({0.01, NAN}), (std::vector<bool>{true, false}));
+
+        // How a difference is written: points, one decimal, |diff| after the given sign, p to three places or "< 0.001".
+        QCOMPARE(describeDifference(paired, "+", false), std::string(" (+0.6 ± 0.4, p = 0.238)"));
+        QCOMPARE(describeDifference(welch, "−", true), std::string(" (−350.0 ± 86.6, p = 0.010†)"));
+        QCOMPARE(describeDifference(pairedTTest({0.6, 0.7}, {0.5, 0.6}), "+", true), std::string(" (+10.0 ± 0.0, p < 0.001†)"));
     }
 
     // The verdicts of a table: rows that share their seeds are compared seed by seed (a small difference in every

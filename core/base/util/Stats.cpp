@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 
@@ -117,6 +118,14 @@ std::vector<bool> holmRejects(const std::vector<double>& p, double alpha) {
         rejected[order[k]] = true;
     }
     return rejected;
+}
+
+std::string describeDifference(const TTest& t, const char* sign, bool holm) {
+    char pText[32], buf[128];
+    if (t.p < 0.001) std::snprintf(pText, sizeof pText, "p < 0.001");
+    else std::snprintf(pText, sizeof pText, "p = %.3f", t.p);
+    std::snprintf(buf, sizeof buf, " (%s%.1f ± %.1f, %s%s)", sign, 100 * std::abs(t.diff), 100 * t.se, pText, holm ? "†" : "");
+    return buf;
 }
 
 }  // namespace graftlab

@@ -4,6 +4,7 @@
 // t-test (n - 1 degrees of freedom); otherwise Welch's unequal-variance t-test. Holm's step-down correction says
 // which of a table's comparisons survive when all of them are taken together.
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace graftlab {
@@ -33,5 +34,9 @@ TTest welchTTest(const std::vector<double>& a, const std::vector<double>& b);
 // Holm's step-down procedure at family-wise level `alpha`: true for each p-value rejected (significant) when all of
 // `p` are tested together. Invalid tests are passed as p = 1.
 std::vector<bool> holmRejects(const std::vector<double>& p, double alpha = 0.05);
+
+// A difference as the tables write it, in points: " (+1.4 ± 0.3, p = 0.030†)". `sign` is the sign written before
+// |diff| ("+" for a row above the other, "−" for one below); † when `holm` (it survives Holm's correction).
+std::string describeDifference(const TTest& t, const char* sign, bool holm);
 
 }  // namespace graftlab

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Checks that the tables of a findings page state what their CSV files hold (a stale figure is a bug).
+
+Every markdown table with an accuracy column (Linear, 1%, k-NN, Fine-tuning) must be preceded, on the line before
+it or the one before that, by a marker naming its data:
+
+    <!-- cells: table1-medium-3seeds.csv -->
+    <!-- cells: table1-xlarge-mae-3seeds.csv; not in it: MAE, mean-pooled patch tokens -->   (one row name per "not in it")
+    <!-- cells: lr-search-small.csv; grid: lower x upper; values: linear / knn -->
+
+A methods table: each row is found in the CSV by its recipe key or the name `graftlab-cli table` prints for it
+(bold, italics and backticks aside; "MIM → CL (any note)" is the row MIM → CL), and every cell must be the CSV's
+value as the table prints it: mean ± sample sd to one decimal (a one-seed table: the mean), "–" where the CSV has
+none; Steps ("a + b" for a grafted row: their sum), Seeds, Train time (as "43 s", "3.6 min", "36 min") and Train
+TFLOP (three significant figures) likewise. A grid table (a sweep over two keys): a row per value of the first key,
+a column per value of the second, each cell the listed protocols' values separated by " / ".
+Each `NAME-seeds.csv` beside a `NAME.csv` must agree with it: every row's mean and sample sd recomputed from the
+per-seed values. Exit status 1 with every mismatch listed (file, line, cell, stated, expected).
+A table's own page (`NAME.md` beside `NAME.csv`, as `graftlab-cli table` writes them) needs no marker.
+Usage: check_findings.py DOCS_DIR [PAGE.md ...]   (pages: DOCS_DIR/FINDINGS.md and every NAME.md with a NAME.csv)"""
+import csv, math, os, re, sys
+from collections import defaultdict
+
+PROTOCOLS = {"Linear": "linear", "1%": "fewshot", "k-NN": "knn", "Fine-tuning": "finetune"}
+DISPLAY = {"mae": "MAE", "mocov3": "MoCo v3", "mtl": "MTL (MAE + MoCo v3)", "cl_to_mim": "CL → MIM",
+           "mim_to_cl": "MIM → CL", "layer_grafted": "Layer Grafted", "conmim": "ConMIM",
+           "random_init": "Random-init encoder (baseline)", "raw_pixels": "Raw pixels (baseline)",
+           "scratch_equal_steps": "From scratch, equal total steps (baseline)"}
+MARKER = re.compile(r"<!--\s*cells:\s*(.*?)\s*-->")
+
+errors = []
+
+
+def fail(where, msg):
+    errors.append(f"{where}: {msg}")
+
+
+def plain(cell):
+    return re.sub(r"[*`]", "", cell).strip()
+
+
+def row_cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def one_decimal(x):
+    """The ways the table code may have printed x to one decimal: the CSV keeps 4 decimals, so a value that sits on a
+    tie there (0.9500, 78.6500) may have been just above or below it before (0.95002 -> "1.0", 0.78649999 -> "78.6")."""
+    lo, hi = math.floor(x * 10) / 10, math.ceil(x * 10) / 10
+    if abs(x * 10 - math.floor(x * 10) - 0.5) < 1e-3:
+        return {f"{lo:.1f}", f"{hi:.1f}"}
+    return {f"{x:.1f}"}
+
+
+def expect_accuracy(where, stated, mean, sd, seeds):
+    stated = plain(stated)
+    if mean is None:
+        if stated not in ("–", "-", ""):
+            fail(where, f"states {stated!r}, the CSV has no value")
+        return
+    if seeds <= 1 or sd is None:
+        wants = one_decimal(mean)
+    else:
+        wants = {f"{m} ± {s}" for m in one_decimal(mean) for s in one_decimal(sd)}
+    if stated not in wants:
+        fail(where, f"states {stated!r}, the CSV gives {' or '.join(sorted(wants))!r}")
+
+
+def expect_time(where, stated, seconds):
+    stated = plain(stated)
+    if seconds is None or seconds <= 0:
+        if stated not in ("–", "-"):
+            fail(where, f"states {stated!r}, the CSV has no training time")
+        return
+    if seconds < 60: want = f"{seconds:.0f} s"
+    elif seconds >= 600: want = f"{seconds / 60:.0f} min"
+    else: want = f"{seconds / 60:.1f} min"
+    if stated != want:
+        fail(where, f"states {stated!r}, the CSV's {seconds:.0f} s print as {want!r}")
+
+
+def expect_tflop(where, stated, flops):
+    stated = plain(stated)
+    if flops is None or flops <= 0:
+        if stated not in ("–", "-"):
+            fail(where, f"states {stated!r}, the CSV has no FLOPs")
+        return
+    t = flops / 1e12
+    want = f"{t:.0f}" if t >= 1000 else f"{t:.3g}"
+    if stated != want:
+        fail(where, f"states {stated!r}, the CSV gives {want!r}")
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def find_row(name, rows):
+    n = plain(name)
+    for r in rows:
+        key = r.get("recipe", "")
+        shown = DISPLAY.get(key, key)
+        if n in (key, shown) or n.startswith(shown + " (") or n.startswith(key + " ("):
+            return r
+    return None
+
+
+def check_methods_table(where, header, body, rows, unlisted):
+    cols = [plain(h) for h in header]
+    for line_no, cells in body:
+        name = cells[0]
+        if plain(name) in unlisted:
+            continue
+        r = find_row(name, rows)
+        at = f"{where}:{line_no}"
+        if r is None:
+            fail(at, f"row {plain(name)!r} is not in the CSV")
+            continue
+        seeds = int(num(r.get("seeds")) or 1)
+        for col, cell in zip(cols[1:], cells[1:]):
+            here = f"{at} [{plain(name)} / {col}]"
+            if col in PROTOCOLS:
+                p = PROTOCOLS[col]
+                expect_accuracy(here, cell, num(r.get(p)), num(r.get(p + "_sd")), seeds)
+            elif col == "Steps":
+                parts = [num(x) for x in plain(cell).split("+")]
+                if None in parts or abs(sum(parts) - (num(r.get("steps")) or 0)) > 0.5:
+                    fail(here, f"states {plain(cell)!r}, the CSV gives {r.get('steps')} steps")
+            elif col == "Seeds":
+                if num(plain(cell)) != num(r.get("seeds")):
+                    fail(here, f"states {plain(cell)!r}, the CSV gives {r.get('seeds')} seeds")
+            elif col == "Train time" and "train_seconds" in r:
+                expect_time(here, cell, None if r.get("baseline") == "1" else num(r.get("train_seconds")))
+            elif col == "Train TFLOP" and "train_flops" in r:
+                expect_tflop(here, cell, None if r.get("baseline") == "1" else num(r.get("train_flops")))
+
+
+def check_grid_table(where, header, body, rows, row_key, col_key, protocols):
+    col_values = [plain(h) for h in header[1:]]
+    seeds = 3 if any(p + "_sd" in rows[0] for p in protocols) else 1
+    for line_no, cells in body:
+        rv = plain(cells[0])
+        for cv, cell in zip(col_values, cells[1:]):
+            here = f"{where}:{line_no} [{row_key}={rv}, {col_key}={cv}]"
+            match = [r for r in rows if num(r.get(row_key)) == num(rv) and num(r.get(col_key)) == num(cv)]
+            if len(match) != 1:
+                fail(here, f"{len(match)} CSV rows have these values")
+                continue
+            stated = [s.strip() for s in plain(cell).split("/")]
+            if len(stated) != len(protocols):
+                fail(here, f"states {plain(cell)!r}, expected {len(protocols)} values ({' / '.join(protocols)})")
+                continue
+            for p, s in zip(protocols, stated):
+                expect_accuracy(f"{here} {p}", s, num(match[0].get(p)), num(match[0].get(p + "_sd")), seeds)
+
+
+def check_page(docs, page):
+    with open(page, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    name = os.path.basename(page)
+    tables = 0
+    i = 0
+    while i < len(lines):
+        if not (lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1].strip())):
+            i += 1
+            continue
+        header = row_cells(lines[i])
+        start = i
+        body = []
+        i += 2
+        while i < len(lines) and lines[i].startswith("|"):
+            body.append((i + 1, row_cells(lines[i])))
+            i += 1
+        is_grid = "\\" in header[0]
+        if not is_grid and not any(plain(h) in PROTOCOLS for h in header):
+            continue
+        tables += 1
+        marker = None
+        for back in (1, 2):
+            if start - back >= 0:
+                m = MARKER.search(lines[start - back])
+                if m:
+                    marker = m.group(1)
+                    break
+        where = f"{name}:{start + 1}"
+        if marker is None and os.path.exists(os.path.join(docs, name[:-3] + ".csv")):
+            marker = name[:-3] + ".csv"  # a table's own page (table1-medium-3seeds.md): its CSV beside it
+        if marker is None:
+            fail(where, "a table of accuracies without a `<!-- cells: FILE.csv -->` marker naming its data")
+            continue
+        fields = [x.strip() for x in marker.split(";")]
+        path = os.path.join(docs, fields[0])
+        if not os.path.exists(path):
+            fail(where, f"its data {fields[0]} does not exist in {docs}")
+            continue
+        rows = read_csv(path)
+        notes = [(k.strip(), v.strip()) for k, v in (x.split(":", 1) for x in fields[1:] if ":" in x)]
+        opts = dict(notes)
+        if "grid" in opts:
+            row_key, col_key = [x.strip() for x in opts["grid"].split(" x ")]
+            protocols = [x.strip() for x in opts.get("values", "linear").split("/")]
+            check_grid_table(where, header, body, rows, row_key, col_key, protocols)
+        else:
+            unlisted = {v for k, v in notes if k == "not in it"}
+            check_methods_table(where, header, body, rows, unlisted)
+    return tables
+
+
+def check_seed_files(docs):
+    checked = 0
+    for f in sorted(os.listdir(docs)):
+        if not f.endswith("-seeds.csv"):
+            continue
+        means_path = os.path.join(docs, f[: -len("-seeds.csv")] + ".csv")
+        if not os.path.exists(means_path):
+            fail(f, "per-seed data without its table's CSV beside it")
+            continue
+        per = defaultdict(list)
+        for r in read_csv(os.path.join(docs, f)):
+            per[(r["recipe"], r["protocol"])].append(float(r["top1"]))
+        for r in read_csv(means_path):
+            for p in PROTOCOLS.values():
+                values = per.get((r["recipe"], p), [])
+                m = num(r.get(p))
+                if m is None:
+                    if values:
+                        fail(f, f"{r['recipe']} {p}: {len(values)} seeds, no mean in {os.path.basename(means_path)}")
+                    continue
+                if len(values) != int(num(r.get("seeds")) or 0):
+                    fail(f, f"{r['recipe']} {p}: {len(values)} seeds, the table says {r.get('seeds')}")
+                    continue
+                mean = sum(values) / len(values)
+                sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+                if abs(mean - m) > 6e-4 or abs(sd - (num(r.get(p + "_sd")) or 0.0)) > 6e-4:
+                    fail(f, f"{r['recipe']} {p}: the seeds give {mean:.4f} ± {sd:.4f}, "
+                            f"{os.path.basename(means_path)} says {r.get(p)} ± {r.get(p + '_sd')}")
+                checked += 1
+    return checked
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    docs = argv[1]
+    pages = argv[2:] or [os.path.join(docs, "FINDINGS.md")] + sorted(
+        os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md") and os.path.exists(os.path.join(docs, f[:-3] + ".csv")))
+    tables = sum(check_page(docs, p) for p in pages)
+    cells = check_seed_files(docs)
+    for e in errors:
+        print(e)
+    if tables == 0:
+        print("no table of accuracies found: nothing was checked")
+        return 1
+    print(f"{tables} tables and {cells} per-seed means checked: {len(errors)} mismatches")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -22,6 +22,7 @@ const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
     "                          [--budget tiny|small|medium|large|xlarge] [--seeds N] [--no-baselines] [--set key=value ...]\n"
     "                          [--seed S] [--jobs N] [--protocol linear,fewshot,knn,finetune] [--graft-steps N]\n"
+    "                          [--pool cls|mean]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
     "steps (the budget; grafted recipes split them over their stages in the recipe's proportions; equal optimizer\n"
@@ -46,6 +47,9 @@ const char* kTableHelp =
     "                  MoCo v3 stage, N steps, from its final checkpoint; cl_to_mim likewise from mocov3. The\n"
     "                  papers' protocol (MoCo v3 grafted onto a finished MAE). Needs the source among --recipes,\n"
     "                  e.g. --recipes mae,mim_to_cl,layer_grafted; with --jobs a job trains whole seeds.\n"
+    "  --pool mean     features from the mean of the patch tokens instead of the class token, for every protocol\n"
+    "                  and every encoder row (random init included); writes DIR/table-meanpool.md, .csv and\n"
+    "                  -seeds.csv, so the same command with --pool mean after a cls table reuses its runs and keeps it\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
     "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps),\n"
     "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
@@ -61,7 +65,7 @@ const char* kTableHelp =
 }  // namespace
 
 int cmdTable(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard", "graft-steps"}, {"no-baselines", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard", "graft-steps", "pool"}, {"no-baselines", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kTableHelp;
         return kExitOk;
@@ -79,6 +83,8 @@ int cmdTable(int argc, char** argv) {
     req.seeds = int(parseInt("seeds", a.get("seeds", "1")));
     if (req.seeds < 1 || req.seeds > 100) throw UsageError("--seeds must be in 1..100");
     req.baselines = !a.has("no-baselines");
+    req.pooling = a.get("pool", "cls");
+    if (req.pooling != "cls" && req.pooling != "mean") throw UsageError("--pool must be cls or mean, got \"" + req.pooling + "\"");
     if (a.has("protocol")) req.protocols = parseProtocols(a.get("protocol"));
     req.graftSteps = a.has("graft-steps") ? parseInt("graft-steps", a.get("graft-steps")) : 0;
     if (a.has("graft-steps") && req.graftSteps < 1) throw UsageError("--graft-steps must be a positive number of steps");
@@ -119,7 +125,8 @@ int cmdTable(int argc, char** argv) {
     }
     if (req.trainShards > 0) return kExitOk;  // a job of --jobs: its runs are trained, the table is the parent's
     std::cout << res.markdown;
-    spdlog::info("wrote {}/table.md, table.csv and table-seeds.csv", req.outDir);
+    const std::string stem = tableFileStem(req);
+    spdlog::info("wrote {}/{}.md, {}.csv and {}-seeds.csv", req.outDir, stem, stem, stem);
     return kExitOk;
 }
 

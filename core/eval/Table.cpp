@@ -314,6 +314,7 @@ const TableEntry* graftSource(const TableRequest& req, const TableEntry& e) {
 TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
     if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
     if (req.seeds < 1 || req.seeds > 100) throw std::invalid_argument("seeds must be in 1..100");
+    if (req.pooling != "cls" && req.pooling != "mean") throw std::invalid_argument("pooling must be cls or mean, got \"" + req.pooling + "\"");
     auto log = [&](const std::string& m) {
         if (logFn) logFn(m);
     };
@@ -347,10 +348,12 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         er.finetuneSteps = req.budget.finetuneSteps;
         er.seed = uint64_t(recipe.seed);
         er.protocols = req.protocols;
+        er.pooling = req.pooling;
         if (adjust) adjust(er);
         EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir),
                                         [&](const std::string& m) { log(key + ": " + m); });
-        if (key != "raw_pixels" && key != "scratch_equal_steps") writeEvalJson(rep);  // the run's own eval.json
+        // the run's own eval.json, which the GUI compares, holds the cls evaluation
+        if (key != "raw_pixels" && key != "scratch_equal_steps" && req.pooling == "cls") writeEvalJson(rep);
         return rep;
     };
     // What a row's seed cost to train: wall time from its metrics and analytic FLOPs (a graft's source included).
@@ -475,6 +478,7 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             if (req.protocols != std::vector<std::string>{"finetune"})
                 baselineRow("raw_pixels").reports.push_back(evaluate(out.checkpoint, recipe, "raw_pixels", [](EvalRequest& er) {
                     er.features = "pixels";
+                    er.pooling = "cls";  // pixels are not pooled: the cls table's evaluation is the same one, reused
                     std::erase(er.protocols, std::string("finetune"));  // pixels are not fine-tuned
                 }));
         }
@@ -482,12 +486,15 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     result.rows = rows;
     result.markdown = tableMarkdown(req, rows);
     result.csv = tableCsv(rows);
-    writeFileAtomically((fs::path(req.outDir) / "table.md").string(), result.markdown);
-    writeFileAtomically((fs::path(req.outDir) / "table.csv").string(), result.csv);
-    writeFileAtomically((fs::path(req.outDir) / "table-seeds.csv").string(), tableSeedsCsv(rows));
+    const std::string stem = tableFileStem(req);
+    writeFileAtomically((fs::path(req.outDir) / (stem + ".md")).string(), result.markdown);
+    writeFileAtomically((fs::path(req.outDir) / (stem + ".csv")).string(), result.csv);
+    writeFileAtomically((fs::path(req.outDir) / (stem + "-seeds.csv")).string(), tableSeedsCsv(rows));
     result.complete = true;
     return result;
 }
+
+std::string tableFileStem(const TableRequest& req) { return req.pooling == "mean" ? "table-meanpool" : "table"; }
 
 std::vector<TableComparison> tableComparisons(const TableRequest& req, const std::vector<TableRow>& rows) {
     std::vector<TableComparison> out;
@@ -560,6 +567,9 @@ void writeTableNotes(std::ostringstream& md, const TableRequest& req, const std:
        << rep.trainImages << " training images; ";
     if (askedFor(req, "finetune")) md << "fine-tuning " << req.budget.finetuneSteps << " steps.";
     else md << "fine-tuning not run (--protocol).";
+    if (req.pooling == "mean")
+        md << " Features: the mean of the encoder's patch tokens (--pool mean), for every protocol and every encoder row, the "
+              "random-init one included; the class token is not used.";
     for (const auto& r : rows)
         if (!r.graftedOnto.empty()) {
             md << " Grafted rows (Steps *a + b*): not trained from scratch; their second stage starts from the "

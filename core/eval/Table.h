@@ -69,7 +69,15 @@ struct TableRequest {
     // trains graftSteps steps. Its Steps column counts both. With train shards a job trains whole seeds (the
     // source before its grafts).
     int64_t graftSteps = 0;
+    // How the encoder rows' features are pooled for every protocol, the random-init row's included: "cls" (the class
+    // token, the papers' default) or "mean" (the mean of the patch tokens; MAE's features are often probed so). The
+    // pixels are not pooled. A "mean" table writes table-meanpool.md / .csv / -seeds.csv (tableFileStem), so that it
+    // can be made in the directory of the cls table, reusing its runs and its pixel evaluations, and keep that table.
+    std::string pooling = "cls";
 };
+
+// "table" for a cls table, "table-meanpool" for a mean-pooled one: the stem of its .md, .csv and -seeds.csv files.
+std::string tableFileStem(const TableRequest& request);
 
 struct TableRow {
     std::string key, name;

@@ -112,6 +112,7 @@ check "sweep: an empty grid value" "an empty value" "$cli" sweep --recipe mae --
 check "sweep: a trailing comma" "an empty value" "$cli" sweep --recipe mae --out "$work/sw2" $tiny --grid optim.base_lr=1e-3,
 check "sweep --seeds 0" "--seeds must be in 1..100" "$cli" sweep --recipe mae --out "$work/sw5" $tiny --grid optim.base_lr=1e-3 --seeds 0
 check "table --seeds 101" "--seeds must be in 1..100" "$cli" table --recipes mae --out "$work/tb5" $tiny --seeds 101
+check "table --pool max" "--pool must be cls or mean, got \"max\"" "$cli" table --recipes mae --out "$work/tb6" $tiny --pool max
 check "sweep: a bad last grid point, found first" "sweep point" "$cli" sweep --recipe mae --out "$work/sw3" $tiny --grid optim.batch_size=16,-3
 [ ! -d "$work/sw3/optim.batch_size=16" ] && echo "ok   [sweep trained nothing before refusing]" || { echo "FAIL [sweep trained a point before finding the bad one]"; failures=$((failures + 1)); }
 check "sweep: a last point's batch larger than the data" "batch size 128 is larger than the training set (64 images) of the run optim.batch_size=128" \

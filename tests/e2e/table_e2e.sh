@@ -97,6 +97,42 @@ cp "$work/t/table.csv" "$work/table-first.csv"
 [ "$(grep -c "reusing the evaluation stored in $work/t/evaluations.json" "$work/log-again")" -eq 12 ] \
   || { cat "$work/log-again"; fail "evaluations not reused"; }
 cmp "$work/t/table.csv" "$work/table-first.csv" || fail "another table from the stored evaluations"
+# --pool mean in the same directory: the runs reused, the encoder rows (random init included) evaluated again on the
+# mean of their patch tokens into table-meanpool.*, the pixels' evaluations reused (pixels are not pooled); the cls
+# table and the runs' own eval.json (cls) are left as they were.
+cp "$work/t/mim_to_cl-seed0/checkpoints/eval.json" "$work/eval-cls.json"
+"$cli" table --out "$work/t" --recipes mae,mtl,mim_to_cl --budget tiny --seeds 2 --pool mean "${tiny[@]}" > /dev/null 2> "$work/log-mean" \
+  || { cat "$work/log-mean"; fail "table --pool mean"; }
+cmp "$work/t/table.csv" "$work/table-first.csv" || fail "the cls table was changed by --pool mean"
+cmp "$work/t/mim_to_cl-seed0/checkpoints/eval.json" "$work/eval-cls.json" || fail "a run's eval.json was changed by --pool mean"
+[ -f "$work/t/table-meanpool.md" ] && [ -f "$work/t/table-meanpool.csv" ] && [ -f "$work/t/table-meanpool-seeds.csv" ] \
+  || { ls "$work/t"; fail "no table-meanpool files"; }
+grep -q "the mean of the encoder's patch tokens (--pool mean)" "$work/t/table-meanpool.md" || fail "the pooling is not stated"
+grep -q "wrote $work/t/table-meanpool.md" "$work/log-mean" || { cat "$work/log-mean"; fail "the log names another file"; }
+[ "$(grep -c "reusing the finished run" "$work/log-mean")" -eq 8 ] || { cat "$work/log-mean"; fail "runs not reused"; }
+[ "$(grep -c "reusing the evaluation stored" "$work/log-mean")" -eq 2 ] && grep -c "raw_pixels: reusing the evaluation stored" "$work/log-mean" | grep -qx 2 \
+  || { cat "$work/log-mean"; fail "only the pixels' evaluations are the cls table's"; }
+"$py" - "$work/t" <<'PY' || fail "mean-pooled table values"
+import csv, json, os, statistics, sys
+t = sys.argv[1]
+cls = {r["recipe"]: r for r in csv.DictReader(open(os.path.join(t, "table.csv")))}
+mean = {r["recipe"]: r for r in csv.DictReader(open(os.path.join(t, "table-meanpool.csv")))}
+assert list(mean) == list(cls), list(mean)
+for p in ("linear", "fewshot", "knn"):
+    assert mean["raw_pixels"][p] == cls["raw_pixels"][p], p
+# every encoder row's cells are the means of the mean-pooled evaluations in the store, one per seed
+store = [json.loads(k) | {"report": v} for k, v in json.load(open(os.path.join(t, "evaluations.json"))).items()]
+for key in ("random_init", "mae", "mtl", "mim_to_cl"):
+    reps = [e["report"] for e in store if e["pooling"] == "mean" and e["features"] == "encoder"
+            and os.path.basename(os.path.dirname(os.path.dirname(e["checkpoint"]))).startswith(key + "-seed")
+            and "linear" in e["protocols"]]  # (not the longer scratch row's fine-tuning alone)
+    assert len(reps) == 2, (key, len(reps))
+    assert all(r["pooling"] == "mean" for r in reps), key
+    for p in ("linear", "knn", "finetune"):
+        v = [100 * r["protocols"][p]["top1"] for r in reps]
+        assert abs(statistics.mean(v) - float(mean[key][p])) < 1e-3, (key, p, v, mean[key][p])
+print("mean-pooled table OK")
+PY
 # --jobs 2: every run trained by a job of its own (1 of the 2 cores each: threads 1 in its recipe.json), then the
 # table evaluates them here, reusing each; the table is whole.
 "$cli" table --out "$work/j" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --jobs 2 "${tiny[@]}" > /dev/null 2> "$work/logj" \

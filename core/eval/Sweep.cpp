@@ -4,6 +4,7 @@
 #include "base/run/Observer.h"
 #include "train/Checkpoint.h"
 #include "base/util/AtomicFile.h"
+#include "base/util/Csv.h"
 #include "base/util/StopSignals.h"
 #include "base/util/Errors.h"
 
@@ -406,7 +407,7 @@ std::string sweepSeedsCsv(const SweepRequest& req, const std::vector<SweepPoint>
                 char buf[160];
                 std::snprintf(buf, sizeof buf, "%lld,%s,%.4f,%lld,%.1f,%.0f,", (long long)p.seeds[s], r.protocol.c_str(), 100 * r.top1,
                               (long long)p.steps, s < p.trainSeconds.size() ? p.trainSeconds[s] : NAN, p.trainFlops);
-                csv << buf << p.runDirs[s] << '\n';
+                csv << buf << csvField(p.runDirs[s]) << '\n';
             }
     return csv.str();
 }

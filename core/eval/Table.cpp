@@ -9,6 +9,7 @@
 #include "methods/Objective.h"
 #include "base/run/Observer.h"
 #include "base/util/AtomicFile.h"
+#include "base/util/Csv.h"
 #include "base/util/StopSignals.h"
 #include "base/util/Errors.h"
 
@@ -716,13 +717,13 @@ std::string tableCsv(const std::vector<TableRow>& rows) {
     csv << ",grafted_onto,train_seconds,train_flops\n";
     for (const auto& r : rows) {
         if (r.reports.empty()) continue;
-        csv << r.key << ',' << r.reports.front().method << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
+        csv << csvField(r.key) << ',' << csvField(r.reports.front().method) << ',' << (r.baseline ? 1 : 0) << ',' << r.steps << ',' << r.batch << ','
             << r.reports.size();
         for (const std::string& p : kProtocols) {
             auto [m, sd] = r.stat(p);
             csv << ',' << num(std::isfinite(m) ? 100 * m : NAN) << ',' << num(std::isfinite(sd) ? 100 * sd : NAN);
         }
-        csv << ',' << r.graftedOnto << ',' << num(r.trainSeconds.empty() ? NAN : meanOf(r.trainSeconds)) << ','
+        csv << ',' << csvField(r.graftedOnto) << ',' << num(r.trainSeconds.empty() ? NAN : meanOf(r.trainSeconds)) << ','
             << (r.baseline ? std::string() : std::to_string(int64_t(std::llround(r.trainFlops)))) << '\n';
     }
     return csv.str();
@@ -736,11 +737,11 @@ std::string tableSeedsCsv(const std::vector<TableRow>& rows) {
             for (const std::string& p : kProtocols) {
                 const ProtocolResult* res = r.reports[s].find(p);
                 if (!res) continue;
-                csv << r.key << ',' << r.reports[s].method << ',' << (r.baseline ? 1 : 0) << ','
+                csv << csvField(r.key) << ',' << csvField(r.reports[s].method) << ',' << (r.baseline ? 1 : 0) << ','
                     << (s < r.seeds.size() ? std::to_string(r.seeds[s]) : std::string()) << ',' << p << ',' << num(100 * res->top1) << ','
                     << (r.baseline ? 0 : r.steps) << ',' << num(s < r.trainSeconds.size() ? r.trainSeconds[s] : NAN) << ','
                     << (r.baseline ? std::string() : std::to_string(int64_t(std::llround(r.trainFlops)))) << ','
-                    << (s < r.runDirs.size() ? r.runDirs[s] : std::string()) << '\n';
+                    << csvField(s < r.runDirs.size() ? r.runDirs[s] : std::string()) << '\n';
             }
     return csv.str();
 }

@@ -3,6 +3,7 @@
 #include "train/Trainer.h"
 #include "base/util/Errors.h"
 #include "base/util/AtomicFile.h"
+#include "base/util/Csv.h"
 #include "TestRegistry.h"
 #include "eval/Sweep.h"
 #include "eval/Table.h"
@@ -281,6 +282,9 @@ private slots:
                      std::string::npos,
                  md.c_str());
         QVERIFY2(md.find("C >") == std::string::npos && md.find("> C") == std::string::npos, md.c_str());
+        rows[0].runDirs[2] = "/runs/lr=1,wd=0.05/A";  // a --out path with a comma: quoted, the columns stay in place
+        QVERIFY2(tableSeedsCsv(rows).find("A,mae,0,2,linear,90.0000,3000,720.0000,25000000000000,\"/runs/lr=1,wd=0.05/A\"\n") != std::string::npos,
+                 tableSeedsCsv(rows).c_str());
         // Fewer comparisons, fewer corrections: without C, A > B survives Holm (0.038 <= 0.05/1 after the other two).
         rows.erase(rows.begin() + 2);
         QVERIFY2(tableMarkdown(req, rows).find("A > B (+0.8 ± 0.2, p = 0.038†)") != std::string::npos, tableMarkdown(req, rows).c_str());
@@ -325,6 +329,7 @@ private slots:
         std::vector<SweepPoint> pts = {point("a", {0.70, 0.80, 0.90}, {0.50, 0.60, 0.70}, 0),
                                        point("b", {0.69, 0.79, 0.895}, {0.52, 0.58, 0.75}, 0),
                                        point("c", {0.60, 0.70, 0.80}, {0.40, 0.50, 0.60}, 0)};
+        pts[2].runDirs[1] = "/nonexistent/lr=c,m=\"x\"";  // a run directory of a two-key sweep holds a comma
         const auto comps = sweepComparisons(req, pts);
         QCOMPARE(comps.size(), size_t(4));
         QCOMPARE(comps[0].best, size_t(0));
@@ -346,6 +351,11 @@ private slots:
                                                  "c,70.0,10.0,50.0,10.0\n"));
         const std::string seedsCsv = sweepSeedsCsv(req, pts);
         QVERIFY2(seedsCsv.find("b,2,knn,75.0000,600,60.0,1000000000000,/nonexistent/b\n") != std::string::npos, seedsCsv.c_str());
+        // quoted as RFC 4180 (and Python's csv module) read it: a field with a comma or a quote, quotes doubled
+        QVERIFY2(seedsCsv.find("c,1,knn,50.0000,600,60.0,1000000000000,\"/nonexistent/lr=c,m=\"\"x\"\"\"\n") != std::string::npos,
+                 seedsCsv.c_str());
+        QCOMPARE(csvField("plain"), std::string("plain"));
+        QCOMPARE(csvField("line\nbreak"), std::string("\"line\nbreak\""));
         const std::string svg = sweepSvg(req, pts);  // one key: a line per protocol, mean ± sd shaded
         QVERIFY2(svg.find("Sweep over lr (mean ± sd over 3 seeds)") != std::string::npos && svg.find("<polygon") != std::string::npos,
                  svg.c_str());

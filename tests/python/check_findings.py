@@ -214,6 +214,12 @@ def check_page(docs, page):
     return tables
 
 
+def decimals_tolerance(text):
+    """Half a unit of the last decimal the means file printed (4 in a table's CSV, 1 in a sweep's)."""
+    d = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10 ** -d + 1e-9
+
+
 def check_seed_files(docs):
     checked = 0
     for f in sorted(os.listdir(docs)):
@@ -223,24 +229,40 @@ def check_seed_files(docs):
         if not os.path.exists(means_path):
             fail(f, "per-seed data without its table's CSV beside it")
             continue
+        seeds_rows = read_csv(os.path.join(docs, f))
+        if not seeds_rows or "seed" not in seeds_rows[0]:
+            fail(f, "no seed column")
+            continue
+        if any(None in r for r in seeds_rows):
+            fail(f, "a line has more fields than the header (an unquoted comma)")
+            continue
+        means = read_csv(means_path)
+        columns = list(seeds_rows[0].keys())
+        # what names a row: the columns before "seed" that the means file has too (recipe, method, baseline; a
+        # sweep's keys)
+        key_cols = [c for c in columns[: columns.index("seed")] if c in means[0]]
         per = defaultdict(list)
-        for r in read_csv(os.path.join(docs, f)):
-            per[(r["recipe"], r["protocol"])].append(float(r["top1"]))
-        for r in read_csv(means_path):
+        for r in seeds_rows:
+            per[tuple(r[c] for c in key_cols) + (r["protocol"],)].append(float(r["top1"]))
+        for r in means:
+            name = "/".join(r[c] for c in key_cols)
             for p in PROTOCOLS.values():
-                values = per.get((r["recipe"], p), [])
+                if p not in r:
+                    continue
+                values = per.get(tuple(r[c] for c in key_cols) + (p,), [])
                 m = num(r.get(p))
                 if m is None:
                     if values:
-                        fail(f, f"{r['recipe']} {p}: {len(values)} seeds, no mean in {os.path.basename(means_path)}")
+                        fail(f, f"{name} {p}: {len(values)} seeds, no mean in {os.path.basename(means_path)}")
                     continue
-                if len(values) != int(num(r.get("seeds")) or 0):
-                    fail(f, f"{r['recipe']} {p}: {len(values)} seeds, the table says {r.get('seeds')}")
+                if "seeds" in r and len(values) != int(num(r.get("seeds")) or 0) or not values:
+                    fail(f, f"{name} {p}: {len(values)} seeds, the table says {r.get('seeds', 'some')}")
                     continue
                 mean = sum(values) / len(values)
                 sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-                if abs(mean - m) > 6e-4 or abs(sd - (num(r.get(p + "_sd")) or 0.0)) > 6e-4:
-                    fail(f, f"{r['recipe']} {p}: the seeds give {mean:.4f} ± {sd:.4f}, "
+                sd_text = r.get(p + "_sd") or "0"
+                if abs(mean - m) > decimals_tolerance(r[p]) or abs(sd - float(sd_text)) > decimals_tolerance(sd_text):
+                    fail(f, f"{name} {p}: the seeds give {mean:.4f} ± {sd:.4f}, "
                             f"{os.path.basename(means_path)} says {r.get(p)} ± {r.get(p + '_sd')}")
                 checked += 1
     return checked

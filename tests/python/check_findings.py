@@ -73,29 +73,26 @@ def expect_accuracy(where, stated, mean, sd, seeds):
         fail(where, f"states {stated!r}, the CSV gives {' or '.join(sorted(wants))!r}")
 
 
-def expect_time(where, stated, seconds):
-    stated = plain(stated)
-    if seconds is None or seconds <= 0:
-        if stated not in ("–", "-"):
-            fail(where, f"states {stated!r}, the CSV has no training time")
-        return
-    if seconds < 60: want = f"{seconds:.0f} s"
-    elif seconds >= 600: want = f"{seconds / 60:.0f} min"
-    else: want = f"{seconds / 60:.1f} min"
-    if stated != want:
-        fail(where, f"states {stated!r}, the CSV's {seconds:.0f} s print as {want!r}")
+def minutes(seconds):
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
 
 
-def expect_tflop(where, stated, flops):
-    stated = plain(stated)
-    if flops is None or flops <= 0:
-        if stated not in ("–", "-"):
-            fail(where, f"states {stated!r}, the CSV has no FLOPs")
-        return
+def tera(flops):
     t = flops / 1e12
-    want = f"{t:.0f}" if t >= 1000 else f"{t:.3g}"
-    if stated != want:
-        fail(where, f"states {stated!r}, the CSV gives {want!r}")
+    return f"{t:.0f}" if t >= 1000 else f"{t:.3g}"
+
+
+def expect_printed(where, stated, value, printer, what):
+    """A compute cell: "–" where the CSV has none (a baseline), else the value as the table code prints it."""
+    stated = plain(stated)
+    if value is None or value <= 0:
+        if stated not in ("–", "-"):
+            fail(where, f"states {stated!r}, the CSV has no {what}")
+        return
+    if stated != printer(value):
+        fail(where, f"states {stated!r}, the CSV's {what} ({value:g}) print as {printer(value)!r}")
 
 
 def read_csv(path):
@@ -138,9 +135,9 @@ def check_methods_table(where, header, body, rows, unlisted):
                 if num(plain(cell)) != num(r.get("seeds")):
                     fail(here, f"states {plain(cell)!r}, the CSV gives {r.get('seeds')} seeds")
             elif col == "Train time" and "train_seconds" in r:
-                expect_time(here, cell, None if r.get("baseline") == "1" else num(r.get("train_seconds")))
+                expect_printed(here, cell, None if r.get("baseline") == "1" else num(r.get("train_seconds")), minutes, "training time")
             elif col == "Train TFLOP" and "train_flops" in r:
-                expect_tflop(here, cell, None if r.get("baseline") == "1" else num(r.get("train_flops")))
+                expect_printed(here, cell, None if r.get("baseline") == "1" else num(r.get("train_flops")), tera, "FLOPs")
 
 
 def check_grid_table(where, header, body, rows, row_key, col_key, protocols):

@@ -269,11 +269,11 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
 
 std::string sweepCsv(const SweepRequest& req, const std::vector<SweepPoint>& points) {
     std::ostringstream csv;
-    for (const auto& a : req.axes) csv << a.key << ',';
+    for (const auto& a : req.axes) csv << csvField(a.key) << ',';  // a --grid name may hold a comma
     for (size_t i = 0; i < req.protocols.size(); ++i)
         csv << req.protocols[i] << (req.seeds > 1 ? "," + req.protocols[i] + "_sd" : "") << (i + 1 < req.protocols.size() ? "," : "\n");
     for (const auto& p : points) {
-        for (const auto& v : p.values) csv << v << ',';
+        for (const auto& v : p.values) csv << csvField(v) << ',';
         for (size_t i = 0; i < req.protocols.size(); ++i) {
             const double t = p.mean(req.protocols[i]);
             csv << (std::isfinite(t) ? pct(t) : "");
@@ -398,12 +398,12 @@ std::string sweepSvg(const SweepRequest& req, const std::vector<SweepPoint>& poi
 
 std::string sweepSeedsCsv(const SweepRequest& req, const std::vector<SweepPoint>& points) {
     std::ostringstream csv;
-    for (const auto& a : req.axes) csv << a.key << ',';
+    for (const auto& a : req.axes) csv << csvField(a.key) << ',';  // a --grid name may hold a comma
     csv << "seed,protocol,top1,steps,train_seconds,train_flops,run_dir\n";
     for (const auto& p : points)
         for (size_t s = 0; s < p.reports.size(); ++s)
             for (const auto& r : p.reports[s].results) {
-                for (const auto& v : p.values) csv << v << ',';
+                for (const auto& v : p.values) csv << csvField(v) << ',';
                 char buf[160];
                 std::snprintf(buf, sizeof buf, "%lld,%s,%.4f,%lld,%.1f,%.0f,", (long long)p.seeds[s], r.protocol.c_str(), 100 * r.top1,
                               (long long)p.steps, s < p.trainSeconds.size() ? p.trainSeconds[s] : NAN, p.trainFlops);

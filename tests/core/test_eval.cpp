@@ -355,6 +355,12 @@ private slots:
         QVERIFY2(seedsCsv.find("c,1,knn,50.0000,600,60.0,1000000000000,\"/nonexistent/lr=c,m=\"\"x\"\"\"\n") != std::string::npos,
                  seedsCsv.c_str());
         QCOMPARE(csvField("plain"), std::string("plain"));
+        {
+            SweepRequest named = req;  // a --grid name with a comma ("a,b:optim.base_lr=..."): the header keeps its columns
+            named.axes = {parseSweepAxis("a,b:optim.base_lr=a,b,c")};
+            QVERIFY2(sweepCsv(named, pts).rfind("\"a,b\",linear,", 0) == 0, sweepCsv(named, pts).c_str());
+            QVERIFY2(sweepSeedsCsv(named, pts).rfind("\"a,b\",seed,", 0) == 0, sweepSeedsCsv(named, pts).c_str());
+        }
         QCOMPARE(csvField("line\nbreak"), std::string("\"line\nbreak\""));
         const std::string svg = sweepSvg(req, pts);  // one key: a line per protocol, mean ± sd shaded
         QVERIFY2(svg.find("Sweep over lr (mean ± sd over 3 seeds)") != std::string::npos && svg.find("<polygon") != std::string::npos,

@@ -199,10 +199,17 @@ def check_page(docs, page):
             fail(where, f"its data {fields[0]} does not exist in {docs}")
             continue
         rows = read_csv(path)
+        if not rows:
+            fail(where, f"its data {fields[0]} holds no row")
+            continue
         notes = [(k.strip(), v.strip()) for k, v in (x.split(":", 1) for x in fields[1:] if ":" in x)]
         opts = dict(notes)
         if "grid" in opts:
-            row_key, col_key = [x.strip() for x in opts["grid"].split(" x ")]
+            axes = [x.strip() for x in opts["grid"].split(" x ")]
+            if len(axes) != 2 or any(a not in rows[0] for a in axes):
+                fail(where, f"marker's grid {opts['grid']!r} is not two columns of {fields[0]} (\"ROW_KEY x COLUMN_KEY\")")
+                continue
+            row_key, col_key = axes
             protocols = [x.strip() for x in opts.get("values", "linear").split("/")]
             check_grid_table(where, header, body, rows, row_key, col_key, protocols)
         else:
@@ -234,6 +241,9 @@ def check_seed_files(docs):
             fail(f, "a line has more fields than the header (an unquoted comma)")
             continue
         means = read_csv(means_path)
+        if not means:
+            fail(f, f"{os.path.basename(means_path)} holds no row")
+            continue
         columns = list(seeds_rows[0].keys())
         # what names a row: the columns before "seed" that the means file has too (recipe, method, baseline; a
         # sweep's keys)

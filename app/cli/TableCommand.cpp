@@ -60,7 +60,8 @@ const char* kTableHelp =
     "overwritten: it is moved to DIR/NAME.replaced-1 (-2, ...) and the log names the field that differs.\n"
     "Each evaluation is stored in\n"
     "DIR/evaluations.json as soon as it is made, so a table stopped during its evaluations (4,000 fine-tuning\n"
-    "steps a run at xlarge) redoes only the missing ones.\n";
+    "steps a run at xlarge) redoes only the missing ones; the log counts the evaluations as they start\n"
+    "(\"mae: evaluation 5 of 18 (seed 1)\").\n";
 
 }  // namespace
 

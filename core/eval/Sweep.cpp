@@ -215,6 +215,8 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
         if (req.seeds > 1) name += "-seed" + std::to_string(seed);
         return (fs::path(req.outDir) / name).string();
     };
+    const size_t evaluations = combos.size() * size_t(req.seeds);  // counted in the log as they start
+    size_t evaluationsStarted = 0;
     for (size_t k = 0; k < combos.size(); ++k) {
         const auto& values = combos[k];
         SweepPoint p;
@@ -235,6 +237,7 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
             std::string ckpt = trainOrReuse(r, dir, train, [&](const std::string& m) { log(label + ": " + m); });
             if (ckpt.empty()) return res;  // stopped: the same command continues
             if (req.trainShards > 0) continue;  // a job of --jobs: trained; the parent evaluates
+            log(label + ": evaluation " + std::to_string(++evaluationsStarted) + " of " + std::to_string(evaluations));
             EvalRequest er;
             er.checkpoint = ckpt;
             er.protocols = req.protocols;

@@ -340,9 +340,17 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     }
     for (const auto& e : req.recipes) rowFor(e.key, false);
 
+    // How many evaluations the table makes (a seed: each recipe, then the baselines), counted in the log as they
+    // start: the evaluations of the larger budgets take hours.
+    const int evaluationsPerSeed = int(req.recipes.size()) +
+                                   (req.baselines ? 1 + int(asked("finetune")) + int(req.protocols != std::vector<std::string>{"finetune"}) : 0);
+    const int evaluations = req.seeds * evaluationsPerSeed;
+    int evaluationsStarted = 0;
     // `adjust` sets what a baseline evaluates differently (features, protocols, fine-tuning from scratch).
     auto evaluate = [&](const std::string& ckpt, const Recipe& recipe, const std::string& key,
                         const std::function<void(EvalRequest&)>& adjust = {}) {
+        log(key + ": evaluation " + std::to_string(++evaluationsStarted) + " of " + std::to_string(evaluations) + " (seed " +
+            std::to_string(recipe.seed) + ")");
         EvalRequest er;
         er.checkpoint = ckpt;
         er.maxTrain = req.budget.maxTrain;

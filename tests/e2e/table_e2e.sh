@@ -96,6 +96,9 @@ cp "$work/t/table.csv" "$work/table-first.csv"
   || { cat "$work/log-again"; fail "table again"; }
 [ "$(grep -c "reusing the evaluation stored in $work/t/evaluations.json" "$work/log-again")" -eq 12 ] \
   || { cat "$work/log-again"; fail "evaluations not reused"; }
+# each evaluation counted as it starts, in the order made: 1 of 12 ... 12 of 12
+[ "$(grep -o "evaluation [0-9]* of [0-9]* (seed [0-9])" "$work/log-again" | cut -d' ' -f2,4 | tr '\n' ' ')" = \
+  "1 12 2 12 3 12 4 12 5 12 6 12 7 12 8 12 9 12 10 12 11 12 12 12 " ] || { cat "$work/log-again"; fail "evaluations not counted"; }
 cmp "$work/t/table.csv" "$work/table-first.csv" || fail "another table from the stored evaluations"
 # --pool mean in the same directory: the runs reused, the encoder rows (random init included) evaluated again on the
 # mean of their patch tokens into table-meanpool.*, the pixels' evaluations reused (pixels are not pooled); the cls
@@ -221,6 +224,8 @@ PY
   "${sweep[@]}" > /dev/null 2> "$work/sweep2.log" || { cat "$work/sweep2.log"; fail "sweep again"; }
 [ "$(grep -c "reusing the finished run" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep runs not reused"; }
 [ "$(grep -c "reusing the evaluation stored" "$work/sweep2.log")" -eq 4 ] || { cat "$work/sweep2.log"; fail "sweep evaluations not reused"; }
+[ "$(grep -o "evaluation [0-9]* of [0-9]*" "$work/sweep2.log" | tr '\n' ' ')" = "evaluation 1 of 4 evaluation 2 of 4 evaluation 3 of 4 evaluation 4 of 4 " ] \
+  || { cat "$work/sweep2.log"; fail "sweep evaluations not counted"; }
 # sweep --jobs 2: each grid point trained by a job (threads 1), then evaluated here; the same table and index.
 "$cli" sweep --recipe mae --out "$work/sj" --grid optim.base_lr=1e-3,4e-3 --grid mae.mask_ratio=0.5,0.75 --budget tiny \
   "${sweep[@]}" --jobs 2 > /dev/null 2> "$work/sweepj.log" || { cat "$work/sweepj.log"; fail "sweep --jobs 2"; }

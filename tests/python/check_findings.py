@@ -275,6 +275,36 @@ def check_seed_files(docs):
     return checked
 
 
+def check_commands(docs):
+    """Every table page NAME.md (beside NAME.csv) states the command docs/findings-commands.txt lists for NAME, so
+    that docs/reproduce_findings.py remakes what the page shows."""
+    path = os.path.join(docs, "findings-commands.txt")
+    if not os.path.exists(path):
+        return 0
+    listed = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, cmd = line.partition(": ")
+                listed[name] = cmd
+    checked = 0
+    for f in sorted(os.listdir(docs)):
+        if not f.endswith(".md") or not os.path.exists(os.path.join(docs, f[:-3] + ".csv")):
+            continue
+        name = f[:-3]
+        with open(os.path.join(docs, f), encoding="utf-8") as page:
+            m = re.search(r"^Command: `(.*)`\s*$", page.read(), re.M)
+        if not m:
+            fail(f, "a table page without its \"Command: `...`\" line")
+        elif name not in listed:
+            fail(f, f"its command is not listed in findings-commands.txt as {name}: docs/reproduce_findings.py cannot remake it")
+        elif m.group(1) != listed[name]:
+            fail(f, f"states the command {m.group(1)!r}, findings-commands.txt lists {listed[name]!r}")
+        checked += 1
+    return checked
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
@@ -284,12 +314,13 @@ def main(argv):
         os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md") and os.path.exists(os.path.join(docs, f[:-3] + ".csv")))
     tables = sum(check_page(docs, p) for p in pages)
     cells = check_seed_files(docs)
+    commands = check_commands(docs)
     for e in errors:
         print(e)
     if tables == 0:
         print("no table of accuracies found: nothing was checked")
         return 1
-    print(f"{tables} tables and {cells} per-seed means checked: {len(errors)} mismatches")
+    print(f"{tables} tables, {cells} per-seed means and {commands} pages' commands checked: {len(errors)} mismatches")
     return 1 if errors else 0
 
 

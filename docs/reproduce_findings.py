@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Remakes the tables of docs/FINDINGS.md and publishes them into docs/.
+
+    python3 docs/reproduce_findings.py list
+    python3 docs/reproduce_findings.py run [--cli PATH] [--work DIR] [--no-publish] [NAME ...]
+    python3 docs/reproduce_findings.py publish NAME DIR
+  (each also takes --commands FILE, default docs/findings-commands.txt, and --docs DIR, default docs/)
+
+The commands are those of docs/findings-commands.txt (NAME: COMMAND). `run` runs the named ones (all without a name)
+one after another in the work directory (default ~/GraftLab/findings; graftlab-cli from PATH, or --cli): each
+resumes where it stopped (finished runs and stored evaluations are reused), so a stopped `run` is continued by
+running it again. Each finished command's result is then published: `publish` copies DIR's table.md, table.csv
+and table-seeds.csv (table-meanpool.* for --pool mean; sweep.* for a sweep) to docs/NAME.md, NAME.csv and
+NAME-seeds.csv, with the page's command written as listed and the run directories made relative to the work
+directory (DIR's own name replaced by the listed --out). DIR may have been made anywhere (another --out, another
+path to the binary); any other difference from the listed command is refused, naming it.
+"""
+import csv, io, os, re, shlex, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COMMANDS = os.path.join(HERE, "findings-commands.txt")
+
+
+def read_commands(path=COMMANDS):
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, cmd = line.partition(": ")
+            if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+                raise SystemExit(f"{path}:{n}: expected NAME: COMMAND")
+            args = shlex.split(cmd)
+            if len(args) < 2 or args[0] != "graftlab-cli" or args[1] not in ("table", "sweep") or "--out" not in args:
+                raise SystemExit(f"{path}:{n}: expected a graftlab-cli table or sweep command with --out")
+            if name in out:
+                raise SystemExit(f"{path}:{n}: {name} is listed twice")
+            out[name] = cmd
+    return out
+
+
+def option(args, name):
+    i = args.index(name)
+    return args[i + 1] if i + 1 < len(args) else None
+
+
+def outputs(args):
+    """The stem of the files a command writes into its --out: table, table-meanpool or sweep."""
+    if args[1] == "sweep":
+        return "sweep"
+    return "table-meanpool" if "--pool" in args and option(args, "--pool") == "mean" else "table"
+
+
+def normalised(tokens, out_name):
+    """A command's words with the binary as graftlab-cli and --out as out_name."""
+    t = list(tokens)
+    t[0] = "graftlab-cli"
+    if "--out" in t:
+        t[t.index("--out") + 1] = out_name
+    return t
+
+
+def page_command(md_text):
+    m = re.search(r"^Command: `(.*)`\s*$", md_text, re.M)
+    return m.group(1) if m else None
+
+
+def publish(name, cmd, src, docs):
+    listed = shlex.split(cmd)
+    out_name = option(listed, "--out")
+    stem = outputs(listed)
+    files = {suffix: os.path.join(src, stem + suffix) for suffix in (".md", ".csv", "-seeds.csv")}
+    for f in files.values():
+        if not os.path.exists(f):
+            raise SystemExit(f"{f} does not exist: the command has not finished there")
+    md = open(files[".md"], encoding="utf-8").read()
+    made = page_command(md)
+    if made is None:
+        raise SystemExit(f"{files['.md']} names no command")
+    # The page states the command as the binary received it (words joined by spaces, so split on spaces).
+    made_words = normalised(made.split(" "), out_name)
+    if made_words != listed:
+        diff = next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(made_words, listed)) if a != b),
+                    f"{len(made_words)} words there, {len(listed)} listed")
+        raise SystemExit(f"{src} was made by another command than {name}'s ({diff})")
+    made_out = made.split(" ")[made.split(" ").index("--out") + 1]
+    md = md.replace(f"Command: `{made}`", f"Command: `{cmd}`")
+    # Run directories: the path the command wrote (absolute or relative to where it ran) -> OUT/run.
+    with open(files["-seeds.csv"], newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "run_dir" not in rows[0]:
+        raise SystemExit(f"{files['-seeds.csv']} has no run_dir column")
+    col = rows[0].index("run_dir")
+    prefixes = {made_out.rstrip("/") + "/", os.path.abspath(src).rstrip("/") + "/", os.path.realpath(src).rstrip("/") + "/"}
+    for r in rows[1:]:
+        if len(r) != len(rows[0]):
+            raise SystemExit(f"{files['-seeds.csv']}: a line with {len(r)} fields, the header has {len(rows[0])}")
+        p = next((p for p in prefixes if r[col].startswith(p)), None)
+        if p is None:
+            raise SystemExit(f"{files['-seeds.csv']}: run directory {r[col]!r} is not under {src}")
+        r[col] = out_name + "/" + r[col][len(p):]
+    seeds = io.StringIO()
+    csv.writer(seeds, lineterminator="\n").writerows(rows)
+    os.makedirs(docs, exist_ok=True)
+    target = os.path.join(docs, name)
+    with open(target + ".md", "w", encoding="utf-8") as f:
+        f.write(md)
+    with open(files[".csv"], encoding="utf-8") as f, open(target + ".csv", "w", encoding="utf-8") as g:
+        g.write(f.read())
+    with open(target + "-seeds.csv", "w", encoding="utf-8") as f:
+        f.write(seeds.getvalue())
+    print(f"published {src} as {target}.md, .csv, -seeds.csv")
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in ("list", "run", "publish"):
+        print(__doc__)
+        return 2
+    what, rest = argv[1], argv[2:]
+    commands_file, docs = COMMANDS, HERE
+    for flag in ("--commands", "--docs"):
+        if flag in rest:
+            i = rest.index(flag)
+            if i + 1 >= len(rest):
+                raise SystemExit(f"{flag} needs a value")
+            if flag == "--commands":
+                commands_file = rest[i + 1]
+            else:
+                docs = rest[i + 1]
+            rest = rest[:i] + rest[i + 2:]
+    commands = read_commands(commands_file)
+    if what == "list":
+        for name, cmd in commands.items():
+            print(f"{name}: {cmd}")
+        return 0
+    if what == "publish":
+        if len(rest) != 2 or rest[0] not in commands:
+            raise SystemExit(f"publish NAME DIR: NAME one of {', '.join(commands)}")
+        publish(rest[0], commands[rest[0]], rest[1], docs)
+        return 0
+    cli, work, do_publish, names = "graftlab-cli", os.path.expanduser("~/GraftLab/findings"), True, []
+    i = 0
+    while i < len(rest):
+        if rest[i] in ("--cli", "--work") and i + 1 < len(rest):
+            if rest[i] == "--cli":
+                cli = os.path.abspath(rest[i + 1]) if os.sep in rest[i + 1] else rest[i + 1]
+            else:
+                work = rest[i + 1]
+            i += 2
+        elif rest[i] == "--no-publish":
+            do_publish, i = False, i + 1
+        elif rest[i] in commands:
+            names.append(rest[i])
+            i += 1
+        else:
+            raise SystemExit(f"unknown NAME or option {rest[i]!r}; the names: {', '.join(commands)}")
+    os.makedirs(work, exist_ok=True)
+    for name in names or list(commands):
+        args = shlex.split(commands[name])
+        args[0] = cli
+        log = os.path.join(work, name + ".log")
+        print(f"{name}: {' '.join(args)}  (log: {log})", flush=True)
+        with open(log, "a", encoding="utf-8") as f:
+            rc = subprocess.call(args, cwd=work, stdout=f, stderr=subprocess.STDOUT)
+        if rc != 0:
+            print(f"{name}: exit status {rc}; its log: {log}. Run the same again to continue.", file=sys.stderr)
+            return rc
+        if do_publish:
+            publish(name, commands[name], os.path.join(work, option(args, "--out")), docs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# docs/reproduce_findings.py end to end on a tiny table: `run` trains the listed command in its work directory and
+# publishes the result as docs pages (the command as listed, run directories relative), which check_findings.py
+# accepts; run again it reuses everything and publishes the same files; `publish` refuses a directory made by
+# another command than the one listed, naming the word that differs, and writes nothing then.
+set -euo pipefail
+cli=$1
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+py=/usr/bin/python3
+tiny="--set data.dataset=synthetic --set data.synthetic_size=160 --set data.image_size=16 --set model.embed_dim=32
+--set model.depth=2 --set model.num_heads=2 --set model.decoder_embed_dim=16 --set model.decoder_depth=1
+--set model.decoder_num_heads=2 --set optim.batch_size=16 --set probes.every=10 --set probes.samples=4"
+tiny=$(echo $tiny)
+cat > "$work/commands.txt" <<EOT
+# a comment line
+tiny-mae: graftlab-cli table --out t --recipes mae --budget tiny --seeds 2 --protocol linear,knn $tiny
+EOT
+mkdir "$work/docs"
+"$py" "$src/docs/reproduce_findings.py" run --cli "$cli" --work "$work/w" --docs "$work/docs" --commands "$work/commands.txt" \
+  > "$work/run.out" 2>&1 || { cat "$work/run.out" "$work/w/tiny-mae.log"; fail "run"; }
+for f in tiny-mae.md tiny-mae.csv tiny-mae-seeds.csv; do [ -s "$work/docs/$f" ] || { cat "$work/run.out"; fail "$f not published"; }; done
+grep -qxF "Command: \`graftlab-cli table --out t --recipes mae --budget tiny --seeds 2 --protocol linear,knn $tiny\`" "$work/docs/tiny-mae.md" \
+  || { grep Command "$work/docs/tiny-mae.md"; fail "the page does not state the listed command"; }
+"$py" - "$work/docs/tiny-mae-seeds.csv" <<'PY' || fail "run directories"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+dirs = sorted({r["run_dir"] for r in rows})
+assert dirs == ["t/mae-seed0", "t/mae-seed1", "t/random_init-seed0", "t/random_init-seed1"], dirs
+PY
+"$py" "$src/tests/python/check_findings.py" "$work/docs" "$work/docs/tiny-mae.md" > "$work/check.out" \
+  || { cat "$work/check.out"; fail "check_findings rejects the published page"; }
+# Again: every run and evaluation reused, the same pages.
+cp "$work/docs/tiny-mae.md" "$work/first.md"
+cp "$work/docs/tiny-mae-seeds.csv" "$work/first-seeds.csv"
+"$py" "$src/docs/reproduce_findings.py" run --cli "$cli" --work "$work/w" --docs "$work/docs" --commands "$work/commands.txt" tiny-mae \
+  > "$work/run2.out" 2>&1 || { cat "$work/run2.out"; fail "run again"; }
+grep -q "reusing the finished run" "$work/w/tiny-mae.log" || fail "runs not reused"
+cmp "$work/docs/tiny-mae.md" "$work/first.md" && cmp "$work/docs/tiny-mae-seeds.csv" "$work/first-seeds.csv" || fail "another page the second time"
+# Published from wherever it was made (another --out, an absolute path): the listed --out in the page and the paths.
+"$py" - "$work" <<'PY'
+import sys
+w = sys.argv[1]
+t = open(f"{w}/commands.txt").read().replace("--out t ", "--out elsewhere ")
+open(f"{w}/commands-elsewhere.txt", "w").write(t)
+PY
+rm "$work/docs/"*
+"$py" "$src/docs/reproduce_findings.py" publish tiny-mae "$work/w/t" --docs "$work/docs" --commands "$work/commands-elsewhere.txt" \
+  > "$work/pub.out" 2>&1 || { cat "$work/pub.out"; fail "publish"; }
+grep -q "^Command: \`graftlab-cli table --out elsewhere --recipes mae" "$work/docs/tiny-mae.md" || fail "the listed --out not stated"
+[ "$(grep -c ',elsewhere/' "$work/docs/tiny-mae-seeds.csv")" -eq 12 ] || { cat "$work/docs/tiny-mae-seeds.csv"; fail "run directories not under the listed --out"; }
+# Made by another command than the one listed: refused, naming the word, nothing written.
+sed 's/--seeds 2/--seeds 3/' "$work/commands.txt" > "$work/commands-3.txt"
+rm "$work/docs/"*
+if "$py" "$src/docs/reproduce_findings.py" publish tiny-mae "$work/w/t" --docs "$work/docs" --commands "$work/commands-3.txt" > "$work/bad.out" 2>&1; then
+  fail "published a table made by another command"
+fi
+grep -qF "was made by another command than tiny-mae's (word 9: '2' there, '3' listed)" "$work/bad.out" || { cat "$work/bad.out"; fail "the difference not named"; }
+[ -z "$(ls "$work/docs")" ] || fail "wrote pages though it refused"
+# An unknown name is refused with the names listed.
+if "$py" "$src/docs/reproduce_findings.py" run --commands "$work/commands.txt" nosuch > "$work/bad2.out" 2>&1; then fail "ran an unknown name"; fi
+grep -q "unknown NAME or option 'nosuch'; the names: tiny-mae" "$work/bad2.out" || { cat "$work/bad2.out"; fail "unknown name message"; }
+echo "reproduce_findings OK"

@@ -85,7 +85,7 @@ def publish(name, cmd, src, docs):
                     f"{len(made_words)} words there, {len(listed)} listed")
         raise SystemExit(f"{src} was made by another command than {name}'s ({diff})")
     made_out = made.split(" ")[made.split(" ").index("--out") + 1]
-    md = md.replace(f"Command: `{made}`", f"Command: `{cmd}`")
+    md = md.replace(f"Command: `{made}`", f"Command: `{cmd}`").replace(f"in {stem}-seeds.csv", f"in {name}-seeds.csv")
     # Run directories: the path the command wrote (absolute or relative to where it ran) -> OUT/run.
     with open(files["-seeds.csv"], newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))

@@ -16,7 +16,9 @@ TFLOP (three significant figures) likewise. A grid table (a sweep over two keys)
 a column per value of the second, each cell the listed protocols' values separated by " / ".
 Each `NAME-seeds.csv` beside a `NAME.csv` must agree with it: every row's mean and sample sd recomputed from the
 per-seed values. Exit status 1 with every mismatch listed (file, line, cell, stated, expected).
-A table's own page (`NAME.md` beside `NAME.csv`, as `graftlab-cli table` writes them) needs no marker.
+A table's own page (`NAME.md` beside `NAME.csv`, as `graftlab-cli table` writes them) needs no marker; a sweep's
+(protocol columns named linear, knn, ... after the grid's key columns) is checked point by point against its CSV.
+Every table page must state the command docs/findings-commands.txt lists for it (docs/reproduce_findings.py).
 Usage: check_findings.py DOCS_DIR [PAGE.md ...]   (pages: DOCS_DIR/FINDINGS.md and every NAME.md with a NAME.csv)"""
 import csv, math, os, re, sys
 from collections import defaultdict
@@ -159,6 +161,29 @@ def check_grid_table(where, header, body, rows, row_key, col_key, protocols):
                 expect_accuracy(f"{here} {p}", s, num(match[0].get(p)), num(match[0].get(p + "_sd")), seeds)
 
 
+def check_sweep_table(where, header, body, rows):
+    """A sweep's own page: a row per grid point (its values in the key columns before the first protocol column),
+    each protocol cell mean ± sd as the sweep's CSV holds them."""
+    cols = [plain(h) for h in header]
+    first = next(i for i, c in enumerate(cols) if c in PROTOCOLS.values())
+    keys = cols[:first]
+    if any(k not in rows[0] for k in keys):
+        fail(where, f"key columns {keys} are not all columns of its CSV")
+        return
+    for line_no, cells in body:
+        point = [plain(c) for c in cells[:first]]
+        at = f"{where}:{line_no} [{', '.join(f'{k}={v}' for k, v in zip(keys, point))}]"
+        match = [r for r in rows if all(num(r[k]) == num(v) if num(v) is not None else r[k] == v for k, v in zip(keys, point))]
+        if len(match) != 1:
+            fail(at, f"{len(match)} CSV rows have these values")
+            continue
+        r = match[0]
+        seeds = 2 if any(p + "_sd" in r for p in PROTOCOLS.values()) else 1  # several: cells are mean ± sd
+        for col, cell in zip(cols[first:], cells[first:]):
+            if col in PROTOCOLS.values():
+                expect_accuracy(f"{at} {col}", cell, num(r.get(col)), num(r.get(col + "_sd")), seeds)
+
+
 def check_page(docs, page):
     with open(page, encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -177,7 +202,8 @@ def check_page(docs, page):
             body.append((i + 1, row_cells(lines[i])))
             i += 1
         is_grid = "\\" in header[0]
-        if not is_grid and not any(plain(h) in PROTOCOLS for h in header):
+        is_sweep = any(plain(h) in PROTOCOLS.values() for h in header)  # a sweep's page: protocols by their keys
+        if not is_grid and not is_sweep and not any(plain(h) in PROTOCOLS for h in header):
             continue
         tables += 1
         marker = None
@@ -204,7 +230,9 @@ def check_page(docs, page):
             continue
         notes = [(k.strip(), v.strip()) for k, v in (x.split(":", 1) for x in fields[1:] if ":" in x)]
         opts = dict(notes)
-        if "grid" in opts:
+        if is_sweep:
+            check_sweep_table(where, header, body, rows)
+        elif "grid" in opts:
             axes = [x.strip() for x in opts["grid"].split(" x ")]
             if len(axes) != 2 or any(a not in rows[0] for a in axes):
                 fail(where, f"marker's grid {opts['grid']!r} is not two columns of {fields[0]} (\"ROW_KEY x COLUMN_KEY\")")

@@ -1,5 +1,6 @@
 #include "CompareView.h"
 #include "PlotExport.h"
+#include "RunCurves.h"
 #include "base/recipe/Recipe.h"
 #include "base/run/EvalResults.h"
 #include "base/run/RunLayout.h"
@@ -25,6 +26,9 @@
 #include <QTextStream>
 #include <QVBoxLayout>
 #include <QProgressBar>
+#include <QRegularExpression>
+
+#include <cmath>
 
 namespace graftlab {
 
@@ -56,7 +60,8 @@ const QStringList& CompareView::protocols() {
 
 CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     add_ = new QPushButton(tr("Add run…"));
-    add_->setToolTip(tr("Add a run directory (trained here or with graftlab-cli) to the comparison"));
+    add_->setToolTip(tr("Add a run directory (trained here or with graftlab-cli) to the comparison, or a folder of runs "
+                        "(a table's or a sweep's): every run in it"));
     remove_ = new QPushButton(tr("Remove"));
     remove_->setToolTip(tr("Remove the selected runs from the comparison (nothing is deleted on disk)"));
     evaluate_ = new QPushButton(tr("Evaluate"));
@@ -108,8 +113,17 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     plot_->yAxis->setLabel(tr("top-1 accuracy (%)"));
     plot_->legend->setVisible(true);
     plot_->legend->setFont(QFont(font().family(), 8));
-    plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
-    plot_->setToolTip(tr("Top-1 test accuracy per protocol, one bar per run"));
+    // the legend beside the bars, not over them (a table's nine runs covered the fine-tuning group)
+    plot_->axisRect()->insetLayout()->take(plot_->legend);
+    auto* side = new QCPLayoutGrid;  // the legend at the top of the column, the rest of it empty
+    plot_->plotLayout()->addElement(0, 1, side);
+    plot_->plotLayout()->setColumnStretchFactor(1, 0.001);
+    side->addElement(0, 0, plot_->legend);
+    side->addElement(1, 0, new QCPLayoutElement(plot_));
+    side->setRowStretchFactor(0, 0.001);
+    side->setMargins(QMargins(0, 0, 6, 0));  // the legend's right border inside the widget
+    plot_->legend->setMargins(QMargins(4, 2, 4, 2));
+    plot_->setToolTip(tr("Top-1 test accuracy per protocol, one bar per run (a run's seeds: their mean ± sd)"));
     installPlotExportMenu(plot_, "comparison");
 
     status_ = new QLabel;
@@ -131,7 +145,13 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
         status_->setText(tr("Cancelling after the evaluation in progress…"));
         emit cancelRequested();
     });
+    seedsTogether_ = new QCheckBox(tr("Seeds as one bar"));
+    seedsTogether_->setChecked(true);
+    seedsTogether_->setToolTip(tr("Runs named NAME-seed0, NAME-seed1, … (a table's or a sweep's seeds) drawn as one bar: "
+                                  "their mean, with whiskers of ± one sample standard deviation. The table lists every seed."));
+    connect(seedsTogether_, &QCheckBox::toggled, this, [this] { refresh(); });
     auto* bottom = new QHBoxLayout;
+    bottom->addWidget(seedsTogether_);
     bottom->addWidget(status_, 1);
     bottom->addWidget(progress_);
     bottom->addWidget(cancel_);
@@ -141,10 +161,10 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     layout->addLayout(bottom);
 
     connect(add_, &QPushButton::clicked, this, [this] {
-        QString dir = QFileDialog::getExistingDirectory(this, tr("Add run directory"));
+        QString dir = QFileDialog::getExistingDirectory(this, tr("Add a run directory or a folder of runs"));
         if (dir.isEmpty()) return;
         QString err;
-        if (!addRun(dir, &err)) QMessageBox::warning(this, tr("Not a run directory"), err);
+        if (!addRun(dir, &err)) QMessageBox::warning(this, tr("No run there"), err);
     });
     connect(remove_, &QPushButton::clicked, this, [this] {
         QStringList dirs;
@@ -222,8 +242,11 @@ bool CompareView::addRun(const QString& dir, QString* error) {
         return added > 0;
     }
     if (!RunLayout(dir.toStdString()).holdsRun()) {
-        if (error) *error = tr("%1 holds no recipe.json: not a run directory").arg(dir);
-        return false;
+        // A table's folder (or any folder of runs): every run in it or in its folders.
+        int added = 0;
+        for (const QString& d : runDirsUnder(dir)) added += addRun(d) ? 1 : 0;
+        if (added == 0 && error) *error = tr("%1 holds no run (no recipe.json in it or in its folders)").arg(dir);
+        return added > 0;
     }
     Run r = readRun(dir);
     for (auto& existing : runs_)
@@ -309,6 +332,32 @@ void CompareView::refresh() {
     for (const auto& r : runs_) dirs << r.dir;
     QSettings().setValue("compare/runs", dirs);
 
+    // Seeds drawn together: a group per folder and NAME of NAME-seedN (two tables' mae-seed0 stay apart), in the
+    // order of their first run; its colour that run's.
+    struct Group {
+        QString key, label;
+        int first = 0;
+        QVector<int> members;
+    };
+    QVector<Group> groups;
+    QVector<int> groupOf(runs_.size());
+    const bool together = seedsTogether_->isChecked();
+    for (int i = 0; i < int(runs_.size()); ++i) {
+        const QString folder = QFileInfo(runs_[i].dir).path();
+        const QString key = together ? folder + '/' + seedGroup(runs_[i].name) : runs_[i].dir;
+        int k = 0;
+        while (k < groups.size() && groups[k].key != key) ++k;
+        if (k == groups.size()) groups.push_back({key, together ? seedGroup(runs_[i].name) : runs_[i].name, i, {}});
+        groups[k].members << i;
+        groupOf[i] = k;
+    }
+    QMap<QString, int> labelled;  // the same NAME in two folders: each bar named with its folder
+    for (const auto& g : groups) ++labelled[g.label];
+    for (auto& g : groups) {
+        const bool shared = together && labelled.value(g.label) > 1;
+        if (g.members.size() == 1) g.label = runs_[g.first].name;  // a lone seed keeps its run's name
+        if (shared) g.label = QFileInfo(QFileInfo(runs_[g.first].dir).path()).fileName() + '/' + g.label;
+    }
     table_->setRowCount(int(runs_.size()));
     for (int i = 0; i < int(runs_.size()); ++i) {
         const auto& r = runs_[i];
@@ -320,7 +369,7 @@ void CompareView::refresh() {
             if (c == 0) {
                 item->setData(Qt::UserRole, r.dir);
                 item->setToolTip(r.checkpoint.isEmpty() ? tr("%1\nnot evaluated yet").arg(r.dir) : tr("%1\n%2").arg(r.dir, r.checkpoint));
-                item->setForeground(runColour(i));
+                item->setForeground(runColour(groups[groupOf[i]].first));
                 if (!r.warnings.isEmpty()) {  // flagged where the numbers are read, not only in the log
                     item->setText(QStringLiteral("⚠ ") + r.name);
                     item->setToolTip(item->toolTip() + QStringLiteral("\n\n") + tr("Warning: %1").arg(r.warnings.join(QStringLiteral("\n"))));
@@ -342,30 +391,54 @@ void CompareView::refresh() {
     group->setSpacing(1);
     double top = 0;
     int withResults = 0;
-    double width = std::min(0.3, 0.8 / std::max<int>(1, int(runs_.size())));
-    for (int i = 0; i < int(runs_.size()); ++i) {
-        const auto& r = runs_[i];
-        if (r.top1.isEmpty()) continue;
+    double width = std::min(0.3, 0.8 / std::max<int>(1, int(groups.size())));
+    for (const Group& g : groups) {
+        // per protocol: the members' values (in %), drawn as their mean with ± one sample sd where there are several
+        QVector<double> keys, values, errors;
+        int seeds = 0;
+        for (int i : g.members) seeds += runs_[i].top1.isEmpty() ? 0 : 1;
+        if (seeds == 0) continue;
+        for (int k = 0; k < protocols().size(); ++k) {
+            QVector<double> v;
+            for (int i : g.members)
+                if (runs_[i].top1.contains(protocols()[k])) v << 100.0 * runs_[i].top1.value(protocols()[k]);
+            if (v.isEmpty()) continue;
+            double mean = 0, ss = 0;
+            for (double x : v) mean += x / v.size();
+            for (double x : v) ss += (x - mean) * (x - mean);
+            keys << k;
+            values << mean;
+            errors << (v.size() > 1 ? std::sqrt(ss / (v.size() - 1)) : 0.0);
+            top = std::max(top, mean + errors.back());
+        }
         ++withResults;
         auto* bars = new QCPBars(plot_->xAxis, plot_->yAxis);
-        bars->setName(r.name);
+        const bool several = g.members.size() > 1;
+        bars->setName(several ? tr("%1 (%n seeds)", nullptr, seeds).arg(g.label) : g.label);
         bars->setWidth(width);
-        bars->setPen(QPen(runColour(i).darker(130)));
-        bars->setBrush(runColour(i));
+        bars->setPen(QPen(runColour(g.first).darker(130)));
+        bars->setBrush(runColour(g.first));
         bars->setBarsGroup(group);
-        QVector<double> keys, values;
-        for (int k = 0; k < protocols().size(); ++k)
-            if (r.top1.contains(protocols()[k])) {
-                keys << k;
-                values << 100.0 * r.top1.value(protocols()[k]);
-                top = std::max(top, values.back());
-            }
         bars->setData(keys, values);
+        if (several) {
+            auto* whiskers = new QCPErrorBars(plot_->xAxis, plot_->yAxis);
+            whiskers->removeFromLegend();
+            whiskers->setDataPlottable(bars);
+            whiskers->setData(errors);
+            whiskers->setPen(QPen(Qt::black, 1.2));
+            whiskers->setWhiskerWidth(6);
+        }
     }
     plot_->yAxis->setRange(0, top > 0 ? std::min(100.0, top * 1.12 + 2) : 100);
     plot_->legend->setVisible(withResults > 0);
     plot_->replot(QCustomPlot::rpQueuedReplot);
     setBusy(false);
+}
+
+QString CompareView::seedGroup(const QString& runName) {
+    static const QRegularExpression seeded(QStringLiteral("^(.+)-seed\\d+$"));
+    const auto m = seeded.match(runName);
+    return m.hasMatch() ? m.captured(1) : runName;
 }
 
 QString CompareView::exportCsv(const QString& path) const {

@@ -44,6 +44,11 @@ public:
     QPushButton* cancelButton() const { return cancel_; }
     QCustomPlot* plot() const { return plot_; }
     QTableWidget* table() const { return table_; }
+    // Runs named NAME-seedN (a table's or sweep's seeds) drawn as one bar per NAME: the mean, with whiskers of one
+    // sample standard deviation (on by default; the table keeps every seed's row).
+    QCheckBox* seedsTogetherBox() const { return seedsTogether_; }
+    // NAME of a run named NAME-seedN; the name itself otherwise.
+    static QString seedGroup(const QString& runName);
     // Writes the table as CSV; returns an error message, empty on success.
     QString exportCsv(const QString& path) const;
 
@@ -72,6 +77,7 @@ private:
     QPushButton *add_, *remove_, *evaluate_;
     QMap<QString, QCheckBox*> protocolBoxes_;
     QSpinBox* finetuneSteps_;
+    QCheckBox* seedsTogether_;
 };
 
 }  // namespace graftlab

@@ -242,6 +242,10 @@ void MainWindow::restoreWindow() {
     overlayView_->restoreRuns();
     for (const QString& dir : options_.overlayRuns)
         if (overlayView_->addRunsUnder(dir) == 0) spdlog::warn("--overlay {}: no run there (no recipe.json in it or its folders)", dir.toStdString());
+    for (const QString& dir : options_.compareRuns) {
+        QString err;
+        if (!compareView_->addRun(dir, &err)) spdlog::warn("--compare {}: {}", dir.toStdString(), err.toStdString());
+    }
     if (!options_.tab.isEmpty())
         for (int i = 0; i < tabs_->count(); ++i)
             if (tabs_->tabText(i).toLower().startsWith(options_.tab.toLower())) tabs_->setCurrentIndex(i);

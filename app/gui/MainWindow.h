@@ -35,6 +35,7 @@ struct LaunchOptions {
     QString screenshot;      // render the window to this PNG after the run (or `steps`) and quit
     QString tab;             // tab to show first ("losses", "reconstructions", "gradient", "attention", "patch", "evaluate", "runs")
     QStringList overlayRuns; // runs (or folders of runs) to list in the Runs tab
+    QStringList compareRuns; // runs (or folders of runs) to add to Evaluate & compare
 };
 
 class MainWindow : public QMainWindow {

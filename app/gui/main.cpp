@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
     QCommandLineOption maskSeed("mask-seed", "With --open-model: the seed of the reconstruction's mask (default 0).", "S");
     QCommandLineOption overlay("overlay", "List a run, or every run of a folder (a sweep's, a table's), in the Runs on one plot tab "
                                           "(repeatable).", "DIR");
-    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed, overlay});
+    QCommandLineOption compare("compare", "Add a run, or every run of a folder (a table's, a sweep's), to Evaluate & compare "
+                                          "(repeatable).", "DIR");
+    parser.addOptions({recipe, out, autostart, steps, screenshot, run, tab, model, image, maskRatio, maskSeed, overlay, compare});
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "-h" || arg == "--help" || arg == "--help-all" || arg == "-v" || arg == "--version") {
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
     o.screenshot = inspecting ? QString() : parser.value(screenshot);
     o.tab = parser.value(tab);
     o.overlayRuns = parser.values(overlay);
+    o.compareRuns = parser.values(compare);
     graftlab::logBlasAtStartup();
     graftlab::MainWindow w(o);
     if (parser.isSet(run)) w.openRun(parser.value(run));

@@ -386,6 +386,23 @@ private slots:
         delete w;
     }
 
+    // --compare DIR: a run's folder (a table's) adds every run in it to Evaluate & compare.
+    void compareOptionAddsAFoldersRuns() {
+        QTemporaryDir table;
+        for (const char* run : {"mae-seed0", "mae-seed1"}) {
+            QDir(table.path()).mkpath(run);
+            QFile f(QDir(table.filePath(run)).filePath("recipe.json"));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\"name\": \"x\", \"method\": \"mae\"}");
+        }
+        QSettings().remove("compare/runs");  // what earlier windows listed is not restored
+        LaunchOptions o;
+        o.compareRuns = {table.path()};
+        MainWindow w(o);
+        QCOMPARE(w.compareView()->runs(), (QStringList{QDir(table.filePath("mae-seed0")).absolutePath(), QDir(table.filePath("mae-seed1")).absolutePath()}));
+        for (const auto& d : w.compareView()->runs()) w.compareView()->removeRun(d);
+    }
+
     void openingARunFillsTheViewsAndFollowsIt() {
         QVERIFY(!finishedRun_.isEmpty());
         MainWindow w(LaunchOptions{});

@@ -553,6 +553,91 @@ private slots:
         QVERIFY(!view.addRun(QDir(dir.path()).filePath("nothing"), &err));
     }
 
+    // Add run… on a table's folder (no sweep.json: runs as its subfolders) adds every run in it.
+    void compareViewAddsATablesRuns() {
+        QTemporaryDir dir;
+        for (const char* run : {"mae-seed0", "mae-seed1", "random_init-seed0"}) {
+            QDir(dir.path()).mkpath(run);
+            QFile f(QDir(dir.filePath(run)).filePath("recipe.json"));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\"name\": \"x\", \"method\": \"mae\"}");
+        }
+        QDir(dir.path()).mkpath("not-a-run");
+        CompareView view;
+        for (const auto& d : view.runs()) view.removeRun(d);
+        QString err;
+        QVERIFY2(view.addRun(dir.path(), &err), qPrintable(err));
+        QCOMPARE(view.runs().size(), 3);
+        QVERIFY(view.runs().contains(QDir(dir.filePath("mae-seed1")).absolutePath()));
+        for (const auto& d : view.runs()) view.removeRun(d);
+        QTemporaryDir empty;
+        QDir(empty.path()).mkpath("a/b");
+        QVERIFY(!view.addRun(empty.path(), &err));
+        QVERIFY2(err.contains("holds no run"), qPrintable(err));
+    }
+
+    // A table's seeds (NAME-seedN in one folder) drawn as one bar per NAME: the mean, whiskers of one sample sd; a
+    // run of the same NAME in another folder stays apart, each named with its folder; unticked, a bar per run again.
+    void compareViewDrawsSeedsAsOneBar() {
+        QTemporaryDir tmp;
+        const QDir root(tmp.path());
+        auto run = [&](const QString& path, double knn) {
+            root.mkpath(path + "/checkpoints");
+            QFile f(root.filePath(path + "/recipe.json"));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\"name\": \"x\", \"method\": \"mae\"}");
+            f.close();
+            QFile e(root.filePath(path + "/checkpoints/eval.json"));
+            QVERIFY(e.open(QIODevice::WriteOnly));
+            e.write(QString(R"({"step-000000010.ckpt":{"step":10,"protocols":{"knn":{"top1":%1}}}})").arg(knn).toUtf8());
+        };
+        run("t/mae-seed0", 0.70);
+        run("t/mae-seed1", 0.74);
+        run("t/mae-seed2", 0.72);
+        run("t/mocov3-seed0", 0.60);
+        run("other/mae-seed0", 0.50);
+        CompareView view;
+        for (const auto& d : view.runs()) view.removeRun(d);
+        QVERIFY(view.seedsTogetherBox()->isChecked());
+        QVERIFY(view.addRun(root.filePath("t")));
+        QVERIFY(view.addRun(root.filePath("other/mae-seed0")));
+        QCOMPARE(view.rowCount(), 5);  // the table keeps every seed
+        auto bars = [&] {
+            QMap<QString, QCPBars*> out;
+            for (int i = 0; i < view.plot()->plottableCount(); ++i)
+                if (auto* b = qobject_cast<QCPBars*>(view.plot()->plottable(i))) out.insert(b->name(), b);
+            return out;
+        };
+        auto whiskers = [&] {
+            QVector<QCPErrorBars*> out;
+            for (int i = 0; i < view.plot()->plottableCount(); ++i)
+                if (auto* w = qobject_cast<QCPErrorBars*>(view.plot()->plottable(i))) out << w;
+            return out;
+        };
+        auto b = bars();
+        QCOMPARE(b.keys(), (QStringList{"mocov3-seed0", "other/mae-seed0", "t/mae (3 seeds)"}));
+        QCOMPARE(b["t/mae (3 seeds)"]->data()->size(), 1);
+        QCOMPARE(b["t/mae (3 seeds)"]->data()->at(0)->key, 2.0);  // k-NN
+        QVERIFY(std::abs(b["t/mae (3 seeds)"]->data()->at(0)->value - 72.0) < 1e-9);
+        QVERIFY(std::abs(b["other/mae-seed0"]->data()->at(0)->value - 50.0) < 1e-9);
+        const auto w = whiskers();
+        QCOMPARE(w.size(), 1);
+        QCOMPARE(w.front()->dataPlottable(), static_cast<QCPAbstractPlottable*>(b["t/mae (3 seeds)"]));
+        QVERIFY(std::abs(w.front()->data()->at(0).errorPlus - 2.0) < 1e-9);  // sample sd of 70, 74, 72
+        QVERIFY(std::abs(w.front()->data()->at(0).errorMinus - 2.0) < 1e-9);
+        view.seedsTogetherBox()->setChecked(false);
+        int barCount = 0;
+        for (int i = 0; i < view.plot()->plottableCount(); ++i) barCount += qobject_cast<QCPBars*>(view.plot()->plottable(i)) ? 1 : 0;
+        QCOMPARE(barCount, 5);  // a bar per run (two of them named mae-seed0)
+        QCOMPARE(whiskers().size(), 0);
+        view.seedsTogetherBox()->setChecked(true);
+        // two folders' seeds of the same name: each bar named with its folder
+        run("other/mae-seed1", 0.52);
+        QVERIFY(view.addRun(root.filePath("other/mae-seed1")));
+        QCOMPARE(bars().keys(), (QStringList{"mocov3-seed0", "other/mae (2 seeds)", "t/mae (3 seeds)"}));
+        for (const auto& d : view.runs()) view.removeRun(d);
+    }
+
     // A reconstruction snapshot of two 1 x 4 x 4 images in 2 x 2 patches, grey `level`; image i has patch i masked.
     static graftlab::Snapshot reconstructionSnapshot(qint64 step, float level, bool perImageLoss = true) {
         graftlab::Snapshot s;

@@ -26,7 +26,6 @@
 #include <QTextStream>
 #include <QVBoxLayout>
 #include <QProgressBar>
-#include <QRegularExpression>
 
 #include <cmath>
 
@@ -145,7 +144,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
         status_->setText(tr("Cancelling after the evaluation in progress…"));
         emit cancelRequested();
     });
-    seedsTogether_ = new QCheckBox(tr("Seeds as one bar"));
+    seedsTogether_ = new QCheckBox(tr("Mean of seeds"));
     seedsTogether_->setChecked(true);
     seedsTogether_->setToolTip(tr("Runs named NAME-seed0, NAME-seed1, … (a table's or a sweep's seeds) drawn as one bar: "
                                   "their mean, with whiskers of ± one sample standard deviation. The table lists every seed."));
@@ -433,12 +432,6 @@ void CompareView::refresh() {
     plot_->legend->setVisible(withResults > 0);
     plot_->replot(QCustomPlot::rpQueuedReplot);
     setBusy(false);
-}
-
-QString CompareView::seedGroup(const QString& runName) {
-    static const QRegularExpression seeded(QStringLiteral("^(.+)-seed\\d+$"));
-    const auto m = seeded.match(runName);
-    return m.hasMatch() ? m.captured(1) : runName;
 }
 
 QString CompareView::exportCsv(const QString& path) const {

@@ -47,8 +47,6 @@ public:
     // Runs named NAME-seedN (a table's or sweep's seeds) drawn as one bar per NAME: the mean, with whiskers of one
     // sample standard deviation (on by default; the table keeps every seed's row).
     QCheckBox* seedsTogetherBox() const { return seedsTogether_; }
-    // NAME of a run named NAME-seedN; the name itself otherwise.
-    static QString seedGroup(const QString& runName);
     // Writes the table as CSV; returns an error message, empty on success.
     QString exportCsv(const QString& path) const;
 

@@ -7,6 +7,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QRegularExpression>
 
 #include <cmath>
 #include <set>
@@ -114,6 +115,12 @@ double RunCurves::x(double atStep, OverlayAxis axis) const {
     }
     }
     return NAN;
+}
+
+QString seedGroup(const QString& runName) {
+    static const QRegularExpression seeded(QStringLiteral("^(.+)-seed\\d+$"));
+    const auto m = seeded.match(runName);
+    return m.hasMatch() ? m.captured(1) : runName;
 }
 
 QStringList runDirsUnder(const QString& dir, int depth) {

@@ -39,6 +39,9 @@ struct RunCurves {
     double x(double atStep, OverlayAxis axis) const;
 };
 
+// NAME of a run directory named NAME-seedN (a table's or a sweep's seeds); the name itself otherwise.
+QString seedGroup(const QString& runName);
+
 // The runs under `dir`: the run itself when it holds one, else every run directory below it (a sweep's or a
 // table's folder), searched `depth` levels down, in name order.
 QStringList runDirsUnder(const QString& dir, int depth = 3);

@@ -7,6 +7,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileInfo>
 #include <QFileDialog>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -19,6 +20,8 @@
 #include <QVBoxLayout>
 
 #include <cmath>
+#include <limits>
+#include <map>
 
 namespace graftlab {
 
@@ -107,6 +110,11 @@ RunOverlayView::RunOverlayView(QWidget* parent) : QWidget(parent) {
         smoothing_ = v;
         redraw();
     });
+    seedsBox_ = new QCheckBox(tr("Mean of seeds"), this);
+    seedsBox_->setChecked(true);
+    seedsBox_->setToolTip(tr("Ticked runs named NAME-seed0, NAME-seed1, … in one folder (a table's or a sweep's seeds) drawn as "
+                             "one curve: their mean at the steps they all logged, in a band of ± one sample standard deviation"));
+    connect(seedsBox_, &QCheckBox::toggled, this, [this] { redraw(); });
     logBox_ = new QCheckBox(tr("Log scale"), this);
     logBox_->setToolTip(tr("Logarithmic y-axis (losses, learning rates)"));
     connect(logBox_, &QCheckBox::toggled, this, [this] { redraw(); });
@@ -133,6 +141,7 @@ RunOverlayView::RunOverlayView(QWidget* parent) : QWidget(parent) {
     buttons->addWidget(addButton_);
     buttons->addWidget(removeButton_);
     ll->addLayout(buttons);
+    ll->addWidget(seedsBox_);
 
     auto* right = new QWidget(this);
     auto* rl = new QVBoxLayout(right);
@@ -319,7 +328,9 @@ void RunOverlayView::rebuildCurveBox() {
 QCPGraph* RunOverlayView::series(const QString& dir) const {
     const QString abs = QDir(dir).absolutePath();
     for (int i = 0; i < plot_->graphCount(); ++i)
-        if (plot_->graph(i)->property("run").toString() == abs && plot_->graph(i)->property("main").toBool()) return plot_->graph(i);
+        if (plot_->graph(i)->property("main").toBool() &&
+            (plot_->graph(i)->property("run").toString() == abs || plot_->graph(i)->property("runs").toStringList().contains(abs)))
+            return plot_->graph(i);
     return nullptr;
 }
 
@@ -354,6 +365,12 @@ void RunOverlayView::redraw() {
                                                             : tr("fraction of the run's planned steps"));
     plot_->yAxis->setLabel(key.startsWith("cos:") ? tr("cosine of the MIM and CL gradients, %1").arg(key.mid(4)) : curveLabel(key));
     QStringList missing;
+    // Each ticked run's curve; seeds of one folder (NAME-seedN) then go together when the box says so.
+    struct Drawn {
+        const Entry* e;
+        QVector<double> steps, ys;
+    };
+    QVector<Drawn> drawn;
     for (const auto& e : entries_) {
         if (e.item->checkState() != Qt::Checked) continue;
         const RunCurves& c = e.curves;
@@ -374,15 +391,100 @@ void RunOverlayView::redraw() {
             missing << c.label;
             continue;
         }
-        QVector<double> xs(steps.size());
-        for (int i = 0; i < steps.size(); ++i) xs[i] = c.x(steps[i], axis_);
-        QCPGraph* g = plot_->addGraph();
-        g->setProperty("run", c.dir);
-        g->setProperty("main", true);
-        g->setName(c.label);
-        g->setPen(QPen(e.colour, 1.6));
-        if (key.startsWith("cos:")) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 4));
-        g->setData(xs, ys, true);
+        drawn.push_back({&e, steps, ys});
+    }
+    struct Group {
+        QString key, label;
+        QVector<int> members;  // into drawn
+    };
+    QVector<Group> groups;
+    for (int i = 0; i < drawn.size(); ++i) {
+        const QFileInfo run(drawn[i].e->curves.dir);
+        const QString k = seedsBox_->isChecked() ? run.path() + '/' + seedGroup(run.fileName()) : run.filePath();
+        int at = 0;
+        while (at < groups.size() && groups[at].key != k) ++at;
+        if (at == groups.size()) groups.push_back({k, QString(), {}});
+        groups[at].members << i;
+    }
+    // Labels: "<recipe name> · <folder>" (RunCurves'), a group's folder as "NAME (3 seeds)"; where the same NAME
+    // comes from two folders (two tables' mae seeds), the folder named with its parent: "mae · t/mae (3 seeds)".
+    auto recipePartOf = [&](const Group& g, bool shorten) {
+        const RunCurves& c = drawn[g.members.front()].e->curves;
+        const QString folder = QFileInfo(c.dir).fileName();
+        QString part = c.label.endsWith(folder) ? c.label.chopped(folder.size()) : c.label;
+        // "mae · " before seeds of a folder NAME that is the recipe's name says nothing: "mae (3 seeds)"
+        if (shorten && g.members.size() > 1 && part == seedGroup(folder) + QStringLiteral(" · ")) part.clear();
+        return part;
+    };
+    auto nameOf = [&](const Group& g) { return recipePartOf(g, false) + seedGroup(QFileInfo(drawn[g.members.front()].e->curves.dir).fileName()); };
+    QMap<QString, int> names;
+    for (const auto& g : groups) ++names[nameOf(g)];
+    for (auto& g : groups) {
+        const RunCurves& c = drawn[g.members.front()].e->curves;
+        const QFileInfo run(c.dir);
+        const QString recipePart = recipePartOf(g, true);
+        const bool shared = seedsBox_->isChecked() && names.value(nameOf(g)) > 1;
+        const QString parent = shared ? QFileInfo(run.path()).fileName() + '/' : QString();
+        g.label = recipePart + parent +
+                  (g.members.size() > 1 ? tr("%1 (%n seeds)", nullptr, int(g.members.size())).arg(seedGroup(run.fileName())) : run.fileName());
+    }
+    for (const Group& g : groups) {
+        const Entry& e = *drawn[g.members.front()].e;
+        const RunCurves& c = e.curves;
+        QVector<double> xs, ys, sds;
+        QStringList dirs;
+        for (int m : g.members) dirs << drawn[m].e->curves.dir;
+        if (g.members.size() == 1) {
+            const Drawn& d = drawn[g.members.front()];
+            ys = d.ys;
+            xs.resize(d.steps.size());
+            for (int i = 0; i < d.steps.size(); ++i) xs[i] = c.x(d.steps[i], axis_);
+        } else {
+            // the steps every seed logged (with a finite value): the mean, its sample sd, and x as the seeds' mean
+            // (on the time axis each seed has its own clock)
+            std::map<double, QVector<QPair<double, double>>> at;  // step -> (x, y) of each seed
+            for (int m : g.members) {
+                const Drawn& d = drawn[m];
+                for (int i = 0; i < d.steps.size(); ++i)
+                    if (std::isfinite(d.ys[i])) at[d.steps[i]].push_back({d.e->curves.x(d.steps[i], axis_), d.ys[i]});
+            }
+            for (const auto& [step, v] : at) {
+                if (v.size() != g.members.size()) continue;
+                double mx = 0, my = 0, ss = 0;
+                for (const auto& p : v) mx += p.first / v.size(), my += p.second / v.size();
+                for (const auto& p : v) ss += (p.second - my) * (p.second - my);
+                xs << mx;
+                ys << my;
+                sds << std::sqrt(ss / (v.size() - 1));
+            }
+        }
+        QCPGraph* graph = plot_->addGraph();
+        graph->setProperty("run", c.dir);
+        graph->setProperty("runs", dirs);
+        graph->setProperty("main", true);
+        graph->setName(g.label);
+        graph->setPen(QPen(e.colour, 1.6));
+        if (key.startsWith("cos:")) graph->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 4));
+        graph->setData(xs, ys, true);
+        if (!sds.isEmpty()) {  // the band: mean ± sd, filled between two unlisted lines
+            QVector<double> lo(ys.size()), hi(ys.size());
+            for (int i = 0; i < ys.size(); ++i) lo[i] = ys[i] - sds[i], hi[i] = ys[i] + sds[i];
+            if (log)
+                for (auto& v : lo) v = v > 0 ? v : std::numeric_limits<double>::quiet_NaN();
+            QColor fill = e.colour;
+            fill.setAlpha(55);
+            QCPGraph* lower = plot_->addGraph();
+            QCPGraph* upper = plot_->addGraph();
+            for (QCPGraph* b : {lower, upper}) {
+                b->setProperty("band", true);
+                b->setPen(Qt::NoPen);
+                b->removeFromLegend();
+            }
+            lower->setData(xs, lo, true);
+            upper->setData(xs, hi, true);
+            upper->setBrush(fill);
+            upper->setChannelFillGraph(lower);
+        }
         // where each later stage of the run begins, in its colour
         for (int s = 1; s < c.stages.size(); ++s) {
             const double x = c.x(double(c.stages[s].first), axis_);

@@ -50,6 +50,9 @@ public:
     void setSmoothing(double weight);
 
     QCustomPlot* plot() const { return plot_; }
+    // Ticked runs NAME-seedN of one folder drawn as one curve (their mean at the steps all logged) in a band of ± one
+    // sample sd; on by default. series() of any of them is that curve.
+    QCheckBox* seedsTogetherBox() const { return seedsBox_; }
     // The line drawn for a run (null when it is not ticked or has no such curve), and how many runs are drawn.
     QCPGraph* series(const QString& dir) const;
     int seriesCount() const;
@@ -87,6 +90,7 @@ private:
     QComboBox* axisBox_;
     QDoubleSpinBox* smoothingBox_;
     QCheckBox* logBox_;
+    QCheckBox* seedsBox_;
     QCustomPlot* plot_;
     QLabel* note_;
     QLabel* readout_;

@@ -960,6 +960,64 @@ private slots:
         QVERIFY(reconstructionGrid(s, 3).isNull());
     }
 
+    // Runs on one plot: a folder's seeds (NAME-seedN) are one curve, their mean at the steps every seed logged, in a
+    // band of ± one sample sd; the same NAME in another folder stays apart; unticked, a line per run again.
+    void overlayDrawsSeedsAsOneCurve() {
+        QSettings().remove("overlay");
+        QTemporaryDir tmp;
+        auto run = [&](const QString& dir, double loss, int rows) {
+            QVERIFY(QDir().mkpath(dir));
+            writeText(dir + "/recipe.json", R"({"name":"mae","optim":{"batch_size":64},"train":{"steps":40}})");
+            QByteArray m;
+            for (int i = 1; i <= rows; ++i)
+                m += QStringLiteral("{\"step\":%1,\"epoch\":0,\"stage\":0,\"loss\":%2,\"lr\":0.001}\n").arg(10 * i).arg(loss).toUtf8();
+            writeText(dir + "/metrics.jsonl", m);
+        };
+        run(tmp.filePath("t/mae-seed0"), 1.0, 3);
+        run(tmp.filePath("t/mae-seed1"), 2.0, 3);
+        run(tmp.filePath("t/mae-seed2"), 3.0, 4);  // step 40 logged by this seed only: not in the mean
+        run(tmp.filePath("other/mae-seed0"), 5.0, 3);
+        RunOverlayView v;
+        v.resize(1100, 600);
+        v.show();
+        QCOMPARE(v.addRunsUnder(tmp.filePath("t")), 3);
+        QVERIFY(v.addRun(tmp.filePath("other/mae-seed0")));
+        v.setSmoothing(0);
+        QVERIFY(v.seedsTogetherBox()->isChecked());
+        QCOMPARE(v.seriesCount(), 2);
+        QCPGraph* mean = v.series(tmp.filePath("t/mae-seed1"));
+        QVERIFY(mean);
+        QCOMPARE(v.series(tmp.filePath("t/mae-seed0")), mean);
+        // the same NAME in two folders (a lone seed in the other): each named with its folder
+        QCOMPARE(mean->name(), QString("t/mae (3 seeds)"));
+        QCOMPARE(v.series(tmp.filePath("other/mae-seed0"))->name(), QString("mae · other/mae-seed0"));
+        QCOMPARE(mean->data()->size(), 3);
+        for (int i = 0; i < 3; ++i) {
+            QCOMPARE(mean->data()->at(i)->key, 10.0 * (i + 1));
+            QVERIFY(std::abs(mean->data()->at(i)->value - 2.0) < 1e-9);
+        }
+        QVector<QCPGraph*> band;
+        for (int i = 0; i < v.plot()->graphCount(); ++i)
+            if (v.plot()->graph(i)->property("band").toBool()) band << v.plot()->graph(i);
+        QCOMPARE(band.size(), 2);
+        QCOMPARE(band[1]->channelFillGraph(), band[0]);
+        QVERIFY(std::abs(band[0]->data()->at(0)->value - 1.0) < 1e-9);  // 2 - sd (sample sd of 1, 2, 3 = 1)
+        QVERIFY(std::abs(band[1]->data()->at(0)->value - 3.0) < 1e-9);
+        run(tmp.filePath("other/mae-seed1"), 6.0, 3);
+        QVERIFY(v.addRun(tmp.filePath("other/mae-seed1")));
+        QCOMPARE(v.series(tmp.filePath("other/mae-seed0"))->name(), QString("other/mae (2 seeds)"));
+        QCOMPARE(v.series(tmp.filePath("t/mae-seed0"))->name(), QString("t/mae (3 seeds)"));
+        v.setChecked(tmp.filePath("other/mae-seed0"), false);  // a NAME in one folder only: no folder in its name
+        v.setChecked(tmp.filePath("other/mae-seed1"), false);
+        QCOMPARE(v.series(tmp.filePath("t/mae-seed0"))->name(), QString("mae (3 seeds)"));
+        v.setChecked(tmp.filePath("other/mae-seed0"), true);
+        v.setChecked(tmp.filePath("other/mae-seed1"), true);
+        v.seedsTogetherBox()->setChecked(false);
+        QCOMPARE(v.seriesCount(), 5);
+        QCOMPARE(v.series(tmp.filePath("t/mae-seed2"))->data()->size(), 4);
+        QSettings().remove("overlay");
+    }
+
     // Runs on one plot: every ticked run draws its own line of the chosen curve, in its own colour, on the axis
     // chosen (step, training time, fraction of training), with its stage boundaries; runs without the curve are named.
     void overlayDrawsEveryTickedRunOnOneCurve() {

@@ -2,7 +2,7 @@
 """Remakes the tables of docs/FINDINGS.md and publishes them into docs/.
 
     python3 docs/reproduce_findings.py list
-    python3 docs/reproduce_findings.py run [--cli PATH] [--work DIR] [--no-publish] [NAME ...]
+    python3 docs/reproduce_findings.py run [--cli PATH] [--work DIR] [--no-publish] [--only-seed S] [NAME ...]
     python3 docs/reproduce_findings.py publish NAME DIR
   (each also takes --commands FILE, default docs/findings-commands.txt, and --docs DIR, default docs/)
 
@@ -14,8 +14,13 @@ and table-seeds.csv (table-meanpool.* for --pool mean; sweep.* for a sweep) to d
 NAME-seeds.csv, with the page's command written as listed and the run directories made relative to the work
 directory (DIR's own name replaced by the listed --out). DIR may have been made anywhere (another --out, another
 path to the binary); any other difference from the listed command is refused, naming it.
+
+A table too long for one sitting is made a seed at a time: `run --only-seed S NAME` runs the listed command with
+--only-seed S (that seed's runs and evaluations only) and publishes its part file as docs/parts/NAME/<stem>-part-seedS.json.
+`run NAME` first copies the parts published there into the work directory's --out, so the table takes those seeds
+from them and makes only the others; publishing the table then states which seeds came from parts.
 """
-import csv, io, os, re, shlex, subprocess, sys
+import csv, io, os, re, shlex, shutil, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMMANDS = os.path.join(HERE, "findings-commands.txt")
@@ -64,6 +69,37 @@ def normalised(tokens, out_name):
 def page_command(md_text):
     m = re.search(r"^Command: `(.*)`\s*$", md_text, re.M)
     return m.group(1) if m else None
+
+
+def parts_dir(docs, name):
+    return os.path.join(docs, "parts", name)
+
+
+def gather_parts(name, cmd, work, docs):
+    """Copies NAME's published parts into the work directory's --out (a part already there is kept)."""
+    listed = shlex.split(cmd)
+    src = parts_dir(docs, name)
+    if not os.path.isdir(src):
+        return []
+    out = os.path.join(work, option(listed, "--out"))
+    os.makedirs(out, exist_ok=True)
+    copied = []
+    for f in sorted(os.listdir(src)):
+        if re.fullmatch(re.escape(outputs(listed)) + r"-part-seed-?[0-9]+\.json", f) and not os.path.exists(os.path.join(out, f)):
+            shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
+            copied.append(f)
+    return copied
+
+
+def publish_part(name, cmd, work, seed, docs):
+    listed = shlex.split(cmd)
+    f = f"{outputs(listed)}-part-seed{seed}.json"
+    part = os.path.join(work, option(listed, "--out"), f)
+    if not os.path.exists(part):
+        raise SystemExit(f"{part} does not exist: seed {seed} has not finished there")
+    os.makedirs(parts_dir(docs, name), exist_ok=True)
+    shutil.copyfile(part, os.path.join(parts_dir(docs, name), f))
+    print(f"published {part} as {os.path.join(parts_dir(docs, name), f)}")
 
 
 def publish(name, cmd, src, docs):
@@ -139,12 +175,16 @@ def main(argv):
             raise SystemExit(f"publish NAME DIR: NAME one of {', '.join(commands)}")
         publish(rest[0], commands[rest[0]], rest[1], docs)
         return 0
-    cli, work, do_publish, names = "graftlab-cli", os.path.expanduser("~/GraftLab/findings"), True, []
+    cli, work, do_publish, names, only = "graftlab-cli", os.path.expanduser("~/GraftLab/findings"), True, [], None
     i = 0
     while i < len(rest):
-        if rest[i] in ("--cli", "--work") and i + 1 < len(rest):
+        if rest[i] in ("--cli", "--work", "--only-seed") and i + 1 < len(rest):
             if rest[i] == "--cli":
                 cli = os.path.abspath(rest[i + 1]) if os.sep in rest[i + 1] else rest[i + 1]
+            elif rest[i] == "--only-seed":
+                if not re.fullmatch(r"[0-9]+", rest[i + 1]):
+                    raise SystemExit(f"--only-seed needs a seed number, got {rest[i + 1]!r}")
+                only = rest[i + 1]
             else:
                 work = rest[i + 1]
             i += 2
@@ -159,6 +199,13 @@ def main(argv):
     for name in names or list(commands):
         args = shlex.split(commands[name])
         args[0] = cli
+        if only is not None:
+            if args[1] != "table":
+                raise SystemExit(f"{name}: --only-seed makes a seed of a table; {name} is a {args[1]}")
+            args += ["--only-seed", only]
+        else:
+            for f in gather_parts(name, commands[name], work, docs):
+                print(f"{name}: seed taken from {os.path.join(parts_dir(docs, name), f)}", flush=True)
         log = os.path.join(work, name + ".log")
         print(f"{name}: {' '.join(args)}  (log: {log})", flush=True)
         with open(log, "a", encoding="utf-8") as f:
@@ -166,7 +213,9 @@ def main(argv):
         if rc != 0:
             print(f"{name}: exit status {rc}; its log: {log}. Run the same again to continue.", file=sys.stderr)
             return rc
-        if do_publish:
+        if do_publish and only is not None:
+            publish_part(name, commands[name], work, only, docs)
+        elif do_publish:
             publish(name, commands[name], os.path.join(work, option(args, "--out")), docs)
     return 0
 

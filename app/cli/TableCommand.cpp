@@ -22,7 +22,7 @@ const char* kTableHelp =
     "Usage: graftlab-cli table --out DIR [--recipes mae,mocov3,mtl,cl_to_mim,mim_to_cl,layer_grafted]\n"
     "                          [--budget tiny|small|medium|large|xlarge] [--seeds N] [--no-baselines] [--set key=value ...]\n"
     "                          [--seed S] [--jobs N] [--protocol linear,fewshot,knn,finetune] [--graft-steps N]\n"
-    "                          [--pool cls|mean]\n"
+    "                          [--pool cls|mean] [--only-seed S]\n"
     "\n"
     "Trains each recipe into DIR/<recipe> (DIR/<recipe>-seed<S> with --seeds) with the same number of optimizer\n"
     "steps (the budget; grafted recipes split them over their stages in the recipe's proportions; equal optimizer\n"
@@ -50,6 +50,12 @@ const char* kTableHelp =
     "  --pool mean     features from the mean of the patch tokens instead of the class token, for every protocol\n"
     "                  and every encoder row (random init included); writes DIR/table-meanpool.md, .csv and\n"
     "                  -seeds.csv, so the same command with --pool mean after a cls table reuses its runs and keeps it\n"
+    "  --only-seed S   make one seed of the table (S, one of its seeds): train and evaluate only that seed's runs\n"
+    "                  and write DIR/table-part-seedS.json instead of the table. Seeds of a long table can so be\n"
+    "                  made on several machines, or on several days: gather the parts in one DIR and run the same\n"
+    "                  command without --only-seed; it takes each seed with a part from it (nothing is trained\n"
+    "                  again) and makes the rest. A part made by another table (budget, recipes, --set, protocols)\n"
+    "                  is refused, naming the field that differs.\n"
     "Budgets: tiny (synthetic-sized smoke run: 20 steps), small (600 steps, 10,000 images for the frozen\n"
     "protocols), medium (3,000 steps, all images), large (12,000 steps, all images, fine-tuning 2,000 steps),\n"
     "xlarge (48,000 steps, about 51 epochs at batch 64, fine-tuning 4,000 steps: hours a run on a CPU).\n"
@@ -66,7 +72,7 @@ const char* kTableHelp =
 }  // namespace
 
 int cmdTable(int argc, char** argv) {
-    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard", "graft-steps", "pool"}, {"no-baselines", "verbose", "help"});
+    Args a = parseArgs(argc, argv, 2, {"out", "recipes", "budget", "protocol", "set", "seed", "seeds", "jobs", "train-shard", "graft-steps", "pool", "only-seed"}, {"no-baselines", "verbose", "help"});
     if (a.has("help")) {
         std::cout << kTableHelp;
         return kExitOk;
@@ -106,6 +112,14 @@ int cmdTable(int argc, char** argv) {
     } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("--graft-steps: ") + e.what());
     }
+    if (a.has("only-seed")) {
+        const int64_t only = parseInt("only-seed", a.get("only-seed"));
+        const int64_t first = req.recipes.front().recipe.seed;
+        if (only < first || only >= first + req.seeds)
+            throw UsageError("--only-seed " + std::to_string(only) + " is not one of the table's seeds (" + std::to_string(first) +
+                             (req.seeds > 1 ? " to " + std::to_string(first + req.seeds - 1) : std::string()) + ")");
+        req.onlySeed = only;
+    }
     for (int i = 0; i < argc; ++i) req.command += std::string(i ? " " : "") + argv[i];
     const TrainJobs jobs = trainJobsOf(a);
     const bool tty = isatty(STDERR_FILENO) && !jobs.isJob();
@@ -116,7 +130,8 @@ int cmdTable(int argc, char** argv) {
     // One table job writes --out at a time (its jobs of --jobs are its own children; every run in it has its own lock).
     std::optional<RunLock> jobLock;
     if (!jobs.isJob()) jobLock.emplace(req.outDir);
-    if (int status = trainInJobs(argc, argv, jobs, req.graftSteps > 0 ? req.seeds : req.seeds * int(req.recipes.size()), "table"); status != kExitOk) return status;
+    const std::vector<int64_t> toMake = tableSeedsToMake(req);  // less the seeds taken from parts (--only-seed)
+    if (int status = trainInJobs(argc, argv, jobs, (req.graftSteps > 0 ? 1 : int(req.recipes.size())) * int(toMake.size()), "table"); status != kExitOk) return status;
     TableResult res = runTable(
         req, [&](RunSession& session) { return runTraining(session, tty) == kExitOk && session.complete(); },
         [](const std::string& m) { spdlog::info("{}", m); });
@@ -125,6 +140,12 @@ int cmdTable(int argc, char** argv) {
         return kExitFailure;
     }
     if (req.trainShards > 0) return kExitOk;  // a job of --jobs: its runs are trained, the table is the parent's
+    if (req.onlySeed) {
+        spdlog::info("seed {} of the table made: wrote {}. With every seed's part in one directory, the same command without "
+                     "--only-seed makes the table from them (nothing is trained again).",
+                     *req.onlySeed, res.partFile);
+        return kExitOk;
+    }
     std::cout << res.markdown;
     const std::string stem = tableFileStem(req);
     spdlog::info("wrote {}/{}.md, {}.csv and {}-seeds.csv", req.outDir, stem, stem, stem);

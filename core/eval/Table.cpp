@@ -18,6 +18,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -156,6 +158,91 @@ std::string teraFlops(double flops) {
     return buf;
 }
 
+
+// What a part (`table --only-seed`) must have been made by: this table but for the seed it holds, and but for how its
+// runs ran (threads, --jobs, --out): budget, seeds, baselines, protocols, pooling, grafting and every recipe as trained.
+nlohmann::json tableIdentity(const TableRequest& req) {
+    nlohmann::json budget = nlohmann::json::object();
+    budget["name"] = req.budget.name;
+    budget["steps"] = req.budget.steps;
+    budget["max_train"] = req.budget.maxTrain;
+    budget["finetune_steps"] = req.budget.finetuneSteps;
+    nlohmann::json recipes = nlohmann::json::array();
+    for (const auto& e : req.recipes) {
+        nlohmann::json r = nlohmann::json::object();
+        r["key"] = e.key;
+        r["recipe"] = experimentOf(e.recipe.toJson());
+        recipes.push_back(r);
+    }
+    nlohmann::json id = nlohmann::json::object();
+    id["budget"] = budget;
+    id["seeds"] = req.seeds;
+    id["baselines"] = req.baselines;
+    id["protocols"] = req.protocols;
+    id["pooling"] = req.pooling;
+    id["graft_steps"] = req.graftSteps;
+    id["recipes"] = recipes;
+    return id;
+}
+
+// The MTL run's per-block mean gradient cosine (its last probe) as the table prints it; "" when the run has none.
+std::string gradientCosineSection(const std::string& runDir) {
+    auto snaps = SnapshotStore::load(RunLayout(runDir).snapshots(), "gradcos");
+    const Snapshot* last = nullptr;
+    for (const auto& s : snaps)
+        if (s.unavailable().empty() && s.find("summary")) last = &s;
+    if (!last) return "";
+    auto groups = last->meta["groups"].get<std::vector<std::string>>();
+    const auto& sum = *last->find("summary");
+    std::ostringstream md;
+    md << "\nGradient cosine between the MIM and CL losses in the MTL run (step " << last->step
+       << ", mean over the probe images; Layer Grafted Pretraining's C_MIM,CL):\n\n| Group | mean cos | share negative |\n|---|---:|---:|\n";
+    for (size_t g = 0; g < groups.size(); ++g) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), kCosMean}), 100.0 * sum.at({int64_t(g), kCosFracNegative}));
+        md << "| " << groups[g] << " | " << buf << " |\n";
+    }
+    return md.str();
+}
+
+// Seed index s's entries of a row as a part file holds them (run directories by name: the part may come from another --out).
+nlohmann::json partRowJson(const TableRow& r, size_t s) {
+    nlohmann::json j = nlohmann::json::object();
+    j["key"] = r.key;
+    j["baseline"] = r.baseline;
+    j["steps"] = r.steps;
+    j["batch"] = r.batch;
+    j["grafted_onto"] = r.graftedOnto;
+    j["source_steps"] = r.sourceSteps;
+    j["run_dir"] = fs::path(r.runDirs.at(s)).filename().string();
+    j["seed"] = r.seeds.at(s);
+    j["train_seconds"] = r.trainSeconds.at(s);
+    j["train_flops"] = r.trainFlops;
+    j["gradient_cosines"] = s < r.gradientCosines.size() ? r.gradientCosines[s] : std::string();
+    j["report"] = r.reports.at(s).toJson();
+    return j;
+}
+
+// The part of seed `seed` in the table's directory, checked: nullopt when there is none; FileError naming the file
+// when it is not a part, holds another seed, or was made by another table (naming the first field that differs).
+std::optional<nlohmann::json> readTablePart(const TableRequest& req, int64_t seed) {
+    const std::string file = tablePartFile(req, seed);
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return std::nullopt;
+    const nlohmann::json j = nlohmann::json::parse(readFile(file), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw FileError(file, "not JSON (a table part written by `table --only-seed` was expected); remove it to train seed " +
+                                  std::to_string(seed) + " here");
+    if (j.value("graftlab_table_part", 0) != 1) throw FileError(file, "not a table part (no \"graftlab_table_part\": 1)");
+    if (!j.contains("seed") || !j["seed"].is_number_integer() || j["seed"].get<int64_t>() != seed)
+        throw FileError(file, "holds seed " + (j.contains("seed") ? j["seed"].dump() : std::string("(none)")) + ", not seed " + std::to_string(seed));
+    const std::string d = firstDifference(j.contains("table") ? j["table"] : nlohmann::json(), tableIdentity(req));
+    if (!d.empty())
+        throw FileError(file, "is a part of another table: " + d + " (made by `" + j.value("command", std::string("?")) +
+                                  "`); move it away to train seed " + std::to_string(seed) + " here");
+    if (!j.contains("rows") || !j["rows"].is_array()) throw FileError(file, "has no \"rows\" array");
+    return j;
+}
 }  // namespace
 
 // Each stage's steps x batch x the FLOPs of a training image of its method
@@ -312,6 +399,40 @@ const TableEntry* graftSource(const TableRequest& req, const TableEntry& e) {
                                 " recipe among the recipes trains one to graft onto (add " + m + ")");
 }
 
+namespace {
+// The seed indices a request makes (all, or --only-seed's) and, of those, the ones whose part file is in DIR.
+struct SeedPlan {
+    std::vector<int> indices;
+    std::map<int, nlohmann::json> parts;
+};
+SeedPlan planSeeds(const TableRequest& req) {
+    SeedPlan plan;
+    const int64_t firstSeed = req.recipes.front().recipe.seed;
+    if (req.onlySeed) {
+        const int64_t s = *req.onlySeed - firstSeed;
+        if (s < 0 || s >= req.seeds)
+            throw std::invalid_argument("seed " + std::to_string(*req.onlySeed) + " is not one of the table's seeds (" + std::to_string(firstSeed) +
+                                        (req.seeds > 1 ? " to " + std::to_string(firstSeed + req.seeds - 1) : std::string()) + ")");
+        plan.indices.push_back(int(s));
+        return plan;  // a part is made whole here, never taken from another part
+    }
+    for (int s = 0; s < req.seeds; ++s) {
+        plan.indices.push_back(s);
+        if (auto part = readTablePart(req, firstSeed + s)) plan.parts[s] = *part;
+    }
+    return plan;
+}
+}  // namespace
+
+std::vector<int64_t> tableSeedsToMake(const TableRequest& req) {
+    if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
+    const SeedPlan plan = planSeeds(req);
+    std::vector<int64_t> out;
+    for (int s : plan.indices)
+        if (!plan.parts.count(s)) out.push_back(req.recipes.front().recipe.seed + s);
+    return out;
+}
+
 TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
     if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
     if (req.seeds < 1 || req.seeds > 100) throw std::invalid_argument("seeds must be in 1..100");
@@ -340,11 +461,16 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     }
     for (const auto& e : req.recipes) rowFor(e.key, false);
 
+    const int64_t firstSeed = req.recipes.front().recipe.seed;
+    const SeedPlan plan = planSeeds(req);
+    const std::vector<int>& seedIndices = plan.indices;
+    const std::map<int, nlohmann::json>& parts = plan.parts;
+
     // How many evaluations the table makes (a seed: each recipe, then the baselines), counted in the log as they
     // start: the evaluations of the larger budgets take hours.
     const int evaluationsPerSeed = int(req.recipes.size()) +
                                    (req.baselines ? 1 + int(asked("finetune")) + int(req.protocols != std::vector<std::string>{"finetune"}) : 0);
-    const int evaluations = req.seeds * evaluationsPerSeed;
+    const int evaluations = int(seedIndices.size() - parts.size()) * evaluationsPerSeed;
     int evaluationsStarted = 0;
     // `adjust` sets what a baseline evaluates differently (features, protocols, fine-tuning from scratch).
     auto evaluate = [&](const std::string& ckpt, const Recipe& recipe, const std::string& key,
@@ -420,7 +546,7 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     {
         // Every run of the table checked before the first one trains (a grafted run's source checkpoint is made first).
         std::map<std::string, int64_t> sizes;
-        for (int s = 0; s < req.seeds; ++s)
+        for (int s : seedIndices)
             for (const TableEntry* e : order) {
                 auto [recipe, dir] = planned(s, *e, (fs::path(req.outDir) / "source.ckpt").string());
                 checkPlannedRun(recipe, fs::path(dir).filename().string(), sizes);
@@ -428,20 +554,60 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     }
     if (req.trainShards > 0) {
         if (req.trainShard < 0 || req.trainShard >= req.trainShards) throw std::invalid_argument("train shard out of range");
-        for (int s = 0; s < req.seeds; ++s) {
+        // The seeds to make here (not those taken from parts), numbered p = 0, 1, ... as the CLI counts its jobs' runs.
+        size_t p = 0;
+        for (int s : seedIndices) {
+            if (parts.count(s)) continue;  // made elsewhere
             std::vector<const TableEntry*> mine;
             for (size_t i = 0; i < order.size(); ++i) {
                 // k = seed x recipes + recipe; when grafting a job trains whole seeds, the source before its grafts
-                size_t k = req.graftSteps > 0 ? size_t(s) : size_t(s) * order.size() + i;
+                size_t k = req.graftSteps > 0 ? p : p * order.size() + i;
                 if (k % size_t(req.trainShards) == size_t(req.trainShard)) mine.push_back(order[i]);
             }
             if (!trainSeed(s, mine, nullptr)) return result;
+            ++p;
         }
         result.complete = true;
         return result;
     }
 
-    for (int s = 0; s < req.seeds; ++s) {
+    // A seed's rows from its part file: every row of the table, with this directory's run names.
+    auto takePart = [&](int s, const nlohmann::json& part) {
+        const std::string file = tablePartFile(req, firstSeed + s);
+        std::set<std::string> seen;
+        try {
+            for (const auto& j : part["rows"]) {
+                const std::string key = j.at("key").get<std::string>();
+                auto it = std::find_if(rows.begin(), rows.end(), [&](const TableRow& r) { return r.key == key; });
+                if (it == rows.end() || it->baseline != j.at("baseline").get<bool>())
+                    throw FileError(file, "has a row \"" + key + "\" that this table does not make");
+                if (!seen.insert(key).second) throw FileError(file, "has the row \"" + key + "\" twice");
+                TableRow& row = *it;
+                row.steps = j.at("steps").get<int64_t>();
+                row.batch = j.at("batch").get<int>();
+                row.graftedOnto = j.at("grafted_onto").get<std::string>();
+                row.sourceSteps = j.at("source_steps").get<int64_t>();
+                row.runDirs.push_back((fs::path(req.outDir) / j.at("run_dir").get<std::string>()).string());
+                row.seeds.push_back(j.at("seed").get<int64_t>());
+                row.trainSeconds.push_back(j.at("train_seconds").get<double>());
+                row.trainFlops = j.at("train_flops").get<double>();
+                row.gradientCosines.push_back(j.at("gradient_cosines").get<std::string>());
+                row.reports.push_back(EvalReport::fromJson(j.at("report")));
+                row.fromPart.push_back(true);
+            }
+        } catch (const nlohmann::json::exception& e) {
+            throw FileError(file, std::string("a row is malformed: ") + e.what());
+        }
+        for (const auto& r : rows)
+            if (!seen.count(r.key)) throw FileError(file, "lacks the row \"" + r.key + "\"");
+        log("seed " + std::to_string(firstSeed + s) + ": taken from " + file + " (made by `" + part.value("command", std::string("?")) + "`)");
+    };
+
+    for (int s : seedIndices) {
+        if (auto p = parts.find(s); p != parts.end()) {
+            takePart(s, p->second);
+            continue;
+        }
         const bool trained = trainSeed(s, order, [&](const TableEntry& e, const Recipe& recipe, const std::string& dir, const std::string& ckpt) {
             TableRow& row = rowFor(e.key, false);
             row.steps = recipe.totalSteps();
@@ -457,6 +623,8 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
             row.seeds.push_back(recipe.seed);
             addCompute(row, recipe, dir, ckpt, sourceOf(e));
             row.reports.push_back(evaluate(ckpt, recipe, e.key));
+            row.fromPart.push_back(false);
+            row.gradientCosines.push_back(row.reports.back().method == "mtl" ? gradientCosineSection(dir) : std::string());
         });
         if (!trained || stopSignalReceived()) return result;
         if (req.baselines) {
@@ -473,6 +641,8 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
                 row.runDirs.push_back(dir);
                 row.seeds.push_back(recipe.seed);
                 row.trainSeconds.push_back(0);
+                row.fromPart.push_back(false);
+                row.gradientCosines.emplace_back();
                 return row;
             };
             // Fine-tuned from random init: training from scratch, without the layer-wise decay meant for pretrained blocks.
@@ -493,6 +663,22 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         }
     }
     result.rows = rows;
+    if (req.onlySeed) {
+        // One seed of the table: its rows, for the table made where every seed's part is gathered.
+        nlohmann::json part = nlohmann::json::object();
+        part["graftlab_table_part"] = 1;
+        part["seed"] = *req.onlySeed;
+        part["command"] = req.command;
+        part["table"] = tableIdentity(req);
+        nlohmann::json partRows = nlohmann::json::array();
+        for (const auto& r : rows)
+            if (!r.reports.empty()) partRows.push_back(partRowJson(r, r.reports.size() - 1));
+        part["rows"] = partRows;
+        result.partFile = tablePartFile(req, *req.onlySeed);
+        writeFileAtomically(result.partFile, part.dump(1) + "\n");
+        result.complete = true;
+        return result;
+    }
     result.markdown = tableMarkdown(req, rows);
     result.csv = tableCsv(rows);
     const std::string stem = tableFileStem(req);
@@ -504,6 +690,10 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
 }
 
 std::string tableFileStem(const TableRequest& req) { return req.pooling == "mean" ? "table-meanpool" : "table"; }
+
+std::string tablePartFile(const TableRequest& req, int64_t seed) {
+    return (fs::path(req.outDir) / (tableFileStem(req) + "-part-seed" + std::to_string(seed) + ".json")).string();
+}
 
 std::vector<TableComparison> tableComparisons(const TableRequest& req, const std::vector<TableRow>& rows) {
     std::vector<TableComparison> out;
@@ -595,6 +785,20 @@ void writeTableNotes(std::ostringstream& md, const TableRequest& req, const std:
                << " steps (the pretraining's steps plus the fine-tuning's: equal total optimizer steps)";
         md << ", and the normalised pixels themselves as features.";
     }
+    std::set<int64_t> partSeeds;
+    for (const auto& r : rows)
+        for (size_t i = 0; i < r.fromPart.size() && i < r.seeds.size(); ++i)
+            if (r.fromPart[i]) partSeeds.insert(r.seeds[i]);
+    if (!partSeeds.empty()) {
+        std::string list;
+        for (int64_t sd : partSeeds) list += (list.empty() ? "" : ", ") + std::to_string(sd);
+        if (partSeeds.size() == 1)
+            md << " Seed " << list << " was trained and evaluated by itself (`--only-seed`) and taken from its part file ("
+               << tableFileStem(req) << "-part-seed" << list << ".json); its *Train time* is that of the machine that made it.";
+        else
+            md << " Seeds " << list << " were each trained and evaluated by themselves (`--only-seed`) and taken from their part files ("
+               << tableFileStem(req) << "-part-seedS.json); their *Train time* is that of the machines that made them.";
+    }
     md << "\n";
 }
 
@@ -683,23 +887,8 @@ void writeVerdicts(std::ostringstream& md, const TableRequest& req, const std::v
 
 // The MTL run's per-block mean gradient cosine (its last probe, first seed).
 void writeGradientCosines(std::ostringstream& md, const std::vector<TableRow>& rows) {
-    for (const auto& r : rows) {
-        if (r.baseline || r.reports.empty() || r.reports.front().method != "mtl") continue;
-        auto snaps = SnapshotStore::load(RunLayout(r.runDirs.front()).snapshots(), "gradcos");
-        const Snapshot* last = nullptr;
-        for (const auto& s : snaps)
-            if (s.unavailable().empty() && s.find("summary")) last = &s;
-        if (!last) continue;
-        auto groups = last->meta["groups"].get<std::vector<std::string>>();
-        const auto& sum = *last->find("summary");
-        md << "\nGradient cosine between the MIM and CL losses in the MTL run (step " << last->step
-           << ", mean over the probe images; Layer Grafted Pretraining's C_MIM,CL):\n\n| Group | mean cos | share negative |\n|---|---:|---:|\n";
-        for (size_t g = 0; g < groups.size(); ++g) {
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "%.3f | %.0f%%", sum.at({int64_t(g), kCosMean}), 100.0 * sum.at({int64_t(g), kCosFracNegative}));
-            md << "| " << groups[g] << " | " << buf << " |\n";
-        }
-    }
+    for (const auto& r : rows)
+        if (!r.baseline && !r.gradientCosines.empty()) md << r.gradientCosines.front();
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,8 +59,8 @@ struct TableRequest {
     std::vector<std::string> protocols = kProtocols;  // the columns evaluated (the others stay empty)
     std::string command;        // the command line, for the footnote
     // Train-only share of a table trained by several processes (`table --jobs N`): when trainShards > 0 only
-    // the recipe runs numbered k (k = seed index x recipes + recipe index; with graftSteps k = seed index: a job
-    // trains whole seeds) with k % trainShards == trainShard
+    // the recipe runs numbered k (k = p x recipes + recipe index, p counting the seeds made here: tableSeedsToMake;
+    // with graftSteps k = p: a job trains whole seeds) with k % trainShards == trainShard
     // are trained, nothing is evaluated or written beside them; the full table then reuses them.
     int trainShard = 0, trainShards = 0;
     // Grafting onto a finished run, the papers' protocol (Layer Grafted Pretraining grafts MoCo v3 onto a
@@ -74,10 +75,17 @@ struct TableRequest {
     // pixels are not pooled. A "mean" table writes table-meanpool.md / .csv / -seeds.csv (tableFileStem), so that it
     // can be made in the directory of the cls table, reusing its runs and its pixel evaluations, and keep that table.
     std::string pooling = "cls";
+    // One seed of the table (`table --only-seed S`, S one of the table's seeds): only its runs are trained and
+    // evaluated, and instead of the table its rows are written to DIR/<stem>-part-seed<S>.json (tablePartFile), so
+    // that the seeds of a long table can be made on several machines (or days). The same command without it, in a
+    // directory holding the parts, takes each seed that has a part from it instead of training it.
+    std::optional<int64_t> onlySeed;
 };
 
 // "table" for a cls table, "table-meanpool" for a mean-pooled one: the stem of its .md, .csv and -seeds.csv files.
 std::string tableFileStem(const TableRequest& request);
+// DIR/<stem>-part-seed<S>.json: the rows of seed S made by `table --only-seed S`.
+std::string tablePartFile(const TableRequest& request, int64_t seed);
 
 struct TableRow {
     std::string key, name;
@@ -91,6 +99,9 @@ struct TableRow {
     std::vector<int64_t> seeds;         // the recipe seed of each report: rows with the same seeds are paired
     std::vector<double> trainSeconds;   // training wall time per seed (a grafted row's source included)
     double trainFlops = 0;              // analytic training FLOPs of one seed (Objective::countFlops x steps x batch)
+    std::vector<bool> fromPart;         // per seed: taken from a part file (TableRequest::onlySeed) rather than made here
+    // Per seed: the MTL run's gradient-cosine section of the table (markdown, its last probe), "" for other rows.
+    std::vector<std::string> gradientCosines;
     // Mean and sample standard deviation (0 with one seed) of the top-1 accuracy (a fraction) over seeds;
     // NaN when the protocol does not apply (fine-tuning raw pixels).
     std::pair<double, double> stat(const std::string& protocol) const;
@@ -114,6 +125,7 @@ std::vector<TableComparison> tableComparisons(const TableRequest& request, const
 
 struct TableResult {
     bool complete = false;      // false: a run was stopped (Ctrl-C); the same command continues
+    std::string partFile;       // with TableRequest::onlySeed: the part written (no table then)
     std::vector<TableRow> rows; // baselines first
     std::string markdown, csv;
 };
@@ -122,6 +134,11 @@ struct TableResult {
 // recipe trained as it is); std::invalid_argument, naming the recipe and the missing method, when a staged recipe
 // has no source among the recipes or no recipe is staged at all.
 const TableEntry* graftSource(const TableRequest& request, const TableEntry& entry);
+
+// The seeds (recipe seeds) this request makes itself: all the table's, or --only-seed's, less those taken from a part
+// file in DIR; the jobs of --jobs train these (TableRequest::trainShards counts their runs). FileError naming a part
+// that is damaged or another table's; std::invalid_argument for an --only-seed that is not one of the table's seeds.
+std::vector<int64_t> tableSeedsToMake(const TableRequest& request);
 
 // Trains a run of the table with the caller's progress and signal handling; returns false when stopped early.
 using TableTrainFn = std::function<bool(RunSession&)>;

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <fstream>
 #include <thread>
+#include <sstream>
 
 using namespace graftlab;
 namespace fs = std::filesystem;
@@ -481,6 +482,151 @@ private slots:
         QVERIFY(graftSource(bad, bad.recipes.front()) == nullptr);
         fs::remove_all(req.outDir);
         fs::remove_all(job.outDir);
+    }
+
+    // table --only-seed: each seed made by itself (on another machine, say) into a part file; the same table in a
+    // directory holding the parts takes those seeds from them, training and evaluating nothing of theirs, and is the
+    // table made whole; the jobs of --jobs skip them too. A part of another table, a damaged one, one that lacks a row,
+    // or a seed the table does not have is refused, naming the file and why.
+    void tableMadeSeedBySeedFromPartsIsTheWholeTable() {
+        std::vector<RecipeIssue> issues;
+        Recipe mtl = tinyTwoBlockPreset("mtl", issues);
+        mtl.probes.every = 10;  // its gradient cosines travel in the part
+        mtl.probes.samples = 4;
+        TableRequest req;
+        req.recipes = {{"mae", tinyTwoBlockPreset("mae", issues)}, {"mtl", mtl}};
+        QVERIFY2(issues.empty(), issues.empty() ? "" : issues.front().message.c_str());
+        req.budget = tableBudget("tiny");
+        req.seeds = 2;
+        req.protocols = {"knn"};
+        req.command = "graftlab-cli table (test)";
+        int trained = 0;
+        const TableTrainFn train = [&](RunSession& s) {
+            ++trained;
+            s.run();
+            return s.complete();
+        };
+        req.outDir = test::tempDir("parts-whole");
+        const TableResult whole = runTable(req, train, nullptr);
+        QVERIFY(whole.complete);
+        std::vector<std::string> partFiles, dirs = {req.outDir};
+        for (int64_t seed : {0, 1}) {
+            TableRequest one = req;
+            one.outDir = test::tempDir("parts-seed" + std::to_string(seed));
+            one.onlySeed = seed;
+            const TableResult r = runTable(one, train, nullptr);
+            QVERIFY(r.complete);
+            QCOMPARE(r.partFile, tablePartFile(one, seed));
+            QVERIFY(fs::exists(r.partFile) && !fs::exists(one.outDir + "/table.md") && !fs::exists(one.outDir + "/table.csv"));
+            const std::string other = std::to_string(1 - seed);
+            QVERIFY(fs::exists(one.outDir + "/mae-seed" + std::to_string(seed)) && !fs::exists(one.outDir + "/mae-seed" + other));
+            partFiles.push_back(r.partFile);
+            dirs.push_back(one.outDir);
+        }
+        TableRequest gathered = req;
+        gathered.outDir = test::tempDir("parts-gathered");
+        dirs.push_back(gathered.outDir);
+        fs::create_directories(gathered.outDir);
+        for (int64_t seed : {0, 1}) fs::copy_file(partFiles[size_t(seed)], tablePartFile(gathered, seed));
+        // a job of --jobs trains nothing of a seed that has a part
+        trained = 0;
+        TableRequest job = gathered;
+        job.trainShards = 2;
+        for (int k = 0; k < 2; ++k) {
+            job.trainShard = k;
+            QVERIFY(runTable(job, train, nullptr).complete);
+        }
+        QCOMPARE(trained, 0);
+        std::string log;
+        const TableResult g = runTable(gathered, train, [&](const std::string& m) { log += m + "\n"; });
+        QVERIFY(g.complete);
+        QCOMPARE(trained, 0);
+        QVERIFY2(log.find("seed 0: taken from " + tablePartFile(gathered, 0) + " (made by `graftlab-cli table (test)`)") != std::string::npos, log.c_str());
+        QVERIFY2(log.find("seed 1: taken from ") != std::string::npos && log.find("evaluation") == std::string::npos, log.c_str());
+        QCOMPARE(g.rows.size(), whole.rows.size());
+        for (size_t i = 0; i < g.rows.size(); ++i) {
+            const TableRow &a = whole.rows[i], &b = g.rows[i];
+            QCOMPARE(b.key, a.key);
+            QCOMPARE(b.seeds, a.seeds);
+            QCOMPARE(b.values("knn"), a.values("knn"));
+            QCOMPARE(b.steps, a.steps);
+            QCOMPARE(b.batch, a.batch);
+            QCOMPARE(b.trainFlops, a.trainFlops);
+            QCOMPARE(b.gradientCosines, a.gradientCosines);
+            QCOMPARE(b.fromPart, std::vector<bool>({true, true}));
+            QCOMPARE(a.fromPart, std::vector<bool>({false, false}));
+            for (size_t s = 0; s < 2; ++s) QCOMPARE(fs::path(b.runDirs[s]).parent_path(), fs::path(gathered.outDir));
+        }
+        QVERIFY2(g.markdown.find("Gradient cosine between the MIM and CL losses in the MTL run") != std::string::npos, g.markdown.c_str());
+        QVERIFY2(g.markdown.find(" Seeds 0, 1 were each trained and evaluated by themselves (`--only-seed`)") != std::string::npos, g.markdown.c_str());
+        QVERIFY(whole.markdown.find("--only-seed") == std::string::npos);
+        // the cells and tests are the whole table's: only the train time and the note on the parts differ
+        auto withoutTimes = [](std::string md) {
+            md = md.substr(md.find("|---|"));
+            md = md.substr(0, md.find("\nCommand:"));
+            std::string out;
+            std::istringstream in(md);
+            for (std::string line; std::getline(in, line);) {
+                if (line.rfind("| ", 0) == 0) line = line.substr(0, line.find(" | ", line.find(" | ") + 3)) + line.substr(line.find(" | ", line.find(" | ", line.find(" | ") + 3) + 3));
+                if (auto at = line.find(" Seeds 0, 1 were"); at != std::string::npos) line = line.substr(0, at);
+                out += line + "\n";
+            }
+            return out;
+        };
+        QCOMPARE(withoutTimes(g.markdown), withoutTimes(whole.markdown));
+
+        // One part only: the other seed is made here, and only its evaluations are counted.
+        TableRequest half = req;
+        half.outDir = test::tempDir("parts-half");
+        dirs.push_back(half.outDir);
+        fs::create_directories(half.outDir);
+        fs::copy_file(partFiles[1], tablePartFile(half, 1));
+        log.clear();
+        QVERIFY(runTable(half, train, [&](const std::string& m) { log += m + "\n"; }).complete);
+        QCOMPARE(trained, 2);  // seed 0's MAE and MTL
+        QVERIFY2(log.find("evaluation 4 of 4 (seed 0)") != std::string::npos && log.find("of 8") == std::string::npos &&
+                     log.find("(seed 1)") == std::string::npos,
+                 log.c_str());
+        QVERIFY2(readFile(half.outDir + "/table.md").find(" Seed 1 was trained and evaluated by itself (`--only-seed`)") != std::string::npos,
+                 readFile(half.outDir + "/table.md").c_str());
+
+        // Refused, naming the file and why.
+        auto refusal = [&](const std::string& text) -> std::string {
+            writeFileAtomically(tablePartFile(gathered, 1), text);
+            try {
+                runTable(gathered, train, nullptr);
+            } catch (const FileError& e) {
+                return e.what();
+            }
+            return "(not refused)";
+        };
+        auto part = nlohmann::json::parse(readFile(partFiles[1]));
+        auto other = part;
+        other["table"]["budget"]["steps"] = 21;
+        QVERIFY2(refusal(other.dump()).rfind(tablePartFile(gathered, 1) + ": is a part of another table: budget.steps (21 there, 20 now)", 0) == 0,
+                 refusal(other.dump()).c_str());
+        other = part;
+        other["table"]["recipes"][1]["recipe"]["optim"]["base_lr"] = 0.5;
+        QVERIFY2(refusal(other.dump()).find("recipes.1.recipe.optim.base_lr (0.5 there") != std::string::npos, refusal(other.dump()).c_str());
+        QVERIFY2(refusal("{\"graftlab_table_part\": 1,").find(": not JSON") != std::string::npos, refusal("{").c_str());
+        other = part;
+        other["seed"] = 0;
+        QVERIFY2(refusal(other.dump()).find("holds seed 0, not seed 1") != std::string::npos, refusal(other.dump()).c_str());
+        other = part;
+        other["rows"].erase(0);  // the random-init row
+        QVERIFY2(refusal(other.dump()).find("lacks the row \"random_init\"") != std::string::npos, refusal(other.dump()).c_str());
+        other = part;
+        other["rows"][3].erase("report");
+        QVERIFY2(refusal(other.dump()).find("a row is malformed") != std::string::npos, refusal(other.dump()).c_str());
+        TableRequest outside = req;
+        outside.onlySeed = 2;
+        try {
+            runTable(outside, train, nullptr);
+            QFAIL("seed 2 of a two-seed table was made");
+        } catch (const std::invalid_argument& e) {
+            QCOMPARE(std::string(e.what()), std::string("seed 2 is not one of the table's seeds (0 to 1)"));
+        }
+        for (const auto& d : dirs) fs::remove_all(d);
     }
 
     // A table run again reuses its grafts though their source checkpoint path was written from another working

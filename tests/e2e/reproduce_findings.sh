@@ -62,4 +62,23 @@ grep -qF "was made by another command than tiny-mae's (word 9: '2' there, '3' li
 # An unknown name is refused with the names listed.
 if "$py" "$src/docs/reproduce_findings.py" run --commands "$work/commands.txt" nosuch > "$work/bad2.out" 2>&1; then fail "ran an unknown name"; fi
 grep -q "unknown NAME or option 'nosuch'; the names: tiny-mae" "$work/bad2.out" || { cat "$work/bad2.out"; fail "unknown name message"; }
+# A table made a seed at a time: `run --only-seed 1` publishes that seed's part under docs/parts/NAME/ (no page);
+# `run` in a fresh work directory takes seed 1 from it, makes seed 0, and publishes a page that says so.
+echo "tiny-parts: graftlab-cli table --out p --recipes mae --budget tiny --seeds 2 --protocol knn $tiny" >> "$work/commands.txt"
+rm -rf "$work/docs" && mkdir "$work/docs"
+"$py" "$src/docs/reproduce_findings.py" run --only-seed 1 --cli "$cli" --work "$work/w1" --docs "$work/docs" --commands "$work/commands.txt" tiny-parts \
+  > "$work/part.out" 2>&1 || { cat "$work/part.out" "$work/w1/tiny-parts.log"; fail "run --only-seed"; }
+[ -s "$work/docs/parts/tiny-parts/table-part-seed1.json" ] && [ ! -e "$work/docs/tiny-parts.md" ] && [ ! -d "$work/w1/p/mae-seed0" ] \
+  || { cat "$work/part.out"; ls -R "$work/docs" "$work/w1/p"; fail "the part not published alone"; }
+"$py" "$src/docs/reproduce_findings.py" run --cli "$cli" --work "$work/w2" --docs "$work/docs" --commands "$work/commands.txt" tiny-parts \
+  > "$work/whole.out" 2>&1 || { cat "$work/whole.out" "$work/w2/tiny-parts.log"; fail "run with a part"; }
+grep -qF "tiny-parts: seed taken from $work/docs/parts/tiny-parts/table-part-seed1.json" "$work/whole.out" || { cat "$work/whole.out"; fail "the part not gathered"; }
+grep -qF "taken from p/table-part-seed1.json" "$work/w2/tiny-parts.log" && [ ! -d "$work/w2/p/mae-seed1" ] && [ -d "$work/w2/p/mae-seed0" ] \
+  || { cat "$work/w2/tiny-parts.log"; fail "seed 1 made again"; }
+grep -qF "Seed 1 was trained and evaluated by itself (\`--only-seed\`)" "$work/docs/tiny-parts.md" || { cat "$work/docs/tiny-parts.md"; fail "the page does not say so"; }
+[ "$(grep -c ',p/mae-seed1$' "$work/docs/tiny-parts-seeds.csv")" -eq 1 ] || { cat "$work/docs/tiny-parts-seeds.csv"; fail "seed 1's run directory"; }
+"$py" "$src/tests/python/check_findings.py" "$work/docs" "$work/docs/tiny-parts.md" > "$work/check2.out" \
+  || { cat "$work/check2.out"; fail "check_findings rejects the page made from a part"; }
+if "$py" "$src/docs/reproduce_findings.py" run --only-seed x --commands "$work/commands.txt" tiny-parts > "$work/bad3.out" 2>&1; then fail "--only-seed x"; fi
+grep -qF -- "--only-seed needs a seed number, got 'x'" "$work/bad3.out" || { cat "$work/bad3.out"; fail "--only-seed x message"; }
 echo "reproduce_findings OK"

@@ -146,6 +146,35 @@ for d in mae-seed0 mae-seed1 mocov3-seed0 mocov3-seed1; do
   grep -q "reusing the finished run in $work/j/$d\$" "$work/logj" || { cat "$work/logj"; fail "$d not reused by the table"; }
 done
 [ "$(grep -cE '^(mae|mocov3),[^,]*,0,20,16,2,[0-9]' "$work/j/table.csv")" -eq 2 ] || { cat "$work/j/table.csv"; fail "table after --jobs"; }
+# --only-seed: each seed made by itself (as on two machines: seed 1 with --jobs 2) into a part file and no table;
+# the parts gathered in a third directory make the table with the same command, nothing trained or evaluated again,
+# cell for cell the table made whole above; a seed the table does not have, or a part of another table, is refused.
+for seed in 1 0; do
+  "$cli" table --out "$work/o$seed" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --jobs 2 --only-seed $seed "${tiny[@]}" \
+    > /dev/null 2> "$work/logo$seed" || { cat "$work/logo$seed"; fail "table --only-seed $seed"; }
+  [ -f "$work/o$seed/table-part-seed$seed.json" ] && [ ! -f "$work/o$seed/table.md" ] && [ ! -d "$work/o$seed/mae-seed$((1 - seed))" ] \
+    || { ls "$work/o$seed"; fail "--only-seed $seed made more than its part"; }
+  grep -q "training 2 runs in 2 jobs side by side" "$work/logo$seed" || { cat "$work/logo$seed"; fail "--only-seed with --jobs"; }
+  grep -qF "seed $seed of the table made: wrote $work/o$seed/table-part-seed$seed.json" "$work/logo$seed" || { cat "$work/logo$seed"; fail "part not named"; }
+done
+mkdir "$work/gathered"
+cp "$work/o0/table-part-seed0.json" "$work/o1/table-part-seed1.json" "$work/gathered/"
+"$cli" table --out "$work/gathered" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --jobs 2 "${tiny[@]}" > /dev/null 2> "$work/logg" \
+  || { cat "$work/logg"; fail "table from parts"; }
+[ "$(grep -c "taken from $work/gathered/table-part-seed" "$work/logg")" -eq 2 ] && ! grep -qE "training|evaluation [0-9]" "$work/logg" \
+  || { cat "$work/logg"; fail "the parts were not used, or something was made again"; }
+# every column but the train time (the machines' own) is the whole table's
+cmp <(cut -d, -f1-15,17- "$work/gathered/table.csv") <(cut -d, -f1-15,17- "$work/j/table.csv") || { cat "$work/gathered/table.csv" "$work/j/table.csv"; fail "parts' table differs"; }
+grep -qF "Seeds 0, 1 were each trained and evaluated by themselves (\`--only-seed\`)" "$work/gathered/table.md" || { cat "$work/gathered/table.md"; fail "parts not stated"; }
+set +e
+"$cli" table --out "$work/gathered" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines --only-seed 2 "${tiny[@]}" > /dev/null 2> "$work/logo2"; code=$?
+set -e
+[ $code -eq 2 ] && grep -qF -- "--only-seed 2 is not one of the table's seeds (0 to 1)" "$work/logo2" || { cat "$work/logo2"; fail "a seed outside the table"; }
+set +e
+"$cli" table --out "$work/gathered" --recipes mae,mocov3 --budget tiny --seeds 2 --no-baselines "${tiny[@]}" --set optim.base_lr=0.002 > /dev/null 2> "$work/logo3"; code=$?
+set -e
+[ $code -ne 0 ] && grep -qF "$work/gathered/table-part-seed0.json: is a part of another table: recipes.0.recipe.optim.base_lr" "$work/logo3" \
+  || { cat "$work/logo3"; fail "a part of another table was used"; }
 # Again with one seed and the same recipe: reused. With another batch size: that is another recipe, trained again.
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log2" || { cat "$work/log2"; fail "table u"; }
 "$cli" table --out "$work/u" --recipes mae --budget tiny --no-baselines "${tiny[@]}" > /dev/null 2> "$work/log3" || { cat "$work/log3"; fail "table again"; }

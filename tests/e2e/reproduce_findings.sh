@@ -77,8 +77,22 @@ grep -qF "taken from p/table-part-seed1.json" "$work/w2/tiny-parts.log" && [ ! -
   || { cat "$work/w2/tiny-parts.log"; fail "seed 1 made again"; }
 grep -qF "Seed 1 was trained and evaluated by itself (\`--only-seed\`)" "$work/docs/tiny-parts.md" || { cat "$work/docs/tiny-parts.md"; fail "the page does not say so"; }
 [ "$(grep -c ',p/mae-seed1$' "$work/docs/tiny-parts-seeds.csv")" -eq 1 ] || { cat "$work/docs/tiny-parts-seeds.csv"; fail "seed 1's run directory"; }
+cp "$work/commands.txt" "$work/docs/findings-commands.txt"
 "$py" "$src/tests/python/check_findings.py" "$work/docs" "$work/docs/tiny-parts.md" > "$work/check2.out" \
   || { cat "$work/check2.out"; fail "check_findings rejects the page made from a part"; }
+grep -q "and 1 published parts checked: 0 mismatches" "$work/check2.out" || { cat "$work/check2.out"; fail "the part not checked"; }
+# a published part that disagrees with the page's per-seed data, or was made by another command, is named
+"$py" - "$work/docs/parts/tiny-parts/table-part-seed1.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["rows"][-1]["report"]["protocols"]["knn"]["top1"] += 0.01
+p["command"] = p["command"].replace("--budget tiny", "--budget small")
+json.dump(p, open(sys.argv[1], "w"))
+PY
+if "$py" "$src/tests/python/check_findings.py" "$work/docs" "$work/docs/tiny-parts.md" > "$work/check3.out"; then fail "a wrong part passed"; fi
+grep -q "parts/tiny-parts/table-part-seed1.json: mae seed 1 knn: .* here, .* in tiny-parts-seeds.csv" "$work/check3.out" \
+  && grep -q "parts/tiny-parts/table-part-seed1.json: made by another command than tiny-parts's (word 7: 'small' there, 'tiny' listed)" "$work/check3.out" \
+  || { cat "$work/check3.out"; fail "a wrong part not named"; }
 if "$py" "$src/docs/reproduce_findings.py" run --only-seed x --commands "$work/commands.txt" tiny-parts > "$work/bad3.out" 2>&1; then fail "--only-seed x"; fi
 grep -qF -- "--only-seed needs a seed number, got 'x'" "$work/bad3.out" || { cat "$work/bad3.out"; fail "--only-seed x message"; }
 echo "reproduce_findings OK"

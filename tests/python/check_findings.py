@@ -19,8 +19,11 @@ per-seed values. Exit status 1 with every mismatch listed (file, line, cell, sta
 A table's own page (`NAME.md` beside `NAME.csv`, as `graftlab-cli table` writes them) needs no marker; a sweep's
 (protocol columns named linear, knn, ... after the grid's key columns) is checked point by point against its CSV.
 Every table page must state the command docs/findings-commands.txt lists for it (docs/reproduce_findings.py).
+Every published part of a table made a seed at a time (docs/parts/NAME/<stem>-part-seedS.json, `table --only-seed S`)
+must belong to a listed table, hold seed S, have been made by the listed command with --only-seed S (binary and
+--out aside), and, once NAME-seeds.csv is published, agree with it value for value.
 Usage: check_findings.py DOCS_DIR [PAGE.md ...]   (pages: DOCS_DIR/FINDINGS.md and every NAME.md with a NAME.csv)"""
-import csv, math, os, re, sys
+import csv, json, math, os, re, shlex, sys
 from collections import defaultdict
 
 PROTOCOLS = {"Linear": "linear", "1%": "fewshot", "k-NN": "knn", "Fine-tuning": "finetune"}
@@ -333,6 +336,73 @@ def check_commands(docs):
     return checked
 
 
+def check_parts(docs):
+    """docs/parts/NAME/*.json: parts of the listed table NAME, made by its command, agreeing with NAME-seeds.csv."""
+    root = os.path.join(docs, "parts")
+    if not os.path.isdir(root):
+        return 0
+    listed = {}
+    path = os.path.join(docs, "findings-commands.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    name, _, cmd = line.partition(": ")
+                    listed[name] = cmd
+    checked = 0
+    for name in sorted(os.listdir(root)):
+        where = os.path.join("parts", name)
+        if name not in listed:
+            fail(where, "not a table listed in findings-commands.txt")
+            continue
+        words = shlex.split(listed[name])
+        stem = "table-meanpool" if "--pool" in words and words[words.index("--pool") + 1] == "mean" else "table"
+        seeds_csv = os.path.join(docs, name + "-seeds.csv")
+        published = {}
+        if os.path.exists(seeds_csv):
+            for r in read_csv(seeds_csv):
+                published[(r["recipe"], r["seed"], r["protocol"])] = float(r["top1"])
+        for f in sorted(os.listdir(os.path.join(root, name))):
+            w = os.path.join(where, f)
+            m = re.fullmatch(re.escape(stem) + r"-part-seed(-?[0-9]+)\.json", f)
+            if not m:
+                fail(w, f"not a part of {name} ({stem}-part-seedS.json)")
+                continue
+            try:
+                part = json.load(open(os.path.join(root, name, f), encoding="utf-8"))
+                seed, made, rows = part["seed"], part["command"].split(" "), part["rows"]
+            except (ValueError, KeyError, TypeError) as e:
+                fail(w, f"not a table part: {e}")
+                continue
+            if part.get("graftlab_table_part") != 1 or str(seed) != m.group(1):
+                fail(w, f"holds seed {seed}, its name says {m.group(1)}")
+            # the command as made: binary and --out aside, --only-seed S removed
+            if "--only-seed" in made:
+                i = made.index("--only-seed")
+                if made[i + 1:i + 2] != [m.group(1)]:
+                    fail(w, f"made with --only-seed {made[i + 1:i + 2]}, not {m.group(1)}")
+                made = made[:i] + made[i + 2:]
+            else:
+                fail(w, "its command has no --only-seed")
+            made[0] = "graftlab-cli"
+            if "--out" in made and "--out" in words:
+                made[made.index("--out") + 1] = words[words.index("--out") + 1]
+            if made != words:
+                diff = next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(made, words)) if a != b),
+                            f"{len(made)} words there, {len(words)} listed")
+                fail(w, f"made by another command than {name}'s ({diff})")
+            for r in rows:
+                for proto, res in r.get("report", {}).get("protocols", {}).items():
+                    key = (r["key"], str(r["seed"]), proto)
+                    if published and key not in published:
+                        fail(w, f"{r['key']} seed {r['seed']} {proto}: not in {name}-seeds.csv")
+                    elif published and abs(published[key] - 100 * res["top1"]) > 1e-3:
+                        fail(w, f"{r['key']} seed {r['seed']} {proto}: {100 * res['top1']:.4f} here, {published[key]} in {name}-seeds.csv")
+            checked += 1
+    return checked
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
@@ -343,12 +413,14 @@ def main(argv):
     tables = sum(check_page(docs, p) for p in pages)
     cells = check_seed_files(docs)
     commands = check_commands(docs)
+    parts = check_parts(docs)
     for e in errors:
         print(e)
     if tables == 0:
         print("no table of accuracies found: nothing was checked")
         return 1
-    print(f"{tables} tables, {cells} per-seed means and {commands} pages' commands checked: {len(errors)} mismatches")
+    print(f"{tables} tables, {cells} per-seed means, {commands} pages' commands and {parts} published parts checked: "
+          f"{len(errors)} mismatches")
     return 1 if errors else 0
 
 

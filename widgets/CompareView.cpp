@@ -360,7 +360,9 @@ void CompareView::refresh() {
     table_->setRowCount(int(runs_.size()));
     for (int i = 0; i < int(runs_.size()); ++i) {
         const auto& r = runs_[i];
-        QString step = r.step < 0 ? QString() : r.stepEvaluated ? QString::number(r.step) : tr("%1 (not evaluated)").arg(r.step);
+        // the newest checkpoint's step before it is evaluated: the number alone, in grey italics, with why in its tooltip
+        // (a longer text widened the column and pushed the protocols behind a scroll bar)
+        QString step = r.step < 0 ? QString() : QString::number(r.step);
         QStringList cells = {r.name, r.method, step, r.dataset};
         for (const auto& p : protocols()) cells << (r.top1.contains(p) ? QString::number(100.0 * r.top1.value(p), 'f', 1) : tr("—"));
         for (int c = 0; c < cells.size(); ++c) {
@@ -373,6 +375,13 @@ void CompareView::refresh() {
                     item->setText(QStringLiteral("⚠ ") + r.name);
                     item->setToolTip(item->toolTip() + QStringLiteral("\n\n") + tr("Warning: %1").arg(r.warnings.join(QStringLiteral("\n"))));
                 }
+            }
+            if (c == 2 && r.step >= 0 && !r.stepEvaluated) {
+                QFont f = item->font();
+                f.setItalic(true);
+                item->setFont(f);
+                item->setForeground(palette().color(QPalette::Disabled, QPalette::Text));
+                item->setToolTip(tr("Step %1: the newest checkpoint, not evaluated yet (Evaluate evaluates it)").arg(r.step));
             }
             if (c >= kFixedColumns) item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             table_->setItem(i, c, item);

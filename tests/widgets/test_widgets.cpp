@@ -305,7 +305,10 @@ private slots:
         QVERIFY(!view.progressBar()->isVisible() && !view.cancelButton()->isVisible() && view.cancelButton()->isEnabled());
         // the step column: the evaluated checkpoint's step, or the newest checkpoint's before evaluation (was empty)
         QCOMPARE(view.table()->item(0, 2)->text(), QString("100"));
-        QCOMPARE(view.table()->item(2, 2)->text(), QString("300 (not evaluated)"));
+        // (not evaluated yet: the number alone, so that the column stays narrow, in italics, and the tooltip says why)
+        QCOMPARE(view.table()->item(2, 2)->text(), QString("300"));
+        QVERIFY(view.table()->item(2, 2)->font().italic() && !view.table()->item(0, 2)->font().italic());
+        QVERIFY(view.table()->item(2, 2)->toolTip().contains("not evaluated yet") && view.table()->item(0, 2)->toolTip().isEmpty());
         // one bar series per evaluated run, with a bar per evaluated protocol
         QCOMPARE(view.plot()->plottableCount(), 2);
         QCOMPARE(qobject_cast<QCPBars*>(view.plot()->plottable(0))->data()->size(), 2);

@@ -428,6 +428,20 @@ void RunOverlayView::redraw() {
         g.label = recipePart + parent +
                   (g.members.size() > 1 ? tr("%1 (%n seeds)", nullptr, int(g.members.size())).arg(seedGroup(run.fileName())) : run.fileName());
     }
+    {
+        // The list shows each run in the colour it is drawn in: a folder's seeds drawn as one curve take its colour.
+        QHash<const Entry*, QColor> shown;
+        for (const Group& g : groups)
+            for (int m : g.members) shown[drawn[m].e] = drawn[g.members.front()].e->colour;
+        const QSignalBlocker quiet(list_);
+        for (const auto& e : entries_) {
+            const QColor c = shown.value(&e, e.colour);
+            if (e.item->data(Qt::UserRole + 1).value<QColor>() != c) {
+                e.item->setIcon(swatch(c));
+                e.item->setData(Qt::UserRole + 1, c);
+            }
+        }
+    }
     for (const Group& g : groups) {
         const Entry& e = *drawn[g.members.front()].e;
         const RunCurves& c = e.curves;

@@ -994,6 +994,14 @@ private slots:
         // the same NAME in two folders (a lone seed in the other): each named with its folder
         QCOMPARE(mean->name(), QString("t/mae (3 seeds)"));
         QCOMPARE(v.series(tmp.filePath("other/mae-seed0"))->name(), QString("mae · other/mae-seed0"));
+        // the run list shows every seed in the colour of the curve it is drawn in; unticked, each its own again
+        auto listColour = [&](const QString& dir) {
+            for (auto* item : v.findChild<QListWidget*>()->findItems(QStringLiteral("*"), Qt::MatchWildcard))
+                if (item->data(Qt::UserRole).toString() == dir) return item->icon().pixmap(14, 14).toImage().pixelColor(6, 6);
+            return QColor();
+        };
+        for (const char* seed : {"t/mae-seed0", "t/mae-seed1", "t/mae-seed2"}) QCOMPARE(listColour(tmp.filePath(seed)), mean->pen().color());
+        QVERIFY(v.colourOf(tmp.filePath("t/mae-seed1")) != mean->pen().color());  // its own colour, kept for one line a run
         QCOMPARE(mean->data()->size(), 3);
         for (int i = 0; i < 3; ++i) {
             QCOMPARE(mean->data()->at(i)->key, 10.0 * (i + 1));
@@ -1017,6 +1025,8 @@ private slots:
         v.setChecked(tmp.filePath("other/mae-seed1"), true);
         v.seedsTogetherBox()->setChecked(false);
         QCOMPARE(v.seriesCount(), 5);
+        QCOMPARE(listColour(tmp.filePath("t/mae-seed1")), v.colourOf(tmp.filePath("t/mae-seed1")));
+        QCOMPARE(v.series(tmp.filePath("t/mae-seed1"))->pen().color(), v.colourOf(tmp.filePath("t/mae-seed1")));
         QCOMPARE(v.series(tmp.filePath("t/mae-seed2"))->data()->size(), 4);
         QSettings().remove("overlay");
     }

@@ -306,12 +306,11 @@ def check_seed_files(docs):
     return checked
 
 
-def check_commands(docs):
-    """Every table page NAME.md (beside NAME.csv) states the command docs/findings-commands.txt lists for NAME, so
-    that docs/reproduce_findings.py remakes what the page shows."""
+def read_listed(docs):
+    """docs/findings-commands.txt as {NAME: COMMAND}; None without the file."""
     path = os.path.join(docs, "findings-commands.txt")
     if not os.path.exists(path):
-        return 0
+        return None
     listed = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -319,6 +318,15 @@ def check_commands(docs):
             if line and not line.startswith("#"):
                 name, _, cmd = line.partition(": ")
                 listed[name] = cmd
+    return listed
+
+
+def check_commands(docs):
+    """Every table page NAME.md (beside NAME.csv) states the command docs/findings-commands.txt lists for NAME, so
+    that docs/reproduce_findings.py remakes what the page shows."""
+    listed = read_listed(docs)
+    if listed is None:
+        return 0
     checked = 0
     for f in sorted(os.listdir(docs)):
         if not f.endswith(".md") or not os.path.exists(os.path.join(docs, f[:-3] + ".csv")):
@@ -341,15 +349,7 @@ def check_parts(docs):
     root = os.path.join(docs, "parts")
     if not os.path.isdir(root):
         return 0
-    listed = {}
-    path = os.path.join(docs, "findings-commands.txt")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    name, _, cmd = line.partition(": ")
-                    listed[name] = cmd
+    listed = read_listed(docs) or {}
     checked = 0
     for name in sorted(os.listdir(root)):
         where = os.path.join("parts", name)

@@ -209,7 +209,13 @@ def main(argv):
         log = os.path.join(work, name + ".log")
         print(f"{name}: {' '.join(args)}  (log: {log})", flush=True)
         with open(log, "a", encoding="utf-8") as f:
-            rc = subprocess.call(args, cwd=work, stdout=f, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(args, cwd=work, stdout=f, stderr=subprocess.STDOUT)
+            try:
+                rc = child.wait()
+            except KeyboardInterrupt:  # Ctrl+C reached the table too: it stops with a checkpoint; wait for it
+                rc = child.wait()
+                print(f"{name}: stopped (Ctrl+C); run the same again to continue. Its log: {log}", file=sys.stderr)
+                return 130
         if rc != 0:
             print(f"{name}: exit status {rc}; its log: {log}. Run the same again to continue.", file=sys.stderr)
             return rc

@@ -236,7 +236,8 @@ std::optional<nlohmann::json> readTablePart(const TableRequest& req, int64_t see
     if (j.value("graftlab_table_part", 0) != 1) throw FileError(file, "not a table part (no \"graftlab_table_part\": 1)");
     if (!j.contains("seed") || !j["seed"].is_number_integer() || j["seed"].get<int64_t>() != seed)
         throw FileError(file, "holds seed " + (j.contains("seed") ? j["seed"].dump() : std::string("(none)")) + ", not seed " + std::to_string(seed));
-    const std::string d = firstDifference(j.contains("table") ? j["table"] : nlohmann::json(), tableIdentity(req));
+    if (!j.contains("table") || !j["table"].is_object()) throw FileError(file, "does not say what table made it (no \"table\" object)");
+    const std::string d = firstDifference(j["table"], tableIdentity(req));
     if (!d.empty())
         throw FileError(file, "is a part of another table: " + d + " (made by `" + j.value("command", std::string("?")) +
                                   "`); move it away to train seed " + std::to_string(seed) + " here");
@@ -587,7 +588,8 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
                 row.batch = j.at("batch").get<int>();
                 row.graftedOnto = j.at("grafted_onto").get<std::string>();
                 row.sourceSteps = j.at("source_steps").get<int64_t>();
-                row.runDirs.push_back((fs::path(req.outDir) / j.at("run_dir").get<std::string>()).string());
+                // a run's directory name (as written), placed under this table's --out whatever the file says
+                row.runDirs.push_back((fs::path(req.outDir) / fs::path(j.at("run_dir").get<std::string>()).filename()).string());
                 row.seeds.push_back(j.at("seed").get<int64_t>());
                 row.trainSeconds.push_back(j.at("train_seconds").get<double>());
                 row.trainFlops = j.at("train_flops").get<double>();

@@ -528,6 +528,11 @@ private slots:
         dirs.push_back(gathered.outDir);
         fs::create_directories(gathered.outDir);
         for (int64_t seed : {0, 1}) fs::copy_file(partFiles[size_t(seed)], tablePartFile(gathered, seed));
+        {  // a run directory written as a path elsewhere is still placed under this table's --out, by its name
+            auto p1 = nlohmann::json::parse(readFile(tablePartFile(gathered, 1)));
+            for (auto& r : p1["rows"]) r["run_dir"] = "../elsewhere/" + r["run_dir"].get<std::string>();
+            writeFileAtomically(tablePartFile(gathered, 1), p1.dump());
+        }
         // a job of --jobs trains nothing of a seed that has a part
         trained = 0;
         TableRequest job = gathered;
@@ -609,6 +614,9 @@ private slots:
         other["table"]["recipes"][1]["recipe"]["optim"]["base_lr"] = 0.5;
         QVERIFY2(refusal(other.dump()).find("recipes.1.recipe.optim.base_lr (0.5 there") != std::string::npos, refusal(other.dump()).c_str());
         QVERIFY2(refusal("{\"graftlab_table_part\": 1,").find(": not JSON") != std::string::npos, refusal("{").c_str());
+        other = part;
+        other.erase("table");
+        QVERIFY2(refusal(other.dump()).find("does not say what table made it") != std::string::npos, refusal(other.dump()).c_str());
         other = part;
         other["seed"] = 0;
         QVERIFY2(refusal(other.dump()).find("holds seed 0, not seed 1") != std::string::npos, refusal(other.dump()).c_str());

@@ -2,6 +2,7 @@
 """Remakes the tables of docs/FINDINGS.md and publishes them into docs/.
 
     python3 docs/reproduce_findings.py list
+    python3 docs/reproduce_findings.py status [NAME ...]
     python3 docs/reproduce_findings.py run [--cli PATH] [--work DIR] [--no-publish] [--only-seed S] [NAME ...]
     python3 docs/reproduce_findings.py publish NAME DIR
   (each also takes --commands FILE, default docs/findings-commands.txt, and --docs DIR, default docs/)
@@ -19,6 +20,10 @@ A table too long for one sitting is made a seed at a time: `run --only-seed S NA
 --only-seed S (that seed's runs and evaluations only) and publishes its part file as docs/parts/NAME/<stem>-part-seedS.json.
 `run NAME` first copies the parts published there into the work directory's --out, so the table takes those seeds
 from them and makes only the others; publishing the table then states which seeds came from parts.
+
+`status` says for each listed command (or those named) what docs/ holds: its page published by the listed command,
+a page made by another command (the first word that differs), or no page yet, and for a table the seeds whose parts
+are published and the `run` that makes the rest.
 """
 import csv, io, os, re, shlex, shutil, subprocess, sys
 
@@ -102,6 +107,52 @@ def publish_part(name, cmd, work, seed, docs):
     print(f"published {part} as {os.path.join(parts_dir(docs, name), f)}")
 
 
+def table_seeds(listed):
+    """The seeds a table command makes: --seed S (default 0) and the --seeds N after it."""
+    first = int(option(listed, "--seed")) if "--seed" in listed else 0
+    n = int(option(listed, "--seeds")) if "--seeds" in listed else 1
+    return list(range(first, first + n))
+
+
+def status(name, cmd, docs):
+    """One line on what docs/ holds of NAME (see `status` above)."""
+    listed = shlex.split(cmd)
+    page = os.path.join(docs, name + ".md")
+    if os.path.exists(page):
+        made = page_command(open(page, encoding="utf-8").read())
+        if made is not None and shlex.split(made) == listed:
+            return f"{name}: published ({os.path.relpath(page)})"
+        made_words = shlex.split(made) if made is not None else []
+        diff = next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(made_words, listed)) if a != b),
+                    f"{len(made_words)} words there, {len(listed)} listed" if made is not None else "it names no command")
+        head = f"{name}: {os.path.relpath(page)} was made by another command ({diff}); make it again: run {name}"
+    else:
+        head = f"{name}: not published"
+    if listed[1] != "table":
+        return head if os.path.exists(page) else f"{head}; make it: run {name}"
+    stem = outputs(listed)
+    have = []
+    src = parts_dir(docs, name)
+    if os.path.isdir(src):
+        for f in os.listdir(src):
+            m = re.fullmatch(re.escape(stem) + r"-part-seed(-?[0-9]+)\.json", f)
+            if m:
+                have.append(int(m.group(1)))
+    seeds = table_seeds(listed)
+    done = sorted(s for s in have if s in seeds)
+    left = [s for s in seeds if s not in done]
+    words = lambda ss: ", ".join(str(s) for s in ss)
+    if os.path.exists(page):
+        return head
+    if not done:
+        return f"{head}; no seed's part published; make it: run {name} (or a seed at a time: run --only-seed S {name})"
+    if not left:
+        return f"{head}; every seed's part published ({words(done)}); make the table from them: run {name}"
+    return (f"{head}; part{'s' if len(done) > 1 else ''} of seed{'s' if len(done) > 1 else ''} {words(done)} published, "
+            f"seed{'s' if len(left) > 1 else ''} {words(left)} to make: "
+            + ", ".join(f"run --only-seed {s} {name}" for s in left) + f" (or run {name} for all)")
+
+
 def publish(name, cmd, src, docs):
     listed = shlex.split(cmd)
     out_name = option(listed, "--out")
@@ -150,7 +201,7 @@ def publish(name, cmd, src, docs):
 
 
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("list", "run", "publish"):
+    if len(argv) < 2 or argv[1] not in ("list", "status", "run", "publish"):
         print(__doc__)
         return 2
     what, rest = argv[1], argv[2:]
@@ -169,6 +220,13 @@ def main(argv):
     if what == "list":
         for name, cmd in commands.items():
             print(f"{name}: {cmd}")
+        return 0
+    if what == "status":
+        unknown = [n for n in rest if n not in commands]
+        if unknown:
+            raise SystemExit(f"unknown NAME {unknown[0]!r}; the names: {', '.join(commands)}")
+        for name in rest or list(commands):
+            print(status(name, commands[name], docs))
         return 0
     if what == "publish":
         if len(rest) != 2 or rest[0] not in commands:

@@ -70,6 +70,11 @@ rm -rf "$work/docs" && mkdir "$work/docs"
   > "$work/part.out" 2>&1 || { cat "$work/part.out" "$work/w1/tiny-parts.log"; fail "run --only-seed"; }
 [ -s "$work/docs/parts/tiny-parts/table-part-seed1.json" ] && [ ! -e "$work/docs/tiny-parts.md" ] && [ ! -d "$work/w1/p/mae-seed0" ] \
   || { cat "$work/part.out"; ls -R "$work/docs" "$work/w1/p"; fail "the part not published alone"; }
+# `status` says which seeds are left, and how to make them
+"$py" "$src/docs/reproduce_findings.py" status --docs "$work/docs" --commands "$work/commands.txt" > "$work/status1.out" 2>&1 || { cat "$work/status1.out"; fail "status"; }
+grep -qxF "tiny-parts: not published; part of seed 1 published, seed 0 to make: run --only-seed 0 tiny-parts (or run tiny-parts for all)" "$work/status1.out" \
+  && grep -qxF "tiny-mae: not published; no seed's part published; make it: run tiny-mae (or a seed at a time: run --only-seed S tiny-mae)" "$work/status1.out" \
+  || { cat "$work/status1.out"; fail "status before the table"; }
 "$py" "$src/docs/reproduce_findings.py" run --cli "$cli" --work "$work/w2" --docs "$work/docs" --commands "$work/commands.txt" tiny-parts \
   > "$work/whole.out" 2>&1 || { cat "$work/whole.out" "$work/w2/tiny-parts.log"; fail "run with a part"; }
 grep -qF "tiny-parts: seed taken from $work/docs/parts/tiny-parts/table-part-seed1.json" "$work/whole.out" || { cat "$work/whole.out"; fail "the part not gathered"; }
@@ -77,6 +82,12 @@ grep -qF "taken from p/table-part-seed1.json" "$work/w2/tiny-parts.log" && [ ! -
   || { cat "$work/w2/tiny-parts.log"; fail "seed 1 made again"; }
 grep -qF "Seed 1 was trained and evaluated by itself (\`--only-seed\`)" "$work/docs/tiny-parts.md" || { cat "$work/docs/tiny-parts.md"; fail "the page does not say so"; }
 [ "$(grep -c ',p/mae-seed1$' "$work/docs/tiny-parts-seeds.csv")" -eq 1 ] || { cat "$work/docs/tiny-parts-seeds.csv"; fail "seed 1's run directory"; }
+(cd "$work" && "$py" "$src/docs/reproduce_findings.py" status tiny-parts --docs docs --commands commands.txt) > "$work/status2.out" 2>&1 || { cat "$work/status2.out"; fail "status 2"; }
+grep -qxF "tiny-parts: published (docs/tiny-parts.md)" "$work/status2.out" || { cat "$work/status2.out"; fail "status after the table"; }
+sed 's/--protocol knn/--protocol linear/' "$work/commands.txt" > "$work/commands-other.txt"
+(cd "$work" && "$py" "$src/docs/reproduce_findings.py" status tiny-parts --docs docs --commands commands-other.txt) > "$work/status3.out" 2>&1 || { cat "$work/status3.out"; fail "status 3"; }
+grep -qxF "tiny-parts: docs/tiny-parts.md was made by another command (word 11: 'knn' there, 'linear' listed); make it again: run tiny-parts" "$work/status3.out" \
+  || { cat "$work/status3.out"; fail "status of a page made by another command"; }
 cp "$work/commands.txt" "$work/docs/findings-commands.txt"
 "$py" "$src/tests/python/check_findings.py" "$work/docs" "$work/docs/tiny-parts.md" > "$work/check2.out" \
   || { cat "$work/check2.out"; fail "check_findings rejects the page made from a part"; }

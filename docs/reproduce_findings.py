@@ -76,6 +76,18 @@ def page_command(md_text):
     return m.group(1) if m else None
 
 
+def first_difference(there, listed):
+    """Where two commands' words first differ, in the words of the refusals: "word 7: 'a' there, 'b' listed"."""
+    return next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(there, listed)) if a != b),
+                f"{len(there)} words there, {len(listed)} listed")
+
+
+def part_seed(stem, filename):
+    """The seed of a part file's name (<stem>-part-seedS.json), or None for another file."""
+    m = re.fullmatch(re.escape(stem) + r"-part-seed(-?[0-9]+)\.json", filename)
+    return int(m.group(1)) if m else None
+
+
 def parts_dir(docs, name):
     return os.path.join(docs, "parts", name)
 
@@ -90,7 +102,7 @@ def gather_parts(name, cmd, work, docs):
     os.makedirs(out, exist_ok=True)
     copied = []
     for f in sorted(os.listdir(src)):
-        if re.fullmatch(re.escape(outputs(listed)) + r"-part-seed-?[0-9]+\.json", f) and not os.path.exists(os.path.join(out, f)):
+        if part_seed(outputs(listed), f) is not None and not os.path.exists(os.path.join(out, f)):
             shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
             copied.append(f)
     return copied
@@ -107,10 +119,13 @@ def publish_part(name, cmd, work, seed, docs):
     print(f"published {part} as {os.path.join(parts_dir(docs, name), f)}")
 
 
-def table_seeds(listed):
+def table_seeds(name, listed):
     """The seeds a table command makes: --seed S (default 0) and the --seeds N after it."""
-    first = int(option(listed, "--seed")) if "--seed" in listed else 0
-    n = int(option(listed, "--seeds")) if "--seeds" in listed else 1
+    try:
+        first = int(option(listed, "--seed")) if "--seed" in listed else 0
+        n = int(option(listed, "--seeds")) if "--seeds" in listed else 1
+    except (TypeError, ValueError):
+        raise SystemExit(f"{name}: its --seed and --seeds must be numbers")
     return list(range(first, first + n))
 
 
@@ -122,35 +137,23 @@ def status(name, cmd, docs):
         made = page_command(open(page, encoding="utf-8").read())
         if made is not None and shlex.split(made) == listed:
             return f"{name}: published ({os.path.relpath(page)})"
-        made_words = shlex.split(made) if made is not None else []
-        diff = next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(made_words, listed)) if a != b),
-                    f"{len(made_words)} words there, {len(listed)} listed" if made is not None else "it names no command")
-        head = f"{name}: {os.path.relpath(page)} was made by another command ({diff}); make it again: run {name}"
-    else:
-        head = f"{name}: not published"
+        diff = first_difference(shlex.split(made), listed) if made is not None else "it names no command"
+        return f"{name}: {os.path.relpath(page)} was made by another command ({diff}); make it again: run {name}"
     if listed[1] != "table":
-        return head if os.path.exists(page) else f"{head}; make it: run {name}"
-    stem = outputs(listed)
-    have = []
+        return f"{name}: not published; make it: run {name}"
     src = parts_dir(docs, name)
-    if os.path.isdir(src):
-        for f in os.listdir(src):
-            m = re.fullmatch(re.escape(stem) + r"-part-seed(-?[0-9]+)\.json", f)
-            if m:
-                have.append(int(m.group(1)))
-    seeds = table_seeds(listed)
-    done = sorted(s for s in have if s in seeds)
-    left = [s for s in seeds if s not in done]
+    have = {part_seed(outputs(listed), f) for f in os.listdir(src)} if os.path.isdir(src) else set()
+    seeds = table_seeds(name, listed)
+    done = [s for s in seeds if s in have]
+    left = [s for s in seeds if s not in have]
     words = lambda ss: ", ".join(str(s) for s in ss)
-    if os.path.exists(page):
-        return head
+    plural = lambda ss: "s" if len(ss) > 1 else ""
     if not done:
-        return f"{head}; no seed's part published; make it: run {name} (or a seed at a time: run --only-seed S {name})"
+        return f"{name}: not published; no seed's part published; make it: run {name} (or a seed at a time: run --only-seed S {name})"
     if not left:
-        return f"{head}; every seed's part published ({words(done)}); make the table from them: run {name}"
-    return (f"{head}; part{'s' if len(done) > 1 else ''} of seed{'s' if len(done) > 1 else ''} {words(done)} published, "
-            f"seed{'s' if len(left) > 1 else ''} {words(left)} to make: "
-            + ", ".join(f"run --only-seed {s} {name}" for s in left) + f" (or run {name} for all)")
+        return f"{name}: not published; every seed's part published ({words(done)}); make the table from them: run {name}"
+    return (f"{name}: not published; part{plural(done)} of seed{plural(done)} {words(done)} published, seed{plural(left)} "
+            f"{words(left)} to make: " + ", ".join(f"run --only-seed {s} {name}" for s in left) + f" (or run {name} for all)")
 
 
 def publish(name, cmd, src, docs):
@@ -168,8 +171,7 @@ def publish(name, cmd, src, docs):
     # The page states the command as the binary received it (words joined by spaces, so split on spaces).
     made_words = normalised(made.split(" "), out_name)
     if made_words != listed:
-        diff = next((f"word {i}: {a!r} there, {b!r} listed" for i, (a, b) in enumerate(zip(made_words, listed)) if a != b),
-                    f"{len(made_words)} words there, {len(listed)} listed")
+        diff = first_difference(made_words, listed)
         raise SystemExit(f"{src} was made by another command than {name}'s ({diff})")
     made_out = made.split(" ")[made.split(" ").index("--out") + 1]
     md = md.replace(f"Command: `{made}`", f"Command: `{cmd}`").replace(f"in {stem}-seeds.csv", f"in {name}-seeds.csv")

@@ -3,7 +3,7 @@
 correction over each table's comparisons: the test `graftlab-cli table` applies where rows do not share seeds.
 These tables were made before the table kept per-seed results, so the paired test it now applies (seed s sets both
 rows' randomness) cannot be redone from them; Welch's test from the published mean, sd and n is what can.
-Usage: python3 docs/recheck_verdicts.py docs/table1-large-3seeds.csv ... > docs/verdicts-rechecked.md"""
+Usage: python3 docs/recheck_verdicts.py docs/table1-xlarge-mae-3seeds.csv ... > docs/verdicts-rechecked.md"""
 import csv, math, sys
 
 def betacf(a, b, x):

@@ -36,7 +36,8 @@ const char* kEvalHelp =
     "  finetune  whole encoder + linear head, layer-wise lr decay 0.75, N steps (default 300), base lr 1e-2\n"
     "Prints a table and merges the results into eval.json beside the checkpoint. Frozen features are\n"
     "cached beside the checkpoint (--no-cache recomputes them). --threads N: intra-op threads (default 0 = every\n"
-    "core, whatever the run trained with).\n";
+    "core, whatever the run trained with). Fine-tuning saves its state beside the checkpoint a tenth of its steps at\n"
+    "a time (at most 500): stopped in any way, the same command continues it and gives the uninterrupted result.\n";
 
 const char* kEmbedHelp =
     "Usage: graftlab-cli embed --ckpt FILE --out FEATS.pt [--split train|test] [--pool cls|mean] [--with-inputs]\n"
@@ -102,6 +103,10 @@ int cmdEval(int argc, char** argv) {
             req.finetuneLr = -1;
         }
         if (!(req.finetuneLr > 0)) throw UsageError("--finetune-lr must be a positive number");
+    }
+    if (req.useCache) {  // the fine-tuning a stop interrupts continues from here when the command runs again
+        const fs::path c(req.checkpoint);
+        req.finetuneStatePath = (c.parent_path() / ("." + c.filename().string() + ".finetune.state")).string();
     }
     EvalReport rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
     std::string json = writeEvalJson(rep);

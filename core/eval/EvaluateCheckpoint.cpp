@@ -166,6 +166,11 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
             }
             o.seed = r.seed;
             o.pooling = r.pooling;
+            o.statePath = r.finetuneStatePath;
+            o.stateKey = r.checkpoint + "|" + cacheKey(r.checkpoint) + "|" + std::to_string(r.finetuneSteps) + "|" +
+                         std::to_string(r.finetuneLr) + "|" + (r.finetuneFromScratch ? "scratch" : "pretrained") + "|" + r.pooling +
+                         "|" + std::to_string(r.maxTrain) + "|" + std::to_string(r.seed);
+            if (log) o.note = log;
             const auto started = std::chrono::steady_clock::now();
             if (log)  // a tenth at a time: thousands of steps take minutes at the larger budgets
                 o.progress = [&](int64_t step, int64_t steps, double loss) {
@@ -237,7 +242,16 @@ EvalReport evaluateStored(const EvalRequest& request, const std::string& store, 
             say("the evaluation stored in " + store + " is malformed: evaluating again");
         }
     }
-    EvalReport rep = evaluateCheckpoint(request, log);
+    EvalRequest req = request;
+    if (std::find(req.protocols.begin(), req.protocols.end(), "finetune") != req.protocols.end()) {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a of the request: one state file per fine-tuning
+        for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+        char name[40];
+        std::snprintf(name, sizeof name, "-finetune-%016llx.state", (unsigned long long)h);
+        const fs::path s(store);
+        req.finetuneStatePath = (s.parent_path() / ("." + s.filename().string() + name)).string();
+    }
+    EvalReport rep = evaluateCheckpoint(req, log);
     all[key] = rep.toJson();
     writeFileAtomically(store, all.dump(1) + "\n");
     return rep;

@@ -31,6 +31,9 @@ struct EvalRequest {
     // Intra-op threads for extraction, the probes and fine-tuning; 0 = every core. Not the recipe's `threads`:
     // that says how the run trained (1 for a run of `table --jobs`), not what its evaluation may use.
     int threads = 0;
+    // Where fine-tuning keeps its state, to continue after a stop (FineTuneOptions::statePath; not part of what
+    // decides the result). evaluateStored sets it beside its store; empty: nowhere.
+    std::string finetuneStatePath;
 };
 
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
@@ -41,6 +44,8 @@ EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<vo
 // protocols, pooling, training subset, fine-tuning steps and lr, and seed. Each result is stored as soon as it is
 // made, so a table or sweep stopped during its evaluations (hours of fine-tuning at the larger budgets) does only
 // the missing ones when the same command runs again. An unreadable store is evaluated anew and rewritten.
+// A fine-tuning keeps its state beside the store (FineTuneOptions::statePath, one file per request), so the one
+// a stop interrupts continues from its last save instead of starting again.
 EvalReport evaluateStored(const EvalRequest& request, const std::string& store,
                           const std::function<void(const std::string&)>& log = {});
 

@@ -2,9 +2,12 @@
 #include "data/Augment.h"
 #include "train/Schedule.h"
 #include "train/Optimizer.h"
+#include "base/util/AtomicFile.h"
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <sstream>
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -248,10 +251,13 @@ std::vector<std::pair<std::string, double>> fineTuneLearningRates(VisionTransfor
     return out;
 }
 
+int fineTuneSaveInterval(int steps) { return std::clamp(steps / 10, 1, 500); }
+
 ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const Dataset& test, const std::vector<float>& mean,
                         const std::vector<float>& std, const FineTuneOptions& o) {
     FineTuneModel m = buildFineTune(encoder, train.numClasses, o);
-    AdamW opt(m.groups, torch::optim::AdamWOptions(o.baseLr));  // the fused kernel where LibTorch has it
+    // the fused kernel where LibTorch has it; a pointer, so that a damaged state's half-load can be thrown away
+    auto opt = std::make_unique<AdamW>(m.groups, torch::optim::AdamWOptions(o.baseLr));
     const double peak = linearScaledLr(o.baseLr, o.batch);
     auto device = encoder->cls_token.device();
     std::mt19937_64 rng(o.seed);
@@ -260,9 +266,109 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
     torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
     int64_t cursor = 0;
     double lastLoss = 0;
+    int first = 0;
+    // Everything the next step depends on: a state saved after step k and loaded gives the same steps k + 1, ...
+    auto saveState = [&](int done) {
+        torch::serialize::OutputArchive root;
+        root.write("key", c10::IValue(o.stateKey));
+        root.write("done", c10::IValue(int64_t(done)));
+        root.write("steps", c10::IValue(int64_t(o.steps)));
+        root.write("cursor", c10::IValue(cursor));
+        root.write("last_loss", c10::IValue(lastLoss));
+        root.write("perm", perm);
+        root.write("gen", gen.get_state());
+        std::ostringstream r;
+        r << rng;
+        root.write("rng", c10::IValue(r.str()));
+        torch::serialize::OutputArchive enc, head, optim;
+        for (const auto& p : m.enc->named_parameters(true)) enc.write(p.key(), p.value().detach().cpu());
+        for (const auto& b : m.enc->named_buffers(true)) enc.write(b.key(), b.value().detach().cpu(), true);
+        for (const auto& p : m.head->named_parameters(true)) head.write(p.key(), p.value().detach().cpu());
+        opt->save(optim);
+        root.write("encoder", enc);
+        root.write("head", head);
+        root.write("optimizer", optim);
+        std::ostringstream out;
+        root.save_to(out);
+        writeFileAtomically(o.statePath, out.str());
+    };
+    auto loadState = [&] {
+        torch::serialize::InputArchive root;
+        root.load_from(o.statePath);
+        c10::IValue v;
+        root.read("key", v);
+        if (v.toStringRef() != o.stateKey) return std::string("was made for another fine-tuning");
+        root.read("steps", v);
+        if (v.toInt() != o.steps) return std::string("was made for another number of steps");
+        root.read("done", v);
+        const int done = int(v.toInt());
+        root.read("cursor", v);
+        const int64_t savedCursor = v.toInt();
+        root.read("last_loss", v);
+        const double savedLoss = v.toDouble();
+        torch::Tensor savedPerm, genState;
+        root.read("perm", savedPerm);
+        root.read("gen", genState);
+        root.read("rng", v);
+        std::mt19937_64 savedRng;
+        std::istringstream(v.toStringRef()) >> savedRng;
+        torch::serialize::InputArchive enc, head, optim;
+        root.read("encoder", enc);
+        root.read("head", head);
+        root.read("optimizer", optim);
+        torch::NoGradGuard ng;
+        for (auto& p : m.enc->named_parameters(true)) {
+            torch::Tensor t;
+            enc.read(p.key(), t);
+            p.value().copy_(t);
+        }
+        for (auto& b : m.enc->named_buffers(true)) {
+            torch::Tensor t;
+            enc.read(b.key(), t, true);
+            b.value().copy_(t);
+        }
+        for (auto& p : m.head->named_parameters(true)) {
+            torch::Tensor t;
+            head.read(p.key(), t);
+            p.value().copy_(t);
+        }
+        opt->load(optim);
+        gen.set_state(genState);
+        rng = savedRng;
+        perm = savedPerm;
+        cursor = savedCursor;
+        lastLoss = savedLoss;
+        first = done;
+        return std::string();
+    };
+    if (!o.statePath.empty() && std::filesystem::exists(o.statePath)) {
+        std::string why;
+        try {
+            why = loadState();
+        } catch (const std::exception& e) {
+            why = std::string("is damaged (") + e.what() + ")";
+            first = 0;
+        }
+        if (!why.empty()) {
+            // A half-loaded state must not leak into the fresh start: rebuild everything it may have touched.
+            m = buildFineTune(encoder, train.numClasses, o);
+            opt = std::make_unique<AdamW>(m.groups, torch::optim::AdamWOptions(o.baseLr));
+            rng.seed(o.seed);
+            gen = at::detail::createCPUGenerator(o.seed);
+            perm = torch::randperm(n, gen, torch::kInt64);
+            cursor = 0;
+            lastLoss = 0;
+            first = 0;
+            if (o.note) o.note("the fine-tuning state " + o.statePath + " " + why.substr(0, why.find('\n')) + ": fine-tuning from the start");
+        } else if (o.note) {
+            o.note("continuing the fine-tuning from step " + std::to_string(first) + " of " + std::to_string(o.steps) + " (state in " +
+                   o.statePath + ")");
+        }
+    }
+    const int interval = fineTuneSaveInterval(o.steps);
     m.enc->train();
     auto pool = [&](const torch::Tensor& tokens) { return o.pooling == "mean" ? tokens.slice(1, 1).mean(1) : tokens.select(1, 0); };
-    for (int step = 0; step < o.steps; ++step) {
+    for (int step = first; step < o.steps; ++step) {
         if (cursor + o.batch > n) {
             perm = torch::randperm(n, gen, torch::kInt64);
             cursor = 0;
@@ -275,13 +381,14 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
         x = normalizeImages(applyCrops(x, boxes), mean, std).to(device);
         auto y = train.labels.index_select(0, idx).to(device);
         double lr = warmupCosineLr(step, o.steps, o.warmupSteps, peak, 1e-6);
-        for (size_t g = 0; g < opt.param_groups().size(); ++g)
-            static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(lr * m.scales[g]);
-        opt.zero_grad();
+        for (size_t g = 0; g < opt->param_groups().size(); ++g)
+            static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[g].options()).lr(lr * m.scales[g]);
+        opt->zero_grad();
         auto loss = F::cross_entropy(m.head(pool(m.enc->forward(x))), y, F::CrossEntropyFuncOptions().label_smoothing(o.labelSmoothing));
         loss.backward();
-        opt.step();
+        opt->step();
         lastLoss = loss.item<double>();
+        if (!o.statePath.empty() && (step + 1) % interval == 0 && step + 1 < o.steps) saveState(step + 1);
         if (o.progress) o.progress(step + 1, o.steps, lastLoss);
     }
     torch::NoGradGuard ng;
@@ -297,6 +404,11 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
     r.top1 = double(correct) / double(std::max<int64_t>(1, test.size()));
     r.details = {{"steps", o.steps}, {"batch", o.batch}, {"base_lr", o.baseLr}, {"layer_decay", o.layerDecay}, {"warmup_steps", o.warmupSteps},
                  {"final_train_loss", lastLoss}, {"pooling", o.pooling}};
+    if (first > 0) r.details["resumed_from_step"] = first;
+    if (!o.statePath.empty()) {
+        std::error_code ec;
+        std::filesystem::remove(o.statePath, ec);
+    }
     return r;
 }
 

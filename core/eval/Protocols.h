@@ -71,7 +71,17 @@ struct FineTuneOptions {
     std::string pooling = "cls";
     uint64_t seed = 0;
     std::function<void(int64_t, int64_t, double)> progress;  // step, steps, loss
+    // Where the fine-tuning keeps its state (weights, optimizer, data order, random streams) every
+    // fineTuneSaveInterval(steps) steps; empty: nowhere. A fine-tuning that finds a state there made with the same
+    // `stateKey` continues from it, so one stopped in any way (killed, Ctrl+C, the machine going down) and run again
+    // loses at most an interval and gives the result an uninterrupted one gives. The file is removed when done; one
+    // that is damaged or was made for another key is said through `note` and not used.
+    std::string statePath;
+    std::string stateKey;
+    std::function<void(const std::string&)> note;
 };
+// Steps between two saves of a fine-tuning's state: a tenth of the steps, at most 500 (about a minute here).
+int fineTuneSaveInterval(int steps);
 // Fine-tunes a copy of `encoder` (the argument is not modified) with a linear head on `train`, evaluates on `test`.
 ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const Dataset& test, const std::vector<float>& mean,
                         const std::vector<float>& std, const FineTuneOptions& o = {});

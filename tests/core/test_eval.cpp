@@ -855,6 +855,88 @@ private slots:
         QCOMPARE(int(nlohmann::json::parse(std::ifstream(store)).size()), 1);
         fs::remove_all(dir);
     }
+
+    // A fine-tuning stopped in any way (here: an exception out of its progress report, as abrupt as a kill after
+    // its last save) continues from its saved state when the same evaluation runs again, and gives the result of
+    // an uninterrupted one exactly; a damaged state, or one made for another fine-tuning, is said and not used.
+    void stoppedFineTuningContinuesFromItsState() {
+        struct Stop {};
+        const std::string dir = trainTinyRun("ftstate", 2);
+        const std::string store = RunLayout::evaluationStore(dir);
+        EvalRequest req;
+        req.checkpoint = latestGoodCheckpoint(dir);
+        req.protocols = {"finetune"};
+        req.finetuneSteps = 20;
+        QCOMPARE(fineTuneSaveInterval(20), 2);
+        QCOMPARE(fineTuneSaveInterval(52000), 500);
+        QCOMPARE(fineTuneSaveInterval(5), 1);
+        auto states = [&] {
+            std::vector<std::string> out;
+            for (const auto& e : fs::directory_iterator(dir))
+                if (e.path().filename().string().find("-finetune-") != std::string::npos) out.push_back(e.path().string());
+            return out;
+        };
+        std::vector<std::string> logs;
+        auto said = [&](const std::string& what) {
+            return std::any_of(logs.begin(), logs.end(), [&](const std::string& m) { return m.find(what) != std::string::npos; });
+        };
+        auto interrupted = [&](const std::string& at) {
+            logs.clear();
+            try {
+                evaluateStored(req, store, [&](const std::string& m) {
+                    logs.push_back(m);
+                    if (m.rfind(at, 0) == 0) throw Stop{};
+                });
+                QFAIL("not stopped");
+            } catch (const Stop&) {
+            }
+        };
+        auto run = [&] {
+            logs.clear();
+            return evaluateStored(req, store, [&](const std::string& m) { logs.push_back(m); });
+        };
+        auto loss = [](const EvalReport& r) { return r.find("finetune")->details.at("final_train_loss").get<double>(); };
+
+        const EvalReport whole = evaluateCheckpoint(req);
+        QVERIFY(states().empty());
+        interrupted("fine-tuning step 14/20");
+        QCOMPARE(int(states().size()), 1);
+        const EvalReport resumed = run();
+        QVERIFY2(said("continuing the fine-tuning from step 14 of 20"), logs.empty() ? "" : logs.back().c_str());
+        QCOMPARE(resumed.find("finetune")->top1, whole.find("finetune")->top1);
+        QCOMPARE(loss(resumed), loss(whole));
+        QCOMPARE(resumed.find("finetune")->details.at("resumed_from_step").get<int>(), 14);
+        QVERIFY(states().empty());  // removed when done
+
+        // Damaged: said, and fine-tuned from the start.
+        req.seed = 1;
+        const EvalReport whole1 = evaluateCheckpoint(req);
+        interrupted("fine-tuning step 8/20");
+        QCOMPARE(int(states().size()), 1);
+        const std::string state1 = states().front();
+        const std::string saved1 = readFile(state1);
+        std::ofstream(state1, std::ios::binary | std::ios::trunc) << "not a state";
+        const EvalReport fresh1 = run();
+        QVERIFY(said("the fine-tuning state " + state1 + " is damaged"));
+        QVERIFY(said("fine-tuning from the start"));
+        QVERIFY(!said("continuing"));
+        QCOMPARE(fresh1.find("finetune")->top1, whole1.find("finetune")->top1);
+        QCOMPARE(loss(fresh1), loss(whole1));
+        QVERIFY(!fresh1.find("finetune")->details.contains("resumed_from_step"));
+
+        // Made for another fine-tuning (seed 1's state where seed 2's belongs): said, and not used.
+        req.seed = 2;
+        const EvalReport whole2 = evaluateCheckpoint(req);
+        interrupted("fine-tuning step 6/20");
+        QCOMPARE(int(states().size()), 1);
+        std::ofstream(states().front(), std::ios::binary | std::ios::trunc) << saved1;
+        const EvalReport fresh2 = run();
+        QVERIFY(said("was made for another fine-tuning"));
+        QCOMPARE(fresh2.find("finetune")->top1, whole2.find("finetune")->top1);
+        QCOMPARE(loss(fresh2), loss(whole2));
+        QVERIFY(states().empty());
+        fs::remove_all(dir);
+    }
 };
 
 GRAFTLAB_REGISTER_TEST(EvalTest);

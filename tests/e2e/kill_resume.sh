@@ -18,7 +18,7 @@ for round in 1 2 3 4; do
     # the first kill lands mid-run for sure: once a few steps are written (a fast machine could otherwise finish
     # all 60 steps before a timed kill, and the test would pass without killing anything)
     for _ in $(seq 1 600); do
-      [ "$(wc -l < "$work/run/metrics.jsonl" 2> /dev/null || echo 0)" -ge 3 ] && break
+      [ "$( { wc -l < "$work/run/metrics.jsonl"; } 2> /dev/null || echo 0)" -ge 3 ] && break
       sleep 0.05
     done
   else
@@ -52,4 +52,24 @@ if [ -n "$src" ] && /usr/bin/python3 -c "import google.protobuf" 2> /dev/null &&
     || fail "TensorBoard log after the kills"
 fi
 [ $kills -ge 1 ] || fail "no process was killed: the test checked nothing"
-echo "e2e.kill_resume: $kills kill(s) survived"
+
+# A fine-tuning killed after its first saved state continues from it when the same eval runs again, and gives the
+# top-1 of an uninterrupted one (the state beside the checkpoint, removed when done).
+ckpt="$work/run/checkpoints/step-00000060.ckpt"
+state="$work/run/checkpoints/.step-00000060.ckpt.finetune.state"
+ft=(eval --ckpt "$ckpt" --protocol finetune --finetune-steps 400 --threads 1)
+"$cli" "${ft[@]}" > "$work/ft-whole.out" 2> "$work/ft-whole.log" || { cat "$work/ft-whole.log"; fail "uninterrupted fine-tuning"; }
+[ -e "$state" ] && fail "the state of a finished fine-tuning was left behind"
+"$cli" "${ft[@]}" > /dev/null 2> "$work/ft-killed.log" &
+pid=$!
+for _ in $(seq 1 1200); do [ -e "$state" ] && break; sleep 0.05; done
+[ -e "$state" ] || { kill -9 $pid 2> /dev/null; cat "$work/ft-killed.log"; fail "no fine-tuning state was saved"; }
+kill -9 $pid 2> /dev/null || fail "the fine-tuning ended before it could be killed"
+wait $pid 2> /dev/null || true
+"$cli" "${ft[@]}" > "$work/ft-resumed.out" 2> "$work/ft-resumed.log" || { cat "$work/ft-resumed.log"; fail "resumed fine-tuning"; }
+grep -q "continuing the fine-tuning from step [1-9][0-9]* of 400" "$work/ft-resumed.log" \
+  || { cat "$work/ft-resumed.log"; fail "the killed fine-tuning started again instead of continuing"; }
+whole=$(grep -o "finetune .*%" "$work/ft-whole.out"); resumed=$(grep -o "finetune .*%" "$work/ft-resumed.out")
+[ -n "$whole" ] && [ "$whole" = "$resumed" ] || fail "resumed fine-tuning gave '$resumed', uninterrupted '$whole'"
+[ -e "$state" ] && fail "the state of the resumed fine-tuning was left behind"
+echo "e2e.kill_resume: $kills kill(s) survived; a killed fine-tuning continued ($resumed)"

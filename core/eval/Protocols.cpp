@@ -3,6 +3,7 @@
 #include "train/Schedule.h"
 #include "train/Optimizer.h"
 #include "base/util/AtomicFile.h"
+#include "base/util/ZipCheck.h"
 
 #include <torch/torch.h>
 
@@ -294,7 +295,9 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
     };
     auto loadState = [&] {
         torch::serialize::InputArchive root;
-        root.load_from(o.statePath);
+        const std::string bytes = readFile(o.statePath);
+        verifyZipArchive(bytes.data(), bytes.size(), o.statePath);  // damage is found here, before torch parses anything
+        root.load_from(bytes.data(), bytes.size());
         c10::IValue v;
         root.read("key", v);
         if (v.toStringRef() != o.stateKey) return std::string("was made for another fine-tuning");
@@ -366,6 +369,7 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
         }
     }
     const int interval = fineTuneSaveInterval(o.steps);
+    bool saveStates = !o.statePath.empty();
     m.enc->train();
     auto pool = [&](const torch::Tensor& tokens) { return o.pooling == "mean" ? tokens.slice(1, 1).mean(1) : tokens.select(1, 0); };
     for (int step = first; step < o.steps; ++step) {
@@ -388,7 +392,14 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
         loss.backward();
         opt->step();
         lastLoss = loss.item<double>();
-        if (!o.statePath.empty() && (step + 1) % interval == 0 && step + 1 < o.steps) saveState(step + 1);
+        if (saveStates && (step + 1) % interval == 0 && step + 1 < o.steps) {
+            try {
+                saveState(step + 1);
+            } catch (const std::exception& e) {  // a full disk costs the ability to continue, not the fine-tuning
+                saveStates = false;
+                if (o.note) o.note("the fine-tuning state cannot be written to " + o.statePath + " (" + e.what() + "): fine-tuning on without it");
+            }
+        }
         if (o.progress) o.progress(step + 1, o.steps, lastLoss);
     }
     torch::NoGradGuard ng;

@@ -935,6 +935,19 @@ private slots:
         QCOMPARE(fresh2.find("finetune")->top1, whole2.find("finetune")->top1);
         QCOMPARE(loss(fresh2), loss(whole2));
         QVERIFY(states().empty());
+
+        // A state that cannot be written (a directory in its place, as good as a full disk) is said once; the
+        // fine-tuning goes on without it and gives its result.
+        req.seed = 3;
+        const EvalReport whole3 = evaluateCheckpoint(req);
+        interrupted("fine-tuning step 4/20");
+        const std::string state3 = states().front();
+        fs::remove(state3);
+        fs::create_directory(state3);
+        const EvalReport unsaved3 = run();
+        QCOMPARE(int(std::count_if(logs.begin(), logs.end(), [](const std::string& m) { return m.find("cannot be written") != std::string::npos; })), 1);
+        QCOMPARE(unsaved3.find("finetune")->top1, whole3.find("finetune")->top1);
+        QCOMPARE(loss(unsaved3), loss(whole3));
         fs::remove_all(dir);
     }
 };

@@ -2,6 +2,7 @@
 #include "CliCommon.h"
 #include "base/recipe/Recipe.h"
 #include "base/util/Errors.h"
+#include "base/util/StopSignals.h"
 #include "util/Log.h"
 #include "data/Augment.h"
 #include "data/Dataset.h"
@@ -37,7 +38,8 @@ const char* kEvalHelp =
     "Prints a table and merges the results into eval.json beside the checkpoint. Frozen features are\n"
     "cached beside the checkpoint (--no-cache recomputes them). --threads N: intra-op threads (default 0 = every\n"
     "core, whatever the run trained with). Fine-tuning saves its state beside the checkpoint a tenth of its steps at\n"
-    "a time (at most 500): stopped in any way, the same command continues it and gives the uninterrupted result.\n";
+    "a time (at most 500), and at once on Ctrl-C, kill or a logout: stopped in any way, the same command continues\n"
+    "it and gives the uninterrupted result.\n";
 
 const char* kEmbedHelp =
     "Usage: graftlab-cli embed --ckpt FILE --out FEATS.pt [--split train|test] [--pool cls|mean] [--with-inputs]\n"
@@ -104,11 +106,17 @@ int cmdEval(int argc, char** argv) {
         }
         if (!(req.finetuneLr > 0)) throw UsageError("--finetune-lr must be a positive number");
     }
-    if (req.useCache) {  // the fine-tuning a stop interrupts continues from here when the command runs again
-        const fs::path c(req.checkpoint);
-        req.finetuneStatePath = (c.parent_path() / ("." + c.filename().string() + ".finetune.state")).string();
+    // the fine-tuning a stop interrupts continues from here when the command runs again
+    if (req.useCache) req.finetuneStatePath = fineTuneStatePathBeside(req.checkpoint);
+    // Ctrl-C, kill, a logout (main's route keeps them): the fine-tuning saves its state at once and the command ends
+    req.stopRequested = [] { return stopSignalReceived() != 0; };
+    EvalReport rep;
+    try {
+        rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
+    } catch (const EvaluationStopped& e) {
+        spdlog::info("{}", e.what());
+        return kExitFailure;
     }
-    EvalReport rep = evaluateCheckpoint(req, [](const std::string& m) { spdlog::info("{}", m); });
     std::string json = writeEvalJson(rep);
     printEvalTable(rep);
     for (const auto& w : rep.warnings) std::printf("warning: %s\n", w.c_str());

@@ -51,10 +51,11 @@ int main(int argc, char** argv) {
     // The commands that write a run take every stop signal from the start (one sent before the re-execution above
     // waits, blocked, until now): one that comes while the data, the model or a sweep's evaluation are being
     // prepared is kept, and the run stops with a checkpoint at the next safe point (before its first step, between
-    // a sweep's points) instead of being killed by it.
+    // a sweep's points) instead of being killed by it. `eval` (and a table's or sweep's evaluations) stop at the
+    // next protocol or fine-tuning step, a fine-tuning saving its state to continue from.
     std::optional<graftlab::StopSignalRoute> early;
     if (argc >= 2 && (std::strcmp(argv[1], "train") == 0 || std::strcmp(argv[1], "resume") == 0 || std::strcmp(argv[1], "sweep") == 0 ||
-                      std::strcmp(argv[1], "table") == 0))
+                      std::strcmp(argv[1], "table") == 0 || std::strcmp(argv[1], "eval") == 0))
         early.emplace([](int sig) { spdlog::warn("{} received: stopping at the next safe point", strsignal(sig)); });
     graftlab::startStopSignalThread();
     setupLogging(false);

@@ -71,6 +71,7 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
     d->cancel = false;
     d->thread = QThread::create([this, runDirs, protocols, finetuneSteps] {
         QStringList failures, warnings;
+        QString stopped;  // where a cancel stopped an evaluation, and what the next one does
         int total = int(runDirs.size() * protocols.size()), done = 0;
         for (const auto& dir : runDirs) {
             QString ckpt = latestCheckpoint(dir);
@@ -87,6 +88,10 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
                     req.checkpoint = ckpt.toStdString();
                     req.protocols = {p.toStdString()};
                     req.finetuneSteps = finetuneSteps;
+                    // Cancel and closing the window stop a fine-tuning at its next step, its state kept beside the
+                    // checkpoint (where `graftlab-cli eval` keeps it): Evaluate with the same steps continues it.
+                    req.finetuneStatePath = fineTuneStatePathBeside(req.checkpoint);
+                    req.stopRequested = [this] { return d->cancel.load(); };
                     EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m); });
                     writeEvalJson(rep);
                     for (const auto& w : rep.warnings) {  // an answer that cannot be right, said where the results are shown
@@ -96,6 +101,9 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
                     if (const auto* r = rep.find(p.toStdString()))
                         spdlog::info("{}: {} top-1 {:.1f}%", QDir(dir).dirName().toStdString(), p.toStdString(), 100.0 * r->top1);
                     emit runEvaluated(dir);
+                } catch (const EvaluationStopped& e) {
+                    stopped = QStringLiteral("%1 (%2): %3").arg(QDir(dir).dirName(), p, QString::fromStdString(e.what()));
+                    break;
                 } catch (const c10::Error& e) {
                     failures << QStringLiteral("%1 (%2): %3").arg(dir, p, QString::fromStdString(e.what_without_backtrace()));
                 } catch (const std::exception& e) {
@@ -105,7 +113,10 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
             }
             if (d->cancel) break;
         }
-        if (d->cancel) failures.prepend(tr("cancelled after %1 of %2 evaluations").arg(done).arg(total));
+        if (d->cancel) {
+            if (!stopped.isEmpty()) failures.prepend(stopped);
+            failures.prepend(tr("cancelled after %1 of %2 evaluations").arg(done).arg(total));
+        }
         for (const auto& f : failures) spdlog::warn("evaluation: {}", f.toStdString());
         emit progress(QString(), done, total);
         for (const auto& w : warnings) spdlog::warn("evaluation: {}", w.toStdString());

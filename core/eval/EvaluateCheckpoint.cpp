@@ -144,6 +144,8 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
         f.pooling = rep.pooling;
     }
     for (const auto& p : r.protocols) {
+        if (r.stopRequested && r.stopRequested())  // the frozen protocols take a minute at most: a stop waits for one
+            throw EvaluationStopped("evaluation stopped before its " + p + " protocol");
         auto t0 = std::chrono::steady_clock::now();
         ProtocolResult res;
         if (p == "linear") {
@@ -171,6 +173,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
                          std::to_string(r.finetuneLr) + "|" + (r.finetuneFromScratch ? "scratch" : "pretrained") + "|" + r.pooling +
                          "|" + std::to_string(r.maxTrain) + "|" + std::to_string(r.seed);
             if (log) o.note = log;
+            o.stopRequested = r.stopRequested;
             const auto started = std::chrono::steady_clock::now();
             if (log)  // a tenth at a time: thousands of steps take minutes at the larger budgets
                 o.progress = [&](int64_t step, int64_t steps, double loss) {
@@ -217,6 +220,11 @@ std::string storedEvaluationKey(const EvalRequest& r) {
 }
 
 }  // namespace
+
+std::string fineTuneStatePathBeside(const std::string& checkpoint) {
+    const fs::path c(checkpoint);
+    return (c.parent_path() / ("." + c.filename().string() + ".finetune.state")).string();
+}
 
 EvalReport evaluateStored(const EvalRequest& request, const std::string& store, const std::function<void(const std::string&)>& log) {
     auto say = [&](const std::string& m) {

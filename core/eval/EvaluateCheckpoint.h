@@ -34,7 +34,15 @@ struct EvalRequest {
     // Where fine-tuning keeps its state, to continue after a stop (FineTuneOptions::statePath; not part of what
     // decides the result). evaluateStored sets it beside its store; empty: nowhere.
     std::string finetuneStatePath;
+    // Asked before each protocol and each fine-tuning step (FineTuneOptions::stopRequested): a stop throws
+    // EvaluationStopped, a fine-tuning's FineTuneStopped after saving its state. Not part of what decides the result.
+    std::function<bool()> stopRequested;
 };
+
+// Where `graftlab-cli eval` and the GUI's Evaluate keep a fine-tuning's state for `checkpoint`: a hidden file beside
+// it (.NAME.finetune.state), so either continues a fine-tuning the other was stopped in (the state's key names
+// the request, so a different one is not continued from it).
+std::string fineTuneStatePathBeside(const std::string& checkpoint);
 
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
 EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});

@@ -254,6 +254,17 @@ std::vector<std::pair<std::string, double>> fineTuneLearningRates(VisionTransfor
 
 int fineTuneSaveInterval(int steps) { return std::clamp(steps / 10, 1, 500); }
 
+FineTuneStopped::FineTuneStopped(int step, int steps, bool stateSaved, const std::string& statePath)
+    : EvaluationStopped("fine-tuning stopped at step " + std::to_string(step) + " of " + std::to_string(steps) +
+                         (stateSaved  ? ": its state is kept in " + statePath + ", and the same evaluation continues from there"
+                          : step == 0 ? std::string(", before its first step")
+                          : statePath.empty()
+                              ? std::string(": no state is kept for it (none is asked for), so the same evaluation starts it again")
+                              : ": its state could not be written to " + statePath + ", so the same evaluation starts it again")),
+      step(step),
+      steps(steps),
+      stateSaved(stateSaved) {}
+
 ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const Dataset& test, const std::vector<float>& mean,
                         const std::vector<float>& std, const FineTuneOptions& o) {
     FineTuneModel m = buildFineTune(encoder, train.numClasses, o);
@@ -373,6 +384,18 @@ ProtocolResult fineTune(VisionTransformer encoder, const Dataset& train, const D
     m.enc->train();
     auto pool = [&](const torch::Tensor& tokens) { return o.pooling == "mean" ? tokens.slice(1, 1).mean(1) : tokens.select(1, 0); };
     for (int step = first; step < o.steps; ++step) {
+        if (o.stopRequested && o.stopRequested()) {
+            bool kept = saveStates && first > 0 && step == first;  // the state it continued from holds these steps
+            if (saveStates && step > first) {
+                try {
+                    saveState(step);
+                    kept = true;
+                } catch (const std::exception& e) {
+                    if (o.note) o.note("the fine-tuning state cannot be written to " + o.statePath + " (" + e.what() + ")");
+                }
+            }
+            throw FineTuneStopped(step, o.steps, kept, o.statePath);
+        }
         if (cursor + o.batch > n) {
             perm = torch::randperm(n, gen, torch::kInt64);
             cursor = 0;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,22 @@ struct FineTuneOptions {
     std::string statePath;
     std::string stateKey;
     std::function<void(const std::string&)> note;
+    // Asked before each step (a Cancel in the GUI, a stop signal to the CLI): when it says stop, the fine-tuning
+    // saves its state at once (where statePath says) and throws FineTuneStopped, instead of running its remaining
+    // steps (hours at the larger budgets) before anyone can stop it.
+    std::function<bool()> stopRequested;
+};
+// An evaluation stopped on request (a Cancel, a stop signal) before its end; what() says where and what the next
+// run of the same evaluation does.
+struct EvaluationStopped : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// Thrown by fineTune when FineTuneOptions::stopRequested said stop. what() says where it stopped and whether the
+// same fine-tuning continues from there (stateSaved: its state holds `step` steps) or starts again.
+struct FineTuneStopped : EvaluationStopped {
+    FineTuneStopped(int step, int steps, bool stateSaved, const std::string& statePath);
+    int step, steps;
+    bool stateSaved;
 };
 // Steps between two saves of a fine-tuning's state: a tenth of the steps, at most 500 (about a minute here).
 int fineTuneSaveInterval(int steps);

@@ -244,7 +244,14 @@ SweepResult runSweep(const SweepRequest& req, const TableTrainFn& train, const s
             er.maxTrain = req.budget.maxTrain;
             er.finetuneSteps = req.budget.finetuneSteps;
             er.seed = uint64_t(r.seed);
-            EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir), [&](const std::string& m) { log(label + ": " + m); });
+            er.stopRequested = [] { return stopSignalReceived() != 0; };  // a fine-tuning saves its state and stops at once
+            EvalReport rep;
+            try {
+                rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir), [&](const std::string& m) { log(label + ": " + m); });
+            } catch (const EvaluationStopped& e) {
+                log(label + ": " + e.what());
+                return res;  // stopped: the same command continues
+            }
             writeEvalJson(rep);
             p.runDirs.push_back(dir);
             p.reports.push_back(rep);

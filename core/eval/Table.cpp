@@ -434,7 +434,8 @@ std::vector<int64_t> tableSeedsToMake(const TableRequest& req) {
     return out;
 }
 
-TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
+namespace {
+TableResult makeTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
     if (req.recipes.empty()) throw std::invalid_argument("a table needs at least one recipe");
     if (req.seeds < 1 || req.seeds > 100) throw std::invalid_argument("seeds must be in 1..100");
     if (req.pooling != "cls" && req.pooling != "mean") throw std::invalid_argument("pooling must be cls or mean, got \"" + req.pooling + "\"");
@@ -485,6 +486,7 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
         er.seed = uint64_t(recipe.seed);
         er.protocols = req.protocols;
         er.pooling = req.pooling;
+        er.stopRequested = [] { return stopSignalReceived() != 0; };  // a fine-tuning saves its state and stops at once
         if (adjust) adjust(er);
         EvalReport rep = evaluateStored(er, RunLayout::evaluationStore(req.outDir),
                                         [&](const std::string& m) { log(key + ": " + m); });
@@ -689,6 +691,16 @@ TableResult runTable(const TableRequest& req, const TableTrainFn& train, const s
     writeFileAtomically((fs::path(req.outDir) / (stem + "-seeds.csv")).string(), tableSeedsCsv(rows));
     result.complete = true;
     return result;
+}
+}  // namespace
+
+TableResult runTable(const TableRequest& req, const TableTrainFn& train, const std::function<void(const std::string&)>& logFn) {
+    try {
+        return makeTable(req, train, logFn);
+    } catch (const EvaluationStopped& e) {  // a stop signal during an evaluation: what it kept is said; not complete
+        if (logFn) logFn(e.what());
+        return TableResult{};
+    }
 }
 
 std::string tableFileStem(const TableRequest& req) { return req.pooling == "mean" ? "table-meanpool" : "table"; }

@@ -950,6 +950,61 @@ private slots:
         QCOMPARE(loss(unsaved3), loss(whole3));
         fs::remove_all(dir);
     }
+
+    // A stop asked for (the GUI's Cancel, a stop signal to the CLI) ends a fine-tuning at its next step with its state
+    // saved there, not at the last periodic save nor after the remaining steps; the same evaluation continues from
+    // it with the uninterrupted result, and nothing is stored as a result meanwhile.
+    void stopRequestedKeepsTheFineTuningAtOnce() {
+        const std::string dir = trainTinyRun("ftstop", 2);
+        const std::string store = RunLayout::evaluationStore(dir);
+        EvalRequest req;
+        req.checkpoint = latestGoodCheckpoint(dir);
+        req.protocols = {"finetune"};
+        req.finetuneSteps = 20;  // saves every 2 steps: a stop after 7 is kept at 7 only if the stop saves
+        const EvalReport whole = evaluateCheckpoint(req);
+        auto loss = [](const EvalReport& r) { return r.find("finetune")->details.at("final_train_loss").get<double>(); };
+        std::vector<std::string> logs;
+        auto said = [&](const std::string& what) {
+            return std::any_of(logs.begin(), logs.end(), [&](const std::string& m) { return m.find(what) != std::string::npos; });
+        };
+        int asked = 0;
+        // asked once before the protocol, then before each step: the 9th ask comes before step 7 (7 steps done)
+        req.stopRequested = [&] { return ++asked > 8; };
+        try {
+            evaluateStored(req, store, [&](const std::string& m) { logs.push_back(m); });
+            QFAIL("a requested stop did not stop the fine-tuning");
+        } catch (const FineTuneStopped& e) {
+            QCOMPARE(e.step, 7);
+            QCOMPARE(e.steps, 20);
+            QVERIFY(e.stateSaved);
+            QVERIFY2(std::string(e.what()).find("stopped at step 7 of 20: its state is kept in ") != std::string::npos, e.what());
+        }
+        QCOMPARE(asked, 9);
+        QVERIFY(!fs::exists(store) || readFile(store).find("finetune") == std::string::npos);  // no result stored
+        req.stopRequested = {};
+        logs.clear();
+        const EvalReport resumed = evaluateStored(req, store, [&](const std::string& m) { logs.push_back(m); });
+        QVERIFY2(said("continuing the fine-tuning from step 7 of 20"), logs.empty() ? "" : logs.back().c_str());
+        QCOMPARE(resumed.find("finetune")->top1, whole.find("finetune")->top1);
+        QCOMPARE(loss(resumed), loss(whole));
+
+        // Without a place for a state (evaluateCheckpoint alone, `eval --no-cache`) the stop says the next run starts again.
+        asked = 0;
+        req.stopRequested = [&] { return ++asked > 4; };
+        try {
+            evaluateCheckpoint(req);
+            QFAIL("not stopped");
+        } catch (const FineTuneStopped& e) {
+            QCOMPARE(e.step, 3);
+            QVERIFY(!e.stateSaved);
+            QVERIFY2(std::string(e.what()).find("starts it again") != std::string::npos, e.what());
+        }
+        // A stop before the first protocol: EvaluationStopped, nothing run.
+        req.protocols = {"knn", "finetune"};
+        req.stopRequested = [] { return true; };
+        QVERIFY_THROWS_EXCEPTION(EvaluationStopped, evaluateCheckpoint(req));
+        fs::remove_all(dir);
+    }
 };
 
 GRAFTLAB_REGISTER_TEST(EvalTest);

@@ -72,4 +72,22 @@ grep -q "continuing the fine-tuning from step [1-9][0-9]* of 400" "$work/ft-resu
 whole=$(grep -o "finetune .*%" "$work/ft-whole.out"); resumed=$(grep -o "finetune .*%" "$work/ft-resumed.out")
 [ -n "$whole" ] && [ "$whole" = "$resumed" ] || fail "resumed fine-tuning gave '$resumed', uninterrupted '$whole'"
 [ -e "$state" ] && fail "the state of the resumed fine-tuning was left behind"
-echo "e2e.kill_resume: $kills kill(s) survived; a killed fine-tuning continued ($resumed)"
+# Ctrl-C (SIGINT) during a fine-tuning: it stops at its next step with its state saved there (not at the last
+# periodic save), says so, and the same command continues from that step with the uninterrupted result.
+"$cli" "${ft[@]}" > /dev/null 2> "$work/ft-int.log" &
+pid=$!
+for _ in $(seq 1 1200); do [ -e "$state" ] && break; sleep 0.05; done
+[ -e "$state" ] || { kill -9 $pid 2> /dev/null; cat "$work/ft-int.log"; fail "no fine-tuning state before the SIGINT"; }
+sleep 0.3
+kill -INT $pid 2> /dev/null || fail "the fine-tuning ended before the SIGINT"
+rc=0; timeout 60 tail --pid=$pid -f /dev/null || rc=124
+[ $rc -eq 0 ] || { kill -9 $pid; cat "$work/ft-int.log"; fail "the fine-tuning still ran 60 s after SIGINT"; }
+wait $pid 2> /dev/null || rc=$?
+at=$(grep -o "stopped at step [0-9]* of 400: its state is kept" "$work/ft-int.log" | grep -o "[0-9]* of" | grep -o "[0-9]*" || true)
+[ $rc -eq 1 ] && [ -n "$at" ] && [ -e "$state" ] || { cat "$work/ft-int.log"; fail "SIGINT: status $rc, no kept state said (step '$at')"; }
+"$cli" "${ft[@]}" > "$work/ft-int2.out" 2> "$work/ft-int2.log" || { cat "$work/ft-int2.log"; fail "fine-tuning after SIGINT"; }
+grep -q "continuing the fine-tuning from step $at of 400" "$work/ft-int2.log" \
+  || { cat "$work/ft-int2.log"; fail "after SIGINT at step $at the fine-tuning did not continue from it"; }
+again=$(grep -o "finetune .*%" "$work/ft-int2.out")
+[ "$whole" = "$again" ] || fail "fine-tuning continued after SIGINT gave '$again', uninterrupted '$whole'"
+echo "e2e.kill_resume: $kills kill(s) survived; a killed fine-tuning continued ($resumed); one stopped by SIGINT at step $at continued"

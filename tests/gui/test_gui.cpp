@@ -441,6 +441,21 @@ private slots:
         QVERIFY(knn.has_value());
         QVERIFY(*knn >= 0 && *knn <= 1);
         QVERIFY(QFileInfo::exists(QDir(finishedRun_).filePath("checkpoints/eval.json")));
+        // Cancel during a long fine-tuning stops it at its next step (not after its million steps), keeps its state
+        // beside the checkpoint for the next Evaluate, and says so.
+        const QString ckpt = EvalRunner::latestCheckpoint(finishedRun_);
+        const QString state = QFileInfo(ckpt).dir().filePath("." + QFileInfo(ckpt).fileName() + ".finetune.state");
+        done.clear();
+        emit w.compareView()->evaluateRequested({finishedRun_}, {"finetune"}, 1000000);
+        QVERIFY(w.evalRunner()->isRunning());
+        QTest::qWait(3000);
+        w.evalRunner()->cancel();
+        QVERIFY2(done.wait(60000), "Cancel did not stop the fine-tuning within a minute");
+        QVERIFY(!done.last().at(0).toBool());
+        const QString said = done.last().at(1).toString();
+        QVERIFY2(said.contains("cancelled") && said.contains("fine-tuning stopped at step") && said.contains("its state is kept"), qPrintable(said));
+        QVERIFY2(QFileInfo::exists(state), qPrintable(state));
+        QFile::remove(state);
         // a run without checkpoints is reported by name, not a crash
         QDir(root_.path()).mkpath("empty");
         QFile rec(root_.filePath("empty/recipe.json"));

@@ -137,11 +137,12 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
     progress_->setFormat(tr("%v of %m evaluations"));
     progress_->setVisible(false);
     cancel_ = new QPushButton(tr("Cancel"));
-    cancel_->setToolTip(tr("Stop after the evaluation in progress (those finished are kept in each run's eval.json)"));
+    cancel_->setToolTip(tr("Stop now: a fine-tuning stops at its next step and keeps its state beside the checkpoint, so Evaluate "
+                           "with the same steps continues it (finished evaluations are kept in each run's eval.json)"));
     cancel_->setVisible(false);
     connect(cancel_, &QPushButton::clicked, this, [this] {
         cancel_->setEnabled(false);
-        status_->setText(tr("Cancelling after the evaluation in progress…"));
+        status_->setText(tr("Cancelling…"));
         emit cancelRequested();
     });
     seedsTogether_ = new QCheckBox(tr("Mean of seeds"));

@@ -20,6 +20,7 @@ namespace graftlab {
 struct EvalRunner::Impl {
     QThread* thread = nullptr;
     std::atomic<bool> cancel{false};
+    std::atomic<bool> ending{false};  // its last act, `finished`, is under way: a new start waits for it
 };
 
 EvalRunner::EvalRunner(QObject* parent) : QObject(parent), d(new Impl) {}
@@ -30,6 +31,8 @@ EvalRunner::~EvalRunner() {
 }
 
 void EvalRunner::cancel() { d->cancel = true; }
+
+QString EvalRunner::cancelledPrefix() { return tr("cancelled"); }
 
 bool EvalRunner::isRunning() const { return d->thread && d->thread->isRunning(); }
 
@@ -55,7 +58,7 @@ QString EvalRunner::exportEncoder(const QString& checkpoint, const QString& outP
 }
 
 bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols, int finetuneSteps, QString* error) {
-    if (isRunning()) {
+    if (isRunning() && !d->ending) {
         if (error) *error = tr("an evaluation is already running");
         return false;
     }
@@ -69,6 +72,7 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
         d->thread = nullptr;
     }
     d->cancel = false;
+    d->ending = false;
     d->thread = QThread::create([this, runDirs, protocols, finetuneSteps] {
         QStringList failures, warnings;
         QString stopped;  // where a cancel stopped an evaluation, and what the next one does
@@ -82,7 +86,8 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
             }
             for (const auto& p : protocols) {
                 if (d->cancel) break;
-                emit progress(tr("Evaluating %1: %2 (%3 of %4)…").arg(QDir(dir).dirName(), p).arg(done + 1).arg(total), done, total);
+                const QString doing = tr("Evaluating %1: %2 (%3 of %4)…").arg(QDir(dir).dirName(), p).arg(done + 1).arg(total);
+                emit progress(doing, done, total);
                 try {
                     EvalRequest req;
                     req.checkpoint = ckpt.toStdString();
@@ -92,7 +97,12 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
                     // checkpoint (where `graftlab-cli eval` keeps it): Evaluate with the same steps continues it.
                     req.finetuneStatePath = fineTuneStatePathBeside(req.checkpoint);
                     req.stopRequested = [this] { return d->cancel.load(); };
-                    EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) { spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m); });
+                    EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) {
+                        spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m);
+                        // a fine-tuning's steps (a tenth at a time, with its ETA), where the progress is shown
+                        if (m.rfind("fine-tuning step ", 0) == 0 || m.rfind("continuing the fine-tuning", 0) == 0)
+                            emit progress(doing + QStringLiteral(" ") + QString::fromStdString(m), done, total);
+                    });
                     writeEvalJson(rep);
                     for (const auto& w : rep.warnings) {  // an answer that cannot be right, said where the results are shown
                         QString line = QStringLiteral("%1: %2").arg(QDir(dir).dirName(), QString::fromStdString(w));
@@ -115,11 +125,12 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
         }
         if (d->cancel) {
             if (!stopped.isEmpty()) failures.prepend(stopped);
-            failures.prepend(tr("cancelled after %1 of %2 evaluations").arg(done).arg(total));
+            failures.prepend(cancelledPrefix() + tr(" after %1 of %2 evaluations").arg(done).arg(total));
         }
         for (const auto& f : failures) spdlog::warn("evaluation: {}", f.toStdString());
         emit progress(QString(), done, total);
         for (const auto& w : warnings) spdlog::warn("evaluation: {}", w.toStdString());
+        d->ending = true;  // (an Evaluate clicked as soon as `finished` arrives must not be told one is running)
         emit finished(failures.isEmpty(), (failures + warnings).join('\n'));
     });
     d->thread->setObjectName("graftlab-eval");

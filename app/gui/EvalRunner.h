@@ -1,7 +1,7 @@
 #pragma once
 // Runs the evaluation protocols on the newest checkpoint of run directories, on a worker QThread (the GUI
 // thread never waits on it). Torch-free header. Results are merged into each run's checkpoints/eval.json,
-// exactly as `graftlab-cli eval` does, one protocol at a time so that Cancel takes effect between protocols.
+// exactly as `graftlab-cli eval` does, one protocol at a time; Cancel takes effect at once (see cancel()).
 #include <QObject>
 #include <QStringList>
 
@@ -16,7 +16,11 @@ public:
     ~EvalRunner() override;
 
     bool start(const QStringList& runDirs, const QStringList& protocols, int finetuneSteps, QString* error);
-    void cancel();  // after the protocol being computed
+    // At once: before the next protocol, a fine-tuning at its next step with its state kept beside the checkpoint
+    // (fineTuneStatePathBeside), so the same evaluation started again continues it.
+    void cancel();
+    // How `finished`'s detail starts when the evaluation was cancelled.
+    static QString cancelledPrefix();
     bool isRunning() const;
     bool wait(int milliseconds);  // -1 = until it ends
 

@@ -209,10 +209,13 @@ void MainWindow::connectEvaluation() {
     connect(compareView_, &CompareView::cancelRequested, evalRunner_, &EvalRunner::cancel);
     connect(evalRunner_, &EvalRunner::runEvaluated, compareView_, &CompareView::reload);
     connect(evalRunner_, &EvalRunner::finished, this, [this](bool ok, const QString& detail) {
-        compareView_->setBusy(false, !ok               ? tr("Evaluation ended with problems:\n%1").arg(detail)
+        const bool cancelled = detail.startsWith(EvalRunner::cancelledPrefix());
+        compareView_->setBusy(false, cancelled         ? tr("Evaluation %1").arg(detail)  // "cancelled after …", then where
+                                     : !ok               ? tr("Evaluation ended with problems:\n%1").arg(detail)
                                      : detail.isEmpty() ? tr("Evaluation finished.")
                                                         : tr("Evaluation finished, with warnings:\n%1").arg(detail));
-        statusLabel_->setText(!ok               ? tr("Evaluation ended with problems (see the Evaluate & compare tab).")
+        statusLabel_->setText(cancelled          ? tr("Evaluation cancelled (see the Evaluate & compare tab).")
+                              : !ok               ? tr("Evaluation ended with problems (see the Evaluate & compare tab).")
                               : detail.isEmpty() ? tr("Evaluation finished; results are in each run's checkpoints/eval.json.")
                                                  : tr("Evaluation finished with warnings (see the Evaluate & compare tab)."));
     });

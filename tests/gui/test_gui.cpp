@@ -455,6 +455,15 @@ private slots:
         const QString said = done.last().at(1).toString();
         QVERIFY2(said.contains("cancelled") && said.contains("fine-tuning stopped at step") && said.contains("its state is kept"), qPrintable(said));
         QVERIFY2(QFileInfo::exists(state), qPrintable(state));
+        // Evaluate again with the same steps: it continues from there, and the progress line says so.
+        QStringList progress;  // (received here, on this thread: the runner emits on its worker thread)
+        connect(w.evalRunner(), &EvalRunner::progress, this, [&](const QString& text) { progress << text; }, Qt::QueuedConnection);
+        done.clear();
+        emit w.compareView()->evaluateRequested({finishedRun_}, {"finetune"}, 1000000);
+        QTRY_VERIFY_WITH_TIMEOUT(!progress.filter("finetune (1 of 1)… continuing the fine-tuning from step ").isEmpty(), 60000);
+        w.evalRunner()->cancel();
+        QVERIFY(done.wait(60000));
+        QVERIFY2(done.last().at(1).toString().contains("its state is kept"), qPrintable(done.last().at(1).toString()));
         QFile::remove(state);
         // a run without checkpoints is reported by name, not a crash
         QDir(root_.path()).mkpath("empty");

@@ -318,30 +318,26 @@ set +e
 "$cli" table --out "$work/g2" --recipes mim_to_cl --budget tiny --graft-steps 4 "${tiny[@]}" > /dev/null 2> "$work/graft2.log"; code=$?
 set -e
 [ $code -eq 2 ] && grep -q "mim_to_cl starts with a mae stage" "$work/graft2.log" || { cat "$work/graft2.log"; fail "graft: missing source not named"; }
-# Ctrl-C (SIGINT) during a table's fine-tuning: it stops at its next step with its state kept beside
+# Ctrl-C (SIGINT) during a table's or a sweep's fine-tuning: it stops at its next step with its state kept beside
 # evaluations.json (it used to run all its steps first: 52,000 at xlarge), and the same command continues it.
-"$cli" table --out "$work/ts" --recipes mae --budget small --protocol finetune --no-baselines "${tiny[@]}" > /dev/null 2> "$work/ts.log" &
-pid=$!
-for _ in $(seq 1 2400); do compgen -G "$work/ts/.evaluations.json-finetune-*.state" > /dev/null && break; sleep 0.05; done
-compgen -G "$work/ts/.evaluations.json-finetune-*.state" > /dev/null || { kill -9 $pid; cat "$work/ts.log"; fail "table: no fine-tuning state"; }
-kill -INT $pid 2> /dev/null || fail "table: it ended before the SIGINT"
-rc=0; wait $pid || rc=$?
-at=$(grep -o "fine-tuning stopped at step [0-9]* of 200: its state is kept" "$work/ts.log" | grep -o "[0-9]* of" | grep -o "[0-9]*" || true)
-[ $rc -eq 1 ] && [ -n "$at" ] && grep -q "stopped; run the same command again" "$work/ts.log" \
-  || { cat "$work/ts.log"; fail "table: SIGINT during fine-tuning (status $rc, step '$at')"; }
-"$cli" table --out "$work/ts" --recipes mae --budget small --protocol finetune --no-baselines "${tiny[@]}" > /dev/null 2> "$work/ts2.log" \
-  || { cat "$work/ts2.log"; fail "table after SIGINT"; }
-grep -q "continuing the fine-tuning from step $at of 200" "$work/ts2.log" || { cat "$work/ts2.log"; fail "table: not continued from step $at"; }
-# the same for a sweep's fine-tuning
-"$cli" sweep --recipe mae --out "$work/ss2" --grid mae.mask_ratio=0.75 --budget small --protocol finetune "${sweep[@]}" > /dev/null 2> "$work/ss2.log" &
-pid=$!
-for _ in $(seq 1 2400); do compgen -G "$work/ss2/.evaluations.json-finetune-*.state" > /dev/null && break; sleep 0.05; done
-compgen -G "$work/ss2/.evaluations.json-finetune-*.state" > /dev/null || { kill -9 $pid; cat "$work/ss2.log"; fail "sweep: no fine-tuning state"; }
-kill -INT $pid 2> /dev/null || fail "sweep: it ended before the SIGINT"
-rc=0; wait $pid || rc=$?
-sat=$(grep -o "fine-tuning stopped at step [0-9]* of 200: its state is kept" "$work/ss2.log" | grep -o "[0-9]* of" | grep -o "[0-9]*" || true)
-[ $rc -ne 0 ] && [ -n "$sat" ] || { cat "$work/ss2.log"; fail "sweep: SIGINT during fine-tuning (status $rc, step '$sat')"; }
-"$cli" sweep --recipe mae --out "$work/ss2" --grid mae.mask_ratio=0.75 --budget small --protocol finetune "${sweep[@]}" > /dev/null 2> "$work/ss3.log" \
-  || { cat "$work/ss3.log"; fail "sweep after SIGINT"; }
-grep -q "continuing the fine-tuning from step $sat of 200" "$work/ss3.log" || { cat "$work/ss3.log"; fail "sweep: not continued from step $sat"; }
-echo "e2e.table: all checks passed (SIGINT at fine-tuning step $at of a table, $sat of a sweep)"
+# sigint_finetune WHAT DIR COMMAND...: runs COMMAND (its --out DIR), SIGINTs it once its first state is saved, checks
+# the stop and the continuation; sets $at to the step it stopped at.
+sigint_finetune() {
+  local what=$1 dir=$2 rc=0 pid
+  shift 2
+  "$cli" "$@" > /dev/null 2> "$dir.log" &
+  pid=$!
+  for _ in $(seq 1 2400); do compgen -G "$dir/.evaluations.json-finetune-*.state" > /dev/null && break; sleep 0.05; done
+  compgen -G "$dir/.evaluations.json-finetune-*.state" > /dev/null || { kill -9 $pid; cat "$dir.log"; fail "$what: no fine-tuning state"; }
+  kill -INT $pid 2> /dev/null || fail "$what: it ended before the SIGINT"
+  wait $pid || rc=$?
+  at=$(grep -o "fine-tuning stopped at step [0-9]* of 200: its state is kept" "$dir.log" | grep -o "[0-9]* of" | grep -o "[0-9]*" || true)
+  [ $rc -eq 1 ] && [ -n "$at" ] || { cat "$dir.log"; fail "$what: SIGINT during fine-tuning (status $rc, step '$at')"; }
+  "$cli" "$@" > /dev/null 2> "$dir.again.log" || { cat "$dir.again.log"; fail "$what after SIGINT"; }
+  grep -q "continuing the fine-tuning from step $at of 200" "$dir.again.log" || { cat "$dir.again.log"; fail "$what: not continued from step $at"; }
+}
+sigint_finetune table "$work/ts" table --out "$work/ts" --recipes mae --budget small --protocol finetune --no-baselines "${tiny[@]}"
+grep -q "stopped; run the same command again" "$work/ts.log" || { cat "$work/ts.log"; fail "table: the stop not said"; }
+tat=$at
+sigint_finetune sweep "$work/ss2" sweep --recipe mae --out "$work/ss2" --grid mae.mask_ratio=0.75 --budget small --protocol finetune "${sweep[@]}"
+echo "e2e.table: all checks passed (SIGINT at fine-tuning step $tat of a table, $at of a sweep)"

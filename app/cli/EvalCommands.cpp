@@ -39,7 +39,7 @@ const char* kEvalHelp =
     "cached beside the checkpoint (--no-cache recomputes them). --threads N: intra-op threads (default 0 = every\n"
     "core, whatever the run trained with). Fine-tuning saves its state beside the checkpoint a tenth of its steps at\n"
     "a time (at most 500), and at once on Ctrl-C, kill or a logout: stopped in any way, the same command continues\n"
-    "it and gives the uninterrupted result.\n";
+    "it and gives the uninterrupted result (one state file per fine-tuning: other steps, lr or seed keep their own).\n";
 
 const char* kEmbedHelp =
     "Usage: graftlab-cli embed --ckpt FILE --out FEATS.pt [--split train|test] [--pool cls|mean] [--with-inputs]\n"
@@ -107,7 +107,7 @@ int cmdEval(int argc, char** argv) {
         if (!(req.finetuneLr > 0)) throw UsageError("--finetune-lr must be a positive number");
     }
     // the fine-tuning a stop interrupts continues from here when the command runs again
-    if (req.useCache) req.finetuneStatePath = fineTuneStatePathBeside(req.checkpoint);
+    if (req.useCache) req.finetuneStatePath = fineTuneStatePathBeside(req);
     // Ctrl-C, kill, a logout (main's route keeps them): the fine-tuning saves its state at once and the command ends
     req.stopRequested = [] { return stopSignalReceived() != 0; };
     EvalReport rep;

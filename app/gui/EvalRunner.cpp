@@ -95,7 +95,7 @@ bool EvalRunner::start(const QStringList& runDirs, const QStringList& protocols,
                     req.finetuneSteps = finetuneSteps;
                     // Cancel and closing the window stop a fine-tuning at its next step, its state kept beside the
                     // checkpoint (where `graftlab-cli eval` keeps it): Evaluate with the same steps continues it.
-                    req.finetuneStatePath = fineTuneStatePathBeside(req.checkpoint);
+                    req.finetuneStatePath = fineTuneStatePathBeside(req);
                     req.stopRequested = [this] { return d->cancel.load(); };
                     EvalReport rep = evaluateCheckpoint(req, [&](const std::string& m) {
                         spdlog::info("{}: {}", QDir(dir).dirName().toStdString(), m);

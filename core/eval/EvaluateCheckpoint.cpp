@@ -40,6 +40,24 @@ std::string cacheKey(const std::string& ckpt) {
     return std::to_string(size) + ":" + std::to_string(time);
 }
 
+// Everything a fine-tuning's steps depend on: a saved state is continued only by a request with the same key. The
+// checkpoint by its absolute path, so `eval` given a relative one and the GUI continue each other's fine-tunings.
+std::string fineTuneStateKey(const EvalRequest& r) {
+    return fs::absolute(r.checkpoint).lexically_normal().string() + "|" + cacheKey(r.checkpoint) + "|" +
+           std::to_string(r.finetuneSteps) + "|" + std::to_string(r.finetuneLr) + "|" +
+           (r.finetuneFromScratch ? "scratch" : "pretrained") + "|" + r.pooling + "|" + std::to_string(r.maxTrain) + "|" +
+           std::to_string(r.seed);
+}
+
+// 16 hex digits of the 64-bit FNV-1a hash of `text`: a file name for one key.
+std::string hashName(const std::string& text) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    char name[17];
+    std::snprintf(name, sizeof name, "%016llx", (unsigned long long)h);
+    return name;
+}
+
 torch::Tensor cachedFeatures(const EvalRequest& r, const std::string& split, const std::function<torch::Tensor()>& compute,
                              const std::function<void(const std::string&)>& log) {
     std::string path = cachePath(r, split), key = cacheKey(r.checkpoint);
@@ -169,9 +187,7 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
             o.seed = r.seed;
             o.pooling = r.pooling;
             o.statePath = r.finetuneStatePath;
-            o.stateKey = r.checkpoint + "|" + cacheKey(r.checkpoint) + "|" + std::to_string(r.finetuneSteps) + "|" +
-                         std::to_string(r.finetuneLr) + "|" + (r.finetuneFromScratch ? "scratch" : "pretrained") + "|" + r.pooling +
-                         "|" + std::to_string(r.maxTrain) + "|" + std::to_string(r.seed);
+            o.stateKey = fineTuneStateKey(r);
             if (log) o.note = log;
             o.stopRequested = r.stopRequested;
             const auto started = std::chrono::steady_clock::now();
@@ -221,9 +237,9 @@ std::string storedEvaluationKey(const EvalRequest& r) {
 
 }  // namespace
 
-std::string fineTuneStatePathBeside(const std::string& checkpoint) {
-    const fs::path c(checkpoint);
-    return (c.parent_path() / ("." + c.filename().string() + ".finetune.state")).string();
+std::string fineTuneStatePathBeside(const EvalRequest& request) {
+    const fs::path c(request.checkpoint);
+    return (c.parent_path() / ("." + c.filename().string() + ".finetune-" + hashName(fineTuneStateKey(request)) + ".state")).string();
 }
 
 EvalReport evaluateStored(const EvalRequest& request, const std::string& store, const std::function<void(const std::string&)>& log) {
@@ -252,12 +268,8 @@ EvalReport evaluateStored(const EvalRequest& request, const std::string& store, 
     }
     EvalRequest req = request;
     if (std::find(req.protocols.begin(), req.protocols.end(), "finetune") != req.protocols.end()) {
-        uint64_t h = 1469598103934665603ull;  // FNV-1a of the request: one state file per fine-tuning
-        for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
-        char name[40];
-        std::snprintf(name, sizeof name, "-finetune-%016llx.state", (unsigned long long)h);
-        const fs::path s(store);
-        req.finetuneStatePath = (s.parent_path() / ("." + s.filename().string() + name)).string();
+        const fs::path s(store);  // one state file per request
+        req.finetuneStatePath = (s.parent_path() / ("." + s.filename().string() + "-finetune-" + hashName(key) + ".state")).string();
     }
     EvalReport rep = evaluateCheckpoint(req, log);
     all[key] = rep.toJson();

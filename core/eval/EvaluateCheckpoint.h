@@ -39,10 +39,11 @@ struct EvalRequest {
     std::function<bool()> stopRequested;
 };
 
-// Where `graftlab-cli eval` and the GUI's Evaluate keep a fine-tuning's state for `checkpoint`: a hidden file beside
-// it (.NAME.finetune.state), so either continues a fine-tuning the other was stopped in (the state's key names
-// the request, so a different one is not continued from it).
-std::string fineTuneStatePathBeside(const std::string& checkpoint);
+// Where `graftlab-cli eval` and the GUI's Evaluate keep the state of the fine-tuning `request` asks for: a hidden
+// file beside its checkpoint, .NAME.finetune-HASH.state, one per fine-tuning (steps, lr, pooling, seed, ..., and the
+// checkpoint file's size and time), so either continues a fine-tuning the other was stopped in, and a different
+// fine-tuning of the same checkpoint keeps its own state instead of overwriting it.
+std::string fineTuneStatePathBeside(const EvalRequest& request);
 
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
 EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});

@@ -1005,6 +1005,65 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(EvaluationStopped, evaluateCheckpoint(req));
         fs::remove_all(dir);
     }
+
+    // `eval` and the GUI keep a fine-tuning's state beside the checkpoint, one file per fine-tuning: two fine-tunings
+    // of one checkpoint, each stopped, each continue from their own step (neither overwrites the other's state).
+    void fineTuningsOfOneCheckpointKeepTheirOwnStates() {
+        const std::string dir = trainTinyRun("ftbeside", 2);
+        EvalRequest a;
+        a.checkpoint = latestGoodCheckpoint(dir);
+        a.protocols = {"finetune"};
+        a.finetuneSteps = 20;
+        EvalRequest b = a;
+        b.finetuneSteps = 30;
+        // the same fine-tuning asked another way (with other protocols, fewer threads, a relative path): the same file
+        EvalRequest same = a;
+        same.protocols = {"linear", "knn", "finetune"};
+        same.threads = 1;
+        same.checkpoint = fs::relative(a.checkpoint).string();
+        QVERIFY(same.checkpoint != a.checkpoint);
+        QCOMPARE(fs::absolute(fineTuneStatePathBeside(same)).lexically_normal(), fs::path(fineTuneStatePathBeside(a)));
+        QCOMPARE(fs::path(fineTuneStatePathBeside(a)).parent_path(), fs::path(a.checkpoint).parent_path());
+        QVERIFY(fs::path(fineTuneStatePathBeside(a)).filename().string().rfind("." + fs::path(a.checkpoint).filename().string() + ".finetune-", 0) == 0);
+        // each thing a fine-tuning's steps depend on names another file
+        for (auto change : std::vector<std::function<void(EvalRequest&)>>{[](EvalRequest& r) { r.finetuneSteps = 21; },
+                                                                         [](EvalRequest& r) { r.finetuneLr = 1e-3; },
+                                                                         [](EvalRequest& r) { r.finetuneFromScratch = true; },
+                                                                         [](EvalRequest& r) { r.pooling = "mean"; },
+                                                                         [](EvalRequest& r) { r.maxTrain = 64; },
+                                                                         [](EvalRequest& r) { r.seed = 1; }}) {
+            EvalRequest other = a;
+            change(other);
+            QVERIFY(fineTuneStatePathBeside(other) != fineTuneStatePathBeside(a));
+        }
+        const EvalReport wholeA = evaluateCheckpoint(a), wholeB = evaluateCheckpoint(b);
+        a.finetuneStatePath = fineTuneStatePathBeside(a);
+        b.finetuneStatePath = fineTuneStatePathBeside(b);
+        auto stopAfter = [](EvalRequest r, int steps) {  // asked once before the protocol, then before each step
+            int asked = 0;
+            r.stopRequested = [&asked, steps] { return ++asked > steps + 1; };
+            try {
+                evaluateCheckpoint(r);
+                QFAIL("not stopped");
+            } catch (const FineTuneStopped& e) {
+                QCOMPARE(e.step, steps);
+                QVERIFY(e.stateSaved);
+            }
+        };
+        stopAfter(a, 7);
+        stopAfter(b, 11);
+        QVERIFY(fs::exists(a.finetuneStatePath) && fs::exists(b.finetuneStatePath));
+        for (auto [r, step, whole] : {std::tuple{a, 7, wholeA}, std::tuple{b, 11, wholeB}}) {
+            std::vector<std::string> logs;
+            const EvalReport resumed = evaluateCheckpoint(r, [&](const std::string& m) { logs.push_back(m); });
+            const std::string expected = "continuing the fine-tuning from step " + std::to_string(step) + " of " + std::to_string(r.finetuneSteps);
+            QVERIFY2(std::any_of(logs.begin(), logs.end(), [&](const std::string& m) { return m.find(expected) != std::string::npos; }),
+                     expected.c_str());
+            QCOMPARE(resumed.find("finetune")->top1, whole.find("finetune")->top1);
+            QVERIFY(!fs::exists(r.finetuneStatePath));  // removed when done
+        }
+        fs::remove_all(dir);
+    }
 };
 
 GRAFTLAB_REGISTER_TEST(EvalTest);

@@ -56,35 +56,44 @@ fi
 # A fine-tuning killed after its first saved state continues from it when the same eval runs again, and gives the
 # top-1 of an uninterrupted one (the state beside the checkpoint, removed when done).
 ckpt="$work/run/checkpoints/step-00000060.ckpt"
-state="$work/run/checkpoints/.step-00000060.ckpt.finetune.state"
+# the fine-tuning's state: .NAME.finetune-HASH.state, one file per fine-tuning of the checkpoint
+states() { ls -d "$work/run/checkpoints"/.step-00000060.ckpt.finetune-*.state 2> /dev/null; }
+have_state() { [ -n "$(states)" ]; }
 ft=(eval --ckpt "$ckpt" --protocol finetune --finetune-steps 400 --threads 1)
 "$cli" "${ft[@]}" > "$work/ft-whole.out" 2> "$work/ft-whole.log" || { cat "$work/ft-whole.log"; fail "uninterrupted fine-tuning"; }
-[ -e "$state" ] && fail "the state of a finished fine-tuning was left behind"
+have_state && fail "the state of a finished fine-tuning was left behind"
 "$cli" "${ft[@]}" > /dev/null 2> "$work/ft-killed.log" &
 pid=$!
-for _ in $(seq 1 1200); do [ -e "$state" ] && break; sleep 0.05; done
-[ -e "$state" ] || { kill -9 $pid 2> /dev/null; cat "$work/ft-killed.log"; fail "no fine-tuning state was saved"; }
+for _ in $(seq 1 1200); do have_state && break; sleep 0.05; done
+have_state || { kill -9 $pid 2> /dev/null; cat "$work/ft-killed.log"; fail "no fine-tuning state was saved"; }
 kill -9 $pid 2> /dev/null || fail "the fine-tuning ended before it could be killed"
+[ "$(states | wc -l)" = 1 ] || fail "not one state file for one fine-tuning: $(states)"
 wait $pid 2> /dev/null || true
 "$cli" "${ft[@]}" > "$work/ft-resumed.out" 2> "$work/ft-resumed.log" || { cat "$work/ft-resumed.log"; fail "resumed fine-tuning"; }
 grep -q "continuing the fine-tuning from step [1-9][0-9]* of 400" "$work/ft-resumed.log" \
   || { cat "$work/ft-resumed.log"; fail "the killed fine-tuning started again instead of continuing"; }
 whole=$(grep -o "finetune .*%" "$work/ft-whole.out"); resumed=$(grep -o "finetune .*%" "$work/ft-resumed.out")
 [ -n "$whole" ] && [ "$whole" = "$resumed" ] || fail "resumed fine-tuning gave '$resumed', uninterrupted '$whole'"
-[ -e "$state" ] && fail "the state of the resumed fine-tuning was left behind"
+have_state && fail "the state of the resumed fine-tuning was left behind"
 # Ctrl-C (SIGINT) during a fine-tuning: it stops at its next step with its state saved there (not at the last
 # periodic save), says so, and the same command continues from that step with the uninterrupted result.
 "$cli" "${ft[@]}" > /dev/null 2> "$work/ft-int.log" &
 pid=$!
-for _ in $(seq 1 1200); do [ -e "$state" ] && break; sleep 0.05; done
-[ -e "$state" ] || { kill -9 $pid 2> /dev/null; cat "$work/ft-int.log"; fail "no fine-tuning state before the SIGINT"; }
+for _ in $(seq 1 1200); do have_state && break; sleep 0.05; done
+have_state || { kill -9 $pid 2> /dev/null; cat "$work/ft-int.log"; fail "no fine-tuning state before the SIGINT"; }
 sleep 0.3
 kill -INT $pid 2> /dev/null || fail "the fine-tuning ended before the SIGINT"
 rc=0; timeout 60 tail --pid=$pid -f /dev/null || rc=124
 [ $rc -eq 0 ] || { kill -9 $pid; cat "$work/ft-int.log"; fail "the fine-tuning still ran 60 s after SIGINT"; }
 wait $pid 2> /dev/null || rc=$?
 at=$(grep -o "stopped at step [0-9]* of 400: its state is kept" "$work/ft-int.log" | grep -o "[0-9]* of" | grep -o "[0-9]*" || true)
-[ $rc -eq 1 ] && [ -n "$at" ] && [ -e "$state" ] || { cat "$work/ft-int.log"; fail "SIGINT: status $rc, no kept state said (step '$at')"; }
+[ $rc -eq 1 ] && [ -n "$at" ] && have_state || { cat "$work/ft-int.log"; fail "SIGINT: status $rc, no kept state said (step '$at')"; }
+# another fine-tuning of the same checkpoint (other steps), killed after its first save, keeps a state of its own
+"$cli" eval --ckpt "$ckpt" --protocol finetune --finetune-steps 401 --threads 1 > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 1200); do [ "$(states | wc -l)" = 2 ] && break; sleep 0.05; done
+kill -9 $pid 2> /dev/null || true; wait $pid 2> /dev/null || true
+[ "$(states | wc -l)" = 2 ] || fail "a second fine-tuning of the checkpoint did not keep a state beside the first's: $(states)"
 "$cli" "${ft[@]}" > "$work/ft-int2.out" 2> "$work/ft-int2.log" || { cat "$work/ft-int2.log"; fail "fine-tuning after SIGINT"; }
 grep -q "continuing the fine-tuning from step $at of 400" "$work/ft-int2.log" \
   || { cat "$work/ft-int2.log"; fail "after SIGINT at step $at the fine-tuning did not continue from it"; }

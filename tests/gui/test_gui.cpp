@@ -13,6 +13,7 @@
 #include "RunOverlayView.h"
 #include "RunTailer.h"
 #include "base/run/RunLock.h"
+#include "eval/EvaluateCheckpoint.h"
 #include "train/Checkpoint.h"
 #include "TestUtil.h"
 #include "base/util/ThreadEnv.h"
@@ -444,7 +445,10 @@ private slots:
         // Cancel during a long fine-tuning stops it at its next step (not after its million steps), keeps its state
         // beside the checkpoint for the next Evaluate, and says so.
         const QString ckpt = EvalRunner::latestCheckpoint(finishedRun_);
-        const QString state = QFileInfo(ckpt).dir().filePath("." + QFileInfo(ckpt).fileName() + ".finetune.state");
+        EvalRequest asked;  // what the GUI asks for, as `graftlab-cli eval --protocol finetune --finetune-steps 1000000`
+        asked.checkpoint = ckpt.toStdString();
+        asked.finetuneSteps = 1000000;
+        const QString state = QString::fromStdString(fineTuneStatePathBeside(asked));
         done.clear();
         emit w.compareView()->evaluateRequested({finishedRun_}, {"finetune"}, 1000000);
         QVERIFY(w.evalRunner()->isRunning());

@@ -40,10 +40,17 @@ std::string cacheKey(const std::string& ckpt) {
     return std::to_string(size) + ":" + std::to_string(time);
 }
 
+// A checkpoint's path as a key: absolute and normalised, or as given when the working directory cannot be read.
+std::string absoluteKeyPath(const std::string& path) {
+    std::error_code ec;
+    const fs::path a = fs::absolute(path, ec);
+    return (ec ? fs::path(path) : a).lexically_normal().string();
+}
+
 // Everything a fine-tuning's steps depend on: a saved state is continued only by a request with the same key. The
 // checkpoint by its absolute path, so `eval` given a relative one and the GUI continue each other's fine-tunings.
 std::string fineTuneStateKey(const EvalRequest& r) {
-    return fs::absolute(r.checkpoint).lexically_normal().string() + "|" + cacheKey(r.checkpoint) + "|" +
+    return absoluteKeyPath(r.checkpoint) + "|" + cacheKey(r.checkpoint) + "|" +
            std::to_string(r.finetuneSteps) + "|" + std::to_string(r.finetuneLr) + "|" +
            (r.finetuneFromScratch ? "scratch" : "pretrained") + "|" + r.pooling + "|" + std::to_string(r.maxTrain) + "|" +
            std::to_string(r.seed);
@@ -221,7 +228,7 @@ std::string storedEvaluationKey(const EvalRequest& r) {
     std::error_code ec;
     const auto bytes = fs::file_size(r.checkpoint, ec);
     const auto modified = fs::last_write_time(r.checkpoint, ec).time_since_epoch().count();
-    nlohmann::json k = {{"checkpoint", fs::absolute(r.checkpoint).lexically_normal().string()},
+    nlohmann::json k = {{"checkpoint", absoluteKeyPath(r.checkpoint)},
                         {"bytes", ec ? 0 : bytes},
                         {"modified", ec ? 0 : int64_t(modified)},
                         {"features", r.features},

@@ -53,7 +53,9 @@ bool sameCheckpointFile(const std::string& a, const std::string& b) {
     std::error_code ec;
     if (fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec)) return true;
     auto tailOf = [](const std::string& rel, const std::string& other) {
-        fs::path r = fs::path(rel).lexically_normal(), o = fs::absolute(other).lexically_normal();
+        std::error_code aec;  // a working directory that cannot be read: the other path as given
+        const fs::path abs = fs::absolute(other, aec);
+        fs::path r = fs::path(rel).lexically_normal(), o = (aec ? fs::path(other) : abs).lexically_normal();
         if (r.is_absolute() || r.empty() || *r.begin() == "..") return false;
         std::vector<fs::path> rp(r.begin(), r.end()), op(o.begin(), o.end());
         return rp.size() <= op.size() && std::equal(rp.rbegin(), rp.rend(), op.rbegin());

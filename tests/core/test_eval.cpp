@@ -1025,6 +1025,20 @@ private slots:
         QCOMPARE(fs::absolute(fineTuneStatePathBeside(same)).lexically_normal(), fs::path(fineTuneStatePathBeside(a)));
         QCOMPARE(fs::path(fineTuneStatePathBeside(a)).parent_path(), fs::path(a.checkpoint).parent_path());
         QVERIFY(fs::path(fineTuneStatePathBeside(a)).filename().string().rfind("." + fs::path(a.checkpoint).filename().string() + ".finetune-", 0) == 0);
+        {  // a working directory that cannot be read (removed under the process) names a file; it does not throw
+            const fs::path home = fs::current_path(), gone = fs::path(dir) / "cwd-removed";
+            fs::create_directories(gone);
+            fs::current_path(gone);
+            fs::remove(gone);
+            std::string named;
+            try {
+                named = fineTuneStatePathBeside(same);
+            } catch (const std::exception& e) {
+                named = std::string("threw: ") + e.what();
+            }
+            fs::current_path(home);
+            QVERIFY2(named.find(".finetune-") != std::string::npos, named.c_str());
+        }
         // each thing a fine-tuning's steps depend on names another file
         for (auto change : std::vector<std::function<void(EvalRequest&)>>{[](EvalRequest& r) { r.finetuneSteps = 21; },
                                                                          [](EvalRequest& r) { r.finetuneLr = 1e-3; },

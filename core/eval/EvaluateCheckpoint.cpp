@@ -198,15 +198,13 @@ EvalReport evaluateCheckpoint(const EvalRequest& r, const std::function<void(con
             if (log) o.note = log;
             o.stopRequested = r.stopRequested;
             const auto started = std::chrono::steady_clock::now();
+            int64_t fromStep = -1;  // the step this process began at: the first step reported, less one
             if (log)  // a tenth at a time: thousands of steps take minutes at the larger budgets
                 o.progress = [&](int64_t step, int64_t steps, double loss) {
+                    if (fromStep < 0) fromStep = step - 1;
                     if (step % std::max<int64_t>(1, steps / 10) != 0 && step != steps) return;
                     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-                    char buf[128];
-                    std::snprintf(buf, sizeof buf, "fine-tuning step %lld/%lld, loss %.4f, %.0f img/s, ETA %.0f s", (long long)step,
-                                  (long long)steps, loss, double(step * o.batch) / std::max(s, 1e-9),
-                                  s / double(step) * double(steps - step));
-                    log(buf);
+                    log(fineTuneProgressLine(step, steps, fromStep, s, o.batch, loss));
                 };
             res = fineTune(encoder, train, test, mean, std, o);
         }
@@ -247,6 +245,14 @@ std::string storedEvaluationKey(const EvalRequest& r) {
 std::string fineTuneStatePathBeside(const EvalRequest& request) {
     const fs::path c(request.checkpoint);
     return (c.parent_path() / ("." + c.filename().string() + ".finetune-" + hashName(fineTuneStateKey(request)) + ".state")).string();
+}
+
+std::string fineTuneProgressLine(int64_t step, int64_t steps, int64_t fromStep, double seconds, int64_t batch, double loss) {
+    const double ran = double(std::max<int64_t>(1, step - fromStep));
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "fine-tuning step %lld/%lld, loss %.4f, %.0f img/s, ETA %.0f s", (long long)step, (long long)steps, loss,
+                  ran * double(batch) / std::max(seconds, 1e-9), seconds / ran * double(steps - step));
+    return buf;
 }
 
 EvalReport evaluateStored(const EvalRequest& request, const std::string& store, const std::function<void(const std::string&)>& log) {

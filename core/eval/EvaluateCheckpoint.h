@@ -45,6 +45,10 @@ struct EvalRequest {
 // fine-tuning of the same checkpoint keeps its own state instead of overwriting it.
 std::string fineTuneStatePathBeside(const EvalRequest& request);
 
+// A fine-tuning's progress line at `step` of `steps`, `seconds` after this process began at step `fromStep` (0, or
+// the step a saved state continued from): the rate and ETA count only the steps this process ran.
+std::string fineTuneProgressLine(int64_t step, int64_t steps, int64_t fromStep, double seconds, int64_t batch, double loss);
+
 // Throws FileError naming the checkpoint when it is not one, or its dataset cannot be loaded.
 EvalReport evaluateCheckpoint(const EvalRequest& request, const std::function<void(const std::string&)>& log = {});
 

@@ -1006,8 +1006,6 @@ private slots:
         fs::remove_all(dir);
     }
 
-    // `eval` and the GUI keep a fine-tuning's state beside the checkpoint, one file per fine-tuning: two fine-tunings
-    // of one checkpoint, each stopped, each continue from their own step (neither overwrites the other's state).
     void fineTuneProgressCountsOnlyThisProcesssSteps() {
         // from the start: 5,200 steps of 64 in 600 s
         QCOMPARE(fineTuneProgressLine(5200, 52000, 0, 600.0, 64, 0.5), std::string("fine-tuning step 5200/52000, loss 0.5000, 555 img/s, ETA 5400 s"));
@@ -1016,6 +1014,8 @@ private slots:
                  std::string("fine-tuning step 31200/52000, loss 0.9780, 375 img/s, ETA 3549 s"));
     }
 
+    // `eval` and the GUI keep a fine-tuning's state beside the checkpoint, one file per fine-tuning: two fine-tunings
+    // of one checkpoint, each stopped, each continue from their own step (neither overwrites the other's state).
     void fineTuningsOfOneCheckpointKeepTheirOwnStates() {
         const std::string dir = trainTinyRun("ftbeside", 2);
         EvalRequest a;

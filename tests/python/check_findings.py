@@ -5,7 +5,7 @@ Every markdown table with an accuracy column (Linear, 1%, k-NN, Fine-tuning) mus
 it or the one before that, by a marker naming its data:
 
     <!-- cells: table1-medium-3seeds.csv -->
-    <!-- cells: table1-xlarge-mae-3seeds.csv; not in it: MAE, mean-pooled patch tokens -->   (one row name per "not in it")
+    <!-- cells: table1-large-3seeds.csv; not in it: MoCo v3, 24,000 steps -->   (one row name per "not in it")
     <!-- cells: lr-search-small.csv; grid: lower x upper; values: linear / knn -->
 
 A methods table: each row is found in the CSV by its recipe key or the name `graftlab-cli table` prints for it

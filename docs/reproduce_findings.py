@@ -255,6 +255,9 @@ def main(argv):
             i += 1
         else:
             raise SystemExit(f"unknown NAME or option {rest[i]!r}; the names: {', '.join(commands)}")
+    if shutil.which(cli) is None:
+        raise SystemExit(f"graftlab-cli not found: {cli!r} is " + ("not an executable file" if os.sep in cli else "not on PATH")
+                         + "; build it (make build) and pass --cli build/app/graftlab-cli, or install the package")
     os.makedirs(work, exist_ok=True)
     for name in names or list(commands):
         args = shlex.split(commands[name])

@@ -106,4 +106,8 @@ grep -q "parts/tiny-parts/table-part-seed1.json: mae seed 1 knn: .* here, .* in 
   || { cat "$work/check3.out"; fail "a wrong part not named"; }
 if "$py" "$src/docs/reproduce_findings.py" run --only-seed x --commands "$work/commands.txt" tiny-parts > "$work/bad3.out" 2>&1; then fail "--only-seed x"; fi
 grep -qF -- "--only-seed needs a seed number, got 'x'" "$work/bad3.out" || { cat "$work/bad3.out"; fail "--only-seed x message"; }
+# a graftlab-cli that is not there: said so, with what to do (not a Python traceback)
+if "$py" "$src/docs/reproduce_findings.py" run --cli "$work/no/graftlab-cli" --work "$work/w3" --commands "$work/commands.txt" tiny-parts > "$work/bad4.out" 2>&1; then fail "a missing --cli"; fi
+grep -qF "graftlab-cli not found: '$work/no/graftlab-cli' is not an executable file; build it (make build) and pass --cli build/app/graftlab-cli" "$work/bad4.out" \
+  && ! grep -q Traceback "$work/bad4.out" || { cat "$work/bad4.out"; fail "a missing --cli not named"; }
 echo "reproduce_findings OK"

@@ -5,7 +5,6 @@ Every markdown table with an accuracy column (Linear, 1%, k-NN, Fine-tuning) mus
 it or the one before that, by a marker naming its data:
 
     <!-- cells: table1-medium-3seeds.csv -->
-    <!-- cells: table1-large-3seeds.csv; not in it: MoCo v3, 24,000 steps -->   (one row name per "not in it")
     <!-- cells: lr-search-small.csv; grid: lower x upper; values: linear / knn -->
 
 A methods table: each row is found in the CSV by its recipe key or the name `graftlab-cli table` prints for it
@@ -115,12 +114,10 @@ def find_row(name, rows):
     return None
 
 
-def check_methods_table(where, header, body, rows, unlisted):
+def check_methods_table(where, header, body, rows):
     cols = [plain(h) for h in header]
     for line_no, cells in body:
         name = cells[0]
-        if plain(name) in unlisted:
-            continue
         r = find_row(name, rows)
         at = f"{where}:{line_no}"
         if r is None:
@@ -244,8 +241,7 @@ def check_page(docs, page):
             protocols = [x.strip() for x in opts.get("values", "linear").split("/")]
             check_grid_table(where, header, body, rows, row_key, col_key, protocols)
         else:
-            unlisted = {v for k, v in notes if k == "not in it"}
-            check_methods_table(where, header, body, rows, unlisted)
+            check_methods_table(where, header, body, rows)
     return tables
 
 
